@@ -1,0 +1,45 @@
+# maskline: the two set-up commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run test test-slow lint typecheck bench clean
+
+STAMP  := $(VENV)/.installed
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/maskline init
+	$(BIN)/maskline serve --host $(HOST) --port $(PORT)
+
+# Unit, integration and end-to-end tiers. Real PostgreSQL / Redis when
+# MASKLINE_TEST_DATABASE_URL / MASKLINE_TEST_REDIS_URL are set, SQLite and
+# fakeredis otherwise.
+test: install
+	$(BIN)/pytest -m "not slow" tests/unit tests/integration tests/e2e
+
+# Tiers that need extra system packages or throwaway servers.
+test-slow: install
+	$(BIN)/pytest -m slow tests/slow
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/vault.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,198 @@
+"""Typed settings for maskline: the one place the process environment is read.
+
+``load_settings()`` builds a frozen :class:`Settings` from defaults, then the
+environment, then explicit overrides (tests pass theirs here). Nothing else in
+the code base reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Environment = Literal["development", "production", "testing"]
+ENVIRONMENTS: tuple[Environment, ...] = ("development", "production", "testing")
+
+# Named for what it is, so that nobody mistakes it for a secret; production
+# refuses to start with it (see Settings.problems()).
+INSECURE_DEVELOPMENT_SECRET = "insecure-development-key"  # noqa: S105 (named so; refused in production)
+
+# phonenumbers' PhoneNumberType names refused as party numbers by default:
+# calls to them cost the platform money or reach services, not people.
+DEFAULT_REFUSED_NUMBER_TYPES = frozenset({"PREMIUM_RATE", "SHARED_COST"})
+
+_PREFIX = "MASKLINE_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value maskline cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every knob maskline has, with development defaults.
+
+    ``redis_url`` set to ``None`` selects the embedded development Redis
+    (a fakeredis TCP server started by ``maskline serve``); ``database_url``
+    defaults to a SQLite file under ``instance_path``.
+    """
+
+    env: Environment = "development"
+    instance_path: Path = field(default_factory=lambda: Path.cwd() / "instance")
+    database_url: str = ""
+    redis_url: str | None = None
+    keys_file: Path | None = None
+    # The key ring as JSON, for deployments that inject secrets through the
+    # environment instead of a file. Takes precedence over keys_file.
+    keys_json: str | None = None
+    default_region: str = "US"
+    # ISO 3166 regions party numbers may belong to; empty means any.
+    allowed_countries: frozenset[str] = frozenset()
+    refused_number_types: frozenset[str] = DEFAULT_REFUSED_NUMBER_TYPES
+    secret_key: str = INSECURE_DEVELOPMENT_SECRET
+    log_level: str = "INFO"
+    log_file: Path | None = None
+    # How often (seconds) a process looks for a changed key file, so that a
+    # key added or promoted on disk is picked up without a restart.
+    keyring_reload_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            sqlite_path = self.instance_path / "maskline.sqlite3"
+            object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
+        if self.keys_file is None and self.keys_json is None:
+            object.__setattr__(self, "keys_file", self.instance_path / "keys.json")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def problems(self) -> list[str]:
+        """Reasons this configuration must not start in production (empty if fine).
+
+        Key-ring problems are checked when the ring is loaded, where the
+        file's content is known.
+        """
+        if not self.is_production:
+            return []
+        found = []
+        if self.secret_key == INSECURE_DEVELOPMENT_SECRET:
+            found.append("MASKLINE_SECRET_KEY is the insecure development key")
+        if self.redis_url is None:
+            found.append("MASKLINE_REDIS_URL is not set (the embedded Redis is for development)")
+        if self.database_url.startswith("sqlite"):
+            found.append("MASKLINE_DATABASE_URL is SQLite (use PostgreSQL in production)")
+        return found
+
+
+def _parse_env_name(value: str) -> Environment:
+    if value not in ENVIRONMENTS:
+        raise SettingsError(f"MASKLINE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {value!r}")
+    return value
+
+
+def _parse_region(name: str, value: str) -> str:
+    region = value.strip().upper()
+    if len(region) != 2 or not region.isalpha():
+        raise SettingsError(f"{name} must be a two-letter region code such as CN or US")
+    return region
+
+
+def _parse_region_set(name: str, value: str) -> frozenset[str]:
+    parts = [p for p in (s.strip() for s in value.split(",")) if p]
+    return frozenset(_parse_region(name, p) for p in parts)
+
+
+def _parse_word_set(value: str) -> frozenset[str]:
+    return frozenset(p.strip().upper() for p in value.split(",") if p.strip())
+
+
+def _parse_float(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {value!r}") from None
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Map MASKLINE_* variables onto Settings fields, validating each."""
+
+    def get(name: str) -> str | None:
+        value = environ.get(_PREFIX + name)
+        return value if value not in (None, "") else None
+
+    values: dict[str, Any] = {}
+    if (v := get("ENV")) is not None:
+        values["env"] = _parse_env_name(v)
+    if (v := get("INSTANCE_PATH")) is not None:
+        values["instance_path"] = Path(v)
+    if (v := get("DATABASE_URL")) is not None:
+        values["database_url"] = v
+    if (v := get("REDIS_URL")) is not None:
+        values["redis_url"] = v
+    if (v := get("KEYS_FILE")) is not None:
+        values["keys_file"] = Path(v)
+    if (v := get("KEYS")) is not None:
+        values["keys_json"] = v
+    if (v := get("DEFAULT_REGION")) is not None:
+        values["default_region"] = _parse_region("MASKLINE_DEFAULT_REGION", v)
+    if (v := get("ALLOWED_COUNTRIES")) is not None:
+        values["allowed_countries"] = _parse_region_set("MASKLINE_ALLOWED_COUNTRIES", v)
+    if (v := get("REFUSED_NUMBER_TYPES")) is not None:
+        values["refused_number_types"] = _parse_word_set(v)
+    if (v := get("SECRET_KEY")) is not None:
+        values["secret_key"] = v
+    if (v := get("LOG_LEVEL")) is not None:
+        values["log_level"] = v.upper()
+    if (v := get("LOG_FILE")) is not None:
+        values["log_file"] = Path(v)
+    if (v := get("KEYRING_RELOAD_SECONDS")) is not None:
+        values["keyring_reload_seconds"] = _parse_float("MASKLINE_KEYRING_RELOAD_SECONDS", v)
+    return values
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the environment, then ``overrides`` (field names)."""
+    values = _from_environment(os.environ if environ is None else environ)
+    known = {f.name for f in fields(Settings)}
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise SettingsError(f"unknown setting {key!r}")
+        values[key] = value
+    if "env" in values:
+        values["env"] = _parse_env_name(values["env"])
+    return Settings(**values)
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with some fields changed (defaults recomputed)."""
+    return replace(settings, **changes)
+
+
+def service_urls_for_tests(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The real PostgreSQL and Redis URLs the test suite should use, if any."""
+    env = os.environ if environ is None else environ
+    return (
+        env.get("MASKLINE_TEST_DATABASE_URL") or None,
+        env.get("MASKLINE_TEST_REDIS_URL") or None,
+    )
+
+
+__all__ = [
+    "DEFAULT_REFUSED_NUMBER_TYPES",
+    "ENVIRONMENTS",
+    "INSECURE_DEVELOPMENT_SECRET",
+    "Environment",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "service_urls_for_tests",
+    "with_overrides",
+]

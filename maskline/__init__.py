@@ -1,0 +1,47 @@
+"""maskline: a self-hosted, privacy-preserving customer-contact proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from config import Settings, load_settings
+from maskline.clock import Clock, system_clock
+from maskline.logging_setup import configure_logging
+from maskline.wiring import Services, build_services
+
+__version__ = "0.1.0"
+
+EXTENSION_KEY = "maskline"
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clock = system_clock) -> Flask:
+    """The WSGI application: defaults, then the environment, then ``config``.
+
+    Refuses to start (:class:`maskline.wiring.StartupError`, one line) on a
+    bad configuration, a missing or mismatched key ring, or an old schema.
+    """
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    configure_logging(level=settings.log_level, log_file=settings.log_file, region=settings.default_region)
+    services = build_services(settings, clock=clock)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.env == "testing",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.extensions[EXTENSION_KEY] = services
+
+    from maskline.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+    return app
+
+
+def services_of(app: Flask) -> Services:
+    """The services wired into ``app`` by :func:`create_app`."""
+    services: Services = app.extensions[EXTENSION_KEY]
+    return services

@@ -1,0 +1,375 @@
+"""The ``maskline`` command: set-up, the server, keys, the vault and the audit log.
+
+Every command reads settings the same way the server does and refuses the
+same bad configurations with the same one-line reasons (exit status 1).
+Nothing here prints a party number, except ``vault reveal``, which exists to.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from config import Settings, SettingsError, load_settings
+from maskline import migrate
+from maskline.logging_setup import configure_logging
+from maskline.vault import keyring as kr
+from maskline.vault import rotation
+from maskline.vault.interfaces import InvalidPhoneNumber, VaultError
+from maskline.wiring import Services, StartupError, build_services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _services(*, check_schema: bool = True) -> Iterator[Services]:
+    settings = _settings()
+    configure_logging(level="WARNING", log_file=settings.log_file, region=settings.default_region)
+    try:
+        services = build_services(settings, check_schema=check_schema)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield services
+    except (VaultError, InvalidPhoneNumber) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        services.close()
+
+
+def _default_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+@click.group()
+@click.version_option(package_name="maskline")
+def main() -> None:
+    """maskline: masked relay numbers in front of an encrypted number vault."""
+
+
+# -- set-up -------------------------------------------------------------------
+
+
+@main.command()
+def init() -> None:
+    """Create the instance folder, a development key ring if none, and the schema."""
+    settings = _settings()
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    if settings.keys_json is None and settings.keys_file and not settings.keys_file.exists():
+        if settings.is_production:
+            raise click.ClickException(
+                f"no key ring at {settings.keys_file}; create one with `maskline keys init` "
+                "and store it outside the database host"
+            )
+        kr.write_keyring_file(settings.keys_file, kr.new_keyring(development=True))
+        click.echo(f"created a development key ring at {settings.keys_file} (mode 0600)")
+    with _services(check_schema=False) as services:
+        migrate.upgrade(services.db.engine)
+        from maskline.wiring import verify_database
+
+        try:
+            verify_database(services)
+        except StartupError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"database ready: {_safe_url(settings.database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    with _services(check_schema=False) as services:
+        migrate.upgrade(services.db.engine)
+        click.echo(f"schema at {migrate.current_revision(services.db.engine)}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the web server (gunicorn); starts the embedded Redis if none is configured."""
+    settings = _settings()
+    redis_process = None
+    if settings.redis_url is None:
+        if settings.is_production:
+            raise click.ClickException(
+                "MASKLINE_REDIS_URL is not set (the embedded Redis is for development)"
+            )
+        redis_process = _start_embedded_redis(settings)
+    try:
+        from maskline.server import run_gunicorn
+
+        run_gunicorn(host=host, port=port, workers=workers)
+    finally:
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(timeout=10)
+
+
+def _start_embedded_redis(settings: Settings) -> subprocess.Popen[bytes]:
+    from maskline.redis_backend import read_embedded_port
+
+    click.echo("WARNING: starting the embedded development Redis (fakeredis); not for production", err=True)
+    process = subprocess.Popen([sys.executable, "-m", "maskline.embedded_redis", str(settings.instance_path)])
+    for _ in range(200):
+        if read_embedded_port(settings.instance_path) is not None:
+            return process
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.terminate()
+    raise click.ClickException("the embedded Redis did not start")
+
+
+# -- keys ---------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """The key ring: key-encryption keys (kek) and blind-index keys (index)."""
+
+
+def _kind_option(func: F) -> F:
+    return click.option(
+        "--kind",
+        type=click.Choice(kr.KEY_KINDS),
+        default="kek",
+        show_default=True,
+        help="kek: wraps data keys; index: blind-index HMAC key",
+    )(func)
+
+
+def _keys_path(settings: Settings) -> Any:
+    if settings.keys_json is not None or settings.keys_file is None:
+        raise click.ClickException("the key ring comes from MASKLINE_KEYS; change it where it is kept")
+    return settings.keys_file
+
+
+def _register(message: str) -> None:
+    """Record new key versions in the database, if it is there to record them."""
+    settings = _settings()
+    try:
+        services = build_services(settings, check_schema=False)
+    except StartupError:
+        click.echo(message)
+        return
+    try:
+        if migrate.is_up_to_date(services.db.engine):
+            with services.db.session() as session:
+                rotation.check_and_register(session, services.keys.refresh())
+    except VaultError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        services.close()
+    click.echo(message)
+
+
+@keys.command("init")
+def keys_init() -> None:
+    """Create a new key ring file (never overwrites one)."""
+    settings = _settings()
+    path = _keys_path(settings)
+    if path.exists():
+        raise click.ClickException(f"{path} exists; a key ring is never overwritten")
+    kr.write_keyring_file(path, kr.new_keyring(development=not settings.is_production))
+    click.echo(f"created key ring {path} (mode 0600); keep a copy away from the database")
+
+
+@keys.command("add")
+@_kind_option
+def keys_add(kind: kr.KeyKind) -> None:
+    """Add a new (not yet primary) key version. Load it everywhere, then promote."""
+    path = _keys_path(_settings())
+    ring, version = kr.with_added_version(kr.read_keyring_file(path), kind)
+    kr.write_keyring_file(path, ring)
+    _register(f"added {kind} version {version} (not primary yet)")
+
+
+@keys.command("promote")
+@click.argument("version", type=int)
+@_kind_option
+def keys_promote(version: int, kind: kr.KeyKind) -> None:
+    """Make VERSION the primary key for new work."""
+    path = _keys_path(_settings())
+    try:
+        ring = kr.with_primary(kr.read_keyring_file(path), kind, version)
+    except VaultError as exc:
+        raise click.ClickException(str(exc)) from None
+    kr.write_keyring_file(path, ring)
+    job = "vault rewrap" if kind == "kek" else "vault reindex"
+    _register(f"{kind} version {version} is primary; run `maskline {job}` to move old entries")
+
+
+@keys.command("rotate")
+@_kind_option
+def keys_rotate(kind: kr.KeyKind) -> None:
+    """Add and promote at once (single-process set-ups)."""
+    path = _keys_path(_settings())
+    ring, version = kr.with_added_version(kr.read_keyring_file(path), kind)
+    kr.write_keyring_file(path, kr.with_primary(ring, kind, version))
+    job = "vault rewrap" if kind == "kek" else "vault reindex"
+    _register(f"{kind} version {version} added and primary; run `maskline {job}`")
+
+
+@keys.command("retire")
+@click.argument("version", type=int)
+@_kind_option
+def keys_retire(version: int, kind: kr.KeyKind) -> None:
+    """Remove VERSION from the ring; refused while entries still use it."""
+    path = _keys_path(_settings())
+    with _services() as services:
+        ring = kr.without_version(kr.read_keyring_file(path), kind, version)
+        with services.db.session() as session:
+            rotation.mark_retired(session, kind, version)
+        kr.write_keyring_file(path, ring)
+    click.echo(f"retired {kind} version {version}")
+
+
+@keys.command("status")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def keys_status(as_json: bool) -> None:
+    """Key versions and how many entries each still protects."""
+    with _services() as services, services.db.session() as session:
+        rows = rotation.key_status(session, services.keys.current())
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    click.echo(
+        f"{'kind':<6} {'version':>7} {'primary':<7} {'loaded':<6} {'retired':<7} {'entries':>8}  fingerprint"
+    )
+    for r in rows:
+        click.echo(
+            f"{r.kind:<6} {r.version:>7} {'yes' if r.primary else '':<7} {'yes' if r.loaded else 'NO':<6} "
+            f"{'yes' if r.retired else '':<7} {r.entries:>8}  {r.fingerprint or '-'}"
+        )
+
+
+# -- vault --------------------------------------------------------------------
+
+
+@main.group()
+def vault() -> None:
+    """Sealed party numbers."""
+
+
+@vault.command("put")
+@click.argument("number")
+@click.option("--region", help="region for numbers written without +country code, e.g. CN")
+def vault_put(number: str, region: str | None) -> None:
+    """Store NUMBER sealed and print its token alone."""
+    with _services() as services, services.db.session() as session:
+        result = services.vault.put(session, number, field="NUMBER", region=region)
+    click.echo(result.token)
+
+
+@vault.command("reveal")
+@click.argument("token")
+@click.option("--actor", required=True, help="who is looking (recorded in the audit log)")
+@click.option("--reason", required=True, help="why (recorded in the audit log)")
+def vault_reveal(token: str, actor: str, reason: str) -> None:
+    """Print the E.164 number behind TOKEN, with an audit record."""
+    if not reason.strip():
+        raise click.ClickException("--reason must not be empty")
+    with _services() as services, services.db.session() as session:
+        number = services.vault.reveal(session, token, actor=actor, reason=reason)
+    click.echo(number)
+
+
+@vault.command("erase")
+@click.argument("token")
+@click.option("--reason", required=True, help="why (e.g. the erasure request's reference)")
+@click.option("--actor", default=None, help="who erases (default: cli:<login>)")
+def vault_erase(token: str, reason: str, actor: str | None) -> None:
+    """Destroy the number behind TOKEN; a tombstone remains."""
+    if not reason.strip():
+        raise click.ClickException("--reason must not be empty")
+    with _services() as services, services.db.session() as session:
+        services.vault.erase(session, token, actor=actor or _default_actor(), reason=reason)
+    click.echo(f"erased {token}")
+
+
+def _batched(label: str, step: Callable[[Services, int], int], batch: int) -> None:
+    total = 0
+    with _services() as services:
+        while True:
+            done = step(services, batch)
+            total += done
+            if done == 0:
+                break
+            click.echo(f"{label} {total} so far")
+    click.echo(f"{label} {total} entries; none left")
+
+
+@vault.command("rewrap")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100_000))
+def vault_rewrap(batch: int) -> None:
+    """Re-wrap data keys under the primary KEK, in batches (resumable, online)."""
+
+    def step(services: Services, size: int) -> int:
+        with services.db.session() as session:
+            return rotation.rewrap_batch(session, services.keys.refresh(), batch=size)
+
+    _batched("re-wrapped", step, batch)
+
+
+@vault.command("reindex")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100_000))
+def vault_reindex(batch: int) -> None:
+    """Recompute blind indexes under the primary index key, in batches."""
+
+    def step(services: Services, size: int) -> int:
+        with services.db.session() as session:
+            return rotation.reindex_batch(session, services.keys.refresh(), batch=size)
+
+    _batched("re-indexed", step, batch)
+
+
+# -- audit --------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the chain: `OK <n> records`, or exit 1 naming the first bad record."""
+    with _services() as services, services.db.session() as session:
+        result = services.audit.verify(session)
+    click.echo(result.summary())
+    if not result.ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,56 @@
+"""Logging with a last line of defence: every record is scrubbed of phone numbers.
+
+Code never logs party numbers on purpose; the filter catches accidents
+(an exception message quoting input, a library's debug line).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from maskline.redaction import redact_phone_numbers
+
+_CONFIGURED_MARK = "_maskline_handler"
+
+
+class RedactPhoneNumbers(logging.Filter):
+    """Rewrites each record's message with phone numbers masked."""
+
+    def __init__(self, region: str = "US") -> None:
+        super().__init__()
+        self.region = region
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_phone_numbers(message, region=self.region)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Exception text is rendered by the formatter; render it here,
+            # redacted, and drop the live exception.
+            formatter = logging.Formatter()
+            record.exc_text = redact_phone_numbers(
+                formatter.formatException(record.exc_info), region=self.region
+            )
+            record.exc_info = None
+        return True
+
+
+def configure_logging(*, level: str = "INFO", log_file: Path | None = None, region: str = "US") -> None:
+    """Attach maskline's handlers to the root logger (once per process)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _CONFIGURED_MARK, False):
+            root.removeHandler(handler)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        handler.addFilter(RedactPhoneNumbers(region))
+        setattr(handler, _CONFIGURED_MARK, True)
+        root.addHandler(handler)
+    root.setLevel(level)

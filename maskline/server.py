@@ -1,0 +1,31 @@
+"""Running the WSGI app under gunicorn from ``maskline serve``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from maskline import create_app
+
+        return create_app()
+
+
+def run_gunicorn(*, host: str, port: int, workers: int) -> None:
+    """Serve ``wsgi:app``; the app is built in the master first, so a bad
+    configuration stops start-up once, with one line, before any worker forks."""
+    from maskline import create_app
+
+    create_app()  # fail fast with the one-line StartupError
+    _Gunicorn({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-"}).run()

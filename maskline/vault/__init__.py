@@ -1,0 +1,1 @@
+"""The encrypted contact vault: party numbers sealed with AES-256-GCM under versioned keys."""

@@ -1,0 +1,116 @@
+"""Envelope encryption of one value: AES-256-GCM under a per-entry data key.
+
+Pure functions over a :class:`KeyRing`; no I/O. Two blobs per entry:
+
+* wrapped data key: ``0x01 | kek_version (u32) | nonce (12) | GCM(kek)``,
+  AAD = ``maskline/wrap/v1 | header | entry id | purpose``;
+* sealed value:     ``0x01 | nonce (12) | GCM(data key)``,
+  AAD = ``maskline/seal/v1 | entry id | purpose``.
+
+The AADs bind each blob to its entry and purpose, so a ciphertext moved to
+another row, or read for another purpose, fails to open. The KEK version in
+the header is authenticated as part of the AAD. Every failure is a
+:class:`VaultIntegrityError`, never a wrong value.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from maskline.vault.interfaces import VaultIntegrityError
+from maskline.vault.keyring import KeyRing
+
+FORMAT_V1 = b"\x01"
+NONCE_BYTES = 12  # 96-bit random nonces: each data key encrypts one value
+DATA_KEY_BYTES = 32
+_WRAP_HEADER = struct.Struct(">cI")
+_TAG_BYTES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """What the vault stores for one entry."""
+
+    wrapped_key: bytes
+    ciphertext: bytes
+    kek_version: int
+
+
+def _wrap_aad(header: bytes, entry_id: str, purpose: str) -> bytes:
+    return b"maskline/wrap/v1|" + header + b"|" + entry_id.encode() + b"|" + purpose.encode()
+
+
+def _seal_aad(entry_id: str, purpose: str) -> bytes:
+    return b"maskline/seal/v1|" + entry_id.encode() + b"|" + purpose.encode()
+
+
+def wrap_key(ring: KeyRing, data_key: bytes, *, entry_id: str, purpose: str) -> bytes:
+    """Wrap ``data_key`` under the ring's primary KEK."""
+    version = ring.kek.primary
+    header = _WRAP_HEADER.pack(FORMAT_V1, version)
+    nonce = os.urandom(NONCE_BYTES)
+    body = AESGCM(ring.kek.versions[version]).encrypt(nonce, data_key, _wrap_aad(header, entry_id, purpose))
+    return header + nonce + body
+
+
+def wrapped_key_version(wrapped: bytes) -> int:
+    """The KEK version a wrapped key claims (verified only when unwrapped)."""
+    if len(wrapped) < _WRAP_HEADER.size or wrapped[:1] != FORMAT_V1:
+        raise VaultIntegrityError("wrapped data key has an unknown format")
+    return int(_WRAP_HEADER.unpack_from(wrapped)[1])
+
+
+def unwrap_key(ring: KeyRing, wrapped: bytes, *, entry_id: str, purpose: str) -> bytes:
+    """The data key inside ``wrapped``; VaultIntegrityError if it does not verify."""
+    version = wrapped_key_version(wrapped)
+    kek = ring.kek.versions.get(version)
+    if kek is None:
+        raise VaultIntegrityError(f"data key is wrapped under unknown KEK version {version}")
+    header = wrapped[: _WRAP_HEADER.size]
+    nonce = wrapped[_WRAP_HEADER.size : _WRAP_HEADER.size + NONCE_BYTES]
+    body = wrapped[_WRAP_HEADER.size + NONCE_BYTES :]
+    if len(nonce) != NONCE_BYTES or len(body) != DATA_KEY_BYTES + _TAG_BYTES:
+        raise VaultIntegrityError("wrapped data key is truncated")
+    try:
+        return AESGCM(kek).decrypt(nonce, body, _wrap_aad(header, entry_id, purpose))
+    except InvalidTag:
+        raise VaultIntegrityError("wrapped data key failed verification") from None
+
+
+def seal(ring: KeyRing, plaintext: str, *, entry_id: str, purpose: str) -> Sealed:
+    """Encrypt ``plaintext`` under a fresh data key wrapped by the primary KEK."""
+    data_key = AESGCM.generate_key(bit_length=DATA_KEY_BYTES * 8)
+    nonce = os.urandom(NONCE_BYTES)
+    body = AESGCM(data_key).encrypt(nonce, plaintext.encode(), _seal_aad(entry_id, purpose))
+    return Sealed(
+        wrapped_key=wrap_key(ring, data_key, entry_id=entry_id, purpose=purpose),
+        ciphertext=FORMAT_V1 + nonce + body,
+        kek_version=ring.kek.primary,
+    )
+
+
+def open_sealed(ring: KeyRing, wrapped_key: bytes, ciphertext: bytes, *, entry_id: str, purpose: str) -> str:
+    """Decrypt a sealed value; VaultIntegrityError on any mismatch."""
+    data_key = unwrap_key(ring, wrapped_key, entry_id=entry_id, purpose=purpose)
+    if ciphertext[:1] != FORMAT_V1 or len(ciphertext) < 1 + NONCE_BYTES + _TAG_BYTES:
+        raise VaultIntegrityError("sealed value has an unknown format")
+    nonce = ciphertext[1 : 1 + NONCE_BYTES]
+    try:
+        plain = AESGCM(data_key).decrypt(nonce, ciphertext[1 + NONCE_BYTES :], _seal_aad(entry_id, purpose))
+    except InvalidTag:
+        raise VaultIntegrityError("sealed value failed verification") from None
+    try:
+        return plain.decode()
+    except UnicodeDecodeError:  # pragma: no cover - GCM verified it, so we wrote it
+        raise VaultIntegrityError("sealed value is not text") from None
+
+
+def rewrap(ring: KeyRing, wrapped: bytes, *, entry_id: str, purpose: str) -> bytes:
+    """Re-wrap a data key under the primary KEK; the sealed value is untouched."""
+    data_key = unwrap_key(ring, wrapped, entry_id=entry_id, purpose=purpose)
+    return wrap_key(ring, data_key, entry_id=entry_id, purpose=purpose)

@@ -1,0 +1,196 @@
+"""The vault: put, look up, open, reveal and erase sealed party numbers.
+
+Every method takes the caller's SQLAlchemy session, so a put or an erase
+commits together with whatever the caller is doing (a binding, an audit
+record) or not at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from maskline.audit.interfaces import AuditEntry
+from maskline.audit.services import AuditLog
+from maskline.clock import Clock, system_clock
+from maskline.redaction import redact_phone_numbers
+from maskline.vault import sealing
+from maskline.vault.blind_index import all_indexes, primary_index
+from maskline.vault.interfaces import (
+    PARTY_NUMBER,
+    PutResult,
+    VaultEntryErased,
+    VaultEntryNotFound,
+    VaultError,
+    VaultIntegrityError,
+)
+from maskline.vault.keyring import KeyRingSource
+from maskline.vault.models import VaultEntry
+from maskline.vault.normalize import NumberPolicy
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "pn_"  # noqa: S105 (a prefix, not a secret)
+
+# Called with (session, token) inside the erase transaction; the numbers
+# package registers one to unbind the party's live bindings.
+EraseListener = Callable[[Session, str], None]
+
+
+def new_token() -> str:
+    """An opaque, unguessable token (120 random bits)."""
+    return TOKEN_PREFIX + base64.b32encode(secrets.token_bytes(15)).decode().lower()
+
+
+class VaultService:
+    """The vault over SQL, a key ring and a number policy."""
+
+    def __init__(
+        self,
+        *,
+        keys: KeyRingSource,
+        policy: NumberPolicy,
+        audit: AuditLog,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.keys = keys
+        self.policy = policy
+        self.audit = audit
+        self._clock = clock
+        self._erase_listeners: list[EraseListener] = []
+
+    def on_erase(self, listener: EraseListener) -> None:
+        """Run ``listener`` in the same transaction as every erase."""
+        self._erase_listeners.append(listener)
+
+    # -- storing and finding -------------------------------------------------
+
+    def normalize(self, raw_number: object, *, field: str = "number", region: str | None = None) -> str:
+        return self.policy.normalize(raw_number, field=field, region=region)
+
+    def put(
+        self, session: Session, raw_number: object, *, field: str = "number", region: str | None = None
+    ) -> PutResult:
+        """Seal and store a number; the same person always gets the same token."""
+        e164 = self.normalize(raw_number, field=field, region=region)
+        return self.put_normalized(session, e164)
+
+    def put_normalized(self, session: Session, e164: str) -> PutResult:
+        ring = self.keys.current()
+        existing = self._find(session, e164)
+        if existing is not None:
+            return PutResult(token=existing, created=False)
+        token = new_token()
+        index_version, index = primary_index(ring, e164)
+        sealed = sealing.seal(ring, e164, entry_id=token, purpose=PARTY_NUMBER)
+        entry = VaultEntry(
+            token=token,
+            purpose=PARTY_NUMBER,
+            blind_index=index,
+            index_version=index_version,
+            kek_version=sealed.kek_version,
+            wrapped_key=sealed.wrapped_key,
+            ciphertext=sealed.ciphertext,
+            created_at=self._clock(),
+        )
+        try:
+            with session.begin_nested():
+                session.add(entry)
+        except IntegrityError:
+            # A concurrent put of the same number won the unique index; its
+            # token is the one token for this person.
+            raced = self._find(session, e164)
+            if raced is None:
+                raise VaultError("could not store the number; please retry") from None
+            return PutResult(token=raced, created=False)
+        return PutResult(token=token, created=True)
+
+    def lookup(
+        self, session: Session, raw_number: object, *, field: str = "number", region: str | None = None
+    ) -> str | None:
+        """The token of a stored number, or None. Stores nothing."""
+        return self._find(session, self.normalize(raw_number, field=field, region=region))
+
+    def _find(self, session: Session, e164: str) -> str | None:
+        indexes = list(all_indexes(self.keys.current(), e164).values())
+        return session.execute(
+            select(VaultEntry.token).where(VaultEntry.blind_index.in_(indexes)).limit(1)
+        ).scalar_one_or_none()
+
+    def index_of(self, e164: str) -> bytes:
+        """The primary blind index of a normalized number (for routing keys)."""
+        return primary_index(self.keys.current(), e164)[1]
+
+    # -- opening -------------------------------------------------------------
+
+    def _entry(self, session: Session, token: str) -> VaultEntry:
+        if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
+            raise VaultEntryNotFound("no vault entry has that token")
+        entry = session.get(VaultEntry, token)
+        if entry is None:
+            raise VaultEntryNotFound(f"no vault entry has token {token}")
+        if entry.erased:
+            raise VaultEntryErased(token, entry.erased_at)
+        return entry
+
+    def open(self, session: Session, token: str) -> str:
+        """The E.164 number behind ``token``; for the router's TwiML and for
+        :meth:`reveal`. Never returns a wrong number: anything that does not
+        verify raises :class:`VaultIntegrityError`."""
+        entry = self._entry(session, token)
+        if entry.wrapped_key is None or entry.ciphertext is None:
+            raise VaultIntegrityError(f"vault entry {token} has no sealed value")
+        ring = self.keys.current()
+        version = sealing.wrapped_key_version(entry.wrapped_key)
+        if version not in ring.kek.versions:
+            # Another process may have added a key this one has not loaded yet.
+            ring = self.keys.refresh()
+        return sealing.open_sealed(
+            ring, entry.wrapped_key, entry.ciphertext, entry_id=entry.token, purpose=entry.purpose
+        )
+
+    def reveal(self, session: Session, token: str, *, actor: str, reason: str) -> str:
+        """Open a number for a person, with an audit record in the same transaction."""
+        if not reason or not reason.strip():
+            raise VaultError("a reason is required to reveal a number")
+        if not actor or not actor.strip():
+            raise VaultError("an actor is required to reveal a number")
+        number = self.open(session, token)
+        self.audit.append(
+            session,
+            AuditEntry(actor=actor.strip(), action="vault.reveal", subject=token, reason=reason.strip()),
+        )
+        log.info("vault entry %s revealed by %s", token, actor)
+        return number
+
+    # -- erasing -------------------------------------------------------------
+
+    def erase(self, session: Session, token: str, *, actor: str, reason: str) -> None:
+        """Destroy the wrapped data key, the ciphertext and the index; keep a
+        tombstone. Live bindings of the party are unbound by listeners."""
+        if not reason or not reason.strip():
+            raise VaultError("a reason is required to erase a number")
+        entry = self._entry(session, token)
+        entry.wrapped_key = None
+        entry.ciphertext = None
+        entry.blind_index = None
+        entry.kek_version = None
+        entry.index_version = None
+        entry.erased_at = self._clock()
+        entry.erased_by = actor
+        entry.erase_reason = self.audit_reason(reason)
+        for listener in self._erase_listeners:
+            listener(session, token)
+        self.audit.append(
+            session, AuditEntry(actor=actor, action="vault.erase", subject=token, reason=reason.strip())
+        )
+        log.info("vault entry %s erased by %s", token, actor)
+
+    def audit_reason(self, reason: str) -> str:
+        return redact_phone_numbers(reason.strip(), region=self.policy.default_region)

@@ -1,0 +1,113 @@
+"""Fixtures shared by every tier.
+
+Real PostgreSQL and Redis when MASKLINE_TEST_DATABASE_URL / MASKLINE_TEST_REDIS_URL
+are set (as .ci/run does); SQLite and fakeredis otherwise. Each test starts
+from empty tables and an empty Redis database. Time is passed in (FixedClock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings as hypothesis_settings
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from config import Settings, load_settings, service_urls_for_tests
+from maskline import migrate
+from maskline.clock import FixedClock
+from maskline.db import Base, make_engine
+from maskline.vault import keyring as kr
+from maskline.wiring import Services, build_services
+
+# No per-example deadline: CI machines are shared and timing is not a property.
+hypothesis_settings.register_profile("maskline", deadline=None)
+hypothesis_settings.load_profile("maskline")
+
+TEST_DATABASE_URL, TEST_REDIS_URL = service_urls_for_tests()
+EPOCH = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+
+
+def _reset_schema(engine: Engine) -> None:
+    import maskline.models  # noqa: F401
+
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(engine)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if TEST_DATABASE_URL:
+        return TEST_DATABASE_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(database_url: str) -> Iterator[Engine]:
+    """The test database, migrated from scratch once per run."""
+    engine = make_engine(database_url)
+    _reset_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def clean_tables(engine: Engine) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 (our own table names)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(EPOCH)
+
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.json"
+    kr.write_keyring_file(path, kr.new_keyring(development=True))
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, keys_file: Path) -> Settings:
+    return load_settings(
+        {
+            "env": "testing",
+            "instance_path": tmp_path,
+            "database_url": database_url,
+            "redis_url": TEST_REDIS_URL,
+            "keys_file": keys_file,
+            "default_region": "US",
+            # Re-read the key file on every access: tests change it.
+            "keyring_reload_seconds": 0.0,
+            "log_file": tmp_path / "maskline.log",
+        },
+        environ={},
+    )
+
+
+@pytest.fixture
+def services(settings: Settings, migrated_engine: Engine, clock: FixedClock) -> Iterator[Services]:
+    clean_tables(migrated_engine)
+    built = build_services(settings, clock=clock)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def redis_client(services: Services) -> Iterator[Any]:
+    client = services.redis
+    client.flushdb()
+    yield client
+    client.flushdb()

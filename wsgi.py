@@ -1,0 +1,3 @@
+from maskline import create_app
+
+app = create_app()
