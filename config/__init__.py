@@ -7,7 +7,9 @@ the code base reads ``os.environ``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -58,6 +60,18 @@ class Settings:
     # How often (seconds) a process looks for a changed key file, so that a
     # key added or promoted on disk is picked up without a restart.
     keyring_reload_seconds: float = 2.0
+    # -- numbers ------------------------------------------------------------
+    max_bindings_per_number: int = 200
+    extension_digits: int = 4
+    cooldown: dt.timedelta = dt.timedelta(hours=24)
+    default_ttl: dt.timedelta = dt.timedelta(hours=72)
+    max_ttl: dt.timedelta = dt.timedelta(days=90)
+    retention: dt.timedelta = dt.timedelta(days=90)
+    # nearest: buyer's area, then country, then anywhere; strict: area only.
+    geo_policy: Literal["nearest", "strict"] = "nearest"
+    # Vault entries no binding uses are collected after this grace period
+    # (it covers a binding request between its put and its commit).
+    vault_gc_grace: dt.timedelta = dt.timedelta(hours=1)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -117,6 +131,28 @@ def _parse_float(name: str, value: str) -> float:
         raise SettingsError(f"{name} must be a number of seconds, not {value!r}") from None
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(name: str, value: str) -> dt.timedelta:
+    """``90``, ``30s``, ``15m``, ``72h``, ``90d`` or ``2w`` as a timedelta."""
+    match = _DURATION.match(value.lower())
+    if not match:
+        raise SettingsError(f"{name} must be a duration such as 30s, 15m, 72h or 90d, not {value!r}")
+    return dt.timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+    if not minimum <= number <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}")
+    return number
+
+
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """Map MASKLINE_* variables onto Settings fields, validating each."""
 
@@ -151,6 +187,19 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         values["log_file"] = Path(v)
     if (v := get("KEYRING_RELOAD_SECONDS")) is not None:
         values["keyring_reload_seconds"] = _parse_float("MASKLINE_KEYRING_RELOAD_SECONDS", v)
+    if (v := get("MAX_BINDINGS_PER_NUMBER")) is not None:
+        values["max_bindings_per_number"] = _parse_int(
+            "MASKLINE_MAX_BINDINGS_PER_NUMBER", v, minimum=1, maximum=100_000
+        )
+    if (v := get("EXTENSION_DIGITS")) is not None:
+        values["extension_digits"] = _parse_int("MASKLINE_EXTENSION_DIGITS", v, minimum=1, maximum=6)
+    for name in ("cooldown", "default_ttl", "max_ttl", "retention", "vault_gc_grace"):
+        if (v := get(name.upper())) is not None:
+            values[name] = parse_duration(_PREFIX + name.upper(), v)
+    if (v := get("GEO_POLICY")) is not None:
+        if v not in ("nearest", "strict"):
+            raise SettingsError(f"MASKLINE_GEO_POLICY must be nearest or strict, not {v!r}")
+        values["geo_policy"] = v
     return values
 
 
@@ -193,6 +242,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "load_settings",
+    "parse_duration",
     "service_urls_for_tests",
     "with_overrides",
 ]

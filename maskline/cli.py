@@ -371,5 +371,13 @@ def audit_verify() -> None:
         sys.exit(1)
 
 
+# -- numbers: bind, unbind, route, routes, bindings, worker -------------------
+
+from maskline.numbers.cli import COMMANDS as _NUMBERS_COMMANDS  # noqa: E402
+
+for _command in _NUMBERS_COMMANDS:
+    main.add_command(_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -25,7 +25,19 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 def run_gunicorn(*, host: str, port: int, workers: int) -> None:
     """Serve ``wsgi:app``; the app is built in the master first, so a bad
     configuration stops start-up once, with one line, before any worker forks."""
-    from maskline import create_app
+    from maskline import create_app, services_of
+    from maskline.numbers.rebuild import rebuild_routes
 
-    create_app()  # fail fast with the one-line StartupError
+    app = create_app()  # fail fast with the one-line StartupError
+    # SQL is the source of truth: an embedded (or restarted) Redis starts
+    # empty, so routes are rebuilt before the first call can arrive.
+    services = services_of(app)
+    rebuild_routes(
+        db=services.db,
+        vault=services.vault,
+        routes=services.numbers.routes,
+        cooldown=services.settings.cooldown,
+        now=services.clock(),
+    )
+    services.close()
     _Gunicorn({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-"}).run()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
@@ -22,6 +22,13 @@ from maskline.vault.keyring import KeyRingSource, check_file_permissions
 from maskline.vault.normalize import NumberPolicy
 from maskline.vault.rotation import check_and_register
 from maskline.vault.services import VaultService
+
+if TYPE_CHECKING:
+    from maskline.numbers.rebuild import AutoRebuilder
+    from maskline.numbers.router import Router
+    from maskline.numbers.routes import RouteStore
+    from maskline.numbers.services import BindingService
+    from maskline.numbers.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ class Services:
     audit: AuditLog
     clock: Clock
     _redis: Any = None
+    _numbers: Any = None
 
     @property
     def redis(self) -> Any:
@@ -51,8 +59,76 @@ class Services:
             self._redis = connect(self.settings.redis_url, instance_path=self.settings.instance_path)
         return self._redis
 
+    @property
+    def numbers(self) -> NumbersServices:
+        """Pool, bindings, router and sweeper (built on first use: they need Redis)."""
+        if self._numbers is None:
+            self._numbers = build_numbers(self)
+        numbers: NumbersServices = self._numbers
+        return numbers
+
     def close(self) -> None:
         self.db.dispose()
+
+
+@dataclass
+class NumbersServices:
+    routes: RouteStore
+    pool: PoolService
+    bindings: BindingService
+    router: Router
+    rebuilder: AutoRebuilder
+    sweeper: Sweeper
+
+
+def build_numbers(services: Services) -> NumbersServices:
+    """The numbers package's services over this process's Redis and SQL."""
+    from maskline.numbers.rebuild import AutoRebuilder
+    from maskline.numbers.router import Router
+    from maskline.numbers.routes import RouteStore
+    from maskline.numbers.services import BindingPolicy, BindingService
+    from maskline.numbers.sweeper import Sweeper
+
+    settings = services.settings
+    routes = RouteStore(services.redis)
+    bindings = BindingService(
+        db=services.db,
+        vault=services.vault,
+        routes=routes,
+        policy=BindingPolicy(
+            cap=settings.max_bindings_per_number,
+            extension_digits=settings.extension_digits,
+            cooldown=settings.cooldown,
+            default_ttl=settings.default_ttl,
+            max_ttl=settings.max_ttl,
+            geo_policy=settings.geo_policy,
+        ),
+        clock=services.clock,
+    )
+    rebuilder = AutoRebuilder(
+        db=services.db, vault=services.vault, routes=routes, cooldown=settings.cooldown, clock=services.clock
+    )
+    router = Router(
+        db=services.db, vault=services.vault, routes=routes, rebuilder=rebuilder, clock=services.clock
+    )
+    sweeper = Sweeper(
+        db=services.db,
+        vault=services.vault,
+        routes=routes,
+        bindings=bindings,
+        cooldown=settings.cooldown,
+        retention=settings.retention,
+        vault_gc_grace=settings.vault_gc_grace,
+    )
+    try:  # TEMPORARY while the pool module lands
+        from maskline.numbers.pool import PoolService
+
+        pool: Any = PoolService(clock=services.clock, routes=routes)
+    except ImportError:
+        pool = None
+    return NumbersServices(
+        routes=routes, pool=pool, bindings=bindings, router=router, rebuilder=rebuilder, sweeper=sweeper
+    )
 
 
 def load_keys(settings: Settings) -> KeyRingSource:
@@ -91,6 +167,8 @@ def build_services(settings: Settings, *, clock: Clock = system_clock, check_sch
     )
     vault = VaultService(keys=keys, policy=policy, audit=audit, clock=clock)
     services = Services(settings=settings, db=db, keys=keys, vault=vault, audit=audit, clock=clock)
+    # Erasing a party ends its live bindings, in the erase's transaction.
+    vault.on_erase(lambda session, token: services.numbers.bindings.unbind_party(session, token))
     if check_schema:
         verify_database(services)
     return services

@@ -111,3 +111,32 @@ def redis_client(services: Services) -> Iterator[Any]:
     client.flushdb()
     yield client
     client.flushdb()
+
+
+def add_relay_numbers(services: Services, *numbers: str, status: str = "active") -> None:
+    """Put relay numbers in the pool directly (the pool service has its own tests)."""
+    from maskline.numbers.models import RelayNumber
+    from maskline.numbers.regions import describe
+
+    with services.db.session() as session:
+        for e164 in numbers:
+            country, area = describe(e164)
+            session.add(
+                RelayNumber(
+                    e164=e164,
+                    country=country,
+                    area=area,
+                    voice=True,
+                    sms=True,
+                    status=status,
+                    created_at=services.clock(),
+                )
+            )
+    for e164 in numbers:
+        services.numbers.routes.register_number(e164)
+
+
+@pytest.fixture
+def numbers(services: Services, redis_client: Any) -> Any:
+    """The numbers services over a clean Redis database."""
+    return services.numbers

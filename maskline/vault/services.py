@@ -40,7 +40,7 @@ TOKEN_PREFIX = "pn_"  # noqa: S105 (a prefix, not a secret)
 
 # Called with (session, token) inside the erase transaction; the numbers
 # package registers one to unbind the party's live bindings.
-EraseListener = Callable[[Session, str], None]
+EraseListener = Callable[[Session, str], object]
 
 
 def new_token() -> str:
@@ -177,6 +177,10 @@ class VaultService:
         if not reason or not reason.strip():
             raise VaultError("a reason is required to erase a number")
         entry = self._entry(session, token)
+        # Listeners first: they still need the entry (e.g. its blind index,
+        # to end the party's routes) before it is destroyed.
+        for listener in self._erase_listeners:
+            listener(session, token)
         entry.wrapped_key = None
         entry.ciphertext = None
         entry.blind_index = None
@@ -185,8 +189,6 @@ class VaultService:
         entry.erased_at = self._clock()
         entry.erased_by = actor
         entry.erase_reason = self.audit_reason(reason)
-        for listener in self._erase_listeners:
-            listener(session, token)
         self.audit.append(
             session, AuditEntry(actor=actor, action="vault.erase", subject=token, reason=reason.strip())
         )

@@ -1,0 +1,347 @@
+"""Benchmark of maskline.numbers (not a test: it prints figures, never asserts on time).
+
+* allocations per second: full binds (vault + SQL + Redis Lua claim), and
+  the Lua claim alone;
+* resolves per second through the routing store's Lua script, against raw
+  redis-py GETs on the same server in the same run, as a ratio;
+* Redis memory per live axb binding over 100,000 bindings (target <= 256 B);
+* pool efficiency on a synthetic trace with Zipf-distributed merchants: the
+  smallest pool that serves it with no failure, next to the lower bound (the
+  most live-or-cooling axb bindings any one party holds at once).
+
+    python bench/numbers.py [--quick] [--json out.json]
+        [--redis-url redis://127.0.0.1:6379/13]
+        [--database-url postgresql://postgres@127.0.0.1:5432/test_h3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import heapq
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from maskline.numbers.interfaces import BindRequest
+from maskline.numbers.routes import Party, RouteStore, route_key
+
+
+def relay(i: int) -> str:
+    return f"+1415{2000000 + i:07d}"
+
+
+def party_number(i: int) -> str:
+    return f"+1312{2000000 + i:07d}"
+
+
+def zipf_merchants(rng: random.Random, count: int, merchants: int, s: float = 1.1) -> list[int]:
+    weights = [1 / (k**s) for k in range(1, merchants + 1)]
+    return rng.choices(range(merchants), weights=weights, k=count)
+
+
+# -- allocations ----------------------------------------------------------------
+
+
+def bench_allocations(database_url: str, redis_url: str, count: int) -> dict[str, float]:
+    from sqlalchemy import text
+
+    from config import load_settings
+    from maskline import migrate
+    from maskline.db import Base, make_engine
+    from maskline.vault import keyring as kr
+    from maskline.wiring import build_services
+
+    tmp = Path(tempfile.mkdtemp(prefix="maskline-bench-"))
+    keys = tmp / "keys.json"
+    kr.write_keyring_file(keys, kr.new_keyring(development=True))
+    engine = make_engine(database_url)
+    import maskline.models  # noqa: F401
+
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(engine)
+    engine.dispose()
+    settings = load_settings(
+        {
+            "env": "testing",
+            "instance_path": tmp,
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "keys_file": keys,
+            "keyring_reload_seconds": 60.0,
+        },
+        environ={},
+    )
+    services = build_services(settings)
+    services.redis.flushdb()
+    numbers = services.numbers
+    pool_size = max(50, count // 20)
+    numbers_added = [relay(i) for i in range(pool_size)]
+    with services.db.session() as session:
+        numbers.pool.add(session, numbers_added)
+    rng = random.Random(7)
+    merchants = zipf_merchants(rng, count, merchants=max(10, count // 50))
+    started = time.perf_counter()
+    for i in range(count):
+        numbers.bindings.bind(
+            BindRequest(
+                order_id=f"o-{i}",
+                mode="axb",
+                parties={"buyer": party_number(100000 + i), "merchant": party_number(merchants[i])},
+            )
+        )
+    full = count / (time.perf_counter() - started)
+
+    routes: RouteStore = numbers.routes
+    claims = count * 2
+    started = time.perf_counter()
+    for i in range(claims):
+        a = Party(index=os.urandom(12), role="buyer", token="pn_" + "a" * 24)
+        b = Party(index=os.urandom(12), role="merchant", token="pn_" + "b" * 24)
+        routes.claim(
+            numbers_added[i % pool_size],
+            binding_id=f"bd_{i:016d}",
+            version=1,
+            expires=2_000_000_000,
+            mode="axb",
+            parties=[a, b],
+            now=1_000_000_000,
+            cooldown=86400,
+            cap=10**9,
+        )
+    claim_only = claims / (time.perf_counter() - started)
+    services.redis.flushdb()
+    services.close()
+    return {"binds_per_s": full, "lua_claims_per_s": claim_only}
+
+
+# -- resolves -------------------------------------------------------------------
+
+
+def bench_resolves(redis_url: str, count: int, rounds: int = 5) -> dict[str, float]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    routes = RouteStore(client)
+    callers = []
+    for i in range(200):
+        x = relay(i)
+        routes.register_number(x)
+        for j in range(20):
+            a = Party(index=os.urandom(12), role="buyer", token="pn_" + "a" * 24)
+            b = Party(index=os.urandom(12), role="merchant", token="pn_" + "b" * 24)
+            routes.claim(
+                x,
+                binding_id=f"bd_{i}_{j}",
+                version=1,
+                expires=2_000_000_000,
+                mode="axb",
+                parties=[a, b],
+                now=1_000_000_000,
+                cooldown=86400,
+                cap=200,
+            )
+            callers.append((x, a.index))
+    client.set("bench:plain", b"x" * 60)
+    lua_rates, get_rates = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for k in range(count):
+            x, index = callers[k % len(callers)]
+            routes.resolve(x, caller_index=index, extension=None, now=1_000_000_100)
+        lua_rates.append(count / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for _k in range(count):
+            client.get("bench:plain")
+        get_rates.append(count / (time.perf_counter() - started))
+    client.flushdb()
+    lua, get = statistics.median(lua_rates), statistics.median(get_rates)
+    return {"resolves_per_s": lua, "raw_gets_per_s": get, "ratio": lua / get}
+
+
+# -- memory ---------------------------------------------------------------------
+
+
+def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[str, float]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    routes = RouteStore(client)
+    numbers_needed = max(1, bindings // per_number)
+    rng = random.Random(3)
+    made = 0
+    for i in range(numbers_needed):
+        x = relay(i)
+        routes.register_number(x)
+        for j in range(per_number):
+            if made == bindings:
+                break
+            a = Party(index=rng.randbytes(12), role="buyer", token="pn_" + rng.randbytes(15).hex()[:24])
+            b = Party(index=rng.randbytes(12), role="merchant", token="pn_" + rng.randbytes(15).hex()[:24])
+            routes.claim(
+                x,
+                binding_id="bd_" + rng.randbytes(10).hex()[:16],
+                version=1,
+                expires=2_000_000_000,
+                mode="axb",
+                parties=[a, b],
+                now=1_000_000_000,
+                cooldown=86400,
+                cap=10**9,
+            )
+            made += 1
+            del j
+    total = 0
+    for i in range(numbers_needed):
+        total += int(client.memory_usage(route_key(relay(i)), samples=0) or 0)
+    encoding = client.object("encoding", route_key(relay(0)))
+    client.flushdb()
+    return {"bindings": made, "bytes_per_binding": total / made, "hash_encoding": str(encoding)}
+
+
+# -- pool efficiency ---------------------------------------------------------------
+
+
+def make_trace(rng: random.Random, orders: int, merchants: int) -> list[tuple[int, int, int, int]]:
+    """(start, end, merchant, buyer): Poisson arrivals over a week, 1-72 h lifetimes."""
+    span = 7 * 86400
+    trace = []
+    t = 0.0
+    for i, m in enumerate(zipf_merchants(rng, orders, merchants)):
+        t += rng.expovariate(orders / span)
+        life = int(rng.uniform(3600, 72 * 3600))
+        trace.append((int(t), int(t) + life, m, 1_000_000 + i))
+    return trace
+
+
+def lower_bound(trace: list[tuple[int, int, int, int]], cooldown: int) -> int:
+    """The most bindings (live or cooling down) any one party holds at once."""
+    events: dict[int, list[tuple[int, int]]] = {}
+    for start, end, merchant, _buyer in trace:
+        events.setdefault(merchant, []).extend([(start, 1), (end + cooldown, -1)])
+    best = 0
+    for evs in events.values():
+        level = 0
+        for _t, delta in sorted(evs, key=lambda e: (e[0], e[1])):
+            level += delta
+            best = max(best, level)
+    return best
+
+
+def serves(client: Any, trace: list[tuple[int, int, int, int]], pool: int, cooldown: int) -> bool:
+    """Replay the trace with the real Lua claims, least-loaded number first."""
+    client.flushdb()
+    routes = RouteStore(client)
+    xs = [relay(i) for i in range(pool)]
+    for x in xs:
+        routes.register_number(x)
+    load = dict.fromkeys(xs, 0)
+    index = {}
+
+    def idx(n: int) -> bytes:
+        if n not in index:
+            index[n] = n.to_bytes(12, "big")
+        return index[n]
+
+    ends: list[tuple[int, str, str, int, int]] = []
+    for n, (start, end, merchant, buyer) in enumerate(trace):
+        while ends and ends[0][0] <= start:
+            t, x, bid, m, b = heapq.heappop(ends)
+            routes.end(
+                x, binding_id=bid, version=2, ended=t, mode="axb", extension=None, indexes=[idx(m), idx(b)]
+            )
+            load[x] -= 1
+        bid = f"b{n}"
+        placed = False
+        for x in sorted(xs, key=load.__getitem__):
+            result = routes.claim(
+                x,
+                binding_id=bid,
+                version=1,
+                expires=end,
+                mode="axb",
+                parties=[
+                    Party(index=idx(buyer), role="buyer", token=f"pn_{buyer}"),
+                    Party(index=idx(merchant), role="merchant", token=f"pn_{merchant}"),
+                ],
+                now=start,
+                cooldown=cooldown,
+                cap=200,
+            )
+            if result.outcome == "ok":
+                heapq.heappush(ends, (end, x, bid, merchant, buyer))
+                load[x] += 1
+                placed = True
+                break
+        if not placed:
+            return False
+    return True
+
+
+def bench_pool(redis_url: str, orders: int) -> dict[str, float]:
+    client = redis.Redis.from_url(redis_url)
+    rng = random.Random(11)
+    cooldown = 86400
+    trace = make_trace(rng, orders, merchants=max(20, orders // 25))
+    bound = lower_bound(trace, cooldown)
+    low, high = bound, bound
+    while not serves(client, trace, high, cooldown):
+        low, high = high + 1, high * 2
+    while low < high:
+        mid = (low + high) // 2
+        if serves(client, trace, mid, cooldown):
+            high = mid
+        else:
+            low = mid + 1
+    client.flushdb()
+    return {"orders": orders, "lower_bound": bound, "smallest_pool": high, "efficiency": bound / high}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test_h3")
+    args = parser.parse_args()
+    q = args.quick
+    figures: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "date": dt.date.today().isoformat(),
+        "allocations": bench_allocations(args.database_url, args.redis_url, 200 if q else 2000),
+        "resolves": bench_resolves(args.redis_url, 2000 if q else 20000),
+        "memory": bench_memory(args.redis_url, 10_000 if q else 100_000),
+        "pool": bench_pool(args.redis_url, 300 if q else 2000),
+    }
+    a, r, m, p = figures["allocations"], figures["resolves"], figures["memory"], figures["pool"]
+    print(f"# numbers benchmark ({figures['cpus']} CPUs, {figures['date']})\n")
+    print("| figure | value |\n|---|---|")
+    print(f"| full binds (vault + SQL + Lua) | {a['binds_per_s']:.0f}/s |")
+    print(f"| Lua claims alone | {a['lua_claims_per_s']:.0f}/s |")
+    print(f"| resolves (Lua, one round trip) | {r['resolves_per_s']:.0f}/s |")
+    print(f"| raw redis-py GET, same run | {r['raw_gets_per_s']:.0f}/s |")
+    print(f"| resolve / GET ratio | {r['ratio']:.2f} |")
+    print(
+        f"| Redis bytes per live axb binding ({m['bindings']:,}) | {m['bytes_per_binding']:.0f} "
+        f"(target <= 256; encoding {m['hash_encoding']}) |"
+    )
+    print(
+        f"| pool for {p['orders']} Zipf orders: smallest / lower bound | {p['smallest_pool']} / "
+        f"{p['lower_bound']} (efficiency {p['efficiency']:.2f}) |"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

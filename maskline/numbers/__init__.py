@@ -1,0 +1,1 @@
+"""Relay-number pool, per-order bindings, the Redis allocator and the router."""

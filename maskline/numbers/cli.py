@@ -1,0 +1,214 @@
+"""CLI for bindings and routing: bind, unbind, route, routes rebuild, bindings, worker.
+
+Output is JSON where a program may read it. No command prints a party number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+import click
+
+from config import SettingsError, parse_duration
+from maskline.numbers.interfaces import BindRequest, NumbersError
+from maskline.numbers.rebuild import pool_numbers, rebuild_routes
+from maskline.vault.interfaces import InvalidPhoneNumber
+
+
+def _services() -> Any:
+    from maskline.cli import _services as build
+
+    return build()
+
+
+def _duration(value: str, option: str) -> dt.timedelta:
+    try:
+        return parse_duration(option, value)
+    except SettingsError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_parties(items: tuple[str, ...]) -> dict[str, str]:
+    parties: dict[str, str] = {}
+    for item in items:
+        role, sep, number = item.partition("=")
+        if not sep or not role or not number:
+            raise click.BadParameter("use ROLE=NUMBER, e.g. buyer=+8613800138000", param_hint="--party")
+        if role in parties:
+            raise click.BadParameter(f"role {role} given twice", param_hint="--party")
+        parties[role] = number
+    return parties
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.command()
+@click.option("--order", "order_id", required=True, help="the order this binding belongs to")
+@click.option("--mode", type=click.Choice(["axb", "axe"]), required=True)
+@click.option("--party", "parties", multiple=True, required=True, metavar="ROLE=NUMBER")
+@click.option("--allow", "allow", multiple=True, metavar="NUMBER|any", help="allowed callers (axe)")
+@click.option("--ttl", default=None, help="lifetime, e.g. 72h (default MASKLINE_DEFAULT_TTL)")
+@click.option("--fallback", type=click.Choice(["axe"]), default=None, help="fall back to axe if no axb fits")
+@click.option("--owner", default="default", show_default=True)
+@click.option("--region", default=None, help="region for numbers written without +country code")
+def bind(
+    order_id: str,
+    mode: str,
+    parties: tuple[str, ...],
+    allow: tuple[str, ...],
+    ttl: str | None,
+    fallback: str | None,
+    owner: str,
+    region: str | None,
+) -> None:
+    """Bind an order's parties to a relay number; prints the binding as JSON."""
+    allow_value: list[str] | str | None = None
+    if allow:
+        allow_value = "any" if allow == ("any",) else list(allow)
+        if "any" in allow and allow != ("any",):
+            raise click.BadParameter("--allow any cannot be mixed with numbers", param_hint="--allow")
+    request = BindRequest(
+        order_id=order_id,
+        mode=mode,  # type: ignore[arg-type]
+        parties=_parse_parties(parties),
+        owner=owner,
+        allow=allow_value,  # type: ignore[arg-type]
+        ttl=_duration(ttl, "--ttl") if ttl else None,
+        fallback=fallback,  # type: ignore[arg-type]
+        region=region,
+    )
+    with _services() as services:
+        try:
+            view = services.numbers.bindings.bind(request)
+        except (NumbersError, InvalidPhoneNumber) as exc:
+            raise _fail(exc) from None
+    body = view.to_json()
+    body["dial"] = {role: view.dial_for(role) for role in view.roles}
+    if view.mode == "axe":
+        body["dial"]["caller"] = view.dial_for("caller")
+    click.echo(json.dumps(body, indent=2))
+
+
+@click.command()
+@click.argument("binding_id")
+def unbind(binding_id: str) -> None:
+    """End a binding now (its relay number then cools down for its parties)."""
+    with _services() as services:
+        try:
+            view = services.numbers.bindings.unbind(binding_id)
+        except NumbersError as exc:
+            raise _fail(exc) from None
+    click.echo(json.dumps(view.to_json(), indent=2))
+
+
+@click.command()
+@click.option("--to", "relay", required=True, help="the relay number called")
+@click.option("--from", "caller", required=True, help="the caller's number")
+@click.option("--digits", default=None, help="extension keyed by the caller")
+def route(relay: str, caller: str, digits: str | None) -> None:
+    """Print the routing decision as JSON (never a party's number)."""
+    with _services() as services:
+        decision = services.numbers.router.resolve(relay, caller, digits)
+    click.echo(json.dumps(decision.to_json(), indent=2))
+
+
+@click.group("routes")
+def routes_group() -> None:
+    """The Redis routing store."""
+
+
+@routes_group.command("rebuild")
+def routes_rebuild() -> None:
+    """Restore every live binding's routes (and cool-downs) from SQL; idempotent."""
+    with _services() as services:
+        numbers = services.numbers
+        report = rebuild_routes(
+            db=services.db,
+            vault=services.vault,
+            routes=numbers.routes,
+            cooldown=services.settings.cooldown,
+            now=services.clock(),
+        )
+    click.echo(report.summary())
+
+
+@click.group("bindings")
+def bindings_group() -> None:
+    """Bindings: list, show, extend, sweep."""
+
+
+@bindings_group.command("list")
+@click.option("--order", "order_id", default=None)
+@click.option("--owner", default=None)
+def bindings_list(order_id: str | None, owner: str | None) -> None:
+    """Bindings as JSON lines."""
+    with _services() as services:
+        for view in services.numbers.bindings.find(owner=owner, order_id=order_id):
+            click.echo(json.dumps(view.to_json()))
+
+
+@bindings_group.command("show")
+@click.argument("binding_id")
+def bindings_show(binding_id: str) -> None:
+    with _services() as services:
+        try:
+            view = services.numbers.bindings.get(binding_id)
+        except NumbersError as exc:
+            raise _fail(exc) from None
+    click.echo(json.dumps(view.to_json(), indent=2))
+
+
+@bindings_group.command("extend")
+@click.argument("binding_id")
+@click.option("--ttl", required=True, help="new lifetime from now, e.g. 24h")
+def bindings_extend(binding_id: str, ttl: str) -> None:
+    with _services() as services:
+        try:
+            view = services.numbers.bindings.extend(binding_id, ttl=_duration(ttl, "--ttl"))
+        except NumbersError as exc:
+            raise _fail(exc) from None
+    click.echo(json.dumps(view.to_json(), indent=2))
+
+
+@bindings_group.command("sweep")
+@click.option(
+    "--grace", default=5.0, show_default=True, help="seconds before a Redis-only claim is an orphan"
+)
+def bindings_sweep(grace: float) -> None:
+    """Expire, purge cooled tombstones, reconcile Redis with SQL, collect the vault."""
+    with _services() as services:
+        report = services.numbers.sweeper.run_once(services.clock(), orphan_grace=grace)
+    click.echo(report.summary())
+    if report.errors:
+        raise click.ClickException("; ".join(report.errors))
+
+
+@click.command()
+@click.option("--interval", default=30.0, show_default=True, help="seconds between runs")
+@click.option("--once", is_flag=True, help="run the jobs once and exit")
+def worker(interval: float, once: bool) -> None:
+    """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention."""
+    with _services() as services:
+        numbers = services.numbers
+        while True:
+            # Data loss shows up as numbers without a generation marker.
+            try:
+                lost = [n for n in pool_numbers(services.db) if not numbers.routes.has_generation(n)]
+            except NumbersError:
+                lost = []
+            if lost:
+                click.echo(f"routing data missing for {len(lost)} numbers: rebuilding", err=True)
+                numbers.rebuilder.trigger(wait=True)
+            report = numbers.sweeper.run_once(services.clock())
+            click.echo(report.summary())
+            if once:
+                return
+            time.sleep(interval)
+
+
+COMMANDS = [bind, unbind, route, routes_group, bindings_group, worker]

@@ -1,0 +1,170 @@
+"""The numbers package's contract: pool, bindings, routing decisions, errors.
+
+Exception tree::
+
+    NumbersError
+    ├── InvalidRequest          bad input; names the field; nothing changed
+    ├── PoolError               pool administration refused (names the number)
+    ├── PoolExhausted           no relay number can take the binding
+    │   └── NoNumberInRegion    strict geo policy, no free number in the area
+    ├── BindingNotFound         no such binding for this owner
+    ├── BindingNotLive          the binding has ended (unbound or expired)
+    └── RoutingUnavailable      Redis cannot answer or lost its data: fail closed
+
+Messages never contain a party number; relay numbers are public and may
+appear.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["axb", "axe"]
+MODES: tuple[Mode, ...] = ("axb", "axe")
+
+RejectReason = Literal[
+    "no_binding",
+    "stranger",
+    "expired",
+    "extension_required",
+    "bad_extension",
+    "unavailable",
+    "no_recent_caller",
+]
+
+
+class NumbersError(Exception):
+    """Base of the numbers package's errors."""
+
+
+class InvalidRequest(NumbersError):
+    """A request field is unacceptable. ``field`` names it; nothing was changed."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class PoolError(NumbersError):
+    """A pool operation was refused (e.g. retiring a number with live bindings)."""
+
+
+class PoolExhausted(NumbersError):
+    """No relay number can take this binding.
+
+    ``role`` is the party that could not be placed and ``needed`` how many
+    more numbers the pool would need to place it.
+    """
+
+    def __init__(self, message: str, *, role: str | None = None, needed: int = 1) -> None:
+        super().__init__(message)
+        self.role = role
+        self.needed = needed
+
+
+class NoNumberInRegion(PoolExhausted):
+    """The strict geo policy found no free number in the buyer's area."""
+
+
+class BindingNotFound(NumbersError):
+    """No binding with that id belongs to this owner."""
+
+
+class BindingNotLive(NumbersError):
+    """The binding has already ended."""
+
+
+class RoutingUnavailable(NumbersError):
+    """The routing store cannot answer (down, or lost its data). Fail closed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindRequest:
+    """What an order system asks for. Party numbers are raw input here only."""
+
+    order_id: str
+    mode: Mode
+    parties: dict[str, str]
+    owner: str = "default"
+    allow: list[str] | Literal["any"] | None = None
+    ttl: dt.timedelta | None = None
+    expires_at: dt.datetime | None = None
+    fallback: Literal["axe"] | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindingView:
+    """A binding as shown to anyone: relay number, extension, roles. No party number."""
+
+    id: str
+    owner: str
+    order_id: str
+    mode: Mode
+    relay_number: str
+    extension: str | None
+    status: str
+    expires_at: dt.datetime
+    created_at: dt.datetime
+    roles: list[str]
+    allow: Literal["any", "list"] | None
+    allowed_callers: int
+    fallback_used: bool = False
+
+    def dial_for(self, role: str) -> str:
+        """What ``role`` should dial: the relay number, with the extension for
+        callers of an axe binding (``,`` pauses before DTMF on most phones)."""
+        if self.mode == "axe" and role not in self.roles and self.extension:
+            return f"{self.relay_number},{self.extension}"
+        return self.relay_number
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "order_id": self.order_id,
+            "mode": self.mode,
+            "relay_number": self.relay_number,
+            "extension": self.extension,
+            "status": self.status,
+            "expires_at": self.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_at": self.created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "roles": list(self.roles),
+            "allow": self.allow,
+            "allowed_callers": self.allowed_callers,
+            "fallback_used": self.fallback_used,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteDecision:
+    """What to do with a call or message from ``caller`` to a relay number.
+
+    ``action`` is ``connect`` (with target role, binding id and the target's
+    vault token), ``gather`` (ask for an extension) or ``reject`` (with a
+    reason). Never carries a number.
+    """
+
+    action: Literal["connect", "reject"]
+    reason: RejectReason | None = None
+    binding_id: str | None = None
+    from_role: str | None = None
+    target_role: str | None = None
+    target_token: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def reject(cls, reason: RejectReason, *, binding_id: str | None = None) -> RouteDecision:
+        return cls(action="reject", reason=reason, binding_id=binding_id)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "binding_id": self.binding_id,
+            "from_role": self.from_role,
+            "target_role": self.target_role,
+        }

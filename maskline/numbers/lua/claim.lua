@@ -1,0 +1,50 @@
+-- Claim X for a new binding, atomically.
+-- KEYS[1] = ml:{X}
+-- ARGV: now, cooldown, cap, bid, ver, exp, mode, allow, ext_candidates (comma list or ""),
+--       nparties, then per party: idx(raw 12 bytes), role, token
+-- Returns {"ok", ext} or {"unavailable"} / {"full"} / {"busy", party_no} / {"no_extension"}.
+local key = KEYS[1]
+local now, cooldown, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local bid, ver, exp, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local allow, ext_candidates = ARGV[8], ARGV[9]
+local nparties = tonumber(ARGV[10])
+
+if not redis.call("HGET", key, "g") then return {"unavailable"} end
+if (tonumber(redis.call("HGET", key, "n")) or 0) >= cap then return {"full"} end
+
+local parties = {}
+for i = 1, nparties do
+  local base = 10 + (i - 1) * 3
+  parties[i] = {idx = ARGV[base + 1], role = ARGV[base + 2], token = ARGV[base + 3]}
+  if occupied(redis.call("HGET", key, "r:" .. parties[i].idx), now, cooldown) then
+    return {"busy", tostring(i)}
+  end
+end
+
+local ext = ""
+if mode == "axe" then
+  for cand in string.gmatch(ext_candidates, "([^,]+)") do
+    if not occupied(redis.call("HGET", key, "x:" .. cand), now, cooldown) then
+      ext = cand
+      break
+    end
+  end
+  if ext == "" then return {"no_extension"} end
+end
+
+local head = bid .. "|" .. ver .. "|a|" .. exp .. "|"
+if mode == "axb" then
+  local a, b = parties[1], parties[2]
+  redis.call("HSET", key,
+    "r:" .. a.idx, head .. a.role .. "|" .. b.role .. "|" .. b.token,
+    "r:" .. b.idx, head .. b.role .. "|" .. a.role .. "|" .. a.token)
+else
+  local p = parties[1]
+  redis.call("HSET", key,
+    "r:" .. p.idx, head .. p.role .. "||",
+    "x:" .. ext, head .. p.role .. "|" .. p.token,
+    "a:" .. bid, allow)
+  redis.call("HINCRBY", key, "e", 1)
+end
+redis.call("HINCRBY", key, "n", 1)
+return {"ok", ext}

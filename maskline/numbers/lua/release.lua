@@ -1,0 +1,26 @@
+-- Remove a binding's entries entirely: a claim whose SQL write failed, or a
+-- tombstone whose cool-down is over.
+-- KEYS[1] = ml:{X}
+-- ARGV: bid, ext (or ""), then the parties' raw idx values.
+-- Returns the number of fields removed.
+local key = KEYS[1]
+local bid, ext = ARGV[1], ARGV[2]
+local removed, was_live, was_axe = 0, false, false
+
+local function drop(field)
+  local v = redis.call("HGET", key, field)
+  if not v then return end
+  local f = route_fields(v)
+  if f.bid ~= bid then return end
+  if f.st == "a" then was_live = true end
+  removed = removed + redis.call("HDEL", key, field)
+end
+
+for i = 3, #ARGV do drop("r:" .. ARGV[i]) end
+if ext ~= "" then drop("x:" .. ext); was_axe = true end
+removed = removed + redis.call("HDEL", key, "a:" .. bid, "l:" .. bid)
+if was_live then
+  redis.call("HINCRBY", key, "n", -1)
+  if was_axe then redis.call("HINCRBY", key, "e", -1) end
+end
+return removed

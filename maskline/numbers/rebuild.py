@@ -1,0 +1,172 @@
+"""Rebuilding Redis routes from SQL, the source of truth.
+
+``rebuild_routes`` writes, for every pool number, its live bindings and its
+cool-down tombstones (bindings ended less than the cool-down ago), then sets
+the number's generation marker. It is idempotent, and safe beside live
+traffic: each entry carries its binding's version, and Lua refuses to
+overwrite a newer one, so a rebuild racing an unbind cannot revive it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from maskline.clock import Clock
+from maskline.db import Database
+from maskline.numbers.models import Binding, RelayNumber
+from maskline.numbers.routes import (
+    AllowedCaller,
+    Party,
+    RouteStore,
+    StoredBinding,
+    allow_value,
+    epoch,
+    short_index,
+)
+from maskline.vault import sealing
+from maskline.vault.blind_index import primary_index
+from maskline.vault.models import VaultEntry
+from maskline.vault.services import VaultService
+
+log = logging.getLogger(__name__)
+
+
+def member_index(session: Session, vault: VaultService, token: str) -> bytes:
+    """The truncated primary blind index of a vault entry, as Redis keys it.
+
+    Uses the stored index when it is under the primary index key; during a
+    blind-index re-index, computes it from the sealed number instead.
+    """
+    entry = session.get(VaultEntry, token)
+    if entry is None or entry.erased or entry.blind_index is None:
+        # An erased party routes nowhere: a random index matches no caller.
+        return b"\x00" * 12
+    ring = vault.keys.current()
+    if entry.index_version == ring.index.primary:
+        return short_index(entry.blind_index)
+    assert entry.wrapped_key is not None and entry.ciphertext is not None
+    e164 = sealing.open_sealed(
+        ring, entry.wrapped_key, entry.ciphertext, entry_id=entry.token, purpose=entry.purpose
+    )
+    return short_index(primary_index(ring, e164)[1])
+
+
+def pool_numbers(db: Database) -> list[str]:
+    """Relay numbers that should have routing data (all but retired ones)."""
+    with db.session() as session:
+        return list(session.scalars(select(RelayNumber.e164).where(RelayNumber.status != "retired")))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RebuildReport:
+    numbers: int
+    bindings: int
+    written: int
+
+    def summary(self) -> str:
+        return (
+            f"rebuilt routes for {self.numbers} relay numbers: "
+            f"{self.bindings} bindings from SQL, {self.written} written"
+        )
+
+
+def _stored(session: Session, vault: VaultService, b: Binding, now: dt.datetime) -> StoredBinding:
+    parties = b.parties[:1] if b.mode == "axe" else b.parties
+    active = b.status == "active"
+    expires = b.expires_at if active else min(b.ended_at or b.expires_at, b.expires_at)
+    allow = ""
+    if b.mode == "axe":
+        allow = (
+            "*"
+            if b.allow_any
+            else allow_value(
+                [
+                    AllowedCaller(index=member_index(session, vault, c.token), role=c.role, token=c.token)
+                    for c in b.callers
+                ]
+            )
+        )
+    return StoredBinding(
+        id=b.id,
+        version=b.version,
+        active=active,
+        expires=epoch(expires),
+        mode=b.mode,
+        extension=b.extension,
+        allow=allow,
+        last_caller="",
+        parties=[
+            Party(index=member_index(session, vault, p.token), role=p.role, token=p.token) for p in parties
+        ],
+    )
+
+
+def rebuild_routes(
+    *, db: Database, vault: VaultService, routes: RouteStore, cooldown: dt.timedelta, now: dt.datetime
+) -> RebuildReport:
+    """Restore every pool number's routes and generation marker from SQL."""
+    generation = now.strftime("%Y%m%dT%H%M%S")
+    with db.session() as session:
+        numbers = session.scalars(select(RelayNumber.e164).where(RelayNumber.status != "retired")).all()
+        bindings = session.scalars(
+            select(Binding)
+            .options(selectinload(Binding.members))
+            .where(
+                Binding.purged_at.is_(None),
+                or_(Binding.status == "active", Binding.ended_at > now - cooldown),
+            )
+        ).all()
+        by_number: dict[str, list[StoredBinding]] = defaultdict(list)
+        for b in bindings:
+            by_number[b.relay_number].append(_stored(session, vault, b, now))
+    written = 0
+    for number in sorted(set(numbers) | set(by_number)):
+        written += routes.restore(number, by_number.get(number, []), generation=generation, now=epoch(now))
+    report = RebuildReport(
+        numbers=len(set(numbers) | set(by_number)), bindings=len(bindings), written=written
+    )
+    log.info("%s", report.summary())
+    return report
+
+
+class AutoRebuilder:
+    """Runs one background rebuild at a time when routing finds its data gone.
+
+    Resolve keeps failing closed (``unavailable``) until the rebuild is done;
+    this only makes sure somebody starts it, without stampeding.
+    """
+
+    def __init__(
+        self, *, db: Database, vault: VaultService, routes: RouteStore, cooldown: dt.timedelta, clock: Clock
+    ) -> None:
+        self._args = (db, vault, routes, cooldown)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.runs = 0
+
+    def trigger(self, *, wait: bool = False) -> bool:
+        """Start a rebuild unless one is running; True if this call started one."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        thread = threading.Thread(target=self._run, name="maskline-rebuild", daemon=True)
+        thread.start()
+        if wait:
+            thread.join()
+        return True
+
+    def _run(self) -> None:
+        db, vault, routes, cooldown = self._args
+        try:
+            rebuild_routes(db=db, vault=vault, routes=routes, cooldown=cooldown, now=self._clock())
+            self.runs += 1
+        except Exception as exc:  # logged and retried on the next trigger
+            log.warning("automatic route rebuild failed: %s", type(exc).__name__)
+        finally:
+            self._lock.release()

@@ -1,0 +1,112 @@
+"""Routing decisions: who does a call or message to a relay number reach?
+
+The caller is recognised by blind index only (an HMAC computed in memory);
+the decision takes one Redis round trip. Anything that prevents a decision
+is a reject with reason ``unavailable``: routing fails closed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import Counter
+
+import phonenumbers
+
+from maskline.clock import Clock, system_clock
+from maskline.db import Database
+from maskline.numbers.interfaces import RouteDecision, RoutingUnavailable
+from maskline.numbers.rebuild import AutoRebuilder
+from maskline.numbers.routes import RouteStore, epoch, short_index
+from maskline.vault.services import VaultService
+
+log = logging.getLogger(__name__)
+
+_EXTENSION = re.compile(r"^[0-9]{1,8}$")
+
+
+class Router:
+    """Resolves (relay number, caller, extension) to a :class:`RouteDecision`."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        vault: VaultService,
+        routes: RouteStore,
+        rebuilder: AutoRebuilder | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.db = db
+        self.vault = vault
+        self.routes = routes
+        self.rebuilder = rebuilder
+        self._clock = clock
+        # Rejections by reason: the webhooks and alerts read these counts.
+        self.rejections: Counter[str] = Counter()
+
+    def caller_index(self, caller: str) -> bytes | None:
+        """The truncated blind index of a caller, or None if it is no valid number."""
+        try:
+            e164 = self.vault.normalize(caller, field="caller")
+        except Exception:
+            return None  # anonymous, withheld or malformed caller ids match nobody
+        return short_index(self.vault.index_of(e164))
+
+    def resolve(
+        self,
+        relay_number: str,
+        caller: str,
+        extension: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> RouteDecision:
+        """Where a call from ``caller`` to ``relay_number`` goes; never raises."""
+        when = now or self._clock()
+        relay = _relay_e164(relay_number)
+        if relay is None:
+            return self._reject("no_binding")
+        if extension is not None and not _EXTENSION.match(extension):
+            return self._reject("bad_extension")
+        try:
+            decision = self.routes.resolve(
+                relay, caller_index=self.caller_index(caller), extension=extension or None, now=epoch(when)
+            )
+        except RoutingUnavailable:
+            return self._reject("unavailable")
+        except Exception as exc:  # fail closed on anything unexpected, and say so
+            log.warning("routing failed closed: %s", type(exc).__name__)
+            return self._reject("unavailable")
+        if decision.action == "reject":
+            if decision.reason == "unavailable" and self.rebuilder is not None:
+                self.rebuilder.trigger()
+            self.rejections[decision.reason or "unknown"] += 1
+            return decision
+        if decision.extra.get("remember_caller") and decision.binding_id:
+            self._remember(relay, decision, caller)
+        return decision
+
+    def _remember(self, relay: str, decision: RouteDecision, caller: str) -> None:
+        """An open extension's caller becomes who the bound party calls back."""
+        try:
+            with self.db.session() as session:
+                token = self.vault.put(session, caller, field="caller").token
+            self.routes.remember_caller(
+                relay, binding_id=decision.binding_id or "", role="caller", token=token
+            )
+        except Exception as exc:  # the call still connects; only the call-back is lost
+            log.warning("could not remember the caller of %s: %s", decision.binding_id, type(exc).__name__)
+
+    def _reject(self, reason: str) -> RouteDecision:
+        self.rejections[reason] += 1
+        return RouteDecision.reject(reason)  # type: ignore[arg-type]
+
+
+def _relay_e164(number: str) -> str | None:
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

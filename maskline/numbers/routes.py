@@ -1,0 +1,252 @@
+"""The routing store: maskline's Lua scripts over one Redis hash per relay number.
+
+Every key a script touches is ``ml:{X}`` for one relay number X, so each
+call stays on one hash slot and runs unchanged on Redis Cluster. Redis holds
+no party number: blind indexes (truncated HMACs), binding ids and vault
+tokens only. The layout is documented in ``lua/common.lua``.
+
+Any Redis failure becomes :class:`RoutingUnavailable`: callers fail closed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+
+from maskline.numbers.interfaces import RejectReason, RouteDecision, RoutingUnavailable
+
+# Bytes of the blind index kept in Redis: 96 bits make a collision between
+# two parties on one relay number vanishingly unlikely, at 12 bytes a field.
+INDEX_BYTES = 12
+
+
+def route_key(relay_number: str) -> str:
+    """The one Redis key about ``relay_number``; ``{...}`` is its hash tag."""
+    return f"ml:{{{relay_number}}}"
+
+
+def epoch(when: dt.datetime) -> int:
+    return int(when.timestamp())
+
+
+def short_index(index: bytes) -> bytes:
+    return index[:INDEX_BYTES]
+
+
+def _load(name: str) -> str:
+    package = resources.files("maskline.numbers") / "lua"
+    return (package / "common.lua").read_text() + "\n" + (package / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Party:
+    """A party as Redis knows it: truncated blind index, role and vault token."""
+
+    index: bytes
+    role: str
+    token: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllowedCaller:
+    index: bytes
+    role: str
+    token: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimResult:
+    outcome: str  # ok, full, busy, no_extension
+    extension: str | None = None
+    busy_party: int | None = None  # 0-based position of the busy party
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredBinding:
+    """A binding's routing state, as restore writes it."""
+
+    id: str
+    version: int
+    active: bool
+    expires: int
+    mode: str
+    extension: str | None
+    allow: str
+    last_caller: str
+    parties: list[Party]
+
+
+def allow_value(callers: list[AllowedCaller] | None) -> str:
+    """The a:<bid> value: ``*`` for an open extension, else idx=role=token entries."""
+    if callers is None:
+        return "*"
+    return ";".join(f"{c.index.hex()}={c.role}={c.token}" for c in callers)
+
+
+class RouteStore:
+    """maskline's Lua scripts, registered once per client."""
+
+    SCRIPTS = ("claim", "end", "extend", "release", "resolve", "restore")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._scripts = {name: client.register_script(_load(name)) for name in self.SCRIPTS}
+
+    def _run(self, name: str, relay_number: str, args: list[Any]) -> Any:
+        try:
+            return self._scripts[name](keys=[route_key(relay_number)], args=args)
+        except redis.exceptions.RedisError as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    # -- pool ------------------------------------------------------------------
+
+    def register_number(self, relay_number: str, *, generation: str = "1") -> None:
+        """Mark X's hash as present (the generation marker), keeping any data."""
+        try:
+            self.client.hsetnx(route_key(relay_number), "g", generation)
+        except redis.exceptions.RedisError as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    def has_generation(self, relay_number: str) -> bool:
+        try:
+            return bool(self.client.hexists(route_key(relay_number), "g"))
+        except redis.exceptions.RedisError as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    # -- bindings --------------------------------------------------------------
+
+    def claim(
+        self,
+        relay_number: str,
+        *,
+        binding_id: str,
+        version: int,
+        expires: int,
+        mode: str,
+        parties: list[Party],
+        allow: str = "",
+        extension_candidates: list[str] | None = None,
+        now: int,
+        cooldown: int,
+        cap: int,
+    ) -> ClaimResult:
+        """Atomically put a binding on X, or say why X cannot take it."""
+        args: list[Any] = [
+            now,
+            cooldown,
+            cap,
+            binding_id,
+            version,
+            expires,
+            mode,
+            allow,
+            ",".join(extension_candidates or []),
+            len(parties),
+        ]
+        for p in parties:
+            args += [p.index, p.role, p.token]
+        result = [_text(x) for x in self._run("claim", relay_number, args)]
+        if result[0] == "unavailable":
+            raise RoutingUnavailable(f"routing store lost its data for {relay_number}; rebuild needed")
+        if result[0] == "ok":
+            return ClaimResult(outcome="ok", extension=result[1] or None)
+        if result[0] == "busy":
+            return ClaimResult(outcome="busy", busy_party=int(result[1]) - 1)
+        return ClaimResult(outcome=result[0])
+
+    def end(
+        self,
+        relay_number: str,
+        *,
+        binding_id: str,
+        version: int,
+        ended: int,
+        mode: str,
+        extension: str | None,
+        indexes: list[bytes],
+    ) -> bool:
+        """Turn a binding's entries into cool-down tombstones; True if it was live."""
+        args: list[Any] = [binding_id, version, ended, mode, extension or "", *indexes]
+        return bool(self._run("end", relay_number, args))
+
+    def extend(
+        self,
+        relay_number: str,
+        *,
+        binding_id: str,
+        version: int,
+        now: int,
+        expires: int,
+        extension: str | None,
+        indexes: list[bytes],
+    ) -> int:
+        args: list[Any] = [binding_id, version, now, expires, extension or "", *indexes]
+        return int(self._run("extend", relay_number, args))
+
+    def release(
+        self, relay_number: str, *, binding_id: str, extension: str | None, indexes: list[bytes]
+    ) -> int:
+        """Delete a binding's entries (failed claim, or cool-down over)."""
+        return int(self._run("release", relay_number, [binding_id, extension or "", *indexes]))
+
+    def restore(self, relay_number: str, bindings: list[StoredBinding], *, generation: str, now: int) -> int:
+        """Write X's bindings from SQL (idempotent) and set its generation marker."""
+        args: list[Any] = [generation, now, len(bindings)]
+        for b in bindings:
+            args += [
+                b.id,
+                b.version,
+                "a" if b.active else "e",
+                b.expires,
+                b.mode,
+                b.extension or "",
+                b.allow,
+                b.last_caller,
+                len(b.parties),
+            ]
+            for p in b.parties:
+                args += [p.index, p.role, p.token]
+        return int(self._run("restore", relay_number, args))
+
+    def remember_caller(self, relay_number: str, *, binding_id: str, role: str, token: str) -> None:
+        """Record the most recent caller of an open-extension binding."""
+        try:
+            self.client.hset(route_key(relay_number), f"l:{binding_id}", f"{role}={token}")
+        except redis.exceptions.RedisError as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    # -- routing ---------------------------------------------------------------
+
+    def resolve(
+        self, relay_number: str, *, caller_index: bytes | None, extension: str | None, now: int
+    ) -> RouteDecision:
+        """One round trip: where does a call from this caller to X go?"""
+        idx = caller_index or b""
+        args: list[Any] = [now, idx, idx.hex(), extension or ""]
+        result = [_text(x) for x in self._run("resolve", relay_number, args)]
+        if result[0] == "connect":
+            return RouteDecision(
+                action="connect",
+                binding_id=result[1],
+                from_role=result[2],
+                target_role=result[3],
+                target_token=result[4],
+                extra={"remember_caller": "1"} if result[5] else {},
+            )
+        reason: RejectReason = result[1]  # type: ignore[assignment]
+        return RouteDecision.reject(reason, binding_id=result[2] or None)
+
+    def fields(self, relay_number: str) -> dict[bytes, bytes]:
+        """Every field of X's hash (for tests, dumps and the sweeper)."""
+        try:
+            return dict(self.client.hgetall(route_key(relay_number)))
+        except redis.exceptions.RedisError as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

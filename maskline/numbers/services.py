@@ -1,0 +1,494 @@
+"""Bindings: validate, allocate (Redis Lua claim + SQL row), extend, unbind, read.
+
+Order of a bind: validate everything and seal the parties (nothing else is
+touched if input is bad), pick candidate relay numbers from the SQL pool,
+claim one atomically in Redis, then commit the SQL rows; if the commit
+fails the claim is released. A crash between claim and commit leaves a
+Redis claim with no SQL row, which the sweeper reconciles.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import re
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from maskline.clock import Clock, system_clock
+from maskline.db import Database
+from maskline.numbers.interfaces import (
+    MODES,
+    BindingNotFound,
+    BindingNotLive,
+    BindingView,
+    BindRequest,
+    InvalidRequest,
+    NoNumberInRegion,
+    PoolExhausted,
+)
+from maskline.numbers.models import Binding, BindingMember, RelayNumber
+from maskline.numbers.rebuild import member_index
+from maskline.numbers.routes import (
+    AllowedCaller,
+    Party,
+    RouteStore,
+    allow_value,
+    epoch,
+    short_index,
+)
+from maskline.vault.services import VaultService
+
+log = logging.getLogger(__name__)
+
+ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_ORDER_ID = 128
+MAX_ALLOWED_CALLERS = 20
+# Roles taken as the bound party of an axe binding, in order of preference.
+BOUND_ROLE_PREFERENCE = ("buyer", "customer", "recipient")
+
+
+def new_binding_id() -> str:
+    return "bd_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindingPolicy:
+    """The numbers settings a binding needs."""
+
+    cap: int = 200
+    extension_digits: int = 4
+    cooldown: dt.timedelta = dt.timedelta(hours=24)
+    default_ttl: dt.timedelta = dt.timedelta(hours=72)
+    max_ttl: dt.timedelta = dt.timedelta(days=90)
+    geo_policy: Literal["nearest", "strict"] = "nearest"
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    role: str
+    token: str
+    index: bytes
+    e164: str
+
+
+class BindingService:
+    """Creates and changes bindings; SQL first in truth, Redis first in time."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        vault: VaultService,
+        routes: RouteStore,
+        policy: BindingPolicy,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.db = db
+        self.vault = vault
+        self.routes = routes
+        self.policy = policy
+        self._clock = clock
+
+    # -- validation ------------------------------------------------------------
+
+    def _validate(self, req: BindRequest, now: dt.datetime) -> dt.datetime:
+        if not isinstance(req.order_id, str) or not req.order_id.strip():
+            raise InvalidRequest("order_id", "is required: every binding belongs to an order")
+        if len(req.order_id) > MAX_ORDER_ID:
+            raise InvalidRequest("order_id", f"is longer than {MAX_ORDER_ID} characters")
+        if req.mode not in MODES:
+            raise InvalidRequest("mode", f"must be one of {', '.join(MODES)}")
+        if not isinstance(req.parties, dict) or not req.parties:
+            raise InvalidRequest("parties", "must map roles to numbers")
+        for role in req.parties:
+            if not isinstance(role, str) or not ROLE_PATTERN.match(role):
+                raise InvalidRequest(
+                    "parties", "roles must be lower-case words (a-z, 0-9, _), at most 32 characters"
+                )
+        if req.mode == "axb" and len(req.parties) != 2:
+            raise InvalidRequest("parties", "an axb binding has exactly two parties")
+        if req.allow is not None and req.allow != "any":
+            if not isinstance(req.allow, list):
+                raise InvalidRequest("allow", 'must be a list of numbers or "any"')
+            if len(req.allow) > MAX_ALLOWED_CALLERS:
+                raise InvalidRequest("allow", f"allows at most {MAX_ALLOWED_CALLERS} callers")
+        if req.mode == "axe" and len(req.parties) == 1 and not req.allow:
+            raise InvalidRequest(
+                "allow", 'an axe binding needs an allow-list of callers (or allow: "any", explicitly)'
+            )
+        if req.fallback not in (None, "axe"):
+            raise InvalidRequest("fallback", 'the only fallback is "axe"')
+        if req.fallback == "axe" and req.mode != "axb":
+            raise InvalidRequest("fallback", "only an axb binding can fall back to axe")
+        return self._expiry(req.ttl, req.expires_at, now)
+
+    def _expiry(
+        self, ttl: dt.timedelta | None, expires_at: dt.datetime | None, now: dt.datetime
+    ) -> dt.datetime:
+        if ttl is not None and expires_at is not None:
+            raise InvalidRequest("ttl_seconds", "give either ttl_seconds or expires_at, not both")
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise InvalidRequest("expires_at", "must include a time zone")
+            expires = expires_at
+        else:
+            ttl = ttl if ttl is not None else self.policy.default_ttl
+            if ttl <= dt.timedelta(0):
+                raise InvalidRequest("ttl_seconds", "must be positive")
+            expires = now + ttl
+        if expires <= now:
+            raise InvalidRequest("expires_at", "is in the past")
+        if expires - now > self.policy.max_ttl:
+            raise InvalidRequest(
+                "expires_at", f"is more than {self.policy.max_ttl.days} days away (the maximum)"
+            )
+        return expires
+
+    def _seal_all(self, session: Session, req: BindRequest) -> tuple[list[_Sealed], list[_Sealed]]:
+        """Normalize every number (all checked before any is stored), then seal."""
+        normalized: list[tuple[str, str, str]] = []  # (field, role, e164)
+        for role, raw in req.parties.items():
+            normalized.append(
+                (
+                    f"parties.{role}",
+                    role,
+                    self.vault.normalize(raw, field=f"parties.{role}", region=req.region),
+                )
+            )
+        callers: list[tuple[str, str, str]] = []
+        if isinstance(req.allow, list):
+            for i, raw in enumerate(req.allow):
+                callers.append(
+                    (
+                        f"allow[{i}]",
+                        "caller",
+                        self.vault.normalize(raw, field=f"allow[{i}]", region=req.region),
+                    )
+                )
+        seen: dict[str, str] = {}
+        for field, _role, e164 in normalized + callers:
+            if e164 in seen:
+                raise InvalidRequest(field, f"is the same number as {seen[e164]}")
+            seen[e164] = field
+        relays = set(session.scalars(select(RelayNumber.e164).where(RelayNumber.e164.in_(list(seen)))).all())
+        for field, _role, e164 in normalized + callers:
+            if e164 in relays:
+                raise InvalidRequest(field, "is a relay number of this pool; relay numbers cannot be parties")
+
+        def seal(items: list[tuple[str, str, str]]) -> list[_Sealed]:
+            out = []
+            for _field, role, e164 in items:
+                token = self.vault.put_normalized(session, e164).token
+                out.append(_Sealed(role, token, short_index(self.vault.index_of(e164)), e164))
+            return out
+
+        return seal(normalized), seal(callers)
+
+    # -- binding ---------------------------------------------------------------
+
+    def bind(self, req: BindRequest) -> BindingView:
+        """Create a binding, or raise InvalidRequest / PoolExhausted / RoutingUnavailable."""
+        now = self._clock()
+        expires = self._validate(req, now)
+        with self.db.session() as session:
+            parties, callers = self._seal_all(session, req)
+            anchor = self._anchor(parties)
+            candidates = self._candidates(session, anchor, now)
+            binding_id = new_binding_id()
+            attempt, busy = self._try_claim(
+                candidates, binding_id, req.mode, parties, callers, req.allow == "any", expires, now
+            )
+            mode, fallback_used = req.mode, False
+            if attempt is None and req.fallback == "axe":
+                mode, fallback_used = "axe", True
+                attempt, _ = self._try_claim(
+                    candidates, binding_id, "axe", parties, callers, False, expires, now
+                )
+            if attempt is None:
+                raise self._exhausted(parties, candidates, busy)
+            relay, extension, bound, allowed = attempt
+            binding = Binding(
+                id=binding_id,
+                owner=req.owner,
+                order_id=req.order_id.strip(),
+                mode=mode,
+                relay_number=relay,
+                extension=extension,
+                allow_any=req.allow == "any" and not fallback_used,
+                status="active",
+                expires_at=expires,
+                created_at=now,
+                version=1,
+            )
+            members = [BindingMember(position=0, kind="party", role=bound[0].role, token=bound[0].token)]
+            for i, p in enumerate(bound[1:], start=1):
+                members.append(BindingMember(position=i, kind="party", role=p.role, token=p.token))
+            for i, c in enumerate(allowed, start=len(members)):
+                members.append(BindingMember(position=i, kind="caller", role=c.role, token=c.token))
+            binding.members = members
+            session.add(binding)
+            try:
+                session.flush()
+            except Exception:
+                self._release_quietly(relay, binding_id, extension, [p.index for p in bound])
+                raise
+        log.info("bound %s on %s (order owner %s, mode %s)", binding_id, relay, req.owner, mode)
+        return self._view(binding, fallback_used=fallback_used)
+
+    def _anchor(self, parties: list[_Sealed]) -> _Sealed:
+        """The party whose area decides the relay number: the buyer if any."""
+        for role in BOUND_ROLE_PREFERENCE:
+            for p in parties:
+                if p.role == role:
+                    return p
+        return parties[0]
+
+    def _candidates(self, session: Session, anchor: _Sealed, now: dt.datetime) -> list[str]:
+        from maskline.numbers import regions  # TEMPORARY: lazy while regions.py lands
+
+        country, area = regions.describe(anchor.e164)
+        live = (
+            select(Binding.relay_number, func.count().label("live"))
+            .where(Binding.status == "active", Binding.expires_at > now)
+            .group_by(Binding.relay_number)
+            .subquery()
+        )
+        rows = session.execute(
+            select(RelayNumber.e164, RelayNumber.country, RelayNumber.area, func.coalesce(live.c.live, 0))
+            .outerjoin(live, live.c.relay_number == RelayNumber.e164)
+            .where(RelayNumber.status == "active", RelayNumber.voice.is_(True))
+        ).all()
+        ranked = []
+        for e164, r_country, r_area, load in rows:
+            if r_country == country and area and r_area == area:
+                tier = 0
+            elif r_country == country:
+                tier = 1
+            else:
+                tier = 2
+            if self.policy.geo_policy == "strict" and tier != 0:
+                continue
+            # Random tie-break spreads concurrent binds of one party over
+            # equally loaded numbers instead of piling them on the first.
+            ranked.append((tier, int(load), secrets.randbelow(1 << 30), e164))
+        ranked.sort()
+        return [e164 for *_rest, e164 in ranked]
+
+    def _split_axe(
+        self, parties: list[_Sealed], callers: list[_Sealed]
+    ) -> tuple[list[_Sealed], list[_Sealed]]:
+        """axe: the buyer (or first party) is bound; other parties become allowed callers."""
+        bound = self._anchor(parties)
+        others = [p for p in parties if p is not bound]
+        return [bound], others + callers
+
+    def _try_claim(
+        self,
+        candidates: list[str],
+        binding_id: str,
+        mode: str,
+        parties: list[_Sealed],
+        callers: list[_Sealed],
+        allow_any: bool,
+        expires: dt.datetime,
+        now: dt.datetime,
+    ) -> tuple[tuple[str, str | None, list[_Sealed], list[_Sealed]] | None, Counter[int]]:
+        """Claim the first candidate that can take the binding.
+
+        Returns the claim (relay, extension, bound parties, allowed callers),
+        or None with how often each party was the one already on a number.
+        """
+        if mode == "axe":
+            bound, allowed = self._split_axe(parties, callers)
+            allow = (
+                "*"
+                if allow_any
+                else allow_value([AllowedCaller(index=c.index, role=c.role, token=c.token) for c in allowed])
+            )
+        else:
+            bound, allowed, allow = parties, [], ""
+        busy: Counter[int] = Counter()
+        for relay in candidates:
+            result = self.routes.claim(
+                relay,
+                binding_id=binding_id,
+                version=1,
+                expires=epoch(expires),
+                mode=mode,
+                parties=[Party(index=p.index, role=p.role, token=p.token) for p in bound],
+                allow=allow,
+                extension_candidates=self._extension_candidates() if mode == "axe" else None,
+                now=epoch(now),
+                cooldown=int(self.policy.cooldown.total_seconds()),
+                cap=self.policy.cap,
+            )
+            if result.outcome == "ok":
+                return (relay, result.extension, bound, allowed), busy
+            if result.outcome == "busy" and result.busy_party is not None:
+                busy[result.busy_party] += 1
+        return None, busy
+
+    def _extension_candidates(self, count: int = 12) -> list[str]:
+        digits = self.policy.extension_digits
+        low = 10 ** (digits - 1)  # never a leading zero
+        return [str(low + secrets.randbelow(9 * low)) for _ in range(count)]
+
+    def _exhausted(self, parties: list[_Sealed], candidates: list[str], busy: Counter[int]) -> PoolExhausted:
+        if not candidates:
+            if self.policy.geo_policy == "strict":
+                return NoNumberInRegion(
+                    "no active relay number in the party's area (geo policy strict)", role=None, needed=1
+                )
+            return PoolExhausted("the pool has no active relay number with voice", needed=1)
+        if busy:
+            position, _count = busy.most_common(1)[0]
+            role = parties[position].role if position < len(parties) else None
+            return PoolExhausted(
+                f"the pool is exhausted for role {role}: every relay number already carries "
+                f"this {role} (or is cooling down for it); it needs at least 1 more number",
+                role=role,
+                needed=1,
+            )
+        return PoolExhausted(
+            f"the pool is exhausted: all {len(candidates)} relay numbers are at their binding cap "
+            "or out of extensions; it needs at least 1 more number",
+            needed=1,
+        )
+
+    def _release_quietly(
+        self, relay: str, binding_id: str, extension: str | None, indexes: list[bytes]
+    ) -> None:
+        try:
+            self.routes.release(relay, binding_id=binding_id, extension=extension, indexes=indexes)
+        except Exception:  # the sweeper reconciles what this could not undo
+            log.warning("could not release claim %s on %s; the sweeper will", binding_id, relay)
+
+    # -- reading -------------------------------------------------------------------
+
+    def _load(self, session: Session, binding_id: str, owner: str | None) -> Binding:
+        binding = session.get(Binding, binding_id) if isinstance(binding_id, str) else None
+        if binding is None or (owner is not None and binding.owner != owner):
+            raise BindingNotFound(f"no binding {binding_id}")
+        return binding
+
+    def get(self, binding_id: str, *, owner: str | None = None) -> BindingView:
+        with self.db.session() as session:
+            return self._view(self._load(session, binding_id, owner))
+
+    def find(self, *, owner: str | None = None, order_id: str | None = None) -> list[BindingView]:
+        with self.db.session() as session:
+            query = select(Binding).order_by(Binding.created_at, Binding.id)
+            if owner is not None:
+                query = query.where(Binding.owner == owner)
+            if order_id is not None:
+                query = query.where(Binding.order_id == order_id)
+            return [self._view(b) for b in session.scalars(query)]
+
+    def _view(self, binding: Binding, *, fallback_used: bool = False) -> BindingView:
+        now = self._clock()
+        status = binding.status
+        if status == "active" and now >= binding.expires_at:
+            status = "expired"
+        return BindingView(
+            id=binding.id,
+            owner=binding.owner,
+            order_id=binding.order_id,
+            mode=binding.mode,  # type: ignore[arg-type]
+            relay_number=binding.relay_number,
+            extension=binding.extension,
+            status=status,
+            expires_at=binding.expires_at,
+            created_at=binding.created_at,
+            roles=[m.role for m in binding.parties],
+            allow=("any" if binding.allow_any else "list") if binding.mode == "axe" else None,
+            allowed_callers=len(binding.callers),
+            fallback_used=fallback_used,
+        )
+
+    # -- changing ------------------------------------------------------------------
+
+    def party_indexes(self, session: Session, binding: Binding) -> list[bytes]:
+        """The Redis route indexes of a binding's bound parties."""
+        bound = binding.parties[:1] if binding.mode == "axe" else binding.parties
+        return [member_index(session, self.vault, m.token) for m in bound]
+
+    def extend(
+        self,
+        binding_id: str,
+        *,
+        owner: str | None = None,
+        ttl: dt.timedelta | None = None,
+        expires_at: dt.datetime | None = None,
+    ) -> BindingView:
+        """Give a live binding a new expiry (ttl from now, or an absolute time)."""
+        now = self._clock()
+        expires = self._expiry(ttl, expires_at, now)
+        with self.db.session() as session:
+            binding = self._load(session, binding_id, owner)
+            if not binding.is_live(now):
+                raise BindingNotLive(f"binding {binding_id} has ended; create a new one")
+            binding.expires_at = expires
+            binding.version += 1
+            session.flush()
+            self.routes.extend(
+                binding.relay_number,
+                binding_id=binding.id,
+                version=binding.version,
+                now=epoch(now),
+                expires=epoch(expires),
+                extension=binding.extension,
+                indexes=self.party_indexes(session, binding),
+            )
+            return self._view(binding)
+
+    def unbind(self, binding_id: str, *, owner: str | None = None, reason: str = "unbind") -> BindingView:
+        """End a binding now. Idempotent for a binding that has already ended."""
+        now = self._clock()
+        with self.db.session() as session:
+            binding = self._load(session, binding_id, owner)
+            if binding.status != "active":
+                return self._view(binding)
+            self.end(session, binding, status="unbound" if now < binding.expires_at else "expired", now=now)
+            return self._view(binding)
+
+    def end(self, session: Session, binding: Binding, *, status: str, now: dt.datetime) -> None:
+        """Mark ended in SQL and turn its Redis entries into cool-down tombstones.
+
+        SQL first: if Redis is unreachable the binding is still dead (resolve
+        checks expiry, a rebuild restores the tombstone), never the reverse.
+        """
+        ended = min(now, binding.expires_at)
+        binding.status = status
+        binding.ended_at = ended
+        binding.version += 1
+        session.flush()
+        self.routes.end(
+            binding.relay_number,
+            binding_id=binding.id,
+            version=binding.version,
+            ended=epoch(ended),
+            mode=binding.mode,
+            extension=binding.extension,
+            indexes=self.party_indexes(session, binding),
+        )
+
+    def unbind_party(self, session: Session, token: str) -> int:
+        """End every live binding a vault token takes part in (used by erase)."""
+        now = self._clock()
+        ids = session.scalars(
+            select(BindingMember.binding_id).where(BindingMember.token == token).distinct()
+        ).all()
+        ended = 0
+        for binding_id in ids:
+            binding = session.get(Binding, binding_id)
+            if binding is not None and binding.status == "active":
+                self.end(session, binding, status="unbound", now=now)
+                ended += 1
+        return ended

@@ -1,0 +1,206 @@
+"""Bindings end to end over real SQL and Redis: bind, route, extend, unbind, cool-down."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from maskline.clock import FixedClock
+from maskline.numbers.interfaces import BindRequest, InvalidRequest, PoolExhausted
+from maskline.numbers.models import Binding
+from maskline.vault.interfaces import InvalidPhoneNumber
+from maskline.vault.models import VaultEntry
+from maskline.wiring import Services
+from tests.conftest import add_relay_numbers
+
+X1, X2 = "+14155550100", "+14155550101"
+BUYER, MERCHANT, COURIER = "+14155550132", "+12125550143", "+13125550154"
+
+
+def axb(order: str = "o-1", buyer: str = BUYER, merchant: str = MERCHANT, **kw: Any) -> BindRequest:
+    return BindRequest(order_id=order, mode="axb", parties={"buyer": buyer, "merchant": merchant}, **kw)
+
+
+@pytest.fixture
+def pool(services: Services, numbers: Any) -> Any:
+    add_relay_numbers(services, X1, X2)
+    return numbers
+
+
+def test_axb_binding_routes_both_ways_with_relay_number(pool: Any) -> None:
+    view = pool.bindings.bind(axb())
+    assert view.relay_number in (X1, X2) and view.extension is None
+    to_merchant = pool.router.resolve(view.relay_number, BUYER)
+    to_buyer = pool.router.resolve(view.relay_number, "(212) 555-0143")
+    assert (to_merchant.action, to_merchant.target_role) == ("connect", "merchant")
+    assert (to_buyer.action, to_buyer.target_role) == ("connect", "buyer")
+
+
+def test_target_token_opens_to_the_other_party(services: Services, pool: Any) -> None:
+    view = pool.bindings.bind(axb())
+    decision = pool.router.resolve(view.relay_number, BUYER)
+    with services.db.session() as session:
+        assert services.vault.open(session, decision.target_token) == MERCHANT
+
+
+def test_binding_json_carries_no_party_number(pool: Any) -> None:
+    text = str(pool.bindings.bind(axb()).to_json())
+    for digits in ("4155550132", "2125550143"):
+        assert digits not in text
+
+
+def test_stranger_and_expired_are_rejected(pool: Any, clock: FixedClock) -> None:
+    view = pool.bindings.bind(axb(ttl=dt.timedelta(hours=1)))
+    assert pool.router.resolve(view.relay_number, COURIER).reason == "stranger"
+    clock.advance(hours=1)
+    assert pool.router.resolve(view.relay_number, BUYER).reason == "expired"
+
+
+def test_unbind_is_immediate_and_cools_the_number_down_for_its_parties(pool: Any, clock: FixedClock) -> None:
+    first = pool.bindings.bind(axb("o-1"))
+    pool.bindings.unbind(first.id)
+    assert pool.router.resolve(first.relay_number, BUYER).action == "reject"
+    second = pool.bindings.bind(axb("o-2"))
+    assert second.relay_number != first.relay_number  # same parties: X is cooling down
+    clock.advance(hours=25)
+    pool.bindings.unbind(second.id)
+    clock.advance(hours=25)
+    assert pool.bindings.bind(axb("o-3")).relay_number in (X1, X2)
+
+
+def test_old_counterparty_calling_after_unbind_reaches_no_one(pool: Any) -> None:
+    first = pool.bindings.bind(axb("o-1"))
+    pool.bindings.unbind(first.id)
+    other = pool.bindings.bind(axb("o-2", buyer="+14155550177", merchant="+14155550178"))
+    if other.relay_number == first.relay_number:
+        assert pool.router.resolve(first.relay_number, MERCHANT).action == "reject"
+    assert pool.router.resolve(first.relay_number, MERCHANT).action == "reject"
+
+
+def test_extend_keeps_a_binding_alive(pool: Any, clock: FixedClock) -> None:
+    view = pool.bindings.bind(axb(ttl=dt.timedelta(hours=1)))
+    pool.bindings.extend(view.id, ttl=dt.timedelta(hours=5))
+    clock.advance(hours=3)
+    assert pool.router.resolve(view.relay_number, BUYER).action == "connect"
+
+
+def test_pool_exhausted_names_the_role(services: Services, numbers: Any) -> None:
+    add_relay_numbers(services, X1)
+    numbers.bindings.bind(axb("o-1"))
+    with pytest.raises(PoolExhausted, match="merchant") as err:
+        numbers.bindings.bind(axb("o-2", buyer="+14155550199"))
+    assert err.value.role == "merchant" and err.value.needed >= 1
+
+
+def test_fallback_to_axe_when_axb_is_exhausted(services: Services, numbers: Any) -> None:
+    add_relay_numbers(services, X1)
+    numbers.bindings.bind(axb("o-1"))
+    view = numbers.bindings.bind(axb("o-2", buyer="+14155550199", fallback="axe"))
+    assert (view.mode, view.fallback_used, view.relay_number) == ("axe", True, X1)
+    assert view.extension is not None and not view.extension.startswith("0")
+    via_ext = numbers.router.resolve(X1, MERCHANT, view.extension)
+    assert (via_ext.action, via_ext.target_role) == ("connect", "buyer")
+
+
+def test_axe_allow_list_and_call_back(pool: Any) -> None:
+    view = pool.bindings.bind(
+        BindRequest(order_id="o-1", mode="axe", parties={"buyer": BUYER}, allow=[COURIER])
+    )
+    assert len(view.extension or "") == 4
+    assert pool.router.resolve(view.relay_number, COURIER).reason == "extension_required"
+    assert pool.router.resolve(view.relay_number, "+14155550188", view.extension).reason == "stranger"
+    assert pool.router.resolve(view.relay_number, COURIER, view.extension).target_role == "buyer"
+    back = pool.router.resolve(view.relay_number, BUYER)
+    assert (back.action, back.target_role) == ("connect", "caller")
+
+
+def test_open_extension_must_be_asked_for(pool: Any) -> None:
+    with pytest.raises(InvalidRequest, match=r"^allow: "):
+        pool.bindings.bind(BindRequest(order_id="o-1", mode="axe", parties={"buyer": BUYER}))
+    view = pool.bindings.bind(BindRequest(order_id="o-1", mode="axe", parties={"buyer": BUYER}, allow="any"))
+    assert view.allow == "any"
+    assert pool.router.resolve(view.relay_number, "+14155550188", view.extension).action == "connect"
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "field"),
+    [
+        ({"order_id": ""}, "order_id"),
+        ({"mode": "abc"}, "mode"),
+        ({"parties": {"buyer": BUYER}}, "parties"),
+        ({"parties": {"Buyer!": BUYER, "merchant": MERCHANT}}, "parties"),
+        ({"parties": {"buyer": BUYER, "merchant": "12"}}, "parties.merchant"),
+        ({"parties": {"buyer": BUYER, "merchant": BUYER}}, "parties."),
+        ({"parties": {"buyer": BUYER, "merchant": X1}}, "parties.merchant"),
+        ({"ttl": dt.timedelta(seconds=-5)}, "ttl_seconds"),
+        ({"ttl": dt.timedelta(days=400)}, "expires_at"),
+        ({"fallback": "sms"}, "fallback"),
+    ],
+)
+def test_bad_input_names_the_field_and_changes_nothing(
+    services: Services, pool: Any, request_kw: dict[str, Any], field: str
+) -> None:
+    base: dict[str, Any] = {
+        "order_id": "o-1",
+        "mode": "axb",
+        "parties": {"buyer": BUYER, "merchant": MERCHANT},
+    }
+    with pytest.raises((InvalidRequest, InvalidPhoneNumber)) as err:
+        pool.bindings.bind(BindRequest(**{**base, **request_kw}))
+    assert str(err.value).startswith(field)
+    assert "4155550132" not in str(err.value)
+    with services.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Binding)) == 0
+        assert session.scalar(select(func.count()).select_from(VaultEntry)) == 0
+
+
+def test_erasing_a_party_unbinds_its_live_bindings(services: Services, pool: Any) -> None:
+    view = pool.bindings.bind(axb())
+    token = pool.router.resolve(view.relay_number, MERCHANT).target_token
+    with services.db.session() as session:
+        services.vault.erase(session, token, actor="dpo", reason="erasure request")
+    assert pool.bindings.get(view.id).status == "unbound"
+    assert pool.router.resolve(view.relay_number, MERCHANT).action == "reject"
+
+
+def test_flushed_redis_fails_closed_then_rebuild_restores_only_live(
+    services: Services, pool: Any, redis_client: Any, clock: FixedClock
+) -> None:
+    from maskline.numbers.rebuild import rebuild_routes
+
+    live = pool.bindings.bind(axb("o-1"))
+    ended = pool.bindings.bind(axb("o-2", buyer="+14155550166", merchant="+14155550167"))
+    short = pool.bindings.bind(
+        axb("o-3", buyer="+14155550168", merchant="+14155550169", ttl=dt.timedelta(minutes=5))
+    )
+    pool.bindings.unbind(ended.id)
+    clock.advance(minutes=10)
+    redis_client.flushdb()
+    assert pool.router.resolve(live.relay_number, BUYER).reason == "unavailable"
+    rebuild_routes(
+        db=services.db, vault=services.vault, routes=pool.routes, cooldown=dt.timedelta(hours=24), now=clock()
+    )
+    assert pool.router.resolve(live.relay_number, BUYER).action == "connect"
+    assert pool.router.resolve(ended.relay_number, "+14155550166").action == "reject"
+    assert pool.router.resolve(short.relay_number, "+14155550168").action == "reject"
+    # Idempotent: a second rebuild changes nothing that routes.
+    rebuild_routes(
+        db=services.db, vault=services.vault, routes=pool.routes, cooldown=dt.timedelta(hours=24), now=clock()
+    )
+    assert pool.router.resolve(live.relay_number, MERCHANT).target_role == "buyer"
+
+
+def test_redis_holds_no_party_number(services: Services, pool: Any, redis_client: Any) -> None:
+    pool.bindings.bind(axb())
+    pool.bindings.bind(
+        BindRequest(order_id="o-2", mode="axe", parties={"buyer": "+14155550175"}, allow=[COURIER])
+    )
+    dump = b"".join(
+        k + b"".join(redis_client.hgetall(k).keys()) + b"".join(redis_client.hgetall(k).values())
+        for k in redis_client.keys("*")
+    )
+    for digits in (b"4155550132", b"2125550143", b"3125550154", b"4155550175"):
+        assert digits not in dump
