@@ -10,11 +10,18 @@
   most live-or-cooling axb bindings any one party holds at once).
 
     python bench/numbers.py [--quick] [--json out.json]
-        [--redis-url redis://127.0.0.1:6379/13]
-        [--database-url postgresql://postgres@127.0.0.1:5432/test_h3]
+        [--redis-url redis://127.0.0.1:6379/15]
+        [--database-url postgresql://postgres@127.0.0.1:5432/bench]
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where
+# "numbers.py" would shadow the standard library's numbers module.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import datetime as dt
@@ -23,18 +30,16 @@ import json
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from maskline.numbers.interfaces import BindRequest
-from maskline.numbers.routes import Party, RouteStore, route_key
+from maskline.numbers.routes import Party, RouteStore, route_key, unpack_binding_id, unpack_token
+from maskline.numbers.services import new_binding_id
+from maskline.vault.services import new_token
 
 
 def relay(i: int) -> str:
@@ -108,11 +113,11 @@ def bench_allocations(database_url: str, redis_url: str, count: int) -> dict[str
     claims = count * 2
     started = time.perf_counter()
     for i in range(claims):
-        a = Party(index=os.urandom(12), role="buyer", token="pn_" + "a" * 24)
-        b = Party(index=os.urandom(12), role="merchant", token="pn_" + "b" * 24)
+        a = Party(index=os.urandom(12), role="buyer", token=new_token())
+        b = Party(index=os.urandom(12), role="merchant", token=new_token())
         routes.claim(
             numbers_added[i % pool_size],
-            binding_id=f"bd_{i:016d}",
+            binding_id=new_binding_id(),
             version=1,
             expires=2_000_000_000,
             mode="axb",
@@ -139,11 +144,11 @@ def bench_resolves(redis_url: str, count: int, rounds: int = 5) -> dict[str, flo
         x = relay(i)
         routes.register_number(x)
         for j in range(20):
-            a = Party(index=os.urandom(12), role="buyer", token="pn_" + "a" * 24)
-            b = Party(index=os.urandom(12), role="merchant", token="pn_" + "b" * 24)
+            a = Party(index=os.urandom(12), role="buyer", token=new_token())
+            b = Party(index=os.urandom(12), role="merchant", token=new_token())
             routes.claim(
                 x,
-                binding_id=f"bd_{i}_{j}",
+                binding_id=new_binding_id(),
                 version=1,
                 expires=2_000_000_000,
                 mode="axb",
@@ -186,11 +191,11 @@ def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[s
         for j in range(per_number):
             if made == bindings:
                 break
-            a = Party(index=rng.randbytes(12), role="buyer", token="pn_" + rng.randbytes(15).hex()[:24])
-            b = Party(index=rng.randbytes(12), role="merchant", token="pn_" + rng.randbytes(15).hex()[:24])
+            a = Party(index=rng.randbytes(12), role="buyer", token=unpack_token(rng.randbytes(15)))
+            b = Party(index=rng.randbytes(12), role="merchant", token=unpack_token(rng.randbytes(15)))
             routes.claim(
                 x,
-                binding_id="bd_" + rng.randbytes(10).hex()[:16],
+                binding_id=unpack_binding_id(rng.randbytes(10)),
                 version=1,
                 expires=2_000_000_000,
                 mode="axb",
@@ -261,7 +266,7 @@ def serves(client: Any, trace: list[tuple[int, int, int, int]], pool: int, coold
                 x, binding_id=bid, version=2, ended=t, mode="axb", extension=None, indexes=[idx(m), idx(b)]
             )
             load[x] -= 1
-        bid = f"b{n}"
+        bid = unpack_binding_id(n.to_bytes(10, "big"))
         placed = False
         for x in sorted(xs, key=load.__getitem__):
             result = routes.claim(
@@ -271,8 +276,10 @@ def serves(client: Any, trace: list[tuple[int, int, int, int]], pool: int, coold
                 expires=end,
                 mode="axb",
                 parties=[
-                    Party(index=idx(buyer), role="buyer", token=f"pn_{buyer}"),
-                    Party(index=idx(merchant), role="merchant", token=f"pn_{merchant}"),
+                    Party(index=idx(buyer), role="buyer", token=unpack_token(buyer.to_bytes(15, "big"))),
+                    Party(
+                        index=idx(merchant), role="merchant", token=unpack_token(merchant.to_bytes(15, "big"))
+                    ),
                 ],
                 now=start,
                 cooldown=cooldown,
@@ -311,8 +318,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test_h3")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bench")
     args = parser.parse_args()
     q = args.quick
     figures: dict[str, Any] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,35 @@ def port_file(instance_path: Path) -> Path:
     return instance_path / PORT_FILE_NAME
 
 
-def read_embedded_port(instance_path: Path) -> int | None:
-    """The port of a running embedded server, if its port file is current."""
+@dataclass(frozen=True, slots=True)
+class EmbeddedServer:
+    """A running embedded Redis, as its port file records it."""
+
+    port: int
+    pid: int
+
+
+def read_embedded_server(instance_path: Path) -> EmbeddedServer | None:
+    """The embedded server of ``instance_path``, if its port file is current."""
     path = port_file(instance_path)
     try:
         info = json.loads(path.read_text())
-        port, pid = int(info["port"]), int(info["pid"])
+        server = EmbeddedServer(port=int(info["port"]), pid=int(info["pid"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
-        os.kill(pid, 0)
-    except OSError:
+        os.kill(server.pid, 0)
+    except ProcessLookupError:
         return None  # stale file from a server that is gone
-    return port
+    except PermissionError:
+        pass  # alive, but another user's process
+    return server
+
+
+def read_embedded_port(instance_path: Path) -> int | None:
+    """The port of a running embedded server, if its port file is current."""
+    server = read_embedded_server(instance_path)
+    return None if server is None else server.port
 
 
 def connect(redis_url: str | None, *, instance_path: Path) -> Any:
@@ -56,3 +73,8 @@ def connect(redis_url: str | None, *, instance_path: Path) -> Any:
         "fakeredis (development only; routes are rebuilt from SQL)"
     )
     return fakeredis.FakeRedis()
+
+
+def is_in_process(client: Any) -> bool:
+    """True for the in-process fakeredis fallback, which starts empty in every process."""
+    return type(client).__module__.startswith("fakeredis")

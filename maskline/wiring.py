@@ -126,9 +126,24 @@ def build_numbers(services: Services) -> NumbersServices:
         pool: Any = PoolService(clock=services.clock, routes=routes)
     except ImportError:
         pool = None
-    return NumbersServices(
+    numbers = NumbersServices(
         routes=routes, pool=pool, bindings=bindings, router=router, rebuilder=rebuilder, sweeper=sweeper
     )
+    from maskline.redis_backend import is_in_process
+
+    if is_in_process(services.redis):
+        # An in-process Redis starts empty: SQL is the source of truth, so
+        # this process rebuilds its routes before it routes anything.
+        from maskline.numbers.rebuild import rebuild_routes
+
+        rebuild_routes(
+            db=services.db,
+            vault=services.vault,
+            routes=routes,
+            cooldown=settings.cooldown,
+            now=services.clock(),
+        )
+    return numbers
 
 
 def load_keys(settings: Settings) -> KeyRingSource:

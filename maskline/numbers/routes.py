@@ -11,6 +11,7 @@ Any Redis failure becomes :class:`RoutingUnavailable`: callers fail closed.
 from __future__ import annotations
 
 import datetime as dt
+import base64
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -35,6 +36,61 @@ def epoch(when: dt.datetime) -> int:
 
 def short_index(index: bytes) -> bytes:
     return index[:INDEX_BYTES]
+
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+NO_TOKEN = b"\x00" * 15
+
+
+def base36(value: int) -> str:
+    """Expiries travel and rest in base 36: six characters until the year 4453."""
+    if value < 0:
+        raise ValueError("negative time")
+    digits = ""
+    while True:
+        value, rem = divmod(value, 36)
+        digits = _B36[rem] + digits
+        if value == 0:
+            return digits
+
+
+def _b32(raw: bytes) -> str:
+    return base64.b32encode(raw).decode().lower().rstrip("=")
+
+
+def _unb32(text: str, size: int) -> bytes:
+    padded = text.upper() + "=" * (-len(text) % 8)
+    raw = base64.b32decode(padded)
+    if len(raw) != size:
+        raise ValueError("wrong length")
+    return raw
+
+
+def pack_binding_id(binding_id: str) -> bytes:
+    """``bd_`` + 16 base32 characters <-> 10 raw bytes, as Redis stores it."""
+    if not binding_id.startswith("bd_"):
+        raise ValueError(f"not a binding id: {binding_id!r}")
+    return _unb32(binding_id[3:], 10)
+
+
+def unpack_binding_id(raw: bytes) -> str:
+    return "bd_" + _b32(raw)
+
+
+def pack_token(token: str) -> bytes:
+    """``pn_`` + 24 base32 characters <-> 15 raw bytes, as Redis stores it."""
+    if not token.startswith("pn_"):
+        raise ValueError("not a vault token")
+    return _unb32(token[3:], 15)
+
+
+def unpack_token(raw: bytes) -> str:
+    return "pn_" + _b32(raw)
+
+
+def _token_out(value: bytes) -> str:
+    # Route entries hold raw tokens; allow-lists and last callers hold text.
+    return unpack_token(value) if len(value) == 15 else value.decode()
 
 
 def _load(name: str) -> str:
@@ -139,16 +195,16 @@ class RouteStore:
             now,
             cooldown,
             cap,
-            binding_id,
+            pack_binding_id(binding_id),
             version,
-            expires,
+            base36(expires),
             mode,
             allow,
             ",".join(extension_candidates or []),
             len(parties),
         ]
         for p in parties:
-            args += [p.index, p.role, p.token]
+            args += [p.index, p.role, pack_token(p.token)]
         result = [_text(x) for x in self._run("claim", relay_number, args)]
         if result[0] == "unavailable":
             raise RoutingUnavailable(f"routing store lost its data for {relay_number}; rebuild needed")
@@ -170,7 +226,15 @@ class RouteStore:
         indexes: list[bytes],
     ) -> bool:
         """Turn a binding's entries into cool-down tombstones; True if it was live."""
-        args: list[Any] = [binding_id, version, ended, mode, extension or "", *indexes]
+        args: list[Any] = [
+            pack_binding_id(binding_id),
+            version,
+            ended,
+            base36(ended),
+            mode,
+            extension or "",
+            *indexes,
+        ]
         return bool(self._run("end", relay_number, args))
 
     def extend(
@@ -184,24 +248,32 @@ class RouteStore:
         extension: str | None,
         indexes: list[bytes],
     ) -> int:
-        args: list[Any] = [binding_id, version, now, expires, extension or "", *indexes]
+        args: list[Any] = [
+            pack_binding_id(binding_id),
+            version,
+            now,
+            base36(expires),
+            extension or "",
+            *indexes,
+        ]
         return int(self._run("extend", relay_number, args))
 
     def release(
         self, relay_number: str, *, binding_id: str, extension: str | None, indexes: list[bytes]
     ) -> int:
         """Delete a binding's entries (failed claim, or cool-down over)."""
-        return int(self._run("release", relay_number, [binding_id, extension or "", *indexes]))
+        args: list[Any] = [pack_binding_id(binding_id), extension or "", *indexes]
+        return int(self._run("release", relay_number, args))
 
     def restore(self, relay_number: str, bindings: list[StoredBinding], *, generation: str, now: int) -> int:
         """Write X's bindings from SQL (idempotent) and set its generation marker."""
         args: list[Any] = [generation, now, len(bindings)]
         for b in bindings:
             args += [
-                b.id,
+                pack_binding_id(b.id),
                 b.version,
                 "a" if b.active else "e",
-                b.expires,
+                base36(b.expires),
                 b.mode,
                 b.extension or "",
                 b.allow,
@@ -209,13 +281,14 @@ class RouteStore:
                 len(b.parties),
             ]
             for p in b.parties:
-                args += [p.index, p.role, p.token]
+                args += [p.index, p.role, pack_token(p.token)]
         return int(self._run("restore", relay_number, args))
 
     def remember_caller(self, relay_number: str, *, binding_id: str, role: str, token: str) -> None:
         """Record the most recent caller of an open-extension binding."""
         try:
-            self.client.hset(route_key(relay_number), f"l:{binding_id}", f"{role}={token}")
+            field = b"l" + pack_binding_id(binding_id)
+            self.client.hset(route_key(relay_number), field, f"{role}={token}")
         except redis.exceptions.RedisError as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
 
@@ -227,18 +300,20 @@ class RouteStore:
         """One round trip: where does a call from this caller to X go?"""
         idx = caller_index or b""
         args: list[Any] = [now, idx, idx.hex(), extension or ""]
-        result = [_text(x) for x in self._run("resolve", relay_number, args)]
-        if result[0] == "connect":
+        result = [
+            x if isinstance(x, bytes) else str(x).encode() for x in self._run("resolve", relay_number, args)
+        ]
+        if result[0] == b"connect":
             return RouteDecision(
                 action="connect",
-                binding_id=result[1],
-                from_role=result[2],
-                target_role=result[3],
-                target_token=result[4],
+                binding_id=unpack_binding_id(result[1]),
+                from_role=result[2].decode(),
+                target_role=result[3].decode(),
+                target_token=_token_out(result[4]),
                 extra={"remember_caller": "1"} if result[5] else {},
             )
-        reason: RejectReason = result[1]  # type: ignore[assignment]
-        return RouteDecision.reject(reason, binding_id=result[2] or None)
+        reason: RejectReason = result[1].decode()  # type: ignore[assignment]
+        return RouteDecision.reject(reason, binding_id=unpack_binding_id(result[2]) if result[2] else None)
 
     def fields(self, relay_number: str) -> dict[bytes, bytes]:
         """Every field of X's hash (for tests, dumps and the sweeper)."""
@@ -246,6 +321,18 @@ class RouteStore:
             return dict(self.client.hgetall(route_key(relay_number)))
         except redis.exceptions.RedisError as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    def entries(self, relay_number: str) -> tuple[bool, dict[str, list[bytes]], dict[str, str]]:
+        """(has generation marker, binding id -> route indexes, binding id -> extension)."""
+        fields = self.fields(relay_number)
+        routes: dict[str, list[bytes]] = {}
+        extensions: dict[str, str] = {}
+        for name, value in fields.items():
+            if len(name) == INDEX_BYTES:
+                routes.setdefault(unpack_binding_id(value[:10]), []).append(name)
+            elif name.startswith(b"x"):
+                extensions[unpack_binding_id(value[:10])] = name[1:].decode()
+        return b"g" in fields, routes, extensions
 
 
 def _text(value: Any) -> str:

@@ -144,22 +144,14 @@ class Sweeper:
             # (relay number, binding id, party indexes, extension) in Redis only
             suspects: list[tuple[str, str, list[bytes], str | None]] = []
             for number in numbers:
-                fields = self.routes.fields(number)
-                if b"g" not in fields:
+                has_generation, present, extensions = self.routes.entries(number)
+                if not has_generation:
                     continue  # lost data: that is a rebuild's job, not ours
-                present: dict[str, list[bytes]] = {}
-                extensions: dict[str, str] = {}
-                for name, value in fields.items():
-                    bid = value.split(b"|", 1)[0].decode()
-                    if name.startswith(b"r:"):
-                        present.setdefault(bid, []).append(name[2:])
-                    elif name.startswith(b"x:"):
-                        extensions[bid] = name[2:].decode()
                 missing = [b for b in live_by_number.get(number, []) if b.id not in present]
                 if missing:
                     stored = [_stored(session, self.vault, b, now) for b in missing]
                     report.restored += self.routes.restore(
-                        number, stored, generation=fields[b"g"].decode(), now=epoch(now)
+                        number, stored, generation=now.strftime("%Y%m%dT%H%M%S"), now=epoch(now)
                     )
                 suspects += [
                     (number, bid, indexes, extensions.get(bid))

@@ -6,6 +6,7 @@ the scripts are tested where they will run. Time is passed in as integers.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,16 @@ import redis
 from redis.cluster import key_slot
 
 from maskline.numbers.interfaces import RoutingUnavailable
-from maskline.numbers.routes import AllowedCaller, Party, RouteStore, allow_value, route_key
+from maskline.numbers.routes import (
+    AllowedCaller,
+    Party,
+    RouteStore,
+    allow_value,
+    route_key,
+    unpack_binding_id,
+    unpack_token,
+)
+from maskline.vault.services import new_token
 from tests.conftest import TEST_REDIS_URL
 
 X = "+14155550100"
@@ -40,8 +50,17 @@ def store(request: pytest.FixtureRequest) -> Iterator[RouteStore]:
     client.flushdb()
 
 
+def bid(name: str) -> str:
+    """A well-formed binding id, the same for the same name."""
+    return unpack_binding_id(hashlib.sha256(name.encode()).digest()[:10])
+
+
+def token(name: str) -> str:
+    return unpack_token(hashlib.sha256(name.encode()).digest()[:15])
+
+
 def party(role: str) -> Party:
-    return Party(index=os.urandom(12), role=role, token=f"pn_{role}_{os.urandom(3).hex()}")
+    return Party(index=os.urandom(12), role=role, token=new_token())
 
 
 def claim_axb(
@@ -49,7 +68,7 @@ def claim_axb(
     a: Party,
     b: Party,
     *,
-    bid: str = "bd_1",
+    bid: str = bid("bd_1"),
     now: int = 1000,
     exp: int = 5000,
     cap: int = 200,
@@ -78,10 +97,10 @@ def test_axb_routes_each_party_to_the_other(store: RouteStore) -> None:
 
 def test_party_is_on_at_most_one_live_binding_per_number(store: RouteStore) -> None:
     merchant = party("merchant")
-    assert claim_axb(store, party("buyer"), merchant, bid="bd_1") == "ok"
+    assert claim_axb(store, party("buyer"), merchant, bid=bid("bd_1")) == "ok"
     result = store.claim(
         X,
-        binding_id="bd_2",
+        binding_id=bid("bd_2"),
         version=1,
         expires=5000,
         mode="axb",
@@ -115,23 +134,29 @@ def test_lost_generation_marker_is_unavailable_not_no_binding(store: RouteStore)
     store.client.flushdb()
     assert store.resolve(X, caller_index=a.index, extension=None, now=1001).reason == "unavailable"
     with pytest.raises(RoutingUnavailable):
-        claim_axb(store, party("buyer"), party("merchant"), bid="bd_2")
+        claim_axb(store, party("buyer"), party("merchant"), bid=bid("bd_2"))
 
 
 def test_cap_counts_live_bindings(store: RouteStore) -> None:
-    assert claim_axb(store, party("buyer"), party("merchant"), bid="bd_1", cap=1) == "ok"
-    assert claim_axb(store, party("buyer"), party("merchant"), bid="bd_2", cap=1) == "full"
+    assert claim_axb(store, party("buyer"), party("merchant"), bid=bid("bd_1"), cap=1) == "ok"
+    assert claim_axb(store, party("buyer"), party("merchant"), bid=bid("bd_2"), cap=1) == "full"
 
 
 def test_end_leaves_a_cooldown_tombstone_then_purge_frees_the_party(store: RouteStore) -> None:
     a, b = party("buyer"), party("merchant")
     claim_axb(store, a, b)
     assert store.end(
-        X, binding_id="bd_1", version=2, ended=2000, mode="axb", extension=None, indexes=[a.index, b.index]
+        X,
+        binding_id=bid("bd_1"),
+        version=2,
+        ended=2000,
+        mode="axb",
+        extension=None,
+        indexes=[a.index, b.index],
     )
     assert store.resolve(X, caller_index=b.index, extension=None, now=2001).reason == "expired"
-    assert claim_axb(store, party("buyer"), b, bid="bd_2", now=2050) == "busy"  # cooling down
-    assert claim_axb(store, party("buyer"), b, bid="bd_3", now=2100) == "ok"  # cool-down over
+    assert claim_axb(store, party("buyer"), b, bid=bid("bd_2"), now=2050) == "busy"  # cooling down
+    assert claim_axb(store, party("buyer"), b, bid=bid("bd_3"), now=2100) == "ok"  # cool-down over
     assert store.resolve(X, caller_index=a.index, extension=None, now=2101).reason == "expired"
 
 
@@ -139,14 +164,20 @@ def test_extend_moves_expiry_of_a_live_binding_only(store: RouteStore) -> None:
     a, b = party("buyer"), party("merchant")
     claim_axb(store, a, b, exp=2000)
     updated = store.extend(
-        X, binding_id="bd_1", version=2, now=1500, expires=9000, extension=None, indexes=[a.index, b.index]
+        X,
+        binding_id=bid("bd_1"),
+        version=2,
+        now=1500,
+        expires=9000,
+        extension=None,
+        indexes=[a.index, b.index],
     )
     assert updated == 2
     assert store.resolve(X, caller_index=a.index, extension=None, now=8000).action == "connect"
     assert (
         store.extend(
             X,
-            binding_id="bd_1",
+            binding_id=bid("bd_1"),
             version=3,
             now=9500,
             expires=20000,
@@ -162,7 +193,7 @@ def claim_axe(
     bound: Party,
     callers: list[AllowedCaller] | None,
     *,
-    bid: str = "bd_e",
+    bid: str = bid("bd_e"),
     ext: str = "1234",
 ) -> str | None:
     result = store.claim(
@@ -183,7 +214,7 @@ def claim_axe(
 
 def test_axe_connects_allowed_caller_through_extension_only(store: RouteStore) -> None:
     buyer = party("buyer")
-    courier = AllowedCaller(index=os.urandom(12), role="courier", token="pn_courier")
+    courier = AllowedCaller(index=os.urandom(12), role="courier", token=token("pn_courier"))
     assert claim_axe(store, buyer, [courier]) == "1234"
     assert (
         store.resolve(X, caller_index=courier.index, extension=None, now=1001).reason == "extension_required"
@@ -196,22 +227,22 @@ def test_axe_connects_allowed_caller_through_extension_only(store: RouteStore) -
 
 def test_bound_party_reaches_most_recent_allowed_caller(store: RouteStore) -> None:
     buyer = party("buyer")
-    c1 = AllowedCaller(index=os.urandom(12), role="courier", token="pn_c1")
-    c2 = AllowedCaller(index=os.urandom(12), role="courier", token="pn_c2")
+    c1 = AllowedCaller(index=os.urandom(12), role="courier", token=token("pn_c1"))
+    c2 = AllowedCaller(index=os.urandom(12), role="courier", token=token("pn_c2"))
     claim_axe(store, buyer, [c1, c2])
     assert store.resolve(X, caller_index=buyer.index, extension=None, now=1001).reason == "no_recent_caller"
     store.resolve(X, caller_index=c1.index, extension="1234", now=1001)
     store.resolve(X, caller_index=c2.index, extension="1234", now=1002)
     back = store.resolve(X, caller_index=buyer.index, extension=None, now=1003)
-    assert (back.action, back.target_token) == ("connect", "pn_c2")
+    assert (back.action, back.target_token) == ("connect", token("pn_c2"))
 
 
 def test_extension_is_not_reissued_while_cooling_down(store: RouteStore) -> None:
-    claim_axe(store, party("buyer"), None, bid="bd_e1")
-    store.end(X, binding_id="bd_e1", version=2, ended=1500, mode="axe", extension="1234", indexes=[])
+    claim_axe(store, party("buyer"), None, bid=bid("bd_e1"))
+    store.end(X, binding_id=bid("bd_e1"), version=2, ended=1500, mode="axe", extension="1234", indexes=[])
     result = store.claim(
         X,
-        binding_id="bd_e2",
+        binding_id=bid("bd_e2"),
         version=1,
         expires=5000,
         mode="axe",
@@ -231,10 +262,16 @@ def test_restore_does_not_revive_a_newer_unbind(store: RouteStore) -> None:
     a, b = party("buyer"), party("merchant")
     claim_axb(store, a, b)
     store.end(
-        X, binding_id="bd_1", version=2, ended=1500, mode="axb", extension=None, indexes=[a.index, b.index]
+        X,
+        binding_id=bid("bd_1"),
+        version=2,
+        ended=1500,
+        mode="axb",
+        extension=None,
+        indexes=[a.index, b.index],
     )
     stale = StoredBinding(
-        id="bd_1",
+        id=bid("bd_1"),
         version=1,
         active=True,
         expires=5000,
@@ -251,7 +288,7 @@ def test_restore_does_not_revive_a_newer_unbind(store: RouteStore) -> None:
 def test_release_removes_everything_of_a_binding(store: RouteStore) -> None:
     a, b = party("buyer"), party("merchant")
     claim_axb(store, a, b)
-    assert store.release(X, binding_id="bd_1", extension=None, indexes=[a.index, b.index]) >= 2
+    assert store.release(X, binding_id=bid("bd_1"), extension=None, indexes=[a.index, b.index]) >= 2
     assert store.resolve(X, caller_index=a.index, extension=None, now=1001).reason == "no_binding"
 
 
@@ -273,10 +310,12 @@ def test_every_script_call_stays_on_one_hash_slot() -> None:
     a, b = party("buyer"), party("merchant")
     claim_axb(store, a, b)
     store.resolve(X, caller_index=a.index, extension=None, now=1001)
-    store.extend(X, binding_id="bd_1", version=2, now=1001, expires=6000, extension=None, indexes=[a.index])
-    store.end(X, binding_id="bd_1", version=3, ended=1002, mode="axb", extension=None, indexes=[a.index])
+    store.extend(
+        X, binding_id=bid("bd_1"), version=2, now=1001, expires=6000, extension=None, indexes=[a.index]
+    )
+    store.end(X, binding_id=bid("bd_1"), version=3, ended=1002, mode="axb", extension=None, indexes=[a.index])
     store.restore(X, [], generation="g", now=1003)
-    store.release(X, binding_id="bd_1", extension=None, indexes=[a.index])
+    store.release(X, binding_id=bid("bd_1"), extension=None, indexes=[a.index])
     assert {name for name, _ in store.calls} == set(RouteStore.SCRIPTS)
     for _name, keys in store.calls:
         assert {key_slot(k.encode()) for k in keys} == {key_slot(f"{{{X}}}".encode())}

@@ -9,7 +9,9 @@ from maskline.clock import FixedClock
 from maskline.numbers.interfaces import BindRequest
 from maskline.numbers.models import Binding
 from maskline.numbers.routes import Party, epoch, route_key
+from maskline.numbers.services import new_binding_id
 from maskline.vault.models import VaultEntry
+from maskline.vault.services import new_token
 from maskline.wiring import Services
 from tests.conftest import add_relay_numbers
 
@@ -29,10 +31,10 @@ def test_sweep_marks_expired_bindings_and_purge_clears_redis(
     clock.advance(hours=2)
     report = numbers.sweeper.run_once(clock(), orphan_grace=0)
     assert report.expired == 1 and numbers.bindings.get(view.id).status == "expired"
-    assert any(k.startswith(b"r:") for k in redis_client.hgetall(route_key(X)))  # tombstones
+    assert any(len(k) == 12 for k in redis_client.hgetall(route_key(X)))  # tombstones
     clock.advance(hours=24)
     assert numbers.sweeper.run_once(clock(), orphan_grace=0).purged == 1
-    assert not any(k.startswith(b"r:") for k in redis_client.hgetall(route_key(X)))
+    assert not any(len(k) == 12 for k in redis_client.hgetall(route_key(X)))
 
 
 def test_reconcile_restores_sql_rows_without_routes(
@@ -51,11 +53,11 @@ def test_reconcile_releases_a_claim_with_no_sql_row(
     services: Services, numbers: Any, clock: FixedClock
 ) -> None:
     add_relay_numbers(services, X)
-    ghost = Party(index=b"\x01" * 12, role="buyer", token="pn_ghost")
-    other = Party(index=b"\x02" * 12, role="merchant", token="pn_other")
+    ghost = Party(index=b"\x01" * 12, role="buyer", token=new_token())
+    other = Party(index=b"\x02" * 12, role="merchant", token=new_token())
     numbers.routes.claim(
         X,
-        binding_id="bd_orphan",
+        binding_id=new_binding_id(),
         version=1,
         expires=epoch(clock()) + 3600,
         mode="axb",
@@ -66,7 +68,7 @@ def test_reconcile_releases_a_claim_with_no_sql_row(
     )
     report = numbers.sweeper.run_once(clock(), orphan_grace=0)
     assert report.orphans_released == 1
-    assert not any(k.startswith(b"r:") for k in numbers.routes.fields(X))
+    assert not any(len(k) == 12 for k in numbers.routes.fields(X))
 
 
 def test_vault_gc_collects_unused_entries_after_grace(

@@ -1,11 +1,11 @@
 -- Claim X for a new binding, atomically.
 -- KEYS[1] = ml:{X}
--- ARGV: now, cooldown, cap, bid, ver, exp, mode, allow, ext_candidates (comma list or ""),
---       nparties, then per party: idx(raw 12 bytes), role, token
+-- ARGV: now, cooldown, cap, bid (10 raw bytes), ver, exp36, mode, allow,
+--       ext_candidates (comma list or ""), nparties, then per party: idx, role, token (15 raw bytes)
 -- Returns {"ok", ext} or {"unavailable"} / {"full"} / {"busy", party_no} / {"no_extension"}.
 local key = KEYS[1]
 local now, cooldown, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local bid, ver, exp, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local bid, ver, exp36, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local allow, ext_candidates = ARGV[8], ARGV[9]
 local nparties = tonumber(ARGV[10])
 
@@ -16,7 +16,7 @@ local parties = {}
 for i = 1, nparties do
   local base = 10 + (i - 1) * 3
   parties[i] = {idx = ARGV[base + 1], role = ARGV[base + 2], token = ARGV[base + 3]}
-  if occupied(redis.call("HGET", key, "r:" .. parties[i].idx), now, cooldown) then
+  if occupied(redis.call("HGET", key, parties[i].idx), now, cooldown) then
     return {"busy", tostring(i)}
   end
 end
@@ -24,7 +24,7 @@ end
 local ext = ""
 if mode == "axe" then
   for cand in string.gmatch(ext_candidates, "([^,]+)") do
-    if not occupied(redis.call("HGET", key, "x:" .. cand), now, cooldown) then
+    if not occupied(redis.call("HGET", key, "x" .. cand), now, cooldown) then
       ext = cand
       break
     end
@@ -32,18 +32,17 @@ if mode == "axe" then
   if ext == "" then return {"no_extension"} end
 end
 
-local head = bid .. "|" .. ver .. "|a|" .. exp .. "|"
+local function entry(token, role, peer_role)
+  return pack({bid = bid, token = token, ver = ver, st = "a", exp36 = exp36, role = role, peer_role = peer_role})
+end
+
 if mode == "axb" then
   local a, b = parties[1], parties[2]
-  redis.call("HSET", key,
-    "r:" .. a.idx, head .. a.role .. "|" .. b.role .. "|" .. b.token,
-    "r:" .. b.idx, head .. b.role .. "|" .. a.role .. "|" .. a.token)
+  redis.call("HSET", key, a.idx, entry(b.token, a.role, b.role), b.idx, entry(a.token, b.role, a.role))
 else
   local p = parties[1]
-  redis.call("HSET", key,
-    "r:" .. p.idx, head .. p.role .. "||",
-    "x:" .. ext, head .. p.role .. "|" .. p.token,
-    "a:" .. bid, allow)
+  redis.call("HSET", key, p.idx, entry(NO_TOKEN, p.role, ""), "x" .. ext, entry(p.token, p.role, ""),
+    "a" .. bid, allow)
   redis.call("HINCRBY", key, "e", 1)
 end
 redis.call("HINCRBY", key, "n", 1)

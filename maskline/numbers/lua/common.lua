@@ -1,15 +1,22 @@
 -- Shared helpers, prepended to every maskline routing script.
--- One hash per relay number X, key "ml:{X}" (all keys of a call share X's slot):
---   g            generation marker; absent = Redis lost its data (fail closed)
---   n / e        live bindings / live axe bindings on X
---   r:<idx12>    route of a party (raw 12-byte blind index):
---                "bid|ver|st|exp|role|peer_role|peer_token"   (axe: no peer)
---   x:<ext>      extension: "bid|ver|st|exp|role|token" of the bound party
---   a:<bid>      allow-list of an axe binding: "*" or "<idxhex>=<role>=<token>;..."
---   l:<bid>      most recent allowed caller: "<role>=<token>"
--- st is "a" (active) or "e" (ended). An entry is dead once now >= exp,
--- whatever st says; ended entries stay as cool-down tombstones until the
--- sweeper purges them.
+-- One hash per relay number X, key "ml:{X}" (every key of a call is on X's slot).
+-- Fields, told apart by length so routes need no prefix:
+--   g / n / e      generation marker (absent = Redis lost its data: fail closed) /
+--                  live bindings on X / live axe bindings on X
+--   <idx>          (exactly 12 bytes) route of a party, keyed by its truncated blind index
+--   x<ext>         extension entry of an axe binding (at most 9 bytes)
+--   a<bid>, l<bid> (11 bytes) allow-list / most recent allowed caller of an axe binding
+-- Route and extension values are packed (the layout that keeps a binding near
+-- 200 bytes of Redis memory):
+--   bid (10 raw bytes) .. token (15 raw bytes) .. "ver|st|exp36|role|peer_role"
+-- where token is the peer's vault token in a route (15 zero bytes for an axe
+-- bound party, which has no fixed peer) and the bound party's in an extension
+-- entry; st is "a" (active) or "e" (ended); exp36 is the expiry in base 36.
+-- An entry is dead once now >= exp, whatever st says; ended entries stay as
+-- cool-down tombstones until the sweeper purges them.
+-- allow: "*" or "<idxhex>=<role>=<token>;..."; last caller: "<role>=<token>".
+
+local NO_TOKEN = string.rep("\0", 15)
 
 local function split(s)
   local out = {}
@@ -18,14 +25,17 @@ local function split(s)
 end
 
 local function route_fields(v)
-  local p = split(v)
-  return {bid = p[1], ver = tonumber(p[2]), st = p[3], exp = tonumber(p[4]),
-          role = p[5], peer_role = p[6], peer_token = p[7], token = p[6]}
+  local p = split(string.sub(v, 26))
+  return {bid = string.sub(v, 1, 10), token = string.sub(v, 11, 25), ver = tonumber(p[1]),
+          st = p[2], exp = tonumber(p[3], 36), exp36 = p[3], role = p[4], peer_role = p[5]}
+end
+
+local function pack(f)
+  return f.bid .. f.token .. f.ver .. "|" .. f.st .. "|" .. f.exp36 .. "|" .. f.role .. "|" .. f.peer_role
 end
 
 -- Occupied: live, or ended less than `cooldown` seconds ago.
 local function occupied(v, now, cooldown)
   if not v then return false end
-  local f = route_fields(v)
-  return now < f.exp + cooldown
+  return now < route_fields(v).exp + cooldown
 end

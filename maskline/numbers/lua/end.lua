@@ -1,9 +1,10 @@
 -- End a binding (unbind or expiry): its entries become cool-down tombstones.
 -- KEYS[1] = ml:{X}
--- ARGV: bid, ver, end_time, mode, ext (or ""), then the parties' raw idx values.
+-- ARGV: bid, ver, end_time, end_time36, mode, ext (or ""), then the parties' idx values.
 -- Returns 1 if the binding was live in Redis and is now ended, else 0.
 local key = KEYS[1]
-local bid, ver, end_time, mode, ext = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local bid, ver, end_time, end36 = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local mode, ext = ARGV[5], ARGV[6]
 local was_live = 0
 
 local function finish(field)
@@ -12,15 +13,13 @@ local function finish(field)
   local f = route_fields(v)
   if f.bid ~= bid or f.ver > ver then return end
   if f.st == "a" then was_live = 1 end
-  local p = split(v)
-  p[2] = tostring(ver)
-  p[3] = "e"
-  if tonumber(p[4]) > end_time then p[4] = tostring(end_time) end
-  redis.call("HSET", key, field, table.concat(p, "|"))
+  f.ver, f.st = ver, "e"
+  if f.exp > end_time then f.exp36 = end36 end
+  redis.call("HSET", key, field, pack(f))
 end
 
-for i = 6, #ARGV do finish("r:" .. ARGV[i]) end
-if ext ~= "" then finish("x:" .. ext) end
+for i = 7, #ARGV do finish(ARGV[i]) end
+if ext ~= "" then finish("x" .. ext) end
 if was_live == 1 then
   redis.call("HINCRBY", key, "n", -1)
   if mode == "axe" then redis.call("HINCRBY", key, "e", -1) end

@@ -1,7 +1,7 @@
--- Remove a binding's entries entirely: a claim whose SQL write failed, or a
--- tombstone whose cool-down is over.
+-- Remove a binding's entries entirely: a claim whose SQL write failed, an
+-- orphan claim, or a tombstone whose cool-down is over.
 -- KEYS[1] = ml:{X}
--- ARGV: bid, ext (or ""), then the parties' raw idx values.
+-- ARGV: bid, ext (or ""), then the parties' idx values.
 -- Returns the number of fields removed.
 local key = KEYS[1]
 local bid, ext = ARGV[1], ARGV[2]
@@ -16,9 +16,9 @@ local function drop(field)
   removed = removed + redis.call("HDEL", key, field)
 end
 
-for i = 3, #ARGV do drop("r:" .. ARGV[i]) end
-if ext ~= "" then drop("x:" .. ext); was_axe = true end
-removed = removed + redis.call("HDEL", key, "a:" .. bid, "l:" .. bid)
+for i = 3, #ARGV do drop(ARGV[i]) end
+if ext ~= "" then drop("x" .. ext); was_axe = true end
+removed = removed + redis.call("HDEL", key, "a" .. bid, "l" .. bid)
 if was_live then
   redis.call("HINCRBY", key, "n", -1)
   if was_axe then redis.call("HINCRBY", key, "e", -1) end

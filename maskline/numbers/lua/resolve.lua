@@ -1,6 +1,6 @@
 -- Decide where a call or message to X goes. One round trip.
 -- KEYS[1] = ml:{X}
--- ARGV: now, caller idx (raw 12 bytes, or "" if the caller is unidentifiable),
+-- ARGV: now, caller idx (12 bytes, or "" if the caller is unidentifiable),
 --       caller idx as hex (for allow-lists, or ""), extension (or "")
 -- Returns {"connect", bid, from_role, target_role, target_token, remember}
 --      or {"reject", reason, bid_or_empty}.
@@ -13,30 +13,30 @@ local function live(f) return f.st == "a" and now < f.exp end
 
 -- The caller's own route, if it is a party on X.
 local route = nil
-if idx ~= "" then
-  local v = redis.call("HGET", key, "r:" .. idx)
+if #idx == 12 then
+  local v = redis.call("HGET", key, idx)
   if v then route = route_fields(v) end
 end
 
 local function party_call(f)
   if not live(f) then return {"reject", "expired", f.bid} end
-  if f.peer_token ~= "" then
-    return {"connect", f.bid, f.role, f.peer_role, f.peer_token, ""}
+  if f.token ~= NO_TOKEN then
+    return {"connect", f.bid, f.role, f.peer_role, f.token, ""}
   end
   -- The bound party of an axe binding calls back its most recent caller.
-  local last = redis.call("HGET", key, "l:" .. f.bid)
+  local last = redis.call("HGET", key, "l" .. f.bid)
   if not last then return {"reject", "no_recent_caller", f.bid} end
   local sep = string.find(last, "=", 1, true)
   return {"connect", f.bid, f.role, string.sub(last, 1, sep - 1), string.sub(last, sep + 1), ""}
 end
 
 if ext ~= "" then
-  local v = redis.call("HGET", key, "x:" .. ext)
+  local v = redis.call("HGET", key, "x" .. ext)
   if not v then return {"reject", "bad_extension", ""} end
   local f = route_fields(v)
   if not live(f) then return {"reject", "expired", f.bid} end
   if route and route.bid == f.bid then return party_call(route) end
-  local allow = redis.call("HGET", key, "a:" .. f.bid) or ""
+  local allow = redis.call("HGET", key, "a" .. f.bid) or ""
   if allow == "*" then
     return {"connect", f.bid, "caller", f.role, f.token, "remember"}
   end
@@ -48,7 +48,7 @@ if ext ~= "" then
       local entry = string.sub(rest, 1, stop - 1)
       local sep = string.find(entry, "=", 1, true)
       local role, token = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
-      redis.call("HSET", key, "l:" .. f.bid, role .. "=" .. token)
+      redis.call("HSET", key, "l" .. f.bid, role .. "=" .. token)
       return {"connect", f.bid, role, f.role, f.token, ""}
     end
   end

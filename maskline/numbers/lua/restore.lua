@@ -2,7 +2,7 @@
 -- recomputes the live counters from what ends up live.
 -- KEYS[1] = ml:{X}
 -- ARGV: generation, now, nbindings, then per binding:
---   bid, ver, st, exp, mode, ext, allow, last, nparties, then per party: idx, role, token
+--   bid, ver, st, exp36, mode, ext, allow, last, nparties, then per party: idx, role, token
 -- An entry is written unless Redis holds a newer version of the same binding
 -- (an unbind racing the rebuild wins) or a different binding that is live.
 -- Returns the number of bindings written.
@@ -19,7 +19,7 @@ local function may_write(field, bid, ver)
 end
 
 for _ = 1, nbindings do
-  local bid, ver, st, exp, mode = ARGV[pos], tonumber(ARGV[pos + 1]), ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4]
+  local bid, ver, st, exp36, mode = ARGV[pos], tonumber(ARGV[pos + 1]), ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4]
   local ext, allow, last, nparties = ARGV[pos + 5], ARGV[pos + 6], ARGV[pos + 7], tonumber(ARGV[pos + 8])
   pos = pos + 9
   local parties = {}
@@ -29,22 +29,22 @@ for _ = 1, nbindings do
   end
   local ok = true
   for i = 1, nparties do
-    if not may_write("r:" .. parties[i].idx, bid, ver) then ok = false end
+    if not may_write(parties[i].idx, bid, ver) then ok = false end
   end
-  if ext ~= "" and not may_write("x:" .. ext, bid, ver) then ok = false end
+  if ext ~= "" and not may_write("x" .. ext, bid, ver) then ok = false end
   if ok then
-    local head = bid .. "|" .. ver .. "|" .. st .. "|" .. exp .. "|"
+    local function entry(token, role, peer_role)
+      return pack({bid = bid, token = token, ver = ver, st = st, exp36 = exp36, role = role, peer_role = peer_role})
+    end
     if mode == "axb" then
       local a, b = parties[1], parties[2]
-      redis.call("HSET", key,
-        "r:" .. a.idx, head .. a.role .. "|" .. b.role .. "|" .. b.token,
-        "r:" .. b.idx, head .. b.role .. "|" .. a.role .. "|" .. a.token)
+      redis.call("HSET", key, a.idx, entry(b.token, a.role, b.role), b.idx, entry(a.token, b.role, a.role))
     else
       local p = parties[1]
-      redis.call("HSET", key, "r:" .. p.idx, head .. p.role .. "||",
-        "x:" .. ext, head .. p.role .. "|" .. p.token, "a:" .. bid, allow)
-      if last ~= "" and not redis.call("HGET", key, "l:" .. bid) then
-        redis.call("HSET", key, "l:" .. bid, last)
+      redis.call("HSET", key, p.idx, entry(NO_TOKEN, p.role, ""), "x" .. ext, entry(p.token, p.role, ""),
+        "a" .. bid, allow)
+      if last ~= "" and not redis.call("HGET", key, "l" .. bid) then
+        redis.call("HSET", key, "l" .. bid, last)
       end
     end
     written = written + 1
@@ -56,13 +56,12 @@ local n, e = 0, 0
 local fields = redis.call("HGETALL", key)
 local seen = {}
 for i = 1, #fields, 2 do
-  local name = fields[i]
-  if string.sub(name, 1, 2) == "r:" then
+  if #fields[i] == 12 then
     local f = route_fields(fields[i + 1])
     if f.st == "a" and now < f.exp and not seen[f.bid] then
       seen[f.bid] = true
       n = n + 1
-      if f.peer_token == "" then e = e + 1 end
+      if f.token == NO_TOKEN then e = e + 1 end
     end
   end
 end
