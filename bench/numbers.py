@@ -143,7 +143,7 @@ def bench_resolves(redis_url: str, count: int, rounds: int = 5) -> dict[str, flo
     for i in range(200):
         x = relay(i)
         routes.register_number(x)
-        for j in range(20):
+        for _j in range(20):
             a = Party(index=os.urandom(12), role="buyer", token=new_token())
             b = Party(index=os.urandom(12), role="merchant", token=new_token())
             routes.claim(
@@ -188,7 +188,7 @@ def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[s
     for i in range(numbers_needed):
         x = relay(i)
         routes.register_number(x)
-        for j in range(per_number):
+        for _j in range(per_number):
             if made == bindings:
                 break
             a = Party(index=rng.randbytes(12), role="buyer", token=unpack_token(rng.randbytes(15)))
@@ -205,7 +205,6 @@ def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[s
                 cap=10**9,
             )
             made += 1
-            del j
     total = 0
     for i in range(numbers_needed):
         total += int(client.memory_usage(route_key(relay(i)), samples=0) or 0)

@@ -39,7 +39,14 @@ def _settings() -> Settings:
 @contextmanager
 def _services(*, check_schema: bool = True) -> Iterator[Services]:
     settings = _settings()
-    configure_logging(level="WARNING", log_file=settings.log_file, region=settings.default_region)
+    # stderr carries warnings only (stdout is for results, e.g. a token);
+    # the log file, if any, gets MASKLINE_LOG_LEVEL.
+    configure_logging(
+        level=settings.log_level,
+        log_file=settings.log_file,
+        region=settings.default_region,
+        console_level="WARNING",
+    )
     try:
         services = build_services(settings, check_schema=check_schema)
     except StartupError as exc:
@@ -129,25 +136,38 @@ def serve(host: str, port: int, workers: int) -> None:
         from maskline.server import run_gunicorn
 
         run_gunicorn(host=host, port=port, workers=workers)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         if redis_process is not None:
-            redis_process.terminate()
-            redis_process.wait(timeout=10)
+            _stop_embedded_redis(redis_process)
 
 
 def _start_embedded_redis(settings: Settings) -> subprocess.Popen[bytes]:
-    from maskline.redis_backend import read_embedded_port
+    from maskline.redis_backend import read_embedded_server
 
     click.echo("WARNING: starting the embedded development Redis (fakeredis); not for production", err=True)
     process = subprocess.Popen([sys.executable, "-m", "maskline.embedded_redis", str(settings.instance_path)])
-    for _ in range(200):
-        if read_embedded_port(settings.instance_path) is not None:
+    # Wait for *this* server's port file: one left by an earlier server that
+    # is still running (or whose pid was reused) must not be mistaken for it.
+    for _ in range(400):
+        server = read_embedded_server(settings.instance_path)
+        if server is not None and server.pid == process.pid:
             return process
         if process.poll() is not None:
             break
         time.sleep(0.05)
-    process.terminate()
+    _stop_embedded_redis(process)
     raise click.ClickException("the embedded Redis did not start")
+
+
+def _stop_embedded_redis(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # -- keys ---------------------------------------------------------------------

@@ -37,20 +37,36 @@ class RedactPhoneNumbers(logging.Filter):
         return True
 
 
-def configure_logging(*, level: str = "INFO", log_file: Path | None = None, region: str = "US") -> None:
-    """Attach maskline's handlers to the root logger (once per process)."""
+def configure_logging(
+    *,
+    level: str = "INFO",
+    log_file: Path | None = None,
+    region: str = "US",
+    console_level: str | None = None,
+) -> None:
+    """Attach maskline's handlers to the root logger (once per process).
+
+    ``level`` applies to the log file; ``console_level`` (default: the same)
+    lets the CLI keep stderr to warnings while the file gets everything.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, _CONFIGURED_MARK, False):
             root.removeHandler(handler)
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+            handler.close()  # releases the log file of a previous configuration
+    console = logging.StreamHandler()
+    console.setLevel(console_level or level)
+    handlers: list[logging.Handler] = [console]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
+        file_handler = logging.FileHandler(log_file)
+        file_handler.setLevel(level)
+        handlers.append(file_handler)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in handlers:
         handler.setFormatter(fmt)
         handler.addFilter(RedactPhoneNumbers(region))
         setattr(handler, _CONFIGURED_MARK, True)
         root.addHandler(handler)
-    root.setLevel(level)
+    # The root passes everything either handler wants; each handler filters.
+    root.setLevel(min(h.level for h in handlers))

@@ -12,10 +12,16 @@ from phonenumbers import Leniency, PhoneNumberMatcher
 
 PHONE_PLACEHOLDER = "[phone removed]"
 
-# Seven or more digits, allowing the separators people type between groups.
-_DIGIT_RUN = re.compile(r"\+?\d(?:[\s().\-/]{0,2}\d){6,}")
-# ISO dates look like digit runs but are not numbers anybody dials.
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Seven or more digits, allowing the separators people type between groups
+# (spaces, brackets, dots, slashes, underscores, hyphens and dashes).
+_DIGIT_RUN = re.compile(r"\+?\d(?:[\s().\-/_\u2010-\u2015]{0,3}\d){6,}")
+# ISO dates (and date-times) look like digit runs but are not numbers anybody
+# dials. They are blanked out before the digit-run rule runs, so that a date
+# followed by a time ("2026-11-24 12:00") is not read as one long number.
+_ISO_DATE = re.compile(
+    r"(?<![\d+])(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?(?!\d)"
+)
 
 
 def redact_phone_numbers(text: str, *, region: str = "US", placeholder: str = PHONE_PLACEHOLDER) -> str:
@@ -23,7 +29,9 @@ def redact_phone_numbers(text: str, *, region: str = "US", placeholder: str = PH
     if not text:
         return text
     spans = [(m.start, m.end) for m in PhoneNumberMatcher(text, region, leniency=Leniency.VALID)]
-    spans += [(m.start(), m.end()) for m in _DIGIT_RUN.finditer(text) if not _ISO_DATE.fullmatch(m.group())]
+    # Same length, no digits: positions in ``dateless`` are positions in ``text``.
+    dateless = _ISO_DATE.sub(lambda m: "#" * len(m.group()), text)
+    spans += [(m.start(), m.end()) for m in _DIGIT_RUN.finditer(dateless)]
     if not spans:
         return text
     spans.sort()

@@ -15,6 +15,11 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self._options.items():
             self.cfg.set(key, value)
+        # gunicorn >= 25.1 opens a control socket at one fixed path per user
+        # ($HOME/.gunicorn/gunicorn.ctl): two maskline servers on one machine
+        # would fight over it, and maskline has no use for it.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
         from maskline import create_app

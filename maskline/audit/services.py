@@ -16,7 +16,25 @@ from maskline.redaction import redact_phone_numbers
 
 # Any constant works; it names "the audit chain" among advisory locks.
 _PG_ADVISORY_LOCK_KEY = 0x6D61736B_61756474  # "maskaudt"
-_MAX_APPEND_ATTEMPTS = 20
+
+
+def _lock_chain(session: Session) -> None:
+    """Serialize appenders until the caller's transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock; the next statement (READ
+    COMMITTED) then sees the end of the chain as the previous holder left it.
+
+    SQLite: a write that changes nothing, which takes the database's write
+    lock (waiting up to busy_timeout). Reading the end of the chain before
+    holding it would let two writers pick the same ``seq``; and the retry on
+    a clash that used to stand here needed a SAVEPOINT, whose RELEASE under
+    pysqlite's transaction handling commits the caller's transaction early.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY})
+    elif dialect == "sqlite":
+        session.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
 
 
 class AuditLog:
@@ -30,79 +48,86 @@ class AuditLog:
     def append(self, session: Session, entry: AuditEntry, *, at: dt.datetime | None = None) -> AuditRecord:
         """Add ``entry`` at the end of the chain and return the stored row.
 
-        Appends are serialized so the chain never forks: PostgreSQL takes a
-        transaction-scoped advisory lock; elsewhere a clash on ``seq`` (the
-        primary key) is retried against the new end of the chain.
+        Appends are serialized so the chain never forks: the chain's lock is
+        taken first (held to the end of the caller's transaction), and only
+        then is the end of the chain read and extended.
         """
         when = at or self._clock()
         reason = redact_phone_numbers(entry.reason, region=self._region)
         data = canonical_data(entry.data)
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY})
-        for _attempt in range(_MAX_APPEND_ATTEMPTS):
-            last = session.execute(
-                select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
-            ).first()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-            record = AuditRecord(
-                seq=seq,
-                at=when,
-                actor=entry.actor,
-                action=entry.action,
-                subject=entry.subject,
-                reason=reason,
-                data=data,
-                prev_hash=prev,
-                hash=chain_hash(
-                    prev,
-                    canonical_record(
-                        seq=seq,
-                        at=when,
-                        actor=entry.actor,
-                        action=entry.action,
-                        subject=entry.subject,
-                        reason=reason,
-                        data=data,
-                    ),
+        _lock_chain(session)
+        last = session.execute(
+            select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        record = AuditRecord(
+            seq=seq,
+            at=when,
+            actor=entry.actor,
+            action=entry.action,
+            subject=entry.subject,
+            reason=reason,
+            data=data,
+            prev_hash=prev,
+            hash=chain_hash(
+                prev,
+                canonical_record(
+                    seq=seq,
+                    at=when,
+                    actor=entry.actor,
+                    action=entry.action,
+                    subject=entry.subject,
+                    reason=reason,
+                    data=data,
                 ),
-            )
-            try:
-                with session.begin_nested():
-                    session.add(record)
-            except IntegrityError:
-                continue  # another writer took this seq; chain onto theirs
-            return record
-        raise AuditError("could not append to the audit log: too much contention")
+            ),
+        )
+        session.add(record)
+        try:
+            session.flush()
+        except IntegrityError:
+            # Only a writer that bypassed the lock can get here.
+            raise AuditError("could not append to the audit log: the chain's end moved") from None
+        return record
 
     def verify(self, session: Session, *, batch: int = 1000) -> VerifyResult:
         """Walk the chain from the first record; stop at the first break."""
         expected_seq, prev, count = 1, GENESIS_HASH, 0
         last_at: dt.datetime | None = None
-        rows = session.execute(
+        result = session.execute(
             select(AuditRecord).order_by(AuditRecord.seq).execution_options(yield_per=batch)
-        ).scalars()
-        for row in rows:
-            problem = None
-            if row.seq != expected_seq:
-                problem = f"sequence gap or reorder: expected record {expected_seq}, found {row.seq}"
-            elif row.prev_hash != prev:
-                problem = "prev_hash does not match the previous record (deleted or reordered rows)"
-            else:
-                recomputed = chain_hash(
-                    prev,
-                    canonical_record(
-                        seq=row.seq,
-                        at=row.at,
-                        actor=row.actor,
-                        action=row.action,
-                        subject=row.subject,
-                        reason=row.reason,
-                        data=row.data,
-                    ),
-                )
-                if recomputed != row.hash:
-                    problem = "content does not match its hash (edited record)"
-            if problem:
-                return VerifyResult(ok=False, records=count, first_bad_seq=row.seq, problem=problem)
-            expected_seq, prev, count, last_at = row.seq + 1, row.hash, count + 1, row.at
+        )
+        # yield_per streams through a server-side cursor on PostgreSQL; close
+        # it when verify stops early at a break.
+        try:
+            for row in result.scalars():
+                problem = _problem(row, expected_seq=expected_seq, prev=prev)
+                if problem:
+                    return VerifyResult(ok=False, records=count, first_bad_seq=row.seq, problem=problem)
+                expected_seq, prev, count, last_at = row.seq + 1, row.hash, count + 1, row.at
+        finally:
+            result.close()
         return VerifyResult(ok=True, records=count, last_hash=prev, last_at=last_at)
+
+
+def _problem(row: AuditRecord, *, expected_seq: int, prev: str) -> str | None:
+    """Why ``row`` does not hold as the record after ``prev``, or None."""
+    if row.seq != expected_seq:
+        return f"sequence gap or reorder: expected record {expected_seq}, found {row.seq}"
+    if row.prev_hash != prev:
+        return "prev_hash does not match the previous record (deleted or reordered rows)"
+    recomputed = chain_hash(
+        prev,
+        canonical_record(
+            seq=row.seq,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            subject=row.subject,
+            reason=row.reason,
+            data=row.data,
+        ),
+    )
+    if recomputed != row.hash:
+        return "content does not match its hash (edited record)"
+    return None

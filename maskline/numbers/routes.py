@@ -10,8 +10,8 @@ Any Redis failure becomes :class:`RoutingUnavailable`: callers fail closed.
 
 from __future__ import annotations
 
-import datetime as dt
 import base64
+import datetime as dt
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
