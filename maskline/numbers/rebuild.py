@@ -149,17 +149,23 @@ class AutoRebuilder:
         self._args = (db, vault, routes, cooldown)
         self._clock = clock
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
         self.runs = 0
 
     def trigger(self, *, wait: bool = False) -> bool:
         """Start a rebuild unless one is running; True if this call started one."""
         if not self._lock.acquire(blocking=False):
             return False
-        thread = threading.Thread(target=self._run, name="maskline-rebuild", daemon=True)
-        thread.start()
+        self._thread = threading.Thread(target=self._run, name="maskline-rebuild", daemon=True)
+        self._thread.start()
         if wait:
-            thread.join()
+            self.join()
         return True
+
+    def join(self) -> None:
+        """Wait for the rebuild in progress, if any."""
+        if self._thread is not None:
+            self._thread.join()
 
     def _run(self) -> None:
         db, vault, routes, cooldown = self._args

@@ -204,3 +204,20 @@ def test_redis_holds_no_party_number(services: Services, pool: Any, redis_client
     )
     for digits in (b"4155550132", b"2125550143", b"3125550154", b"4155550175"):
         assert digits not in dump
+
+
+def test_routing_that_finds_its_data_gone_starts_a_rebuild(pool: Any, redis_client: Any) -> None:
+    view = pool.bindings.bind(axb())
+    redis_client.flushdb()
+    assert pool.router.resolve(view.relay_number, BUYER).reason == "unavailable"
+    pool.rebuilder.join()
+    assert pool.rebuilder.runs == 1
+    assert pool.router.resolve(view.relay_number, BUYER).action == "connect"
+
+
+def test_allocation_fails_closed_while_data_is_gone(pool: Any, redis_client: Any) -> None:
+    from maskline.numbers.interfaces import RoutingUnavailable
+
+    redis_client.flushdb()
+    with pytest.raises(RoutingUnavailable):
+        pool.bindings.bind(axb())
