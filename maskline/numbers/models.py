@@ -92,6 +92,8 @@ class BindingMember(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))
     role: Mapped[str] = mapped_column(String(32))
-    token: Mapped[str] = mapped_column(String(40), index=True)
+    # The foreign key makes vault GC and a binding that is about to use an
+    # entry exclude each other: GC cannot delete an entry a binding refers to.
+    token: Mapped[str] = mapped_column(ForeignKey("vault_entries.token"), index=True)
 
     binding: Mapped[Binding] = relationship(back_populates="members")

@@ -449,7 +449,11 @@ class BindingService:
             return self._view(binding)
 
     def unbind(self, binding_id: str, *, owner: str | None = None, reason: str = "unbind") -> BindingView:
-        """End a binding now. Idempotent for a binding that has already ended."""
+        """End a binding now. Idempotent for a binding that has already ended.
+
+        If Redis cannot be reached the whole unbind fails and nothing
+        changes (the caller retries); SQL and Redis never disagree about it.
+        """
         now = self._clock()
         with self.db.session() as session:
             binding = self._load(session, binding_id, owner)
@@ -461,8 +465,8 @@ class BindingService:
     def end(self, session: Session, binding: Binding, *, status: str, now: dt.datetime) -> None:
         """Mark ended in SQL and turn its Redis entries into cool-down tombstones.
 
-        SQL first: if Redis is unreachable the binding is still dead (resolve
-        checks expiry, a rebuild restores the tombstone), never the reverse.
+        Runs inside the caller's transaction: a Redis failure raises
+        RoutingUnavailable and the SQL change is rolled back with it.
         """
         ended = min(now, binding.expires_at)
         binding.status = status

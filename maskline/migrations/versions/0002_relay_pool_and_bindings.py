@@ -71,6 +71,9 @@ def upgrade() -> None:
             name=op.f("fk_binding_members_binding_id_bindings"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["token"], ["vault_entries.token"], name=op.f("fk_binding_members_token_vault_entries")
+        ),
         sa.PrimaryKeyConstraint("binding_id", "position", name=op.f("pk_binding_members")),
     )
     with op.batch_alter_table("binding_members", schema=None) as batch_op:
