@@ -341,12 +341,22 @@ class BindingService:
         return [str(low + secrets.randbelow(9 * low)) for _ in range(count)]
 
     def _exhausted(self, parties: list[_Sealed], candidates: list[str], busy: Counter[int]) -> PoolExhausted:
+        if self.policy.geo_policy == "strict" and not candidates:
+            return NoNumberInRegion(
+                "no active relay number in the buyer's area (geo policy strict); "
+                "the pool needs at least 1 number there",
+                role=None,
+                needed=1,
+            )
         if not candidates:
-            if self.policy.geo_policy == "strict":
-                return NoNumberInRegion(
-                    "no active relay number in the party's area (geo policy strict)", role=None, needed=1
-                )
             return PoolExhausted("the pool has no active relay number with voice", needed=1)
+        if self.policy.geo_policy == "strict":
+            return NoNumberInRegion(
+                f"no free relay number in the buyer's area (geo policy strict): all {len(candidates)} "
+                "there are taken for these parties or full; the pool needs at least 1 more number there",
+                role=None,
+                needed=1,
+            )
         if busy:
             position, _count = busy.most_common(1)[0]
             role = parties[position].role if position < len(parties) else None

@@ -221,3 +221,27 @@ def test_allocation_fails_closed_while_data_is_gone(pool: Any, redis_client: Any
     redis_client.flushdb()
     with pytest.raises(RoutingUnavailable):
         pool.bindings.bind(axb())
+
+
+def test_number_in_the_buyers_area_is_preferred(services: Services, numbers: Any) -> None:
+    add_relay_numbers(services, "+12125550100", "+14155550100", "+13125550100")
+    for i in range(3):
+        view = numbers.bindings.bind(axb(f"o-{i}", buyer=f"+1415555017{i}", merchant=f"+1212555018{i}"))
+        assert view.relay_number == "+14155550100"
+
+
+def test_strict_geo_policy_fails_clearly_outside_the_area(services: Services, numbers: Any) -> None:
+    from maskline.numbers.interfaces import NoNumberInRegion
+    from maskline.numbers.services import BindingPolicy
+
+    add_relay_numbers(services, "+12125550100")
+    numbers.bindings.policy = BindingPolicy(geo_policy="strict")
+    with pytest.raises(NoNumberInRegion, match="area"):
+        numbers.bindings.bind(axb())
+
+
+def test_locked_and_retired_numbers_take_no_new_bindings(services: Services, numbers: Any) -> None:
+    add_relay_numbers(services, X1, status="locked")
+    add_relay_numbers(services, X2, status="retired")
+    with pytest.raises(PoolExhausted):
+        numbers.bindings.bind(axb())
