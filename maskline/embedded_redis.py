@@ -31,6 +31,10 @@ def serve(instance_path: Path) -> None:
 
     # Speak as Redis 7.0, the version maskline is deployed on.
     server = TcpFakeServer(("127.0.0.1", 0), server_type="redis", server_version=(7, 0))
+    # A client that stays connected (a worker's pool, a shell) must not keep
+    # the server alive after SIGTERM: connection threads die with the process.
+    server.daemon_threads = True
+    server.block_on_close = False
     port = int(server.server_address[1])
     _write_port_file(instance_path, port)
 
@@ -48,6 +52,7 @@ def serve(instance_path: Path) -> None:
         server.serve_forever()
     finally:
         port_file(instance_path).unlink(missing_ok=True)
+        server.server_close()
 
 
 if __name__ == "__main__":

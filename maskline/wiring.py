@@ -186,6 +186,12 @@ def build_services(settings: Settings, *, clock: Clock = system_clock, check_sch
     vault.on_erase(lambda session, token: services.numbers.bindings.unbind_party(session, token))
     if check_schema:
         verify_database(services)
+        from maskline.redis_backend import is_in_process
+
+        if settings.redis_url is None and is_in_process(services.redis):
+            # Build (and so rebuild from SQL) now, not lazily inside some
+            # caller's transaction, where SQLite's write lock would block it.
+            _ = services.numbers
     return services
 
 

@@ -1,0 +1,137 @@
+"""``maskline serve`` as a process: embedded Redis, health endpoints, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from maskline.redis_backend import port_file
+from tests.e2e.conftest import Cli, free_port, maskline_executable, stop, wait_for
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def get(self, path: str) -> tuple[int, dict[str, object]]:
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=10) as response:  # noqa: S310 (http://127.0.0.1)
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+
+def _healthz(server: Server) -> bool | None:
+    try:
+        return True if server.get("/healthz")[0] == 200 else None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def server_cli(tmp_path: Path) -> Cli:
+    """The CLI on SQLite in a tmp instance folder with NO Redis URL: serve embeds its own."""
+    instance = tmp_path / "instance"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASKLINE_")}
+    env.update(
+        {
+            "MASKLINE_ENV": "development",
+            "MASKLINE_INSTANCE_PATH": str(instance),
+            "MASKLINE_DATABASE_URL": f"sqlite:///{instance / 'maskline.sqlite3'}",
+            "MASKLINE_KEYS_FILE": str(instance / "keys.json"),
+        }
+    )
+    return Cli(instance_path=instance, env=env)
+
+
+@pytest.fixture
+def server(server_cli: Cli, tmp_path: Path) -> Iterator[Server]:
+    server_cli.run("init")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [maskline_executable(), "serve", "--port", str(port), "--workers", "2"],
+            env=server_cli.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    running = Server(process=process, base_url=f"http://127.0.0.1:{port}", log=log)
+    try:
+        wait_for(lambda: _healthz(running), process)
+        yield running
+    finally:
+        stop(process)
+
+
+def _embedded_pid(instance: Path) -> int:
+    info = json.loads(port_file(instance).read_text())
+    pid: int = info["pid"]
+    return pid
+
+
+def test_healthz_answers(server: Server) -> None:
+    assert server.get("/healthz") == (200, {"status": "ok"})
+
+
+def test_readyz_sees_the_database_and_the_embedded_redis(server: Server) -> None:
+    status, body = server.get("/readyz")
+
+    assert status == 200
+    assert body == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+
+
+def test_the_embedded_redis_port_is_recorded_under_the_instance_folder(
+    server: Server, server_cli: Cli
+) -> None:
+    info = json.loads(port_file(server_cli.instance_path).read_text())
+
+    assert info["port"] > 0
+    assert _alive(info["pid"])
+    assert b"embedded development Redis" in server.log.read_bytes()
+
+
+def test_a_cli_command_uses_the_servers_embedded_redis(server: Server, server_cli: Cli) -> None:
+    port = json.loads(port_file(server_cli.instance_path).read_text())["port"]
+
+    result = server_cli.run("routes", "rebuild")
+
+    assert f"using the embedded development Redis on 127.0.0.1:{port}" in result.stderr
+    assert "in-process fakeredis" not in result.stderr
+
+
+def test_sigterm_stops_the_server_and_the_embedded_redis(server: Server, server_cli: Cli) -> None:
+    redis_pid = _embedded_pid(server_cli.instance_path)
+
+    returncode = stop(server.process)
+
+    assert returncode == 0
+    assert not _alive(redis_pid)
+    assert not port_file(server_cli.instance_path).exists()
+    assert _healthz(server) is None
+
+
+def test_without_a_server_a_cli_command_falls_back_to_in_process_fakeredis(server_cli: Cli) -> None:
+    server_cli.run("init")
+
+    result = server_cli.run("routes", "rebuild")
+
+    assert "in-process fakeredis" in result.stderr
