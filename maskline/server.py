@@ -45,4 +45,9 @@ def run_gunicorn(*, host: str, port: int, workers: int) -> None:
         now=services.clock(),
     )
     services.close()
-    _Gunicorn({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-"}).run()
+    # The access log bypasses maskline's redacting log filter, so it records
+    # the path only, never a query string (which could carry a number).
+    access_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+    _Gunicorn(
+        {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-", "access_log_format": access_format}
+    ).run()

@@ -69,6 +69,8 @@ class Services:
 
     def close(self) -> None:
         self.db.dispose()
+        if self._redis is not None and hasattr(self._redis, "close"):
+            self._redis.close()
 
 
 @dataclass
