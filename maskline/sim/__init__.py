@@ -1,0 +1,1 @@
+"""The carrier simulator: plays Twilio against a running (or in-process) maskline."""

@@ -1,0 +1,257 @@
+"""A carrier simulator: sends Twilio's webhooks, signed as Twilio signs them,
+reads the TwiML and reports what Twilio would do.
+
+It talks to maskline through a transport: HTTP to a running server, or a
+Flask test client for an in-process app. Either way the requests carry a
+valid ``X-Twilio-Signature`` computed for the public URL Twilio would call.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from twilio.request_validator import RequestValidator
+
+from maskline.sim.twiml import TwimlError, TwimlOutcome, parse_twiml
+
+VOICE_PATH = "/webhooks/twilio/voice"
+SMS_PATH = "/webhooks/twilio/sms"
+VOICE_STATUS_PATH = "/webhooks/twilio/voice/status"
+SMS_STATUS_PATH = "/webhooks/twilio/sms/status"
+MAX_GATHERS = 3  # Twilio follows as many as the app asks; the simulator stops here
+
+
+class Transport(Protocol):
+    def post(self, path: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        """POST a form; return (HTTP status, body)."""
+        ...
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpTransport:
+    """Plain HTTP to a running maskline (loopback unless the caller allows more)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def post(self, path: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        url = path if path.startswith("http") else self.base_url + path
+        data = urllib.parse.urlencode(form).encode()
+        request = urllib.request.Request(  # noqa: S310 (http(s) URL given by the operator)
+            url, data=data, headers={"Content-Type": "application/x-www-form-urlencoded", **headers}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read().decode(errors="replace")
+
+
+class FlaskTransport:
+    """An in-process app, through Flask's test client."""
+
+    def __init__(self, app: Any) -> None:
+        self.client = app.test_client()
+
+    def post(self, path: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        parts = urllib.parse.urlsplit(path)
+        target = parts.path + (f"?{parts.query}" if parts.query else "") if parts.scheme else path
+        response = self.client.post(target, data=form, headers=headers)
+        return int(response.status_code), response.get_data(as_text=True)
+
+
+def mask_number(number: str | None) -> str | None:
+    """``+14155550132`` -> ``+1*******32``: enough to tell parties apart, no more."""
+    if not number:
+        return number
+    if len(number) <= 4:
+        return "*" * len(number)
+    return number[:2] + "*" * (len(number) - 4) + number[-2:]
+
+
+@dataclass(kw_only=True)
+class CallResult:
+    """What happened to one simulated call."""
+
+    outcome: str  # connected, rejected, gather, error
+    http_status: int
+    dialed: str | None = None
+    caller_id: str | None = None
+    said: list[str] = field(default_factory=list)
+    call_sid: str = ""
+    steps: int = 0
+    error: str | None = None
+
+    def to_json(self, *, show_numbers: bool = False) -> dict[str, Any]:
+        body = asdict(self)
+        if not show_numbers:
+            body["dialed"] = mask_number(self.dialed)
+        return body
+
+
+@dataclass(kw_only=True)
+class SmsResult:
+    outcome: str  # forwarded, refused, error
+    http_status: int
+    messages: list[dict[str, str]] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
+    message_sid: str = ""
+    error: str | None = None
+
+    def to_json(self, *, show_numbers: bool = False) -> dict[str, Any]:
+        body = asdict(self)
+        if not show_numbers:
+            body["messages"] = [{**m, "to": mask_number(m.get("to")) or ""} for m in self.messages]
+        return body
+
+
+class CarrierSimulator:
+    """Plays Twilio: signed webhooks in, TwiML out, interpreted."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        auth_token: str,
+        public_url: str,
+        account_sid: str = "AC" + "0" * 32,
+    ) -> None:
+        self.transport = transport
+        self.validator = RequestValidator(auth_token)
+        self.public_url = public_url.rstrip("/")
+        self.account_sid = account_sid
+
+    def url_for(self, path: str) -> str:
+        return path if path.startswith("http") else self.public_url + path
+
+    def signed_post(self, path: str, form: dict[str, str]) -> tuple[int, str]:
+        """POST ``form`` with the signature Twilio would send for this URL."""
+        signature = self.validator.compute_signature(self.url_for(path), form)
+        return self.transport.post(path, form, {"X-Twilio-Signature": signature})
+
+    def call(
+        self,
+        *,
+        from_number: str,
+        to_number: str,
+        digits: list[str] | None = None,
+        call_sid: str | None = None,
+    ) -> CallResult:
+        """Ring ``to_number`` from ``from_number``; key ``digits`` at each gather."""
+        sid = call_sid or "CA" + secrets.token_hex(16)
+        form = {
+            "CallSid": sid,
+            "AccountSid": self.account_sid,
+            "From": from_number,
+            "To": to_number,
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "ApiVersion": "2010-04-01",
+        }
+        pending = list(digits or [])
+        path, step, said = VOICE_PATH, 0, []
+        while True:
+            step += 1
+            status, body = self.signed_post(path, form)
+            if status != 200:
+                return CallResult(
+                    outcome="error", http_status=status, call_sid=sid, steps=step, error=body[:200]
+                )
+            try:
+                twiml = parse_twiml(body)
+            except TwimlError as exc:
+                return CallResult(
+                    outcome="error", http_status=status, call_sid=sid, steps=step, error=str(exc)
+                )
+            said += twiml.said
+            result = self._call_outcome(twiml, status, sid, step, said)
+            if result.outcome != "gather":
+                return result
+            if not pending or step > MAX_GATHERS or not twiml.gather_action:
+                return result
+            path = twiml.gather_action
+            form = {**form, "Digits": pending.pop(0), "CallStatus": "in-progress"}
+
+    @staticmethod
+    def _call_outcome(twiml: TwimlOutcome, status: int, sid: str, step: int, said: list[str]) -> CallResult:
+        if twiml.dial_number:
+            return CallResult(
+                outcome="connected",
+                http_status=status,
+                dialed=twiml.dial_number,
+                caller_id=twiml.dial_caller_id,
+                said=said,
+                call_sid=sid,
+                steps=step,
+            )
+        if twiml.gather_action:
+            return CallResult(outcome="gather", http_status=status, said=said, call_sid=sid, steps=step)
+        return CallResult(outcome="rejected", http_status=status, said=said, call_sid=sid, steps=step)
+
+    def call_status(
+        self, *, call_sid: str, from_number: str, to_number: str, status: str = "completed", duration: int = 0
+    ) -> int:
+        """Send the status callback Twilio sends when the call changes state."""
+        form = {
+            "CallSid": call_sid,
+            "AccountSid": self.account_sid,
+            "From": from_number,
+            "To": to_number,
+            "CallStatus": status,
+            "CallDuration": str(duration),
+            "Direction": "inbound",
+            "ApiVersion": "2010-04-01",
+        }
+        return self.signed_post(VOICE_STATUS_PATH, form)[0]
+
+    def sms(
+        self,
+        *,
+        from_number: str,
+        to_number: str,
+        body: str,
+        media_urls: list[str] | None = None,
+        message_sid: str | None = None,
+    ) -> SmsResult:
+        sid = message_sid or "SM" + secrets.token_hex(16)
+        form = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": self.account_sid,
+            "From": from_number,
+            "To": to_number,
+            "Body": body,
+            "NumMedia": str(len(media_urls or [])),
+            "ApiVersion": "2010-04-01",
+        }
+        for i, url in enumerate(media_urls or []):
+            form[f"MediaUrl{i}"] = url
+        status, text = self.signed_post(SMS_PATH, form)
+        if status != 200:
+            return SmsResult(outcome="error", http_status=status, message_sid=sid, error=text[:200])
+        try:
+            twiml = parse_twiml(text)
+        except TwimlError as exc:
+            return SmsResult(outcome="error", http_status=status, message_sid=sid, error=str(exc))
+        # A <Message> back to the sender is a reply (e.g. a refusal), not a forward.
+        forwarded = [m for m in twiml.messages if m.get("to") and m.get("to") != from_number]
+        outcome = "forwarded" if forwarded else "refused"
+        return SmsResult(
+            outcome=outcome, http_status=status, messages=twiml.messages, said=twiml.said, message_sid=sid
+        )
