@@ -24,6 +24,7 @@ from maskline.vault.rotation import check_and_register
 from maskline.vault.services import VaultService
 
 if TYPE_CHECKING:
+    from maskline.numbers.pool import PoolService
     from maskline.numbers.rebuild import AutoRebuilder
     from maskline.numbers.router import Router
     from maskline.numbers.routes import RouteStore
@@ -85,6 +86,7 @@ class NumbersServices:
 
 def build_numbers(services: Services) -> NumbersServices:
     """The numbers package's services over this process's Redis and SQL."""
+    from maskline.numbers.pool import PoolService
     from maskline.numbers.rebuild import AutoRebuilder
     from maskline.numbers.router import Router
     from maskline.numbers.routes import RouteStore
@@ -122,12 +124,7 @@ def build_numbers(services: Services) -> NumbersServices:
         retention=settings.retention,
         vault_gc_grace=settings.vault_gc_grace,
     )
-    try:  # TEMPORARY while the pool module lands
-        from maskline.numbers.pool import PoolService
-
-        pool: Any = PoolService(clock=services.clock, routes=routes)
-    except ImportError:
-        pool = None
+    pool = PoolService(clock=services.clock, routes=routes)
     numbers = NumbersServices(
         routes=routes, pool=pool, bindings=bindings, router=router, rebuilder=rebuilder, sweeper=sweeper
     )

@@ -14,6 +14,7 @@ import click
 
 from config import SettingsError, parse_duration
 from maskline.numbers.interfaces import BindRequest, NumbersError
+from maskline.numbers.pool import PoolImportError, parse_capabilities
 from maskline.numbers.rebuild import pool_numbers, rebuild_routes
 from maskline.vault.interfaces import InvalidPhoneNumber
 
@@ -211,4 +212,91 @@ def worker(interval: float, once: bool) -> None:
             time.sleep(interval)
 
 
-COMMANDS = [bind, unbind, route, routes_group, bindings_group, worker]
+@click.group("pool")
+def pool_group() -> None:
+    """The relay-number pool."""
+
+
+@pool_group.command("add")
+@click.argument("numbers", nargs=-1, required=True)
+@click.option("--capabilities", default="voice,sms", show_default=True, help="voice, sms or voice,sms")
+def pool_add(numbers: tuple[str, ...], capabilities: str) -> None:
+    """Add relay numbers (all or none)."""
+    with _services() as services:
+        try:
+            voice, sms = parse_capabilities(capabilities, field="--capabilities")
+            with services.db.session() as session:
+                added = services.numbers.pool.add(session, list(numbers), voice=voice, sms=sms)
+        except NumbersError as exc:
+            raise _fail(exc) from None
+    click.echo(f"added {len(added)} number(s): {', '.join(r.e164 for r in added)}")
+
+
+@pool_group.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8"))
+def pool_import(csv_file: Any) -> None:
+    """Add numbers from a CSV (number[,capabilities][,status]); bad rows are listed, none applied."""
+    text = csv_file.read()
+    with _services() as services:
+        try:
+            with services.db.session() as session:
+                added = services.numbers.pool.import_csv(session, text)
+        except PoolImportError as exc:
+            for line, message in exc.problems:
+                click.echo(f"line {line}: {message}", err=True)
+            raise click.ClickException(f"{len(exc.problems)} bad row(s); nothing was imported") from None
+        except NumbersError as exc:
+            raise _fail(exc) from None
+    click.echo(f"imported {len(added)} number(s)")
+
+
+@pool_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def pool_list(as_json: bool) -> None:
+    """Numbers, region, capabilities, status and live bindings."""
+    with _services() as services, services.db.session() as session:
+        entries = services.numbers.pool.entries(session, now=services.clock())
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+        return
+    click.echo(f"{'number':<16} {'country':<7} {'area':<16} {'caps':<9} {'status':<8} {'live':>5}")
+    for e in entries:
+        caps = ",".join(c for c in ("voice", "sms") if getattr(e, c))
+        click.echo(
+            f"{e.e164:<16} {e.country:<7} {e.area[:16]:<16} {caps:<9} {e.status:<8} {e.live_bindings:>5}"
+        )
+
+
+def _set_status(number: str, status: str) -> None:
+    with _services() as services:
+        try:
+            with services.db.session() as session:
+                row = services.numbers.pool.set_status(session, number, status, now=services.clock())
+                e164 = row.e164
+        except NumbersError as exc:
+            raise _fail(exc) from None
+    click.echo(f"{e164} is {status}")
+
+
+@pool_group.command("lock")
+@click.argument("number")
+def pool_lock(number: str) -> None:
+    """No new bindings on NUMBER; existing ones keep working."""
+    _set_status(number, "locked")
+
+
+@pool_group.command("unlock")
+@click.argument("number")
+def pool_unlock(number: str) -> None:
+    """NUMBER takes new bindings again."""
+    _set_status(number, "active")
+
+
+@pool_group.command("retire")
+@click.argument("number")
+def pool_retire(number: str) -> None:
+    """Take NUMBER out of the pool; refused while it has live bindings."""
+    _set_status(number, "retired")
+
+
+COMMANDS = [bind, unbind, route, routes_group, bindings_group, worker, pool_group]

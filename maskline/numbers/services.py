@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
+from maskline.numbers import regions
 from maskline.numbers.interfaces import (
     MODES,
     BindingNotFound,
@@ -251,8 +252,6 @@ class BindingService:
         return parties[0]
 
     def _candidates(self, session: Session, anchor: _Sealed, now: dt.datetime) -> list[str]:
-        from maskline.numbers import regions  # TEMPORARY: lazy while regions.py lands
-
         country, area = regions.describe(anchor.e164)
         live = (
             select(Binding.relay_number, func.count().label("live"))

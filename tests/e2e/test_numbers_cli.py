@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy.engine import Engine
 
-from maskline.db import make_engine
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, clean_tables
 
 MASKLINE = str(Path(sys.executable).with_name("maskline"))
@@ -29,12 +29,11 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def cli(tmp_path: Path, migrated_engine: object) -> Run:
+def cli(tmp_path: Path, migrated_engine: Engine) -> Run:
     database_url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     if TEST_DATABASE_URL:
-        clean_tables(make_engine(TEST_DATABASE_URL))
-    if TEST_REDIS_URL:
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+        clean_tables(migrated_engine)
+    flush_test_redis()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "MASKLINE_ENV": "development",
@@ -57,6 +56,13 @@ def cli(tmp_path: Path, migrated_engine: object) -> Run:
     return run
 
 
+def flush_test_redis() -> None:
+    if TEST_REDIS_URL:
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        client.flushdb()
+        client.close()
+
+
 def bind_axb(cli: Run) -> dict[str, object]:
     out = cli(
         "bind",
@@ -72,8 +78,8 @@ def bind_axb(cli: Run) -> dict[str, object]:
     return dict(json.loads(out))
 
 
-def route(cli: Run, caller: str, *extra: str) -> dict[str, object]:
-    return dict(json.loads(cli("route", "--to", RELAYS[0], "--from", caller, *extra).stdout))
+def route(cli: Run, caller: str, *extra: str, to: str) -> dict[str, object]:
+    return dict(json.loads(cli("route", "--to", to, "--from", caller, *extra).stdout))
 
 
 def test_bind_prints_relay_number_and_roles_never_a_party_number(cli: Run) -> None:
@@ -96,8 +102,8 @@ def test_bind_prints_relay_number_and_roles_never_a_party_number(cli: Run) -> No
 
 def test_route_decisions_are_json_without_numbers(cli: Run) -> None:
     binding = bind_axb(cli)
-    to_merchant = route(cli, BUYER)
-    stranger = route(cli, COURIER)
+    to_merchant = route(cli, BUYER, to=str(binding["relay_number"]))
+    stranger = route(cli, COURIER, to=str(binding["relay_number"]))
     assert to_merchant == {
         "action": "connect",
         "reason": None,
@@ -112,7 +118,7 @@ def test_unbind_ends_routing(cli: Run) -> None:
     binding = bind_axb(cli)
     body = json.loads(cli("unbind", str(binding["id"])).stdout)
     assert body["status"] == "unbound"
-    assert route(cli, BUYER)["action"] == "reject"
+    assert route(cli, BUYER, to=str(binding["relay_number"]))["action"] == "reject"
 
 
 def test_axe_binding_prints_the_number_to_dial(cli: Run) -> None:
@@ -145,9 +151,9 @@ def test_bad_binds_fail_with_one_line_and_change_nothing(
 
 
 def test_routes_rebuild_after_redis_loss(cli: Run) -> None:
-    bind_axb(cli)
+    binding = bind_axb(cli)
     if TEST_REDIS_URL:
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-        assert route(cli, BUYER)["reason"] == "unavailable"
+        flush_test_redis()
+        assert route(cli, BUYER, to=str(binding["relay_number"]))["reason"] == "unavailable"
     assert "1 bindings from SQL" in cli("routes", "rebuild").stdout
-    assert route(cli, BUYER)["action"] == "connect"
+    assert route(cli, BUYER, to=str(binding["relay_number"]))["action"] == "connect"
