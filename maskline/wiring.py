@@ -184,7 +184,11 @@ def build_services(settings: Settings, *, clock: Clock = system_clock, check_sch
     # Erasing a party ends its live bindings, in the erase's transaction.
     vault.on_erase(lambda session, token: services.numbers.bindings.unbind_party(session, token))
     if check_schema:
-        verify_database(services)
+        try:
+            verify_database(services)
+        except StartupError:
+            services.close()
+            raise
         from maskline.redis_backend import is_in_process
 
         if settings.redis_url is None and is_in_process(services.redis):

@@ -25,7 +25,7 @@ def test_same_person_in_any_format_gets_one_token(services: Services) -> None:
 
 
 def test_invalid_number_stores_nothing(services: Services) -> None:
-    with pytest.raises(InvalidPhoneNumber, match="^parties.buyer: "), services.db.session() as s:
+    with pytest.raises(InvalidPhoneNumber, match=r"^parties\.buyer: "), services.db.session() as s:
         services.vault.put(s, "12", field="parties.buyer")
     with services.db.session() as s:
         assert s.query(VaultEntry).count() == 0

@@ -1,0 +1,92 @@
+"""Key rotation against the data: rewrap, re-index, retire, status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maskline.vault import keyring as kr
+from maskline.vault import rotation
+from maskline.vault.interfaces import KeyRingError
+from maskline.wiring import Services
+
+NUMBERS = [f"+1415555{1000 + i:04d}" for i in range(7)]
+
+
+def put_all(services: Services) -> list[str]:
+    with services.db.session() as session:
+        return [services.vault.put(session, n).token for n in NUMBERS]
+
+
+def rotate(keys_file: Path, kind: kr.KeyKind) -> int:
+    ring, version = kr.with_added_version(kr.read_keyring_file(keys_file), kind)
+    kr.write_keyring_file(keys_file, kr.with_primary(ring, kind, version))
+    return version
+
+
+def test_rewrap_moves_every_entry_in_resumable_batches(services: Services, keys_file: Path) -> None:
+    tokens = put_all(services)
+    rotate(keys_file, "kek")
+    ring = services.keys.current()
+    batches = []
+    while True:
+        with services.db.session() as session:
+            done = rotation.rewrap_batch(session, ring, batch=3)
+        if not done:
+            break
+        batches.append(done)
+    assert batches == [3, 3, 1]
+    with services.db.session() as session:
+        assert rotation.remaining(session, ring, "kek") == 0
+        assert [services.vault.open(session, t) for t in tokens] == NUMBERS
+        counts = {(s.kind, s.version): s.entries for s in rotation.key_status(session, ring)}
+    assert counts[("kek", 1)] == 0 and counts[("kek", 2)] == len(NUMBERS)
+
+
+def test_old_kek_can_be_retired_only_after_rewrap(services: Services, keys_file: Path) -> None:
+    put_all(services)
+    rotate(keys_file, "kek")
+    with pytest.raises(KeyRingError, match="still protects 7 entries"), services.db.session() as session:
+        rotation.mark_retired(session, "kek", 1)
+    with services.db.session() as session:
+        rotation.rewrap_batch(session, services.keys.current(), batch=100)
+        rotation.mark_retired(session, "kek", 1)
+
+
+def test_kek_rotation_leaves_blind_indexes_alone(services: Services, keys_file: Path) -> None:
+    put_all(services)
+    rotate(keys_file, "kek")
+    with services.db.session() as session:
+        rotation.rewrap_batch(session, services.keys.current(), batch=100)
+        counts = {
+            (s.kind, s.version): s.entries for s in rotation.key_status(session, services.keys.current())
+        }
+        assert services.vault.lookup(session, NUMBERS[0]) is not None
+    assert counts[("index", 1)] == len(NUMBERS)
+
+
+def test_lookup_works_before_during_and_after_reindex(services: Services, keys_file: Path) -> None:
+    tokens = put_all(services)
+    rotate(keys_file, "index")
+    ring = services.keys.current()
+    with services.db.session() as session:
+        assert services.vault.lookup(session, NUMBERS[0]) == tokens[0]
+        rotation.reindex_batch(session, ring, batch=3)
+    with services.db.session() as session:
+        assert [services.vault.lookup(session, n) for n in NUMBERS] == tokens
+        while rotation.reindex_batch(session, ring, batch=3):
+            pass
+        assert rotation.remaining(session, ring, "index") == 0
+        assert [services.vault.lookup(session, n) for n in NUMBERS] == tokens
+        assert services.vault.put(session, NUMBERS[3]).token == tokens[3]
+
+
+def test_put_after_rotation_uses_the_new_primary(services: Services, keys_file: Path) -> None:
+    version = rotate(keys_file, "kek")
+    with services.db.session() as session:
+        services.vault.put(session, NUMBERS[0])
+        counts = {
+            (s.kind, s.version): s.entries for s in rotation.key_status(session, services.keys.current())
+        }
+    assert counts[("kek", version)] == 1

@@ -1,0 +1,64 @@
+"""Settings from the environment: parsing, defaults, production refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from config import INSECURE_DEVELOPMENT_SECRET, SettingsError, load_settings, parse_duration
+
+
+def test_defaults_are_development_with_embedded_backends(tmp_path: Path) -> None:
+    settings = load_settings(environ={"MASKLINE_INSTANCE_PATH": str(tmp_path)})
+    assert settings.env == "development" and settings.redis_url is None
+    assert settings.database_url == f"sqlite:///{tmp_path / 'maskline.sqlite3'}"
+    assert settings.keys_file == tmp_path / "keys.json"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MASKLINE_ENV", "staging", "MASKLINE_ENV must be one of"),
+        ("MASKLINE_DEFAULT_REGION", "USA", "MASKLINE_DEFAULT_REGION"),
+        ("MASKLINE_COOLDOWN", "soon", "MASKLINE_COOLDOWN must be a duration"),
+        ("MASKLINE_MAX_BINDINGS_PER_NUMBER", "0", "between 1 and"),
+        ("MASKLINE_GEO_POLICY", "closest", "nearest or strict"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ={variable: value})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("30s", 30), ("15m", 900), ("72h", 259200), ("2d", 172800)]
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration("X", text) == dt.timedelta(seconds=seconds)
+
+
+def test_overrides_win_over_environment() -> None:
+    settings = load_settings({"default_region": "CN"}, environ={"MASKLINE_DEFAULT_REGION": "US"})
+    assert settings.default_region == "CN"
+
+
+def test_production_refuses_development_defaults() -> None:
+    problems = load_settings(environ={"MASKLINE_ENV": "production"}).problems()
+    assert any("MASKLINE_SECRET_KEY" in p for p in problems)
+    assert any("MASKLINE_REDIS_URL" in p for p in problems)
+    assert any("SQLite" in p for p in problems)
+
+
+def test_production_with_real_settings_has_no_problems() -> None:
+    settings = load_settings(
+        environ={
+            "MASKLINE_ENV": "production",
+            "MASKLINE_SECRET_KEY": "x" * 40,
+            "MASKLINE_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "MASKLINE_DATABASE_URL": "postgresql://db/maskline",
+        }
+    )
+    assert settings.secret_key != INSECURE_DEVELOPMENT_SECRET
+    assert [p for p in settings.problems() if "TWILIO" not in p] == []
