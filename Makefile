@@ -39,7 +39,9 @@ typecheck: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python bench/vault.py
+	mkdir -p docs
+	$(BIN)/python bench/vault.py --json docs/bench-vault.json
+	$(BIN)/python bench/numbers.py --json docs/bench-numbers.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
