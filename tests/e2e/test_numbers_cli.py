@@ -157,3 +157,29 @@ def test_routes_rebuild_after_redis_loss(cli: Run) -> None:
         assert route(cli, BUYER, to=str(binding["relay_number"]))["reason"] == "unavailable"
     assert "1 bindings from SQL" in cli("routes", "rebuild").stdout
     assert route(cli, BUYER, to=str(binding["relay_number"]))["action"] == "connect"
+
+
+def test_pool_import_lists_bad_rows_by_line_and_applies_none(cli: Run, tmp_path: Path) -> None:
+    csv_file = tmp_path / "numbers.csv"
+    csv_file.write_text("number,capabilities\n+14155550102,voice\nnonsense,voice\n+14155550103,fax\n")
+    result = cli("pool", "import", str(csv_file), ok=False)
+    assert result.returncode == 1
+    assert (
+        "line 3:" in result.stderr and "line 4:" in result.stderr and "nothing was imported" in result.stderr
+    )
+    listed = json.loads(cli("pool", "list", "--json").stdout)
+    assert sorted(n["number"] for n in listed) == sorted(RELAYS)
+
+
+def test_pool_list_shows_live_bindings_and_retire_is_refused_while_live(cli: Run) -> None:
+    binding = bind_axb(cli)
+    listed = {n["number"]: n["live_bindings"] for n in json.loads(cli("pool", "list", "--json").stdout)}
+    assert listed[str(binding["relay_number"])] == 1
+    refused = cli("pool", "retire", str(binding["relay_number"]), ok=False)
+    assert refused.returncode == 1 and "live binding" in refused.stderr
+
+
+def test_worker_runs_its_jobs_once(cli: Run) -> None:
+    bind_axb(cli)
+    out = cli("worker", "--once").stdout
+    assert "expired 0" in out and "orphans released 0" in out
