@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from maskline.clock import Clock, system_clock
@@ -202,15 +202,20 @@ class BindingService:
             parties, callers = self._seal_all(session, req)
             anchor = self._anchor(parties)
             candidates = self._candidates(session, anchor, now)
+            occupied = self._occupied(session, parties, now)
             binding_id = new_binding_id()
+            axb_candidates = [x for x in candidates if x not in occupied]
             attempt, busy = self._try_claim(
-                candidates, binding_id, req.mode, parties, callers, req.allow == "any", expires, now
+                axb_candidates, binding_id, req.mode, parties, callers, req.allow == "any", expires, now
             )
+            busy.update(occupied.values())
             mode, fallback_used = req.mode, False
             if attempt is None and req.fallback == "axe":
                 mode, fallback_used = "axe", True
+                anchor_position = parties.index(anchor)
+                axe_candidates = [x for x in candidates if occupied.get(x) != anchor_position]
                 attempt, _ = self._try_claim(
-                    candidates, binding_id, "axe", parties, callers, False, expires, now
+                    axe_candidates, binding_id, "axe", parties, callers, False, expires, now
                 )
             if attempt is None:
                 raise self._exhausted(parties, candidates, busy)
@@ -250,6 +255,24 @@ class BindingService:
                 if p.role == role:
                     return p
         return parties[0]
+
+    def _occupied(self, session: Session, parties: list[_Sealed], now: dt.datetime) -> dict[str, int]:
+        """Relay numbers each party already holds (live or cooling down), from SQL.
+
+        Skipping them saves a Lua round trip per number a busy merchant is
+        already on; the Lua claim stays the authority under races.
+        """
+        tokens = {p.token: i for i, p in enumerate(parties)}
+        rows = session.execute(
+            select(Binding.relay_number, BindingMember.token)
+            .join(BindingMember, BindingMember.binding_id == Binding.id)
+            .where(
+                BindingMember.kind == "party",
+                BindingMember.token.in_(list(tokens)),
+                or_(Binding.status == "active", Binding.ended_at > now - self.policy.cooldown),
+            )
+        ).all()
+        return {relay: tokens[token] for relay, token in rows}
 
     def _candidates(self, session: Session, anchor: _Sealed, now: dt.datetime) -> list[str]:
         country, area = regions.describe(anchor.e164)
