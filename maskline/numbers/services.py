@@ -276,19 +276,23 @@ class BindingService:
 
     def _candidates(self, session: Session, anchor: _Sealed, now: dt.datetime) -> list[str]:
         country, area = regions.describe(anchor.e164)
-        live = (
-            select(Binding.relay_number, func.count().label("live"))
-            .where(Binding.status == "active", Binding.expires_at > now)
-            .group_by(Binding.relay_number)
-            .subquery()
-        )
+        # Two plain queries, merged here: a join with the aggregate can be
+        # planned as a nested loop over it (seen on freshly created tables).
+        load: dict[str, int] = {
+            relay: int(count)
+            for relay, count in session.execute(
+                select(Binding.relay_number, func.count())
+                .where(Binding.status == "active", Binding.expires_at > now)
+                .group_by(Binding.relay_number)
+            ).tuples()
+        }
         rows = session.execute(
-            select(RelayNumber.e164, RelayNumber.country, RelayNumber.area, func.coalesce(live.c.live, 0))
-            .outerjoin(live, live.c.relay_number == RelayNumber.e164)
-            .where(RelayNumber.status == "active", RelayNumber.voice.is_(True))
-        ).all()
+            select(RelayNumber.e164, RelayNumber.country, RelayNumber.area).where(
+                RelayNumber.status == "active", RelayNumber.voice.is_(True)
+            )
+        ).tuples()
         ranked = []
-        for e164, r_country, r_area, load in rows:
+        for e164, r_country, r_area in rows:
             if r_country == country and area and r_area == area:
                 tier = 0
             elif r_country == country:
@@ -299,7 +303,7 @@ class BindingService:
                 continue
             # Random tie-break spreads concurrent binds of one party over
             # equally loaded numbers instead of piling them on the first.
-            ranked.append((tier, int(load), secrets.randbelow(1 << 30), e164))
+            ranked.append((tier, int(load.get(e164, 0)), secrets.randbelow(1 << 30), e164))
         ranked.sort()
         return [e164 for *_rest, e164 in ranked]
 
