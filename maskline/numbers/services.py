@@ -284,13 +284,13 @@ class BindingService:
                 select(Binding.relay_number, func.count())
                 .where(Binding.status == "active", Binding.expires_at > now)
                 .group_by(Binding.relay_number)
-            ).tuples()
+            )
         }
         rows = session.execute(
             select(RelayNumber.e164, RelayNumber.country, RelayNumber.area).where(
                 RelayNumber.status == "active", RelayNumber.voice.is_(True)
             )
-        ).tuples()
+        )
         ranked = []
         for e164, r_country, r_area in rows:
             if r_country == country and area and r_area == area:
