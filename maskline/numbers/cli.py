@@ -236,7 +236,10 @@ def pool_add(numbers: tuple[str, ...], capabilities: str) -> None:
 @click.argument("csv_file", type=click.File("r", encoding="utf-8"))
 def pool_import(csv_file: Any) -> None:
     """Add numbers from a CSV (number[,capabilities][,status]); bad rows are listed, none applied."""
-    text = csv_file.read()
+    try:
+        text = csv_file.read()
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{csv_file.name} is not UTF-8 text (byte {exc.start})") from None
     with _services() as services:
         try:
             with services.db.session() as session:

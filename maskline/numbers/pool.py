@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,6 +84,36 @@ def parse_capabilities(text: str, *, field: str) -> tuple[bool, bool]:
     return "voice" in parts, "sms" in parts
 
 
+_EXTRA = "\0extra"  # where DictReader puts a row's fields beyond the header
+_UNREADABLE = "\0unreadable"
+
+
+def _records(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, record with trimmed lower-case keys and trimmed values) per row.
+
+    A line the csv module cannot read (an over-long field, a stray carriage
+    return) becomes one last record carrying ``_UNREADABLE``: a bad row, not a crash.
+    """
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # line_num has not counted the line that failed yet.
+            yield reader.line_num + 1, {_UNREADABLE: f"unreadable CSV ({exc}); later rows were not read"}
+            return
+        yield (
+            reader.line_num,
+            {
+                (key if key == _EXTRA else (key or "").strip().lower()): (
+                    value if isinstance(value, str) else ""
+                ).strip()
+                for key, value in record.items()
+            },
+        )
+
+
 class PoolService:
     def __init__(self, *, routes: NumberRegistrar, clock: Clock = system_clock) -> None:
         self.routes = routes
@@ -133,22 +164,29 @@ class PoolService:
 
     def import_csv(self, session: Session, text: str, *, region: str | None = None) -> list[RelayNumber]:
         """CSV with a header: number (required), capabilities, status."""
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "number" not in [f.strip().lower() for f in reader.fieldnames]:
+        # Spreadsheets often save UTF-8 with a byte-order mark; it is not part of the header.
+        reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")), restkey=_EXTRA)
+        try:
+            fieldnames = reader.fieldnames
+        except csv.Error as exc:
+            raise PoolImportError([(1, f"unreadable CSV header ({exc})")]) from None
+        if not fieldnames or "number" not in [f.strip().lower() for f in fieldnames]:
             raise PoolImportError([(1, "the header must name a 'number' column")])
         problems: list[tuple[int, str]] = []
         rows: list[tuple[str, bool, bool, str]] = []
         lines: list[int] = []
         seen: dict[str, int] = {}
-        for record in reader:
-            line = reader.line_num
-            record = {(k or "").strip().lower(): (v or "").strip() for k, v in record.items()}
+        for line, record in _records(reader):
             try:
+                if _UNREADABLE in record:
+                    raise InvalidRequest("row", record[_UNREADABLE])
+                if _EXTRA in record:
+                    raise InvalidRequest("row", f"has more fields than the header ({len(fieldnames)})")
                 e164 = parse_relay_number(record.get("number", ""), field="number", region=region)
                 voice, sms = parse_capabilities(
                     record.get("capabilities") or "voice,sms", field="capabilities"
                 )
-                status = record.get("status") or "active"
+                status = (record.get("status") or "active").lower()
                 if status not in ("active", "locked"):
                     raise InvalidRequest("status", "must be active or locked")
                 if e164 in seen:
@@ -208,6 +246,9 @@ class PoolService:
         if status not in STATUSES:
             raise InvalidRequest("status", f"must be one of {', '.join(STATUSES)}")
         row = self._get(session, number)
+        if row.status == "retired" and status != "retired":
+            # Retired numbers may have gone back to the carrier: final.
+            raise PoolError(f"{row.e164} is retired; retirement is final")
         if status == "retired":
             live = self.live_counts(session, now).get(row.e164, 0)
             if live:

@@ -76,3 +76,11 @@ def test_list_counts_live_bindings_and_retire_waits_for_them(services: Services,
 def test_unknown_number_is_a_clear_error(services: Services, numbers: Any) -> None:
     with pytest.raises(PoolError, match="not in the pool"), services.db.session() as session:
         numbers.pool.set_status(session, "+14155550199", "locked", now=services.clock())
+
+
+def test_retirement_is_final(services: Services, numbers: Any) -> None:
+    with services.db.session() as session:
+        numbers.pool.add(session, ["+14155550100"])
+        numbers.pool.set_status(session, "+14155550100", "retired", now=services.clock())
+    with pytest.raises(PoolError, match="final"), services.db.session() as session:
+        numbers.pool.set_status(session, "+14155550100", "active", now=services.clock())
