@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import phonenumbers
+
 Environment = Literal["development", "production", "testing"]
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "production", "testing")
 
@@ -112,6 +114,9 @@ def _parse_region(name: str, value: str) -> str:
     region = value.strip().upper()
     if len(region) != 2 or not region.isalpha():
         raise SettingsError(f"{name} must be a two-letter region code such as CN or US")
+    # A typo such as UK (for GB) would otherwise refuse, or never match, every number.
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise SettingsError(f"{name}: {region} is not a region phonenumbers knows (e.g. GB, not UK)")
     return region
 
 
@@ -120,8 +125,15 @@ def _parse_region_set(name: str, value: str) -> frozenset[str]:
     return frozenset(_parse_region(name, p) for p in parts)
 
 
-def _parse_word_set(value: str) -> frozenset[str]:
-    return frozenset(p.strip().upper() for p in value.split(",") if p.strip())
+def _parse_number_types(name: str, value: str) -> frozenset[str]:
+    """phonenumbers type names; ``premium-rate`` (as errors spell it) is PREMIUM_RATE."""
+    types = frozenset(p.strip().upper().replace("-", "_") for p in value.split(",") if p.strip())
+    for number_type in sorted(types):
+        if number_type.startswith("_") or not isinstance(
+            getattr(phonenumbers.PhoneNumberType, number_type, None), int
+        ):
+            raise SettingsError(f"{name}: {number_type} is not a phonenumbers number type")
+    return types
 
 
 def _parse_float(name: str, value: str) -> float:
@@ -178,7 +190,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     if (v := get("ALLOWED_COUNTRIES")) is not None:
         values["allowed_countries"] = _parse_region_set("MASKLINE_ALLOWED_COUNTRIES", v)
     if (v := get("REFUSED_NUMBER_TYPES")) is not None:
-        values["refused_number_types"] = _parse_word_set(v)
+        values["refused_number_types"] = _parse_number_types("MASKLINE_REFUSED_NUMBER_TYPES", v)
     if (v := get("SECRET_KEY")) is not None:
         values["secret_key"] = v
     if (v := get("LOG_LEVEL")) is not None:

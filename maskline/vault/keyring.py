@@ -73,22 +73,30 @@ def key_fingerprint(kind: str, version: int, key: bytes) -> str:
 
 
 def _decode_key(kind: str, version: str, value: Any) -> tuple[int, bytes]:
+    # The version name is never quoted: in a hand-edited file it may be the
+    # key itself (keys and versions swapped).
+    if not version.isascii() or not version.isdigit() or int(version) < 1:
+        raise KeyRingError(f"key ring: a {kind} version name is not a positive whole number")
+    number = int(version)
     try:
-        number = int(version)
         key = base64.b64decode(str(value), validate=True)
     except (ValueError, binascii.Error):
-        raise KeyRingError(f"key ring: {kind} version {version!r} is malformed") from None
-    if number < 1 or len(key) != KEY_BYTES:
-        raise KeyRingError(f"key ring: {kind} version {version} must be a {KEY_BYTES}-byte key")
+        raise KeyRingError(f"key ring: {kind} version {number} is not base64") from None
+    if len(key) != KEY_BYTES:
+        raise KeyRingError(f"key ring: {kind} version {number} must be a {KEY_BYTES}-byte key")
     return number, key
 
 
 def _parse_keyset(kind: str, data: Any) -> KeySet:
     if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
         raise KeyRingError(f"key ring: section {kind!r} is missing or malformed")
-    versions = dict(_decode_key(kind, v, k) for v, k in data["versions"].items())
+    pairs = [_decode_key(kind, v, k) for v, k in data["versions"].items()]
+    versions = dict(pairs)
+    if len(versions) != len(pairs):
+        raise KeyRingError(f"key ring: {kind} names one version twice (e.g. 1 and 01)")
     primary = data.get("primary")
-    if not isinstance(primary, int) or primary not in versions:
+    # bool is an int in Python: `"primary": true` must not mean version 1.
+    if not isinstance(primary, int) or isinstance(primary, bool) or primary not in versions:
         raise KeyRingError(f"key ring: {kind} primary version is not one of its versions")
     return KeySet(primary=primary, versions=versions)
 
@@ -148,14 +156,19 @@ def write_keyring_file(path: Path, ring: KeyRing) -> None:
         raise
 
 
-def read_keyring_file(path: Path) -> KeyRing:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except FileNotFoundError:
         raise KeyRingError(f"key ring file {path} does not exist (run `maskline keys init`)") from None
     except OSError as exc:
         raise KeyRingError(f"key ring file {path} cannot be read: {exc.strerror}") from None
-    return parse_keyring(text)
+    except UnicodeDecodeError:
+        raise KeyRingError(f"key ring file {path} is not text") from None
+
+
+def read_keyring_file(path: Path) -> KeyRing:
+    return parse_keyring(_read_text(path))
 
 
 def with_added_version(ring: KeyRing, kind: KeyKind) -> tuple[KeyRing, int]:
@@ -201,9 +214,12 @@ class KeyRingSource:
     """Hands out the current key ring, re-reading the file when it changes.
 
     Processes pick up ``keys add`` / ``keys promote`` without a restart: the
-    file's identity (mtime, size, inode) is checked at most every
-    ``reload_seconds``. A file that becomes unreadable or malformed keeps the
-    last good ring in service rather than taking the vault down.
+    file is re-read at most every ``reload_seconds`` and parsed when its
+    content changed. (Content, not mtime/size/inode: a promote keeps the
+    size, inodes are reused, and coarse mtimes can hide a second write; a
+    missed ``keys add`` would leave this process unable to open new entries.)
+    A file that becomes unreadable or malformed keeps the last good ring in
+    service rather than taking the vault down.
     """
 
     def __init__(
@@ -220,23 +236,15 @@ class KeyRingSource:
         self._reload_seconds = reload_seconds
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
         if text is not None:
             self._ring = parse_keyring(text)
+            self._text = text
             self.path = None
         else:
             assert path is not None
-            self._stamp = self._file_stamp()
-            self._ring = read_keyring_file(path)
+            self._text = _read_text(path)
+            self._ring = parse_keyring(self._text)
         self._checked_at = self._monotonic()
-
-    def _file_stamp(self) -> tuple[int, int, int] | None:
-        assert self.path is not None
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def current(self) -> KeyRing:
         """The ring in force, reloaded from disk if the file changed."""
@@ -251,11 +259,11 @@ class KeyRingSource:
             return self._ring
         with self._lock:
             self._checked_at = self._monotonic()
-            stamp = self._file_stamp()
-            if stamp is not None and stamp != self._stamp:
-                try:
-                    self._ring = read_keyring_file(self.path)
-                    self._stamp = stamp
-                except KeyRingError:
-                    pass  # keep serving with the last good ring
+            try:
+                text = _read_text(self.path)
+                if text != self._text:
+                    self._ring = parse_keyring(text)
+                    self._text = text
+            except KeyRingError:
+                pass  # keep serving with the last good ring
         return self._ring

@@ -86,6 +86,10 @@ class NumberPolicy:
             raise InvalidPhoneNumber(field, "has an impossible length for its country")
         if not phonenumbers.is_valid_number(parsed):
             raise InvalidPhoneNumber(field, "is not a valid number in its numbering plan")
+        if parsed.extension:
+            # E.164 has no extension: dropping it would be a guess, and would
+            # give everyone behind one switchboard the same token.
+            raise InvalidPhoneNumber(field, "has an extension, which a party number cannot have")
         return parsed
 
     def _check(self, parsed: phonenumbers.PhoneNumber, *, field: str) -> None:

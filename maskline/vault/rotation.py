@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from maskline.clock import Clock, system_clock
@@ -47,17 +48,53 @@ def check_and_register(session: Session, ring: KeyRing, *, clock: Clock = system
     added = []
     for kind in KEY_KINDS:
         for version in sorted(ring.keys(kind).versions):
-            if (kind, version) not in recorded:
-                session.add(
-                    KeyVersion(
-                        kind=kind,
-                        version=version,
-                        fingerprint=ring.fingerprint(kind, version),
-                        registered_at=clock(),
+            fingerprint = ring.fingerprint(kind, version)
+            known = recorded.get((kind, version))
+            if known is None:
+                if _register_new(session, kind, version, fingerprint, clock=clock):
+                    added.append(f"registered {kind} version {version}")
+            elif known.retired_at is not None and (
+                known.fingerprint != fingerprint or version == ring.keys(kind).primary
+            ):
+                # A retired number back in use: `keys add` after retiring the
+                # newest version reuses its number for a new key, or a retired
+                # version was promoted again. Record it afresh, or it would be
+                # listed as retired and never checked at start-up.
+                if _entries_using(session, kind, version) and known.fingerprint != fingerprint:
+                    raise KeyRingMismatch(
+                        f"{kind} version {version} in the key ring is not the retired key "
+                        f"(fingerprint {known.fingerprint}) that entries still use; load the right key ring"
                     )
-                )
-                added.append(f"registered {kind} version {version}")
+                known.fingerprint = fingerprint
+                known.retired_at = None
+                known.registered_at = clock()
+                added.append(f"registered {kind} version {version} again")
     return added
+
+
+def _register_new(session: Session, kind: str, version: int, fingerprint: str, *, clock: Clock) -> bool:
+    """Record a version; False if another process recorded the same key first."""
+    try:
+        with session.begin_nested():
+            session.add(
+                KeyVersion(kind=kind, version=version, fingerprint=fingerprint, registered_at=clock())
+            )
+    except IntegrityError:
+        # Processes starting together after `keys add` race to register the
+        # version; the loser checks the winner's row like any recorded one.
+        theirs = session.get(KeyVersion, (kind, version), populate_existing=True)
+        if theirs is None or theirs.fingerprint != fingerprint:
+            raise KeyRingMismatch(
+                f"{kind} version {version} was registered at the same time with a different key; "
+                "load the right key ring"
+            ) from None
+        return False
+    return True
+
+
+def _entries_using(session: Session, kind: str, version: int) -> int:
+    column = VaultEntry.kek_version if kind == "kek" else VaultEntry.index_version
+    return int(session.execute(select(func.count()).where(column == version)).scalar_one())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,8 +200,7 @@ def remaining(session: Session, ring: KeyRing, kind: KeyKind) -> int:
 
 def mark_retired(session: Session, kind: KeyKind, version: int, *, clock: Clock = system_clock) -> None:
     """Record that ``version`` is gone; refused while any entry still uses it."""
-    column = VaultEntry.kek_version if kind == "kek" else VaultEntry.index_version
-    still = int(session.execute(select(func.count()).where(column == version)).scalar_one())
+    still = _entries_using(session, kind, version)
     if still:
         raise KeyRingError(
             f"{kind} version {version} still protects {still} entries; "

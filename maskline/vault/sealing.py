@@ -5,7 +5,8 @@ Pure functions over a :class:`KeyRing`; no I/O. Two blobs per entry:
 * wrapped data key: ``0x01 | kek_version (u32) | nonce (12) | GCM(kek)``,
   AAD = ``maskline/wrap/v1 | header | entry id | purpose``;
 * sealed value:     ``0x01 | nonce (12) | GCM(data key)``,
-  AAD = ``maskline/seal/v1 | entry id | purpose``.
+  AAD = ``maskline/seal/v1 | entry id | purpose``
+  (``\\`` and ``|`` inside the entry id and purpose are backslash-escaped).
 
 The AADs bind each blob to its entry and purpose, so a ciphertext moved to
 another row, or read for another purpose, fails to open. The KEK version in
@@ -41,12 +42,20 @@ class Sealed:
     kek_version: int
 
 
+def _field(value: str) -> bytes:
+    # Escape the separator so that distinct (entry id, purpose) pairs never
+    # give the same AAD: unescaped, ("a|b", "c") and ("a", "b|c") would
+    # collide. Tokens and purposes hold neither character, so their AAD is
+    # byte for byte what it was before escaping existed.
+    return value.replace("\\", "\\\\").replace("|", "\\|").encode()
+
+
 def _wrap_aad(header: bytes, entry_id: str, purpose: str) -> bytes:
-    return b"maskline/wrap/v1|" + header + b"|" + entry_id.encode() + b"|" + purpose.encode()
+    return b"maskline/wrap/v1|" + header + b"|" + _field(entry_id) + b"|" + _field(purpose)
 
 
 def _seal_aad(entry_id: str, purpose: str) -> bytes:
-    return b"maskline/seal/v1|" + entry_id.encode() + b"|" + purpose.encode()
+    return b"maskline/seal/v1|" + _field(entry_id) + b"|" + _field(purpose)
 
 
 def wrap_key(ring: KeyRing, data_key: bytes, *, entry_id: str, purpose: str) -> bytes:

@@ -19,7 +19,8 @@ def _no_traceback(stderr: str) -> None:
 
 
 def _one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    """The one error line; log warnings (e.g. the in-process Redis notice) aside."""
+    lines = [line for line in stderr.splitlines() if line.strip() and " WARNING " not in line]
     assert len(lines) == 1, stderr
     _no_traceback(stderr)
     return lines[0]

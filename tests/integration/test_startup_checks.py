@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from config import Settings, with_overrides
 from maskline.vault import keyring as kr
-from maskline.vault.models import VaultEntry
+from maskline.vault import rotation
+from maskline.vault.interfaces import KeyRingMismatch
+from maskline.vault.models import KeyVersion, VaultEntry
 from maskline.wiring import Services, StartupError, build_services
+from tests.conftest import EPOCH
 
 
 def test_a_different_key_ring_is_refused_naming_the_key(
@@ -85,3 +90,94 @@ def test_concurrent_puts_of_one_number_make_one_entry(services: Services) -> Non
     assert len(tokens) == 8 and len(set(tokens)) == 1
     with services.db.session() as session:
         assert session.scalar(select(func.count()).select_from(VaultEntry)) == 1
+
+
+def test_processes_starting_together_all_register_a_new_version(
+    services: Services, settings: Settings, keys_file: Path
+) -> None:
+    kr.write_keyring_file(keys_file, kr.with_added_version(kr.read_keyring_file(keys_file), "kek")[0])
+    failures: list[Exception] = []
+    barrier = threading.Barrier(6)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            build_services(settings).close()
+        except Exception as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    with services.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(KeyVersion)) == 3
+
+
+def test_a_reused_retired_version_number_is_registered_and_checked(
+    services: Services, settings: Settings, keys_file: Path
+) -> None:
+    ring, version = kr.with_added_version(kr.read_keyring_file(keys_file), "kek")
+    kr.write_keyring_file(keys_file, ring)
+    build_services(settings).close()
+    with services.db.session() as session:
+        rotation.mark_retired(session, "kek", version)
+    # `keys retire` drops it; the next `keys add` gives its number to a new key.
+    reused, again = kr.with_added_version(kr.without_version(ring, "kek", version), "kek")
+    assert again == version
+    kr.write_keyring_file(keys_file, kr.with_primary(reused, "kek", version))
+    build_services(settings).close()
+    with services.db.session() as session:
+        status = {(s.kind, s.version): s for s in rotation.key_status(session, reused)}
+    assert not status[("kek", version)].retired
+    assert status[("kek", version)].fingerprint == reused.fingerprint("kek", version)
+    impostor, _ = kr.with_added_version(kr.without_version(ring, "kek", version), "kek")
+    kr.write_keyring_file(keys_file, impostor)
+    with pytest.raises(StartupError, match=f"kek version {version} in the key ring is not the key"):
+        build_services(settings)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "maskline keys init"), ("{not json", "not valid JSON"), ('{"format": 1}', "section 'kek'")],
+)
+def test_a_missing_or_malformed_key_file_is_refused(
+    settings: Settings, tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "broken-keys.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(StartupError, match=message):
+        build_services(with_overrides(settings, keys_file=path), check_schema=False)
+
+
+class RacingSession(Session):
+    """Another process registers kek version 2 just after this session read the registry."""
+
+    fingerprint = ""
+
+    def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        rows = list(super().scalars(statement, *args, **kwargs))
+        self.execute(
+            insert(KeyVersion).values(
+                kind="kek", version=2, fingerprint=self.fingerprint, registered_at=EPOCH
+            )
+        )
+        return rows
+
+
+@pytest.mark.parametrize("same_key", [True, False])
+def test_a_version_registered_meanwhile_is_checked_not_crashed_on(
+    services: Services, keys_file: Path, same_key: bool
+) -> None:
+    ring, _ = kr.with_added_version(kr.read_keyring_file(keys_file), "kek")
+    session = RacingSession(services.db.engine)
+    session.fingerprint = ring.fingerprint("kek", 2) if same_key else "0" * 16
+    with session, session.begin():
+        if same_key:
+            assert rotation.check_and_register(session, ring) == []
+        else:
+            with pytest.raises(KeyRingMismatch, match="kek version 2 was registered at the same time"):
+                rotation.check_and_register(session, ring)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from maskline.vault import keyring as kr
-from maskline.vault import rotation
-from maskline.vault.interfaces import KeyRingError
+from maskline.vault import rotation, sealing
+from maskline.vault.interfaces import PARTY_NUMBER, KeyRingError
+from maskline.vault.models import VaultEntry
 from maskline.wiring import Services
 
 NUMBERS = [f"+1415555{1000 + i:04d}" for i in range(7)]
@@ -90,3 +91,44 @@ def test_put_after_rotation_uses_the_new_primary(services: Services, keys_file: 
             (s.kind, s.version): s.entries for s in rotation.key_status(session, services.keys.current())
         }
     assert counts[("kek", version)] == 1
+
+
+def test_an_added_version_is_loaded_but_unused_until_promoted(services: Services, keys_file: Path) -> None:
+    ring, version = kr.with_added_version(kr.read_keyring_file(keys_file), "kek")
+    kr.write_keyring_file(keys_file, ring)
+    promoted_elsewhere = kr.with_primary(ring, "kek", version)
+    sealed = sealing.seal(promoted_elsewhere, NUMBERS[1], entry_id="pn_other", purpose=PARTY_NUMBER)
+    with services.db.session() as session:
+        token = services.vault.put(session, NUMBERS[0]).token
+        entry = session.get(VaultEntry, token)
+        assert entry is not None and entry.kek_version == 1
+    here = services.keys.current()  # this process loaded version 2 and does not use it yet
+    opened = sealing.open_sealed(
+        here, sealed.wrapped_key, sealed.ciphertext, entry_id="pn_other", purpose=PARTY_NUMBER
+    )
+    assert opened == NUMBERS[1]
+
+
+def test_rewrap_and_reindex_pass_over_erased_entries(services: Services, keys_file: Path) -> None:
+    tokens = put_all(services)
+    with services.db.session() as session:
+        services.vault.erase(session, tokens[0], actor="dpo", reason="erasure request")
+    rotate(keys_file, "kek")
+    rotate(keys_file, "index")
+    ring = services.keys.current()
+    with services.db.session() as session:
+        assert rotation.rewrap_batch(session, ring, batch=100) == len(NUMBERS) - 1
+        assert rotation.reindex_batch(session, ring, batch=100) == len(NUMBERS) - 1
+        assert rotation.remaining(session, ring, "kek") == rotation.remaining(session, ring, "index") == 0
+
+
+def test_old_index_key_can_be_retired_only_after_reindex(services: Services, keys_file: Path) -> None:
+    put_all(services)
+    rotate(keys_file, "index")
+    with pytest.raises(KeyRingError, match="run `maskline vault reindex`"), services.db.session() as session:
+        rotation.mark_retired(session, "index", 1)
+    with services.db.session() as session:
+        rotation.reindex_batch(session, services.keys.current(), batch=100)
+        rotation.mark_retired(session, "index", 1)
+        status = {(s.kind, s.version): s for s in rotation.key_status(session, services.keys.current())}
+    assert status[("index", 1)].retired and status[("index", 1)].entries == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -25,6 +26,19 @@ def test_dump_and_parse_round_trip() -> None:
         ('{"format": 9}', "unsupported format"),
         ('{"format": 1, "kek": {"primary": 1, "versions": {"1": "c2hvcnQ="}}}', "32-byte key"),
         ('{"format": 1, "kek": {"primary": 2, "versions": {"1": "' + "A" * 43 + '="}}}', "primary"),
+        # keys and version names swapped by a hand edit: the key is not quoted back
+        ('{"format": 1, "kek": {"primary": 1, "versions": {"' + "A" * 43 + '=": "1"}}}', "whole number"),
+        ('{"format": 1, "kek": {"primary": 1, "versions": {"0": "' + "A" * 43 + '="}}}', "whole number"),
+        ('{"format": 1, "kek": {"primary": 1, "versions": {"1": "A!AA"}}}', "not base64"),
+        ('{"format": 1, "kek": {"primary": true, "versions": {"1": "' + "A" * 43 + '="}}}', "primary"),
+        (
+            '{"format": 1, "kek": {"primary": 1, "versions": {"1": "'
+            + "A" * 43
+            + '=", "01": "'
+            + "A" * 43
+            + '="}}}',
+            "one version twice",
+        ),
     ],
 )
 def test_malformed_rings_are_refused_without_quoting_keys(text: str, message: str) -> None:
@@ -93,3 +107,27 @@ def test_source_keeps_the_last_good_ring_when_the_file_breaks(tmp_path: Path) ->
 def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(KeyRingError, match="maskline keys init"):
         kr.KeyRingSource(path=tmp_path / "absent.json")
+
+
+def test_source_sees_a_change_that_keeps_size_mtime_and_inode(tmp_path: Path) -> None:
+    """A promote keeps the file's size; coarse mtimes and reused inodes can hide it."""
+    path = tmp_path / "keys.json"
+    ring, version = kr.with_added_version(kr.new_keyring(development=True), "kek")
+    kr.write_keyring_file(path, ring)
+    source = kr.KeyRingSource(path=path, reload_seconds=0.0)
+    before = path.stat()
+    path.write_text(kr.dump_keyring(kr.with_primary(ring, "kek", version)))  # in place: same inode
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_ino) == (before.st_size, before.st_ino)
+    assert source.current().kek.primary == version
+
+
+def test_source_keeps_the_last_good_ring_when_the_file_is_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    kr.write_keyring_file(path, kr.new_keyring(development=True))
+    source = kr.KeyRingSource(path=path, reload_seconds=0.0)
+    before = source.current()
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    assert source.refresh() == before
+    with pytest.raises(KeyRingError, match="is not text"):
+        kr.read_keyring_file(path)

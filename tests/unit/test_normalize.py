@@ -40,6 +40,8 @@ def test_valid_numbers_become_e164(raw: str, region: str | None, e164: str) -> N
         ("9" * 70, "longer than 64"),
         (4155550132, "must be a string"),
         (None, "must be a string"),
+        ("+1 415 555 0132 ext. 12", "has an extension"),
+        ("(415) 555-0132 x9", "has an extension"),
     ],
 )
 def test_bad_input_names_field_and_reason_without_echoing(raw: object, reason: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -98,3 +99,46 @@ def test_rewrap_moves_to_the_primary_kek_and_keeps_the_value() -> None:
         sealing.open_sealed(retired, rewrapped, SEALED.ciphertext, entry_id="pn_x", purpose="party-number")
         == "+14155550132"
     )
+
+
+# Few characters, including the AAD's separator and its escape character.
+AAD_PARTS = st.text(alphabet="ab|\\", max_size=4)
+
+
+@given(AAD_PARTS, AAD_PARTS, AAD_PARTS, AAD_PARTS)
+def test_a_blob_opens_only_for_its_own_entry_and_purpose(e1: str, p1: str, e2: str, p2: str) -> None:
+    sealed = sealing.seal(RING, "+14155550132", entry_id=e1, purpose=p1)
+    if (e1, p1) == (e2, p2):
+        assert sealing.open_sealed(RING, sealed.wrapped_key, sealed.ciphertext, entry_id=e2, purpose=p2)
+    else:
+        with pytest.raises(VaultIntegrityError):
+            sealing.open_sealed(RING, sealed.wrapped_key, sealed.ciphertext, entry_id=e2, purpose=p2)
+
+
+@given(AAD_PARTS, AAD_PARTS, AAD_PARTS)
+def test_moving_text_across_the_separator_never_opens(head: str, middle: str, tail: str) -> None:
+    """(head|middle, tail) and (head, middle|tail) join to the same text."""
+    sealed = sealing.seal(RING, "+14155550132", entry_id=f"{head}|{middle}", purpose=tail)
+    with pytest.raises(VaultIntegrityError):
+        sealing.open_sealed(
+            RING, sealed.wrapped_key, sealed.ciphertext, entry_id=head, purpose=f"{middle}|{tail}"
+        )
+
+
+def test_separator_in_entry_id_does_not_shift_into_purpose() -> None:
+    sealed = sealing.seal(RING, "+14155550132", entry_id="pn_a|b", purpose="c")
+    with pytest.raises(VaultIntegrityError):
+        sealing.open_sealed(RING, sealed.wrapped_key, sealed.ciphertext, entry_id="pn_a", purpose="b|c")
+
+
+def test_stored_format_is_stable_for_tokens() -> None:
+    """A blob built by hand from the documented v1 layout still opens."""
+    data_key, token = bytes(range(32)), "pn_abc234"
+    header = b"\x01" + RING.kek.primary.to_bytes(4, "big")
+    wrap_aad = b"maskline/wrap/v1|" + header + b"|pn_abc234|party-number"
+    wrapped = header + b"n" * 12 + AESGCM(RING.kek.primary_key()).encrypt(b"n" * 12, data_key, wrap_aad)
+    body = AESGCM(data_key).encrypt(b"m" * 12, b"+8613800138000", b"maskline/seal/v1|pn_abc234|party-number")
+    opened = sealing.open_sealed(
+        RING, wrapped, b"\x01" + b"m" * 12 + body, entry_id=token, purpose="party-number"
+    )
+    assert opened == "+8613800138000"

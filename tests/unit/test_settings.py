@@ -25,6 +25,11 @@ def test_defaults_are_development_with_embedded_backends(tmp_path: Path) -> None
         ("MASKLINE_COOLDOWN", "soon", "MASKLINE_COOLDOWN must be a duration"),
         ("MASKLINE_MAX_BINDINGS_PER_NUMBER", "0", "between 1 and"),
         ("MASKLINE_GEO_POLICY", "closest", "nearest or strict"),
+        ("MASKLINE_DEFAULT_REGION", "XX", "MASKLINE_DEFAULT_REGION: XX is not a region"),
+        ("MASKLINE_ALLOWED_COUNTRIES", "CN, UK", "MASKLINE_ALLOWED_COUNTRIES: UK is not a region"),
+        ("MASKLINE_REFUSED_NUMBER_TYPES", "PREMIUM", "MASKLINE_REFUSED_NUMBER_TYPES: PREMIUM is not"),
+        ("MASKLINE_REFUSED_NUMBER_TYPES", "to_string", "MASKLINE_REFUSED_NUMBER_TYPES: TO_STRING is not"),
+        ("MASKLINE_KEYRING_RELOAD_SECONDS", "often", "MASKLINE_KEYRING_RELOAD_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -37,6 +42,29 @@ def test_bad_values_name_the_variable(variable: str, value: str, message: str) -
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration("X", text) == dt.timedelta(seconds=seconds)
+
+
+def test_regions_are_trimmed_and_upper_cased() -> None:
+    settings = load_settings(
+        environ={"MASKLINE_DEFAULT_REGION": " cn ", "MASKLINE_ALLOWED_COUNTRIES": "cn, gb,, us "}
+    )
+    assert settings.default_region == "CN"
+    assert settings.allowed_countries == frozenset({"CN", "GB", "US"})
+
+
+def test_refused_number_types_accept_the_spelling_errors_use() -> None:
+    settings = load_settings(environ={"MASKLINE_REFUSED_NUMBER_TYPES": "premium-rate, toll_free"})
+    assert settings.refused_number_types == frozenset({"PREMIUM_RATE", "TOLL_FREE"})
+
+
+def test_keys_from_the_environment_replace_the_default_file(tmp_path: Path) -> None:
+    settings = load_settings(environ={"MASKLINE_INSTANCE_PATH": str(tmp_path), "MASKLINE_KEYS": "{}"})
+    assert settings.keys_json == "{}" and settings.keys_file is None
+
+
+@pytest.mark.parametrize("env", ["development", "testing"])
+def test_only_production_has_problems(env: str) -> None:
+    assert load_settings(environ={"MASKLINE_ENV": env}).problems() == []
 
 
 def test_overrides_win_over_environment() -> None:
