@@ -337,16 +337,21 @@ def vault_erase(token: str, reason: str, actor: str | None) -> None:
     click.echo(f"erased {token}")
 
 
-def _batched(label: str, step: Callable[[Services, int], int], batch: int) -> None:
-    total = 0
+def _batched(label: str, step: Callable[[Services, int, list[str]], int], batch: int) -> None:
+    total, failed = 0, list[str]()
     with _services() as services:
         while True:
-            done = step(services, batch)
+            before = len(failed)
+            done = step(services, batch, failed)
             total += done
-            if done == 0:
+            if done == 0 and len(failed) == before:
                 break
             click.echo(f"{label} {total} so far")
-    click.echo(f"{label} {total} entries; none left")
+    click.echo(f"{label} {total} entries")
+    if failed:
+        for token in failed:
+            click.echo(f"failed verification, left as it was: {token}", err=True)
+        raise click.ClickException(f"{len(failed)} entries failed verification (listed above)")
 
 
 @vault.command("rewrap")
@@ -354,9 +359,9 @@ def _batched(label: str, step: Callable[[Services, int], int], batch: int) -> No
 def vault_rewrap(batch: int) -> None:
     """Re-wrap data keys under the primary KEK, in batches (resumable, online)."""
 
-    def step(services: Services, size: int) -> int:
+    def step(services: Services, size: int, failed: list[str]) -> int:
         with services.db.session() as session:
-            return rotation.rewrap_batch(session, services.keys.refresh(), batch=size)
+            return rotation.rewrap_batch(session, services.keys.refresh(), batch=size, failed=failed)
 
     _batched("re-wrapped", step, batch)
 
@@ -366,9 +371,9 @@ def vault_rewrap(batch: int) -> None:
 def vault_reindex(batch: int) -> None:
     """Recompute blind indexes under the primary index key, in batches."""
 
-    def step(services: Services, size: int) -> int:
+    def step(services: Services, size: int, failed: list[str]) -> int:
         with services.db.session() as session:
-            return rotation.reindex_batch(session, services.keys.refresh(), batch=size)
+            return rotation.reindex_batch(session, services.keys.refresh(), batch=size, failed=failed)
 
     _batched("re-indexed", step, batch)
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from maskline.clock import Clock, system_clock
 from maskline.vault import sealing
 from maskline.vault.blind_index import primary_index
-from maskline.vault.interfaces import KeyRingError, KeyRingMismatch
+from maskline.vault.interfaces import KeyRingError, KeyRingMismatch, VaultIntegrityError
 from maskline.vault.keyring import KEY_KINDS, KeyKind, KeyRing
 from maskline.vault.models import KeyVersion, VaultEntry
 
@@ -139,12 +139,24 @@ def key_status(session: Session, ring: KeyRing) -> list[VersionStatus]:
     return result
 
 
-def rewrap_batch(session: Session, ring: KeyRing, *, batch: int = 500) -> int:
-    """Re-wrap up to ``batch`` data keys under the primary KEK; returns how many."""
+def rewrap_batch(
+    session: Session, ring: KeyRing, *, batch: int = 500, failed: list[str] | None = None
+) -> int:
+    """Re-wrap up to ``batch`` data keys under the primary KEK; returns how many.
+
+    An entry that fails verification is skipped and its token appended to
+    ``failed`` (later batches pass over it), so one damaged row cannot stop
+    a rotation; the caller reports it.
+    """
     primary = ring.kek.primary
+    skip = failed if failed is not None else []
     rows = session.execute(
         select(VaultEntry.token, VaultEntry.purpose, VaultEntry.wrapped_key, VaultEntry.kek_version)
-        .where(VaultEntry.kek_version.is_not(None), VaultEntry.kek_version != primary)
+        .where(
+            VaultEntry.kek_version.is_not(None),
+            VaultEntry.kek_version != primary,
+            VaultEntry.token.not_in(skip),
+        )
         .order_by(VaultEntry.token)
         .limit(batch)
     ).all()
@@ -152,7 +164,11 @@ def rewrap_batch(session: Session, ring: KeyRing, *, batch: int = 500) -> int:
     for token, purpose, wrapped, _old_version in rows:
         if wrapped is None:
             continue  # erased since the select
-        new_wrapped = sealing.rewrap(ring, wrapped, entry_id=token, purpose=purpose)
+        try:
+            new_wrapped = sealing.rewrap(ring, wrapped, entry_id=token, purpose=purpose)
+        except VaultIntegrityError:
+            skip.append(token)
+            continue
         # Compare-and-set on the old wrapped key: a concurrent erase or rewrap
         # wins, and this row is left for the next batch to look at again.
         result = session.execute(
@@ -165,12 +181,22 @@ def rewrap_batch(session: Session, ring: KeyRing, *, batch: int = 500) -> int:
     return done
 
 
-def reindex_batch(session: Session, ring: KeyRing, *, batch: int = 500) -> int:
-    """Recompute up to ``batch`` blind indexes under the primary index key."""
+def reindex_batch(
+    session: Session, ring: KeyRing, *, batch: int = 500, failed: list[str] | None = None
+) -> int:
+    """Recompute up to ``batch`` blind indexes under the primary index key.
+
+    Entries that fail verification are skipped and listed in ``failed``.
+    """
     primary = ring.index.primary
+    skip = failed if failed is not None else []
     rows = session.execute(
         select(VaultEntry.token, VaultEntry.purpose, VaultEntry.wrapped_key, VaultEntry.ciphertext)
-        .where(VaultEntry.index_version.is_not(None), VaultEntry.index_version != primary)
+        .where(
+            VaultEntry.index_version.is_not(None),
+            VaultEntry.index_version != primary,
+            VaultEntry.token.not_in(skip),
+        )
         .order_by(VaultEntry.token)
         .limit(batch)
     ).all()
@@ -178,7 +204,11 @@ def reindex_batch(session: Session, ring: KeyRing, *, batch: int = 500) -> int:
     for token, purpose, wrapped, ciphertext in rows:
         if wrapped is None or ciphertext is None:
             continue  # erased since the select
-        e164 = sealing.open_sealed(ring, wrapped, ciphertext, entry_id=token, purpose=purpose)
+        try:
+            e164 = sealing.open_sealed(ring, wrapped, ciphertext, entry_id=token, purpose=purpose)
+        except VaultIntegrityError:
+            skip.append(token)
+            continue
         version, index = primary_index(ring, e164)
         result = session.execute(
             update(VaultEntry)

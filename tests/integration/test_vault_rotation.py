@@ -132,3 +132,30 @@ def test_old_index_key_can_be_retired_only_after_reindex(services: Services, key
         rotation.mark_retired(session, "index", 1)
         status = {(s.kind, s.version): s for s in rotation.key_status(session, services.keys.current())}
     assert status[("index", 1)].retired and status[("index", 1)].entries == 0
+
+
+def test_a_damaged_entry_is_skipped_and_reported_not_blocking_rewrap(
+    services: Services, keys_file: Path
+) -> None:
+    from sqlalchemy import update
+
+    from maskline.vault.models import VaultEntry
+
+    tokens = put_all(services)
+    damaged = sorted(tokens)[0]  # the first row every batch would pick
+    with services.db.session() as session:
+        entry = session.get(VaultEntry, damaged)
+        assert entry is not None and entry.wrapped_key is not None
+        broken = entry.wrapped_key[:-1] + bytes([entry.wrapped_key[-1] ^ 1])
+        session.execute(update(VaultEntry).where(VaultEntry.token == damaged).values(wrapped_key=broken))
+    rotate(keys_file, "kek")
+    failed: list[str] = []
+    while True:
+        before = len(failed)
+        with services.db.session() as session:
+            done = rotation.rewrap_batch(session, services.keys.current(), batch=2, failed=failed)
+        if done == 0 and len(failed) == before:
+            break
+    assert failed == [damaged]
+    with services.db.session() as session:
+        assert rotation.remaining(session, services.keys.current(), "kek") == 1
