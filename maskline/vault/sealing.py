@@ -31,6 +31,13 @@ NONCE_BYTES = 12  # 96-bit random nonces: each data key encrypts one value
 DATA_KEY_BYTES = 32
 _WRAP_HEADER = struct.Struct(">cI")
 _TAG_BYTES = 16
+_WRAP_AAD_PREFIX = b"maskline/wrap/v1|"
+_SEAL_AAD_PREFIX = b"maskline/seal/v1|"
+# Offsets in the two blobs (see the module docstring for their layout).
+_WRAPPED_NONCE_END = _WRAP_HEADER.size + NONCE_BYTES
+_WRAPPED_BYTES = _WRAPPED_NONCE_END + DATA_KEY_BYTES + _TAG_BYTES
+_SEALED_NONCE_END = 1 + NONCE_BYTES
+_SEALED_MIN_BYTES = _SEALED_NONCE_END + _TAG_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,25 +53,54 @@ def _field(value: str) -> bytes:
     # Escape the separator so that distinct (entry id, purpose) pairs never
     # give the same AAD: unescaped, ("a|b", "c") and ("a", "b|c") would
     # collide. Tokens and purposes hold neither character, so their AAD is
-    # byte for byte what it was before escaping existed.
-    return value.replace("\\", "\\\\").replace("|", "\\|").encode()
+    # byte for byte what it was before escaping existed (and they skip the
+    # replacing, which seal and open pay for on every call).
+    if "\\" in value or "|" in value:
+        value = value.replace("\\", "\\\\").replace("|", "\\|")
+    return value.encode()
 
 
-def _wrap_aad(header: bytes, entry_id: str, purpose: str) -> bytes:
-    return b"maskline/wrap/v1|" + header + b"|" + _field(entry_id) + b"|" + _field(purpose)
+def _subject(entry_id: str, purpose: str) -> bytes:
+    """``entry id | purpose``, escaped: the tail both AADs of an entry share."""
+    return _field(entry_id) + b"|" + _field(purpose)
 
 
-def _seal_aad(entry_id: str, purpose: str) -> bytes:
-    return b"maskline/seal/v1|" + _field(entry_id) + b"|" + _field(purpose)
+def _wrap_aad(header: bytes, subject: bytes) -> bytes:
+    return _WRAP_AAD_PREFIX + header + b"|" + subject
+
+
+def _seal_aad(subject: bytes) -> bytes:
+    return _SEAL_AAD_PREFIX + subject
+
+
+def _wrap(ring: KeyRing, data_key: bytes, subject: bytes) -> tuple[int, bytes]:
+    version = ring.kek.primary
+    header = _WRAP_HEADER.pack(FORMAT_V1, version)
+    nonce = os.urandom(NONCE_BYTES)
+    body = AESGCM(ring.kek.versions[version]).encrypt(nonce, data_key, _wrap_aad(header, subject))
+    return version, header + nonce + body
+
+
+def _unwrap(ring: KeyRing, wrapped: bytes, subject: bytes) -> bytes:
+    version = wrapped_key_version(wrapped)
+    kek = ring.kek.versions.get(version)
+    if kek is None:
+        raise VaultIntegrityError(f"data key is wrapped under unknown KEK version {version}")
+    if len(wrapped) != _WRAPPED_BYTES:
+        raise VaultIntegrityError("wrapped data key is truncated")
+    try:
+        return AESGCM(kek).decrypt(
+            wrapped[_WRAP_HEADER.size : _WRAPPED_NONCE_END],
+            wrapped[_WRAPPED_NONCE_END:],
+            _wrap_aad(wrapped[: _WRAP_HEADER.size], subject),
+        )
+    except InvalidTag:
+        raise VaultIntegrityError("wrapped data key failed verification") from None
 
 
 def wrap_key(ring: KeyRing, data_key: bytes, *, entry_id: str, purpose: str) -> bytes:
     """Wrap ``data_key`` under the ring's primary KEK."""
-    version = ring.kek.primary
-    header = _WRAP_HEADER.pack(FORMAT_V1, version)
-    nonce = os.urandom(NONCE_BYTES)
-    body = AESGCM(ring.kek.versions[version]).encrypt(nonce, data_key, _wrap_aad(header, entry_id, purpose))
-    return header + nonce + body
+    return _wrap(ring, data_key, _subject(entry_id, purpose))[1]
 
 
 def wrapped_key_version(wrapped: bytes) -> int:
@@ -76,41 +112,31 @@ def wrapped_key_version(wrapped: bytes) -> int:
 
 def unwrap_key(ring: KeyRing, wrapped: bytes, *, entry_id: str, purpose: str) -> bytes:
     """The data key inside ``wrapped``; VaultIntegrityError if it does not verify."""
-    version = wrapped_key_version(wrapped)
-    kek = ring.kek.versions.get(version)
-    if kek is None:
-        raise VaultIntegrityError(f"data key is wrapped under unknown KEK version {version}")
-    header = wrapped[: _WRAP_HEADER.size]
-    nonce = wrapped[_WRAP_HEADER.size : _WRAP_HEADER.size + NONCE_BYTES]
-    body = wrapped[_WRAP_HEADER.size + NONCE_BYTES :]
-    if len(nonce) != NONCE_BYTES or len(body) != DATA_KEY_BYTES + _TAG_BYTES:
-        raise VaultIntegrityError("wrapped data key is truncated")
-    try:
-        return AESGCM(kek).decrypt(nonce, body, _wrap_aad(header, entry_id, purpose))
-    except InvalidTag:
-        raise VaultIntegrityError("wrapped data key failed verification") from None
+    return _unwrap(ring, wrapped, _subject(entry_id, purpose))
 
 
 def seal(ring: KeyRing, plaintext: str, *, entry_id: str, purpose: str) -> Sealed:
     """Encrypt ``plaintext`` under a fresh data key wrapped by the primary KEK."""
+    subject = _subject(entry_id, purpose)
+    # A fresh data key and fresh nonces for every entry: no key or nonce is
+    # ever shared between two values.
     data_key = AESGCM.generate_key(bit_length=DATA_KEY_BYTES * 8)
     nonce = os.urandom(NONCE_BYTES)
-    body = AESGCM(data_key).encrypt(nonce, plaintext.encode(), _seal_aad(entry_id, purpose))
-    return Sealed(
-        wrapped_key=wrap_key(ring, data_key, entry_id=entry_id, purpose=purpose),
-        ciphertext=FORMAT_V1 + nonce + body,
-        kek_version=ring.kek.primary,
-    )
+    body = AESGCM(data_key).encrypt(nonce, plaintext.encode(), _seal_aad(subject))
+    version, wrapped = _wrap(ring, data_key, subject)
+    return Sealed(wrapped_key=wrapped, ciphertext=FORMAT_V1 + nonce + body, kek_version=version)
 
 
 def open_sealed(ring: KeyRing, wrapped_key: bytes, ciphertext: bytes, *, entry_id: str, purpose: str) -> str:
     """Decrypt a sealed value; VaultIntegrityError on any mismatch."""
-    data_key = unwrap_key(ring, wrapped_key, entry_id=entry_id, purpose=purpose)
-    if ciphertext[:1] != FORMAT_V1 or len(ciphertext) < 1 + NONCE_BYTES + _TAG_BYTES:
+    subject = _subject(entry_id, purpose)
+    data_key = _unwrap(ring, wrapped_key, subject)
+    if ciphertext[:1] != FORMAT_V1 or len(ciphertext) < _SEALED_MIN_BYTES:
         raise VaultIntegrityError("sealed value has an unknown format")
-    nonce = ciphertext[1 : 1 + NONCE_BYTES]
     try:
-        plain = AESGCM(data_key).decrypt(nonce, ciphertext[1 + NONCE_BYTES :], _seal_aad(entry_id, purpose))
+        plain = AESGCM(data_key).decrypt(
+            ciphertext[1:_SEALED_NONCE_END], ciphertext[_SEALED_NONCE_END:], _seal_aad(subject)
+        )
     except InvalidTag:
         raise VaultIntegrityError("sealed value failed verification") from None
     try:

@@ -1,35 +1,54 @@
 """Throwaway servers for drills: a PostgreSQL cluster of its own on a free loopback port.
 
 Never the shared services: each drill gets a fresh cluster in a temporary
-directory (initdb + pg_ctl), removed afterwards.
+directory (``initdb`` with trust authentication, then ``pg_ctl start`` with
+``listen_addresses=127.0.0.1`` on a free port and its Unix socket in the same
+directory), stopped and removed afterwards. PostgreSQL refuses to run as
+root, so as root the server binaries run as the ``postgres`` OS user (through
+``runuser``), which owns the directory.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
+
+# The machine's shared server; a drill must never start, stop or restart it.
+SHARED_PORT = 5432
+SERVER_USER = "postgres"
+PG_CTL_WAIT_SECONDS = 60
+START_ATTEMPTS = 3  # a free port can be taken between choosing it and binding it
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    assert port != SHARED_PORT
+    return port
 
 
 def postgres_bindir() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
     if not candidates:
-        raise RuntimeError("PostgreSQL server binaries not found (install Debian's postgresql)")
+        pytest.fail("PostgreSQL server binaries not found (install Debian's postgresql)")
     return Path(candidates[-1])
+
+
+class ServerCommandFailed(Exception):
+    """initdb or pg_ctl failed; the message carries its output and the server log."""
 
 
 @dataclass
@@ -43,20 +62,44 @@ class ThrowawayPostgres:
         return self.base / "data"
 
     @property
+    def logfile(self) -> Path:
+        return self.base / "log"
+
+    @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
         command = [str(self.bindir / args[0]), *args[1:]]
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True)
+            command = ["runuser", "-u", SERVER_USER, "--", *command]
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=PG_CTL_WAIT_SECONDS + 30, check=False
+        )
+        if done.returncode != 0:
+            raise ServerCommandFailed(
+                f"{' '.join(args[:1] + args[-1:])} exited {done.returncode}\n"
+                f"{done.stdout}{done.stderr}\n--- server log (tail) ---\n{self.log_tail()}"
+            )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
 
     def initdb(self) -> None:
         self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres", "--no-sync")
 
     def pg_ctl(self, action: str, *extra: str) -> None:
-        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        """``pg_ctl ACTION`` on this cluster, waiting until it is done."""
+        assert self.port != SHARED_PORT
+        # fsync=off: a drill's data needs to survive a server restart or crash,
+        # not a machine crash, and the OS page cache gives it that.
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.base} -c fsync=off"
+        )
         self._run(
             "pg_ctl",
             "-D",
@@ -64,26 +107,70 @@ class ThrowawayPostgres:
             "-o",
             options,
             "-l",
-            str(self.base / "log"),
+            str(self.logfile),
             "-w",
+            "-t",
+            str(PG_CTL_WAIT_SECONDS),
             action,
             *extra,
         )
 
+    def start(self) -> None:
+        self.pg_ctl("start")
+        self.wait_ready()
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (``fast``: sessions are terminated; ``immediate``: a crash) and start again."""
+        self.pg_ctl("restart", "-m", mode)
+        self.wait_ready()
+
+    def stop(self) -> None:
+        self.pg_ctl("stop", "-m", "immediate")
+
+    def wait_ready(self, attempts: int = 100) -> None:
+        """Until the server takes TCP connections (pg_ctl -w checks its socket)."""
+        for _ in range(attempts):
+            try:
+                psycopg.connect(
+                    host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=2
+                ).close()
+                return
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        raise ServerCommandFailed(f"server on port {self.port} never took connections\n{self.log_tail()}")
+
+
+def _server_base() -> Path:
+    base = Path(tempfile.mkdtemp(prefix="maskline-pg-"))
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(SERVER_USER)
+        except KeyError:
+            shutil.rmtree(base)
+            pytest.fail(f"running as root needs an OS user {SERVER_USER!r} to run PostgreSQL as")
+        shutil.chown(base, SERVER_USER, SERVER_USER)
+    return base
+
 
 @pytest.fixture
 def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    base = Path(tempfile.mkdtemp(prefix="maskline-pg-"))
-    base.chmod(0o755)
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
+    """A brand-new, running cluster; stopped and deleted when the test ends."""
+    base = _server_base()
     server = ThrowawayPostgres(bindir=postgres_bindir(), base=base, port=free_port())
-    server.initdb()
-    server.pg_ctl("start")
     try:
+        server.initdb()
+        for attempt in range(START_ATTEMPTS):
+            try:
+                server.start()
+                break
+            except ServerCommandFailed:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+                server.port = free_port()
         yield server
     finally:
         try:
-            server.pg_ctl("stop", "-m", "immediate")
+            if (server.datadir / "postmaster.pid").exists():  # running, or left half-started
+                server.stop()
         finally:
             shutil.rmtree(base, ignore_errors=True)
