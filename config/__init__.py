@@ -74,6 +74,31 @@ class Settings:
     # Vault entries no binding uses are collected after this grace period
     # (it covers a binding request between its put and its commit).
     vault_gc_grace: dt.timedelta = dt.timedelta(hours=1)
+    # -- webhooks -----------------------------------------------------------
+    # Twilio signs the URL it called; behind a proxy that is not the URL the
+    # app sees. public_url (scheme://host[/prefix]) wins; else, with
+    # trust_proxy, X-Forwarded-Proto/Host; else the request's own URL.
+    public_url: str | None = None
+    trust_proxy: bool = False
+    twilio_auth_token: str | None = None
+    call_time_limit: int = 3600
+    voice_language: str = "en-US"
+    voice_name: str = "alice"
+    # Replaces the language's built-in "enter the extension" prompt.
+    extension_prompt: str | None = None
+    extension_max_failures: int = 5
+    extension_failure_window: dt.timedelta = dt.timedelta(minutes=15)
+    extension_lockout: dt.timedelta = dt.timedelta(hours=1)
+    # What SMS bodies lose before forwarding: any of "phones", "links".
+    sms_redact: frozenset[str] = frozenset({"phones", "links"})
+    sms_media: Literal["forward", "refuse"] = "refuse"
+    calls_per_hour: int = 20
+    calls_per_day: int = 60
+    sms_per_hour: int = 30
+    sms_per_day: int = 100
+    # How long a webhook decision (and "this call has ended") is remembered:
+    # the window in which a retry gets the same answer and a replay none.
+    webhook_dedupe_ttl: dt.timedelta = dt.timedelta(days=7)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -101,6 +126,8 @@ class Settings:
             found.append("MASKLINE_REDIS_URL is not set (the embedded Redis is for development)")
         if self.database_url.startswith("sqlite"):
             found.append("MASKLINE_DATABASE_URL is SQLite (use PostgreSQL in production)")
+        if not self.twilio_auth_token:
+            found.append("MASKLINE_TWILIO_AUTH_TOKEN is not set (webhook signatures cannot be checked)")
         return found
 
 
@@ -165,6 +192,36 @@ def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
     return number
 
 
+VOICE_LANGUAGES = ("en-US", "zh-CN")
+SMS_REDACTIONS = ("phones", "links")
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _parse_public_url(name: str, value: str) -> str:
+    url = value.strip().rstrip("/")
+    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", url):
+        raise SettingsError(f"{name} must be an http(s) URL such as https://relay.example.com")
+    return url
+
+
+def _parse_sms_redact(name: str, value: str) -> frozenset[str]:
+    parts = frozenset(p.strip().lower() for p in value.split(",") if p.strip())
+    if parts == {"none"}:
+        return frozenset()
+    unknown = sorted(parts - set(SMS_REDACTIONS))
+    if unknown:
+        raise SettingsError(f"{name} takes phones, links (comma-separated) or none, not {unknown[0]!r}")
+    return parts
+
+
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """Map MASKLINE_* variables onto Settings fields, validating each."""
 
@@ -212,6 +269,46 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if v not in ("nearest", "strict"):
             raise SettingsError(f"MASKLINE_GEO_POLICY must be nearest or strict, not {v!r}")
         values["geo_policy"] = v
+    values.update(_webhook_settings(get))
+    return values
+
+
+def _webhook_settings(get: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if (v := get("PUBLIC_URL")) is not None:
+        values["public_url"] = _parse_public_url("MASKLINE_PUBLIC_URL", v)
+    if (v := get("TRUST_PROXY")) is not None:
+        values["trust_proxy"] = _parse_bool("MASKLINE_TRUST_PROXY", v)
+    if (v := get("TWILIO_AUTH_TOKEN")) is not None:
+        values["twilio_auth_token"] = v
+    if (v := get("VOICE_LANGUAGE")) is not None:
+        if v not in VOICE_LANGUAGES:
+            raise SettingsError(f"MASKLINE_VOICE_LANGUAGE must be one of {', '.join(VOICE_LANGUAGES)}")
+        values["voice_language"] = v
+    if (v := get("VOICE_NAME")) is not None:
+        values["voice_name"] = v
+    if (v := get("EXTENSION_PROMPT")) is not None:
+        values["extension_prompt"] = v
+    limits = {
+        "call_time_limit": (60, 4 * 3600),
+        "extension_max_failures": (1, 1000),
+        "calls_per_hour": (1, 100_000),
+        "calls_per_day": (1, 100_000),
+        "sms_per_hour": (1, 100_000),
+        "sms_per_day": (1, 100_000),
+    }
+    for field_name, (low, high) in limits.items():
+        if (v := get(field_name.upper())) is not None:
+            values[field_name] = _parse_int(_PREFIX + field_name.upper(), v, minimum=low, maximum=high)
+    for field_name in ("extension_failure_window", "extension_lockout", "webhook_dedupe_ttl"):
+        if (v := get(field_name.upper())) is not None:
+            values[field_name] = parse_duration(_PREFIX + field_name.upper(), v)
+    if (v := get("SMS_REDACT")) is not None:
+        values["sms_redact"] = _parse_sms_redact("MASKLINE_SMS_REDACT", v)
+    if (v := get("SMS_MEDIA")) is not None:
+        if v not in ("forward", "refuse"):
+            raise SettingsError(f"MASKLINE_SMS_MEDIA must be forward or refuse, not {v!r}")
+        values["sms_media"] = v
     return values
 
 
@@ -250,6 +347,8 @@ __all__ = [
     "DEFAULT_REFUSED_NUMBER_TYPES",
     "ENVIRONMENTS",
     "INSECURE_DEVELOPMENT_SECRET",
+    "SMS_REDACTIONS",
+    "VOICE_LANGUAGES",
     "Environment",
     "Settings",
     "SettingsError",

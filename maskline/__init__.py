@@ -38,6 +38,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     from maskline.health import bp as health_bp
 
     app.register_blueprint(health_bp)
+
+    from maskline.webhooks.views import init_app as init_webhooks
+
+    init_webhooks(app, services)
     return app
 
 

@@ -403,6 +403,10 @@ from maskline.numbers.cli import COMMANDS as _NUMBERS_COMMANDS  # noqa: E402
 for _command in _NUMBERS_COMMANDS:
     main.add_command(_command)
 
+from maskline.sim.cli import sim as _sim  # noqa: E402
+
+main.add_command(_sim)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

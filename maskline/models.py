@@ -3,11 +3,13 @@
 from maskline.audit.models import AuditRecord
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.vault.models import KeyVersion, VaultEntry
+from maskline.webhooks.models import Interaction
 
 __all__ = [
     "AuditRecord",
     "Binding",
     "BindingMember",
+    "Interaction",
     "KeyVersion",
     "RelayNumber",
     "VaultEntry",

@@ -260,3 +260,7 @@ class PoolService:
 
     def is_relay_number(self, session: Session, e164: str) -> bool:
         return session.get(RelayNumber, e164) is not None
+
+    def numbers(self, session: Session) -> frozenset[str]:
+        """Every number of the pool, whatever its status (a relay never calls a relay)."""
+        return frozenset(session.execute(select(RelayNumber.e164)).scalars())

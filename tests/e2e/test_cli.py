@@ -205,6 +205,7 @@ def test_production_refuses_a_development_key_ring_in_one_line(initialised: Cli)
         # Never contacted: start-up stops at the key ring.
         "MASKLINE_DATABASE_URL": "postgresql://maskline@127.0.0.1:9/maskline",
         "MASKLINE_REDIS_URL": "redis://127.0.0.1:9/0",
+        "MASKLINE_TWILIO_AUTH_TOKEN": "a-twilio-token-for-this-test",
     }
 
     result = initialised.run("vault", "put", "+14155550132", env=production, ok=False)
@@ -219,6 +220,7 @@ def test_production_refuses_a_missing_key_ring_in_one_line(cli: Cli) -> None:
         "MASKLINE_SECRET_KEY": "a-real-secret-for-this-test",
         "MASKLINE_DATABASE_URL": "postgresql://maskline@127.0.0.1:9/maskline",
         "MASKLINE_REDIS_URL": "redis://127.0.0.1:9/0",
+        "MASKLINE_TWILIO_AUTH_TOKEN": "a-twilio-token-for-this-test",
     }
 
     result = cli.run("audit", "verify", env=production, ok=False)
@@ -232,6 +234,7 @@ def test_production_serve_refuses_a_development_key_ring_in_one_line(initialised
         "MASKLINE_SECRET_KEY": "a-real-secret-for-this-test",
         "MASKLINE_DATABASE_URL": "postgresql://maskline@127.0.0.1:9/maskline",
         "MASKLINE_REDIS_URL": "redis://127.0.0.1:9/0",
+        "MASKLINE_TWILIO_AUTH_TOKEN": "a-twilio-token-for-this-test",
     }
 
     result = initialised.run("serve", "--port", "9", env=production, ok=False)

@@ -46,6 +46,7 @@ def test_production_refuses_a_development_ring(settings: Settings) -> None:
         secret_key="s" * 40,
         redis_url="redis://127.0.0.1:6379/0",
         database_url="postgresql://x/y",
+        twilio_auth_token="t" * 32,
     )
     with pytest.raises(StartupError, match="development key ring"):
         build_services(production, check_schema=False)
@@ -61,6 +62,7 @@ def test_production_refuses_a_readable_key_file(settings: Settings, tmp_path: Pa
         secret_key="s" * 40,
         redis_url="redis://127.0.0.1:6379/0",
         database_url="postgresql://x/y",
+        twilio_auth_token="t" * 32,
         keys_file=path,
     )
     with pytest.raises(StartupError, match="group or others"):

@@ -1,0 +1,1 @@
+"""Twilio webhooks: signed voice, SMS and status callbacks over the router and the vault."""

@@ -1,0 +1,509 @@
+"""What the Twilio webhooks decide, and the Redis state behind their answers.
+
+Every answer follows the same order: (signature and fields are checked by
+the view), de-duplicate on (endpoint, sid, step), then act. A decision is
+stored in Redis before it is acted on, so a Twilio retry of a live step gets
+the same answer, and once a status callback says the call or message is
+over, a replayed request connects no one.
+
+Redis keys (none holds a party number: blind-index hex, ids, vault tokens):
+
+* ``ml:wh:{SID}``: hash per call or message, hash-tagged on its sid. Fields:
+  ``<endpoint>:<step>`` -> stored :class:`StepDecision`; ``b``/``fr``/``tr``
+  -> binding and roles of a connect; ``t`` -> first seen (epoch); ``done``
+  -> final status from a status callback.
+* ``ml:{X}:q:<binding>:<call|sms>:<h|d><bucket>``: quota counters.
+* ``ml:{X}:xf:<caller index hex>``: wrong extensions from one caller on X.
+
+Any backend failure (Redis, SQL, the vault) becomes an apology, counted:
+never a 500 and never a connection to anyone but the routed party.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from maskline.numbers.models import Binding
+from maskline.numbers.routes import epoch
+from maskline.redaction import redact_phone_numbers
+from maskline.webhooks import twiml
+from maskline.webhooks.interfaces import (
+    TERMINAL_CALL_STATUSES,
+    TERMINAL_SMS_STATUSES,
+    BackendUnavailable,
+    StepDecision,
+)
+from maskline.webhooks.models import Interaction
+
+if TYPE_CHECKING:
+    from maskline.numbers.router import Router
+    from maskline.wiring import Services
+
+log = logging.getLogger(__name__)
+
+# Labels are reasons and endpoint names only: bounded, and never a number.
+REJECTIONS = Counter("maskline_webhook_rejections", "Calls and messages that reached no one", ["reason"])
+FAILURES = Counter(
+    "maskline_webhook_failures", "Requests answered with an apology: a backend failed", ["endpoint"]
+)
+SIGNATURE_FAILURES = Counter("maskline_webhook_signature_failures", "Requests refused with 403")
+LOCKOUTS = Counter("maskline_extension_lockouts", "Callers locked out for guessing extensions")
+RETRIES = Counter(
+    "maskline_webhook_retries", "Repeated steps answered from the stored decision", ["endpoint"]
+)
+CONNECTS = Counter("maskline_webhook_connects", "Calls and messages forwarded", ["type"])
+
+# A wrong extension gets one more try, then goodbye.
+EXTENSION_ATTEMPTS = 2
+# Reasons an extension attempt counts as wrong. The caller hears the same
+# for all three, so guessing learns nothing about which extensions exist.
+_WRONG_EXTENSION = frozenset({"bad_extension", "stranger", "expired"})
+_LINK = re.compile(
+    r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+"
+    r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|info|biz|io|co|me|ly|cn|app|link|xyz|top|shop|site)\b(?:/\S*)?",
+    re.IGNORECASE,
+)
+LINK_PLACEHOLDER = "[link removed]"
+SMS_QUOTA_REPLY = "Sorry, this number has reached its message limit for now."
+SMS_MEDIA_REPLY = "Sorry, pictures and files cannot be forwarded through this number."
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class DecisionStore:
+    """Stored step decisions per sid (``ml:wh:{SID}``), with a TTL."""
+
+    def __init__(self, client: Any, *, ttl_seconds: int) -> None:
+        self.client = client
+        self.ttl = ttl_seconds
+
+    @staticmethod
+    def key(sid: str) -> str:
+        return f"ml:wh:{{{sid}}}"
+
+    def lookup(self, sid: str, step: str) -> tuple[StepDecision | None, bool]:
+        """(the stored decision of ``step``, whether the call or message is over)."""
+        stored, done = self.client.hmget(self.key(sid), [step, "done"])
+        return (StepDecision.loads(stored) if stored else None), done is not None
+
+    def record(self, sid: str, step: str, decision: StepDecision, *, now: int) -> StepDecision:
+        """Store ``decision`` unless a concurrent retry stored one first; return the winner."""
+        key = self.key(sid)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hsetnx(key, step, decision.dumps())
+        pipe.hsetnx(key, "t", now)
+        if decision.action == "connect" and decision.binding_id:
+            mapping = {"b": decision.binding_id, "fr": decision.from_role, "tr": decision.target_role}
+            pipe.hset(key, mapping={k: v or "" for k, v in mapping.items()})
+        pipe.expire(key, self.ttl)
+        pipe.hget(key, step)
+        stored = pipe.execute()[-1]
+        return StepDecision.loads(stored) if stored else decision
+
+    def info(self, sid: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self.client.hgetall(self.key(sid)).items()}
+
+    def mark_done(self, sid: str, status: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.key(sid), "done", status)
+        pipe.expire(self.key(sid), self.ttl)
+        pipe.execute()
+
+
+class Quotas:
+    """Per-binding calls and messages per hour and per day (fixed windows)."""
+
+    def __init__(self, client: Any, *, limits: dict[str, tuple[int, int]]) -> None:
+        self.client = client
+        self.limits = limits  # kind -> (per hour, per day)
+
+    def take(self, relay: str, binding_id: str, kind: str, *, now: int) -> bool:
+        """Count one use; False if it goes over either limit."""
+        per_hour, per_day = self.limits[kind]
+        prefix = f"ml:{{{relay}}}:q:{binding_id}:{kind}"
+        hour, day = f"{prefix}:h{now // 3600}", f"{prefix}:d{now // 86400}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(hour)
+        pipe.expire(hour, 2 * 3600)
+        pipe.incr(day)
+        pipe.expire(day, 2 * 86400)
+        used_hour, _, used_day, _ = pipe.execute()
+        return int(used_hour) <= per_hour and int(used_day) <= per_day
+
+
+class ExtensionGuard:
+    """Locks out a caller who keys too many wrong extensions on one relay number."""
+
+    def __init__(self, client: Any, *, max_failures: int, window_seconds: int, lockout_seconds: int) -> None:
+        self.client = client
+        self.max_failures = max_failures
+        self.window = window_seconds
+        self.lockout = lockout_seconds
+
+    @staticmethod
+    def key(relay: str, caller_hex: str) -> str:
+        return f"ml:{{{relay}}}:xf:{caller_hex}"
+
+    def locked(self, relay: str, caller_hex: str) -> bool:
+        count = self.client.get(self.key(relay, caller_hex))
+        return count is not None and int(count) >= self.max_failures
+
+    def fail(self, relay: str, caller_hex: str) -> bool:
+        """Count a wrong extension; True if the caller is now locked out."""
+        key = self.key(relay, caller_hex)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(key, 0, ex=self.window, nx=True)  # the window starts at the first failure
+        pipe.incr(key)
+        count = int(pipe.execute()[-1])
+        if count >= self.max_failures:
+            self.client.expire(key, self.lockout)
+            return True
+        return False
+
+
+class PoolDirectory:
+    """Which numbers are maskline's own relay numbers (cached from SQL).
+
+    Read on the hot path of every call, so it is a set in memory refreshed
+    every ``refresh_seconds``, not a query per call.
+    """
+
+    def __init__(self, services: Services, *, refresh_seconds: float = 30.0) -> None:
+        self._services = services
+        self._refresh = refresh_seconds
+        self._numbers: frozenset[str] | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def __contains__(self, number: object) -> bool:
+        if self._numbers is None or time.monotonic() - self._loaded_at > self._refresh:
+            self._load()
+        assert self._numbers is not None
+        return number in self._numbers
+
+    def _load(self) -> None:
+        with self._lock:
+            try:
+                with self._services.db.session() as session:
+                    numbers = self._services.numbers.pool.numbers(session)
+            except Exception as exc:
+                if self._numbers is None:
+                    raise BackendUnavailable(f"pool unavailable: {type(exc).__name__}") from None
+                log.warning("pool directory kept its last copy: %s", type(exc).__name__)
+                numbers = self._numbers
+            self._numbers = numbers
+            self._loaded_at = time.monotonic()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmsPolicy:
+    """What happens to a message's content: redaction and media."""
+
+    redact: frozenset[str]
+    media: str  # forward or refuse
+
+    def clean(self, body: str, *, region: str) -> str:
+        if "links" in self.redact:
+            body = _LINK.sub(LINK_PLACEHOLDER, body)
+        if "phones" in self.redact:
+            body = redact_phone_numbers(body, region=region)
+        return body
+
+
+class WebhookService:
+    """The decisions behind ``/webhooks/twilio/*`` (see :class:`~maskline.webhooks.interfaces.Webhooks`)."""
+
+    def __init__(self, *, services: Services) -> None:
+        self.services = services
+        settings = services.settings
+        self.settings = settings
+        # Actions are paths Twilio resolves against the URL it called; behind
+        # a proxy that serves maskline under a prefix, they need the prefix.
+        self.path_prefix = urlsplit(settings.public_url).path if settings.public_url else ""
+        self.voice_twiml = twiml.Voice(
+            language=settings.voice_language,
+            voice=settings.voice_name,
+            extension_prompt=settings.extension_prompt,
+            path_prefix=self.path_prefix,
+        )
+        self.pool = PoolDirectory(services)
+        self.sms_policy = SmsPolicy(redact=settings.sms_redact, media=settings.sms_media)
+        self._state: tuple[DecisionStore, Quotas, ExtensionGuard] | None = None
+
+    # Redis-backed parts are built on first use: building them never connects.
+    def _redis_parts(self) -> tuple[DecisionStore, Quotas, ExtensionGuard]:
+        if self._state is None:
+            client = self.services.redis
+            s = self.settings
+            self._state = (
+                DecisionStore(client, ttl_seconds=int(s.webhook_dedupe_ttl.total_seconds())),
+                Quotas(
+                    client,
+                    limits={
+                        "call": (s.calls_per_hour, s.calls_per_day),
+                        "sms": (s.sms_per_hour, s.sms_per_day),
+                    },
+                ),
+                ExtensionGuard(
+                    client,
+                    max_failures=s.extension_max_failures,
+                    window_seconds=int(s.extension_failure_window.total_seconds()),
+                    lockout_seconds=int(s.extension_lockout.total_seconds()),
+                ),
+            )
+        return self._state
+
+    @property
+    def router(self) -> Router:
+        return self.services.numbers.router
+
+    def _now(self) -> int:
+        return epoch(self.services.clock())
+
+    def policy_for(self, binding_id: str | None) -> SmsPolicy:
+        """The SMS policy of a binding. The deployment's, until bindings carry
+        their own: this is the one place a per-binding override goes."""
+        return self.sms_policy
+
+    # -- voice -----------------------------------------------------------------
+
+    def voice(self, *, call_sid: str, relay: str, caller: str) -> str:
+        try:
+            return self._step(call_sid, "voice:1", relay, lambda: self._decide_call(relay, caller))
+        except Exception as exc:  # never a 500 to Twilio, never a wrong party
+            return self._apology("voice", exc)
+
+    def extension(self, *, call_sid: str, relay: str, caller: str, digits: str, attempt: int) -> str:
+        try:
+            return self._step(
+                call_sid,
+                f"ext:{attempt}",
+                relay,
+                lambda: self._decide_extension(relay, caller, digits, attempt),
+            )
+        except Exception as exc:
+            return self._apology("extension", exc)
+
+    def _step(self, sid: str, step: str, relay: str, decide: Any) -> str:
+        store = self._redis_parts()[0]
+        stored, done = store.lookup(sid, step)
+        if done:
+            # The call is over: a replayed request connects no one.
+            self._reject("completed")
+            return self.voice_twiml.goodbye
+        if stored is None:
+            stored = store.record(sid, step, decide(), now=self._now())
+        else:
+            RETRIES.labels(endpoint=step.split(":")[0]).inc()
+        return self._render_voice(stored, relay)
+
+    def _decide_call(self, relay: str, caller: str) -> StepDecision:
+        if caller in self.pool:
+            return self._reject("relay_caller")
+        route = self.router.resolve(relay, caller)
+        if route.reason == "unavailable":
+            raise BackendUnavailable("routing unavailable")
+        if route.reason == "extension_required":
+            if self._redis_parts()[2].locked(relay, self._caller_hex(caller)):
+                return self._reject("locked_out")
+            return StepDecision(action="gather", attempt=1)
+        if route.action == "connect":
+            return self._within_quota(relay, StepDecision.from_route(route), "call")
+        return self._reject(route.reason or "unavailable", binding_id=route.binding_id)
+
+    def _decide_extension(self, relay: str, caller: str, digits: str, attempt: int) -> StepDecision:
+        if caller in self.pool:
+            return self._reject("relay_caller")
+        guard = self._redis_parts()[2]
+        caller_hex = self._caller_hex(caller)
+        if guard.locked(relay, caller_hex):
+            return self._reject("locked_out")
+        route = self.router.resolve(relay, caller, digits)
+        if route.reason == "unavailable":
+            raise BackendUnavailable("routing unavailable")
+        if route.action == "connect":
+            return self._within_quota(relay, StepDecision.from_route(route), "call")
+        if route.reason in _WRONG_EXTENSION:
+            if guard.fail(relay, caller_hex):
+                LOCKOUTS.inc()
+                return self._reject("locked_out")
+            if attempt < EXTENSION_ATTEMPTS:
+                return StepDecision(action="gather", attempt=attempt + 1)
+        return self._reject(route.reason or "unavailable", binding_id=route.binding_id)
+
+    def _render_voice(self, decision: StepDecision, relay: str) -> str:
+        if decision.action == "connect":
+            number = self._open(decision.target_token)
+            CONNECTS.labels(type="call").inc()
+            return twiml.connect(relay=relay, number=number, time_limit=self.settings.call_time_limit)
+        if decision.action == "gather":
+            return self.voice_twiml.gather(
+                digits=self.settings.extension_digits, attempt=decision.attempt, retry=decision.attempt > 1
+            )
+        if decision.reason in _WRONG_EXTENSION | {"locked_out"}:
+            return self.voice_twiml.goodbye
+        return self.voice_twiml.rejected
+
+    # -- sms -------------------------------------------------------------------
+
+    def sms(self, *, message_sid: str, relay: str, sender: str, body: str, media: list[str]) -> str:
+        try:
+            store = self._redis_parts()[0]
+            stored, done = store.lookup(message_sid, "sms:1")
+            if done:
+                self._reject("completed")
+                return twiml.EMPTY_MESSAGING
+            if stored is None:
+                decision = self._decide_sms(relay, sender, has_media=bool(media))
+                stored = store.record(message_sid, "sms:1", decision, now=self._now())
+            else:
+                RETRIES.labels(endpoint="sms").inc()
+            return self._render_sms(stored, message_sid, relay, body, media)
+        except Exception as exc:
+            return self._apology("sms", exc)
+
+    def _decide_sms(self, relay: str, sender: str, *, has_media: bool) -> StepDecision:
+        if sender in self.pool:
+            return self._reject("relay_caller")
+        route = self.router.resolve(relay, sender)
+        if route.reason == "unavailable":
+            raise BackendUnavailable("routing unavailable")
+        if route.action != "connect":
+            return self._reject(route.reason or "unavailable", binding_id=route.binding_id)
+        if has_media and self.policy_for(route.binding_id).media == "refuse":
+            return self._reject("media_refused", binding_id=route.binding_id)
+        return self._within_quota(relay, StepDecision.from_route(route), "sms")
+
+    def _render_sms(self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str]) -> str:
+        if decision.action == "connect":
+            policy = self.policy_for(decision.binding_id)
+            number = self._open(decision.target_token)
+            CONNECTS.labels(type="sms").inc()
+            return twiml.message(
+                to=number,
+                relay=relay,
+                body=policy.clean(body, region=self.settings.default_region),
+                media=media if policy.media == "forward" else None,
+                action=f"{self.path_prefix}/webhooks/twilio/sms/status?ref={sid}",
+            )
+        # Replies go back to the sender only, from the relay number.
+        if decision.reason == "quota":
+            return twiml.reply(SMS_QUOTA_REPLY)
+        if decision.reason == "media_refused":
+            return twiml.reply(SMS_MEDIA_REPLY)
+        return twiml.EMPTY_MESSAGING
+
+    # -- status callbacks ------------------------------------------------------
+
+    def voice_status(self, *, call_sid: str, status: str, duration: int | None) -> None:
+        ended = status in TERMINAL_CALL_STATUSES
+        self._status(call_sid, "call", status, duration, done=ended, ended=ended)
+
+    def sms_status(self, *, message_sid: str, status: str) -> None:
+        # Any status means the message was acted on: a replay must not resend it.
+        ended = status in TERMINAL_SMS_STATUSES
+        self._status(message_sid, "sms", status, None, done=True, ended=ended)
+
+    def _status(
+        self, sid: str, kind: str, status: str, duration: int | None, *, done: bool, ended: bool
+    ) -> None:
+        try:
+            store = self._redis_parts()[0]
+            if done:
+                store.mark_done(sid, status)
+            info = store.info(sid)
+            if info.get("b"):
+                self._store_interaction(sid, kind, status, duration, info, ended=ended)
+        except Exception as exc:
+            self._failure(f"{kind}_status", exc)
+
+    def _store_interaction(
+        self, sid: str, kind: str, status: str, duration: int | None, info: dict[str, str], *, ended: bool
+    ) -> None:
+        now = self.services.clock()
+        started = dt_from_epoch(int(info["t"])) if info.get("t") else now
+        for _ in range(2):  # a concurrent first insert of the same sid: update instead
+            try:
+                with self.services.db.session() as session:
+                    row = session.get(Interaction, sid)
+                    if row is None:
+                        owner = session.execute(
+                            select(Binding.owner).where(Binding.id == info["b"])
+                        ).scalar_one_or_none()
+                        row = Interaction(
+                            sid=sid,
+                            binding_id=info["b"],
+                            owner=owner or "",
+                            type=kind,
+                            from_role=info.get("fr", ""),
+                            to_role=info.get("tr", ""),
+                            status=status,
+                            started_at=started,
+                        )
+                        session.add(row)
+                    elif row.ended_at is not None and not ended:
+                        return  # a late "ringing" never overwrites a final status
+                    row.status = status
+                    if duration is not None:
+                        row.duration = duration
+                    if ended and row.ended_at is None:
+                        row.ended_at = now
+                return
+            except IntegrityError:
+                continue
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _within_quota(self, relay: str, decision: StepDecision, kind: str) -> StepDecision:
+        quotas = self._redis_parts()[1]
+        if quotas.take(relay, decision.binding_id or "", kind, now=self._now()):
+            return decision
+        return self._reject("quota", binding_id=decision.binding_id)
+
+    def _caller_hex(self, caller: str) -> str:
+        index = self.router.caller_index(caller)
+        return index.hex() if index is not None else "anonymous"
+
+    def _open(self, token: str | None) -> str:
+        """The target's number, for the TwiML only; any failure is BackendUnavailable."""
+        if not token:
+            raise BackendUnavailable("connect decision without a target")
+        try:
+            with self.services.db.session() as session:
+                return self.services.vault.open(session, token)
+        except Exception as exc:  # DB down, erased, integrity: never a wrong number
+            raise BackendUnavailable(f"vault: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _reject(reason: str, *, binding_id: str | None = None) -> StepDecision:
+        REJECTIONS.labels(reason=reason).inc()
+        return StepDecision.rejected(reason, binding_id=binding_id)
+
+    def _failure(self, endpoint: str, exc: Exception) -> None:
+        FAILURES.labels(endpoint=endpoint).inc()
+        # The exception type only: messages of drivers can quote input.
+        log.warning("webhook %s failed closed: %s", endpoint, type(exc).__name__)
+
+    def _apology(self, endpoint: str, exc: Exception) -> str:
+        self._failure(endpoint, exc)
+        REJECTIONS.labels(reason="unavailable").inc()
+        if endpoint == "sms":
+            return twiml.EMPTY_MESSAGING
+        return self.voice_twiml.apology
+
+
+def dt_from_epoch(seconds: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)

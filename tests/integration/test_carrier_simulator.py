@@ -1,0 +1,55 @@
+"""The carrier simulator against an in-process app: Twilio's side of calls and texts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+
+from maskline.sim.carrier import CarrierSimulator, FlaskTransport, is_loopback_url, mask_number
+from tests.integration.conftest import AUTH_TOKEN, BUYER, COURIER, MERCHANT, STRANGER
+
+
+def simulator(app: Flask, token: str = AUTH_TOKEN) -> CarrierSimulator:
+    return CarrierSimulator(transport=FlaskTransport(app), auth_token=token, public_url="http://localhost")
+
+
+def test_merchant_call_connects_to_the_buyer_with_the_relay_as_caller_id(
+    app: Flask, bind: Callable[..., Any]
+) -> None:
+    view = bind("axb")
+    result = simulator(app).call(from_number=MERCHANT, to_number=view.relay_number)
+    assert (result.outcome, result.dialed, result.caller_id) == ("connected", BUYER, view.relay_number)
+    assert result.to_json()["dialed"] != BUYER  # masked unless asked
+
+
+def test_courier_follows_the_prompt_with_the_extension(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axe")
+    result = simulator(app).call(from_number=COURIER, to_number=view.relay_number, digits=[view.extension])
+    assert (result.outcome, result.dialed, result.steps) == ("connected", BUYER, 2)
+
+
+def test_stranger_is_refused_politely(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axb")
+    result = simulator(app).call(from_number=STRANGER, to_number=view.relay_number)
+    assert result.outcome == "rejected" and result.said and result.dialed is None
+
+
+def test_wrong_auth_token_is_refused_with_403(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axb")
+    result = simulator(app, token="not-the-token").call(from_number=MERCHANT, to_number=view.relay_number)
+    assert (result.outcome, result.http_status) == ("error", 403)
+
+
+def test_sms_is_forwarded_from_the_relay_number(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axb")
+    result = simulator(app).sms(from_number=BUYER, to_number=view.relay_number, body="at the door")
+    assert result.outcome == "forwarded"
+    assert result.messages[0]["to"] == MERCHANT and result.messages[0]["from"] == view.relay_number
+
+
+def test_masking_and_loopback_checks() -> None:
+    assert mask_number("+14155550132") == "+1********32"
+    assert is_loopback_url("http://127.0.0.1:8000") and is_loopback_url("http://localhost:8000")
+    assert not is_loopback_url("http://10.0.0.5:8000")

@@ -1,0 +1,117 @@
+"""SMS webhooks: forwarding with the relay as sender, policies, quotas, replays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import BUYER, COURIER, MERCHANT, STRANGER, AppMaker, Twilio, sid
+
+MEDIA = {"NumMedia": "1", "MediaUrl0": "https://api.twilio.com/media/ME1"}
+
+
+def message(answer: Any) -> tuple[str | None, str | None, str]:
+    """(to, from, body) of the forwarded message."""
+    msg = answer.find("Message")
+    assert msg is not None, answer.text
+    body = msg.find("Body")
+    return msg.get("to"), msg.get("from"), (body.text if body is not None else msg.text) or ""
+
+
+@pytest.mark.parametrize(("sender", "target"), [(MERCHANT, BUYER), (BUYER, MERCHANT)])
+def test_message_is_forwarded_from_the_relay_number(
+    twilio: Twilio, bind: Callable[..., Any], sender: str, target: str
+) -> None:
+    view = bind()
+    answer = twilio.sms(sender, view.relay_number, "Your parcel is at the door")
+    assert answer.status == 200
+    assert message(answer) == (target, view.relay_number, "Your parcel is at the door")
+
+
+def test_stranger_message_is_not_forwarded(twilio: Twilio, bind: Callable[..., Any]) -> None:
+    view = bind()
+    answer = twilio.sms(STRANGER, view.relay_number, "hello")
+    assert answer.status == 200 and answer.xml.tag == "Response" and len(answer.xml) == 0
+
+
+def test_on_an_axe_number_the_bound_party_reaches_the_most_recent_allowed_caller(
+    twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    view = bind("axe")
+    call_sid = sid()
+    twilio.call(COURIER, view.relay_number, call_sid)
+    twilio.key(COURIER, view.relay_number, view.extension, call_sid=call_sid)
+    assert message(twilio.sms(BUYER, view.relay_number, "leave it by the door"))[0] == COURIER
+    assert len(twilio.sms(STRANGER, view.relay_number, "hi").xml) == 0
+
+
+@pytest.mark.parametrize(
+    ("redact", "body", "expected"),
+    [
+        (frozenset({"phones", "links"}), "call me on (415) 555-0199", "call me on [phone removed]"),
+        (
+            frozenset({"phones", "links"}),
+            "pay at https://evil.example.com/x now",
+            "pay at [link removed] now",
+        ),
+        (frozenset({"phones", "links"}), "see www.shop.example.org", "see [link removed]"),
+        (frozenset({"links"}), "call 415 555 0199", "call 415 555 0199"),
+        (frozenset(), "https://x.example.com 4155550199", "https://x.example.com 4155550199"),
+    ],
+)
+def test_redaction_policy_applies_to_forwarded_bodies(
+    make_app: AppMaker, bind: Callable[..., Any], redact: frozenset[str], body: str, expected: str
+) -> None:
+    twilio = Twilio(make_app(sms_redact=redact))
+    view = bind()
+    assert message(twilio.sms(MERCHANT, view.relay_number, body))[2] == expected
+
+
+def test_media_is_refused_by_default_with_a_reply_to_the_sender(
+    twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    view = bind()
+    to, _, body = message(twilio.sms(MERCHANT, view.relay_number, "photo", **MEDIA))
+    assert to is None and "cannot be forwarded" in body
+
+
+def test_media_is_forwarded_when_the_policy_says_so(make_app: AppMaker, bind: Callable[..., Any]) -> None:
+    twilio = Twilio(make_app(sms_media="forward"))
+    view = bind()
+    answer = twilio.sms(MERCHANT, view.relay_number, "photo", **MEDIA)
+    media = answer.find("Message/Media")
+    assert message(answer)[0] == BUYER and media is not None and media.text == MEDIA["MediaUrl0"]
+
+
+def test_messages_over_the_daily_quota_get_a_polite_refusal(
+    make_app: AppMaker, bind: Callable[..., Any]
+) -> None:
+    twilio = Twilio(make_app(sms_per_day=2))
+    view = bind()
+    answers = [message(twilio.sms(MERCHANT, view.relay_number, f"m{i}")) for i in range(3)]
+    assert [to for to, _, _ in answers] == [BUYER, BUYER, None]
+    assert "limit" in answers[2][2]
+
+
+def test_a_retry_gets_the_same_answer_and_a_replay_after_delivery_nothing(
+    twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    view = bind()
+    message_sid = sid("SM")
+    first = twilio.sms(MERCHANT, view.relay_number, "hi", message_sid=message_sid)
+    assert twilio.sms(MERCHANT, view.relay_number, "hi", message_sid=message_sid).text == first.text
+    action = first.find("Message")
+    assert action is not None
+    status = twilio.post(action.get("action", ""), {"MessageSid": sid("SM"), "MessageStatus": "delivered"})
+    assert status.status == 200
+    assert len(twilio.sms(MERCHANT, view.relay_number, "hi", message_sid=message_sid).xml) == 0
+
+
+def test_redis_unavailable_answers_an_empty_response(make_app: AppMaker, bind: Callable[..., Any]) -> None:
+    make_app()
+    view = bind()
+    twilio = Twilio(make_app(redis_url="redis://127.0.0.1:1/0"))
+    answer = twilio.sms(MERCHANT, view.relay_number, "hi")
+    assert answer.status == 200 and len(answer.xml) == 0
