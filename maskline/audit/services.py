@@ -37,6 +37,19 @@ def _lock_chain(session: Session) -> None:
         session.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
 
 
+def canonical_of(row: AuditRecord) -> bytes:
+    """The canonical bytes a record's hash covers (everything but the hashes)."""
+    return canonical_record(
+        seq=row.seq,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        subject=row.subject,
+        reason=row.reason,
+        data=row.data,
+    )
+
+
 class AuditLog:
     """Appends records in the caller's transaction, so an action and its
     audit record commit or roll back together."""
@@ -69,19 +82,8 @@ class AuditLog:
             reason=reason,
             data=data,
             prev_hash=prev,
-            hash=chain_hash(
-                prev,
-                canonical_record(
-                    seq=seq,
-                    at=when,
-                    actor=entry.actor,
-                    action=entry.action,
-                    subject=entry.subject,
-                    reason=reason,
-                    data=data,
-                ),
-            ),
         )
+        record.hash = chain_hash(prev, canonical_of(record))
         session.add(record)
         try:
             session.flush()
@@ -116,18 +118,6 @@ def _problem(row: AuditRecord, *, expected_seq: int, prev: str) -> str | None:
         return f"sequence gap or reorder: expected record {expected_seq}, found {row.seq}"
     if row.prev_hash != prev:
         return "prev_hash does not match the previous record (deleted or reordered rows)"
-    recomputed = chain_hash(
-        prev,
-        canonical_record(
-            seq=row.seq,
-            at=row.at,
-            actor=row.actor,
-            action=row.action,
-            subject=row.subject,
-            reason=row.reason,
-            data=row.data,
-        ),
-    )
-    if recomputed != row.hash:
+    if chain_hash(prev, canonical_of(row)) != row.hash:
         return "content does not match its hash (edited record)"
     return None

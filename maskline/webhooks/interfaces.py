@@ -17,18 +17,12 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
-from maskline.numbers.interfaces import RouteDecision
+from maskline.numbers.interfaces import RejectReason, RouteDecision
 
 # Why a call or message reached no one: the router's reasons, plus the
 # webhook's own. These (never numbers) are the metric labels.
 WebhookReason = Literal[
-    "no_binding",
-    "stranger",
-    "expired",
-    "extension_required",
-    "bad_extension",
-    "unavailable",
-    "no_recent_caller",
+    RejectReason,
     "relay_caller",
     "locked_out",
     "quota",
