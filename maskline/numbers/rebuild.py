@@ -77,7 +77,8 @@ class RebuildReport:
         )
 
 
-def _stored(session: Session, vault: VaultService, b: Binding, now: dt.datetime) -> StoredBinding:
+def stored_binding(session: Session, vault: VaultService, b: Binding) -> StoredBinding:
+    """A binding's routing state (live, or a cool-down tombstone) as restore writes it."""
     parties = b.parties[:1] if b.mode == "axe" else b.parties
     active = b.status == "active"
     expires = b.expires_at if active else min(b.ended_at or b.expires_at, b.expires_at)
@@ -125,7 +126,7 @@ def rebuild_routes(
         ).all()
         by_number: dict[str, list[StoredBinding]] = defaultdict(list)
         for b in bindings:
-            by_number[b.relay_number].append(_stored(session, vault, b, now))
+            by_number[b.relay_number].append(stored_binding(session, vault, b))
     written = 0
     for number in sorted(set(numbers) | set(by_number)):
         written += routes.restore(number, by_number.get(number, []), generation=generation, now=epoch(now))

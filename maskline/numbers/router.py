@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections import Counter
 
 import phonenumbers
 
@@ -43,8 +42,6 @@ class Router:
         self.routes = routes
         self.rebuilder = rebuilder
         self._clock = clock
-        # Rejections by reason: the webhooks and alerts read these counts.
-        self.rejections: Counter[str] = Counter()
 
     def caller_index(self, caller: str) -> bytes | None:
         """The truncated blind index of a caller, or None if it is no valid number."""
@@ -60,8 +57,14 @@ class Router:
         caller: str,
         extension: str | None = None,
         now: dt.datetime | None = None,
+        *,
+        caller_index: bytes | None = None,
     ) -> RouteDecision:
-        """Where a call from ``caller`` to ``relay_number`` goes; never raises."""
+        """Where a call from ``caller`` to ``relay_number`` goes; never raises.
+
+        ``caller_index`` is :meth:`caller_index` of ``caller``, for callers
+        that have already computed it.
+        """
         when = now or self._clock()
         relay = _relay_e164(relay_number)
         if relay is None:
@@ -70,7 +73,10 @@ class Router:
             return self._reject("bad_extension")
         try:
             decision = self.routes.resolve(
-                relay, caller_index=self.caller_index(caller), extension=extension or None, now=epoch(when)
+                relay,
+                caller_index=caller_index if caller_index is not None else self.caller_index(caller),
+                extension=extension or None,
+                now=epoch(when),
             )
         except RoutingUnavailable:
             return self._reject("unavailable")
@@ -80,7 +86,6 @@ class Router:
         if decision.action == "reject":
             if decision.reason == "unavailable" and self.rebuilder is not None:
                 self.rebuilder.trigger()
-            self.rejections[decision.reason or "unknown"] += 1
             return decision
         if decision.extra.get("remember_caller") and decision.binding_id:
             self._remember(relay, decision, caller)
@@ -97,8 +102,8 @@ class Router:
         except Exception as exc:  # the call still connects; only the call-back is lost
             log.warning("could not remember the caller of %s: %s", decision.binding_id, type(exc).__name__)
 
-    def _reject(self, reason: str) -> RouteDecision:
-        self.rejections[reason] += 1
+    @staticmethod
+    def _reject(reason: str) -> RouteDecision:
         return RouteDecision.reject(reason)  # type: ignore[arg-type]
 
 

@@ -484,7 +484,7 @@ class BindingService:
             )
             return self._view(binding)
 
-    def unbind(self, binding_id: str, *, owner: str | None = None, reason: str = "unbind") -> BindingView:
+    def unbind(self, binding_id: str, *, owner: str | None = None) -> BindingView:
         """End a binding now. Idempotent for a binding that has already ended.
 
         If Redis cannot be reached the whole unbind fails and nothing

@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from maskline.db import Database
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
-from maskline.numbers.rebuild import _stored, member_index
+from maskline.numbers.rebuild import stored_binding
 from maskline.numbers.routes import RouteStore, epoch
 from maskline.numbers.services import BindingService
 from maskline.vault.models import VaultEntry
@@ -149,7 +149,7 @@ class Sweeper:
                     continue  # lost data: that is a rebuild's job, not ours
                 missing = [b for b in live_by_number.get(number, []) if b.id not in present]
                 if missing:
-                    stored = [_stored(session, self.vault, b, now) for b in missing]
+                    stored = [stored_binding(session, self.vault, b) for b in missing]
                     report.restored += self.routes.restore(
                         number, stored, generation=now.strftime("%Y%m%dT%H%M%S"), now=epoch(now)
                     )
@@ -218,4 +218,4 @@ class Sweeper:
             report.retention_erased += len(tokens)
 
 
-__all__ = ["SweepReport", "Sweeper", "member_index"]
+__all__ = ["SweepReport", "Sweeper"]

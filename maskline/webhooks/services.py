@@ -328,10 +328,11 @@ class WebhookService:
         if caller in self.pool:
             return self._reject("relay_caller")
         guard = self._redis_parts()[2]
-        caller_hex = self._caller_hex(caller)
+        index = self.router.caller_index(caller)  # once: the lockout and the route both key on it
+        caller_hex = index.hex() if index is not None else "anonymous"
         if guard.locked(relay, caller_hex):
             return self._reject("locked_out")
-        route = self.router.resolve(relay, caller, digits)
+        route = self.router.resolve(relay, caller, digits, caller_index=index)
         if route.reason == "unavailable":
             raise BackendUnavailable("routing unavailable")
         if route.action == "connect":

@@ -32,18 +32,8 @@ if mode == "axe" then
   if ext == "" then return {"no_extension"} end
 end
 
-local function entry(token, role, peer_role)
-  return pack({bid = bid, token = token, ver = ver, st = "a", exp36 = exp36, role = role, peer_role = peer_role})
-end
-
-if mode == "axb" then
-  local a, b = parties[1], parties[2]
-  redis.call("HSET", key, a.idx, entry(b.token, a.role, b.role), b.idx, entry(a.token, b.role, a.role))
-else
-  local p = parties[1]
-  redis.call("HSET", key, p.idx, entry(NO_TOKEN, p.role, ""), "x" .. ext, entry(p.token, p.role, ""),
-    "a" .. bid, allow)
-  redis.call("HINCRBY", key, "e", 1)
-end
+write_binding(key, {bid = bid, ver = ver, st = "a", exp36 = exp36, mode = mode, ext = ext, allow = allow},
+  parties)
+if mode == "axe" then redis.call("HINCRBY", key, "e", 1) end
 redis.call("HINCRBY", key, "n", 1)
 return {"ok", ext}

@@ -34,6 +34,24 @@ local function pack(f)
   return f.bid .. f.token .. f.ver .. "|" .. f.st .. "|" .. f.exp36 .. "|" .. f.role .. "|" .. f.peer_role
 end
 
+-- Write a binding's entries: the routes of its parties (each pointing at the
+-- other in axb; the bound party alone in axe) and, in axe, the extension
+-- entry and the allow-list. `b` holds bid, ver, st, exp36, mode, ext, allow.
+local function write_binding(key, b, parties)
+  local function entry(token, role, peer_role)
+    return pack({bid = b.bid, token = token, ver = b.ver, st = b.st, exp36 = b.exp36,
+                 role = role, peer_role = peer_role})
+  end
+  if b.mode == "axb" then
+    local x, y = parties[1], parties[2]
+    redis.call("HSET", key, x.idx, entry(y.token, x.role, y.role), y.idx, entry(x.token, y.role, x.role))
+  else
+    local p = parties[1]
+    redis.call("HSET", key, p.idx, entry(NO_TOKEN, p.role, ""), "x" .. b.ext, entry(p.token, p.role, ""),
+      "a" .. b.bid, b.allow)
+  end
+end
+
 -- Occupied: live, or ended less than `cooldown` seconds ago.
 local function occupied(v, now, cooldown)
   if not v then return false end

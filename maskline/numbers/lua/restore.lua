@@ -33,19 +33,10 @@ for _ = 1, nbindings do
   end
   if ext ~= "" and not may_write("x" .. ext, bid, ver) then ok = false end
   if ok then
-    local function entry(token, role, peer_role)
-      return pack({bid = bid, token = token, ver = ver, st = st, exp36 = exp36, role = role, peer_role = peer_role})
-    end
-    if mode == "axb" then
-      local a, b = parties[1], parties[2]
-      redis.call("HSET", key, a.idx, entry(b.token, a.role, b.role), b.idx, entry(a.token, b.role, a.role))
-    else
-      local p = parties[1]
-      redis.call("HSET", key, p.idx, entry(NO_TOKEN, p.role, ""), "x" .. ext, entry(p.token, p.role, ""),
-        "a" .. bid, allow)
-      if last ~= "" and not redis.call("HGET", key, "l" .. bid) then
-        redis.call("HSET", key, "l" .. bid, last)
-      end
+    write_binding(key, {bid = bid, ver = ver, st = st, exp36 = exp36, mode = mode, ext = ext, allow = allow},
+      parties)
+    if mode == "axe" and last ~= "" and not redis.call("HGET", key, "l" .. bid) then
+      redis.call("HSET", key, "l" .. bid, last)
     end
     written = written + 1
   end
