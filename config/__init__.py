@@ -99,6 +99,13 @@ class Settings:
     # How long a webhook decision (and "this call has ended") is remembered:
     # the window in which a retry gets the same answer and a replay none.
     webhook_dedupe_ttl: dt.timedelta = dt.timedelta(days=7)
+    # Socket timeout (seconds) of the Redis client and PostgreSQL statements
+    # on the webhook path: a hung backend costs a caller this long, then an
+    # apology, rather than Twilio's own 15 s timeout and an error message.
+    webhook_backend_timeout: float = 0.5
+    # -- metrics ------------------------------------------------------------
+    # When set, /metrics wants "Authorization: Bearer <token>".
+    metrics_token: str | None = None
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -212,7 +219,8 @@ def _parse_public_url(name: str, value: str) -> str:
     return url
 
 
-def _parse_sms_redact(name: str, value: str) -> frozenset[str]:
+def parse_sms_redact(name: str, value: str) -> frozenset[str]:
+    """``phones,links`` (any subset) or ``none``; SettingsError names ``name``."""
     parts = frozenset(p.strip().lower() for p in value.split(",") if p.strip())
     if parts == {"none"}:
         return frozenset()
@@ -304,11 +312,18 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
         if (v := get(field_name.upper())) is not None:
             values[field_name] = parse_duration(_PREFIX + field_name.upper(), v)
     if (v := get("SMS_REDACT")) is not None:
-        values["sms_redact"] = _parse_sms_redact("MASKLINE_SMS_REDACT", v)
+        values["sms_redact"] = parse_sms_redact("MASKLINE_SMS_REDACT", v)
     if (v := get("SMS_MEDIA")) is not None:
         if v not in ("forward", "refuse"):
             raise SettingsError(f"MASKLINE_SMS_MEDIA must be forward or refuse, not {v!r}")
         values["sms_media"] = v
+    if (v := get("WEBHOOK_BACKEND_TIMEOUT")) is not None:
+        timeout = _parse_float("MASKLINE_WEBHOOK_BACKEND_TIMEOUT", v)
+        if not 0.05 <= timeout <= 30:
+            raise SettingsError("MASKLINE_WEBHOOK_BACKEND_TIMEOUT must be between 0.05 and 30 seconds")
+        values["webhook_backend_timeout"] = timeout
+    if (v := get("METRICS_TOKEN")) is not None:
+        values["metrics_token"] = v
     return values
 
 
@@ -354,6 +369,7 @@ __all__ = [
     "SettingsError",
     "load_settings",
     "parse_duration",
+    "parse_sms_redact",
     "service_urls_for_tests",
     "with_overrides",
 ]

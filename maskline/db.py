@@ -55,8 +55,12 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the settings maskline relies on."""
+def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
+    """An engine for ``url`` with the settings maskline relies on.
+
+    ``statement_timeout`` (seconds, PostgreSQL only) caps every statement
+    and the wait for a pooled connection: for paths that must answer fast.
+    """
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; plain URLs would ask for psycopg2.
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -66,15 +70,27 @@ def make_engine(url: str) -> Engine:
         return engine
     # pre_ping: a PostgreSQL restart shows up as one failed checkout that is
     # retried on a fresh connection, not as an error on the next request.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    if statement_timeout is None:
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    milliseconds = max(1, round(statement_timeout * 1000))
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=statement_timeout,
+        # libpq counts connect_timeout in whole seconds and treats anything
+        # under 2 as 2: the shortest bound it offers on reaching the server.
+        connect_args={"options": f"-c statement_timeout={milliseconds}", "connect_timeout": 2},
+    )
 
 
 class Database:
     """An engine and its session factory; ``session()`` is the unit of work."""
 
-    def __init__(self, *, url: str) -> None:
+    def __init__(self, *, url: str, statement_timeout: float | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, statement_timeout=statement_timeout)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

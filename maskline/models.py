@@ -3,7 +3,7 @@
 from maskline.audit.models import AuditRecord
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.vault.models import KeyVersion, VaultEntry
-from maskline.webhooks.models import Interaction
+from maskline.webhooks.models import Interaction, Recording
 
 __all__ = [
     "AuditRecord",
@@ -11,6 +11,7 @@ __all__ = [
     "BindingMember",
     "Interaction",
     "KeyVersion",
+    "Recording",
     "RelayNumber",
     "VaultEntry",
 ]

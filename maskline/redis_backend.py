@@ -58,14 +58,21 @@ def read_embedded_port(instance_path: Path) -> int | None:
     return None if server is None else server.port
 
 
-def connect(redis_url: str | None, *, instance_path: Path) -> Any:
-    """A Redis client for ``redis_url``; ``None`` means the embedded server."""
+def connect(redis_url: str | None, *, instance_path: Path, timeout: float = 2.0, quiet: bool = False) -> Any:
+    """A Redis client for ``redis_url``; ``None`` means the embedded server.
+
+    ``timeout`` bounds connecting and every reply (seconds). ``quiet`` skips
+    the development warnings (for a second client in the same process).
+    """
     if redis_url:
-        return redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        return redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
     port = read_embedded_port(instance_path)
     if port is not None:
-        log.warning("using the embedded development Redis on 127.0.0.1:%d (not for production)", port)
-        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2.0)
+        if not quiet:
+            log.warning("using the embedded development Redis on 127.0.0.1:%d (not for production)", port)
+        return redis.Redis(
+            host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
     import fakeredis
 
     log.warning(

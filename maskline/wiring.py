@@ -50,6 +50,7 @@ class Services:
     clock: Clock
     _redis: Any = None
     _numbers: Any = None
+    _webhook_backends: Any = None
 
     @property
     def redis(self) -> Any:
@@ -68,10 +69,20 @@ class Services:
         numbers: NumbersServices = self._numbers
         return numbers
 
+    @property
+    def webhook_backends(self) -> WebhookBackends:
+        """Redis, SQL and a router for the webhook path, with short timeouts."""
+        if self._webhook_backends is None:
+            self._webhook_backends = build_webhook_backends(self)
+        backends: WebhookBackends = self._webhook_backends
+        return backends
+
     def close(self) -> None:
         self.db.dispose()
         if self._redis is not None and hasattr(self._redis, "close"):
             self._redis.close()
+        if self._webhook_backends is not None:
+            self._webhook_backends.close(self)
 
 
 @dataclass
@@ -82,6 +93,53 @@ class NumbersServices:
     router: Router
     rebuilder: AutoRebuilder
     sweeper: Sweeper
+
+
+@dataclass
+class WebhookBackends:
+    """The same Redis and SQL servers as everything else, through clients whose
+    timeouts are ``webhook_backend_timeout``: a hung backend costs a caller
+    that long, then an apology, instead of Twilio's own timeout and error."""
+
+    redis: Any
+    db: Database
+    router: Router
+
+    def close(self, services: Services) -> None:
+        if self.db is not services.db:
+            self.db.dispose()
+        if self.redis is not services._redis and hasattr(self.redis, "close"):
+            self.redis.close()
+
+
+def build_webhook_backends(services: Services) -> WebhookBackends:
+    """Short-timeout clients; an in-process Redis or SQLite is shared as is."""
+    from maskline.numbers.router import Router
+    from maskline.numbers.routes import RouteStore
+    from maskline.redis_backend import connect, is_in_process
+
+    settings = services.settings
+    timeout = settings.webhook_backend_timeout
+    numbers = services.numbers  # builds (and, in-process, fills) the shared Redis first
+    if is_in_process(services.redis):
+        redis_client = services.redis
+    else:
+        redis_client = connect(
+            settings.redis_url, instance_path=settings.instance_path, timeout=timeout, quiet=True
+        )
+    db = services.db
+    if db.dialect == "postgresql":
+        db = Database(url=settings.database_url, statement_timeout=timeout)
+    router = Router(
+        db=db,
+        vault=services.vault,
+        routes=RouteStore(redis_client),
+        # A rebuild is background work over the normal clients: it may take
+        # longer than any one webhook is allowed to.
+        rebuilder=numbers.rebuilder,
+        clock=services.clock,
+    )
+    return WebhookBackends(redis=redis_client, db=db, router=router)
 
 
 def build_numbers(services: Services) -> NumbersServices:

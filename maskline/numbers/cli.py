@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from config import SettingsError, parse_duration
+from config import SettingsError, parse_duration, parse_sms_redact
 from maskline.numbers.interfaces import BindRequest, NumbersError
 from maskline.numbers.pool import PoolImportError, parse_capabilities
 from maskline.numbers.rebuild import pool_numbers, rebuild_routes
@@ -44,6 +44,15 @@ def _parse_parties(items: tuple[str, ...]) -> dict[str, str]:
     return parties
 
 
+def _sms_redact(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    try:
+        return parse_sms_redact("--sms-redact", value)
+    except SettingsError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
 
@@ -57,6 +66,19 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--fallback", type=click.Choice(["axe"]), default=None, help="fall back to axe if no axb fits")
 @click.option("--owner", default="default", show_default=True)
 @click.option("--region", default=None, help="region for numbers written without +country code")
+@click.option("--record", is_flag=True, help="record calls (both sides hear an announcement first)")
+@click.option(
+    "--sms-redact",
+    default=None,
+    metavar="phones,links|none",
+    help="this binding's SMS redaction (default MASKLINE_SMS_REDACT)",
+)
+@click.option(
+    "--sms-media",
+    type=click.Choice(["forward", "refuse"]),
+    default=None,
+    help="this binding's SMS media policy (default MASKLINE_SMS_MEDIA)",
+)
 def bind(
     order_id: str,
     mode: str,
@@ -66,6 +88,9 @@ def bind(
     fallback: str | None,
     owner: str,
     region: str | None,
+    record: bool,
+    sms_redact: str | None,
+    sms_media: str | None,
 ) -> None:
     """Bind an order's parties to a relay number; prints the binding as JSON."""
     allow_value: list[str] | str | None = None
@@ -82,6 +107,9 @@ def bind(
         ttl=_duration(ttl, "--ttl") if ttl else None,
         fallback=fallback,  # type: ignore[arg-type]
         region=region,
+        record=record,
+        sms_redact=_sms_redact(sms_redact),
+        sms_media=sms_media,  # type: ignore[arg-type]
     )
     with _services() as services:
         try:
@@ -140,7 +168,7 @@ def routes_rebuild() -> None:
 
 @click.group("bindings")
 def bindings_group() -> None:
-    """Bindings: list, show, extend, sweep."""
+    """Bindings: list, show, recordings, extend, sweep."""
 
 
 @bindings_group.command("list")
@@ -162,6 +190,22 @@ def bindings_show(binding_id: str) -> None:
         except NumbersError as exc:
             raise _fail(exc) from None
     click.echo(json.dumps(view.to_json(), indent=2))
+
+
+@bindings_group.command("recordings")
+@click.argument("binding_id")
+def bindings_recordings(binding_id: str) -> None:
+    """A binding's call recordings as JSON lines: Twilio's sid and URL, never a number."""
+    from maskline.webhooks.recordings import recordings_of
+
+    with _services() as services:
+        try:
+            services.numbers.bindings.get(binding_id)
+        except NumbersError as exc:
+            raise _fail(exc) from None
+        with services.db.session() as session:
+            for recording in recordings_of(session, binding_id):
+                click.echo(json.dumps(recording.to_json()))
 
 
 @bindings_group.command("extend")

@@ -94,6 +94,12 @@ class BindRequest:
     expires_at: dt.datetime | None = None
     fallback: Literal["axe"] | None = None
     region: str | None = None
+    # Record calls (announced to both sides).
+    record: bool = False
+    # The binding's own SMS policy; None keeps the deployment's. An empty
+    # set means no redaction.
+    sms_redact: frozenset[str] | None = None
+    sms_media: Literal["forward", "refuse"] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +119,10 @@ class BindingView:
     allow: Literal["any", "list"] | None
     allowed_callers: int
     fallback_used: bool = False
+    record: bool = False
+    # The binding's own SMS policy (None: the deployment's).
+    sms_redact: tuple[str, ...] | None = None
+    sms_media: str | None = None
 
     def dial_for(self, role: str) -> str:
         """What ``role`` should dial: the relay number, with the extension for
@@ -136,6 +146,11 @@ class BindingView:
             "allow": self.allow,
             "allowed_callers": self.allowed_callers,
             "fallback_used": self.fallback_used,
+            "record": self.record,
+            "sms_policy": {
+                "redact": None if self.sms_redact is None else list(self.sms_redact),
+                "media": self.sms_media,
+            },
         }
 
 

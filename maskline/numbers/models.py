@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from maskline.db import Base, UTCDateTime
@@ -60,6 +60,12 @@ class Binding(Base):
     # Bumped on every change; Redis route entries carry it, so a rebuild that
     # read an older state can never revive what an unbind ended.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Calls are recorded (both sides told first); set when the binding is made.
+    record: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The binding's own SMS policy; NULL means the deployment's. sms_redact
+    # is a sorted comma list of phones/links, "" for no redaction.
+    sms_redact: Mapped[str | None] = mapped_column(String(32))
+    sms_media: Mapped[str | None] = mapped_column(String(8))
 
     members: Mapped[list[BindingMember]] = relationship(
         back_populates="binding", cascade="all, delete-orphan", order_by="BindingMember.position"

@@ -21,6 +21,7 @@ from typing import Literal
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from config import SMS_REDACTIONS
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.numbers import regions
@@ -53,6 +54,11 @@ MAX_ORDER_ID = 128
 MAX_ALLOWED_CALLERS = 20
 # Roles taken as the bound party of an axe binding, in order of preference.
 BOUND_ROLE_PREFERENCE = ("buyer", "customer", "recipient")
+
+
+def _redactions(stored: str | None) -> tuple[str, ...] | None:
+    """A binding's stored SMS redaction ("phones,links", "" for none, NULL for the default)."""
+    return None if stored is None else tuple(filter(None, stored.split(",")))
 
 
 def new_binding_id() -> str:
@@ -124,6 +130,14 @@ class BindingService:
             raise InvalidRequest(
                 "allow", 'an axe binding needs an allow-list of callers (or allow: "any", explicitly)'
             )
+        if not isinstance(req.record, bool):
+            raise InvalidRequest("record", "must be true or false")
+        if req.sms_redact is not None:
+            unknown = sorted(set(req.sms_redact) - set(SMS_REDACTIONS))
+            if unknown:
+                raise InvalidRequest("sms_redact", f"takes {', '.join(SMS_REDACTIONS)}, not {unknown[0]!r}")
+        if req.sms_media not in (None, "forward", "refuse"):
+            raise InvalidRequest("sms_media", "must be forward or refuse")
         if req.fallback not in (None, "axe"):
             raise InvalidRequest("fallback", 'the only fallback is "axe"')
         if req.fallback == "axe" and req.mode != "axb":
@@ -228,6 +242,9 @@ class BindingService:
                 relay_number=relay,
                 extension=extension,
                 allow_any=req.allow == "any" and not fallback_used,
+                record=req.record,
+                sms_redact=None if req.sms_redact is None else ",".join(sorted(req.sms_redact)),
+                sms_media=req.sms_media,
                 status="active",
                 expires_at=expires,
                 created_at=now,
@@ -446,6 +463,11 @@ class BindingService:
             allow=("any" if binding.allow_any else "list") if binding.mode == "axe" else None,
             allowed_callers=len(binding.callers),
             fallback_used=fallback_used,
+            record=bool(binding.record),
+            sms_redact=None
+            if binding.sms_redact is None
+            else tuple(filter(None, binding.sms_redact.split(","))),
+            sms_media=binding.sms_media,
         )
 
     # -- changing ------------------------------------------------------------------

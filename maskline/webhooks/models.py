@@ -1,4 +1,4 @@
-"""Interactions: who called or texted whom, by role. Never a number.
+"""Interactions (who called or texted whom, by role) and call recordings. Never a number.
 
 An interaction belongs to its binding's owner. ``binding_id`` is a plain
 indexed column, not a foreign key: the record outlives whatever retention
@@ -31,3 +31,24 @@ class Interaction(Base):
     duration: Mapped[int | None] = mapped_column(Integer)  # seconds, calls only
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Recording(Base):
+    """A recording of a relayed call, known by Twilio's sid and URL only.
+
+    The audio stays with Twilio; maskline keeps the reference, so that a
+    binding's recordings can be listed (and later fetched or deleted).
+    """
+
+    __tablename__ = "recordings"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)  # RecordingSid
+    call_sid: Mapped[str] = mapped_column(String(64))  # the incoming leg, as Interaction.sid
+    binding_id: Mapped[str] = mapped_column(String(24), index=True)
+    owner: Mapped[str] = mapped_column(String(120), index=True)
+    url: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(20))
+    duration: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

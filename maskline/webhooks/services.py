@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -36,7 +34,6 @@ from sqlalchemy.exc import IntegrityError
 
 from maskline.numbers.models import Binding
 from maskline.numbers.routes import epoch
-from maskline.redaction import redact_phone_numbers
 from maskline.webhooks import twiml
 from maskline.webhooks.interfaces import (
     TERMINAL_CALL_STATUSES,
@@ -45,10 +42,13 @@ from maskline.webhooks.interfaces import (
     StepDecision,
 )
 from maskline.webhooks.models import Interaction
+from maskline.webhooks.policy import BindingOptions, BindingOptionsCache, SmsPolicy
+from maskline.webhooks.recordings import RecordingEvent, store_recording
 
 if TYPE_CHECKING:
+    from maskline.db import Database
     from maskline.numbers.router import Router
-    from maskline.wiring import Services
+    from maskline.wiring import Services, WebhookBackends
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,6 @@ EXTENSION_ATTEMPTS = 2
 # Reasons an extension attempt counts as wrong. The caller hears the same
 # for all three, so guessing learns nothing about which extensions exist.
 _WRONG_EXTENSION = frozenset({"bad_extension", "stranger", "expired"})
-_LINK = re.compile(
-    r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+"
-    r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|info|biz|io|co|me|ly|cn|app|link|xyz|top|shop|site)\b(?:/\S*)?",
-    re.IGNORECASE,
-)
-LINK_PLACEHOLDER = "[link removed]"
 SMS_QUOTA_REPLY = "Sorry, this number has reached its message limit for now."
 SMS_MEDIA_REPLY = "Sorry, pictures and files cannot be forwarded through this number."
 
@@ -197,7 +191,7 @@ class PoolDirectory:
     def _load(self) -> None:
         with self._lock:
             try:
-                with self._services.db.session() as session:
+                with self._services.webhook_backends.db.session() as session:
                     numbers = self._services.numbers.pool.numbers(session)
             except Exception as exc:
                 if self._numbers is None:
@@ -206,21 +200,6 @@ class PoolDirectory:
                 numbers = self._numbers
             self._numbers = numbers
             self._loaded_at = time.monotonic()
-
-
-@dataclass(frozen=True, kw_only=True)
-class SmsPolicy:
-    """What happens to a message's content: redaction and media."""
-
-    redact: frozenset[str]
-    media: str  # forward or refuse
-
-    def clean(self, body: str, *, region: str) -> str:
-        if "links" in self.redact:
-            body = _LINK.sub(LINK_PLACEHOLDER, body)
-        if "phones" in self.redact:
-            body = redact_phone_numbers(body, region=region)
-        return body
 
 
 class WebhookService:
@@ -242,11 +221,21 @@ class WebhookService:
         self.pool = PoolDirectory(services)
         self.sms_policy = SmsPolicy(redact=settings.sms_redact, media=settings.sms_media)
         self._state: tuple[DecisionStore, Quotas, ExtensionGuard] | None = None
+        self._options: BindingOptionsCache | None = None
+
+    @property
+    def backends(self) -> WebhookBackends:
+        """Redis, SQL and the router with the webhook path's short timeouts."""
+        return self.services.webhook_backends
+
+    @property
+    def db(self) -> Database:
+        return self.backends.db
 
     # Redis-backed parts are built on first use: building them never connects.
     def _redis_parts(self) -> tuple[DecisionStore, Quotas, ExtensionGuard]:
         if self._state is None:
-            client = self.services.redis
+            client = self.backends.redis
             s = self.settings
             self._state = (
                 DecisionStore(client, ttl_seconds=int(s.webhook_dedupe_ttl.total_seconds())),
@@ -268,15 +257,22 @@ class WebhookService:
 
     @property
     def router(self) -> Router:
-        return self.services.numbers.router
+        return self.backends.router
 
     def _now(self) -> int:
         return epoch(self.services.clock())
 
+    def options_of(self, binding_id: str | None) -> BindingOptions:
+        """A binding's recording and SMS policy (its own, else the deployment's)."""
+        if not binding_id:
+            raise BackendUnavailable("a decision without a binding")
+        if self._options is None:
+            self._options = BindingOptionsCache(db=self.db, default_sms=self.sms_policy)
+        return self._options.get(binding_id)
+
     def policy_for(self, binding_id: str | None) -> SmsPolicy:
-        """The SMS policy of a binding. The deployment's, until bindings carry
-        their own: this is the one place a per-binding override goes."""
-        return self.sms_policy
+        """The SMS policy of a binding."""
+        return self.options_of(binding_id).sms
 
     # -- voice -----------------------------------------------------------------
 
@@ -308,7 +304,7 @@ class WebhookService:
             stored = store.record(sid, step, decide(), now=self._now())
         else:
             RETRIES.labels(endpoint=step.split(":")[0]).inc()
-        return self._render_voice(stored, relay)
+        return self._render_voice(stored, relay, sid)
 
     def _decide_call(self, relay: str, caller: str) -> StepDecision:
         if caller in self.pool:
@@ -345,11 +341,17 @@ class WebhookService:
                 return StepDecision(action="gather", attempt=attempt + 1)
         return self._reject(route.reason or "unavailable", binding_id=route.binding_id)
 
-    def _render_voice(self, decision: StepDecision, relay: str) -> str:
+    def _render_voice(self, decision: StepDecision, relay: str, sid: str) -> str:
         if decision.action == "connect":
+            record = self.options_of(decision.binding_id).record
             number = self._open(decision.target_token)
             CONNECTS.labels(type="call").inc()
-            return twiml.connect(relay=relay, number=number, time_limit=self.settings.call_time_limit)
+            time_limit = self.settings.call_time_limit
+            if record:
+                return self.voice_twiml.connect_recorded(
+                    relay=relay, number=number, time_limit=time_limit, call_sid=sid
+                )
+            return twiml.connect(relay=relay, number=number, time_limit=time_limit)
         if decision.action == "gather":
             return self.voice_twiml.gather(
                 digits=self.settings.extension_digits, attempt=decision.attempt, retry=decision.attempt > 1
@@ -407,6 +409,33 @@ class WebhookService:
             return twiml.reply(SMS_MEDIA_REPLY)
         return twiml.EMPTY_MESSAGING
 
+    # -- recording -------------------------------------------------------------
+
+    def whisper(self) -> str:
+        """What the called party hears before a recorded call is joined."""
+        return self.voice_twiml.whisper
+
+    def recording_status(self, event: RecordingEvent) -> None:
+        """Store a recording under the binding of the call it recorded."""
+        try:
+            info = self._redis_parts()[0].info(event.call_sid)
+            binding_id = info.get("b") or self._binding_of_interaction(event.call_sid)
+            if not binding_id:
+                # Only connected calls of recorded bindings are recorded, so
+                # this is a forged or very late callback: nothing to file it under.
+                self._reject("no_binding")
+                log.warning("recording %s names a call maskline did not connect", event.sid)
+                return
+            store_recording(self.db, event, binding_id=binding_id, now=self.services.clock())
+        except Exception as exc:
+            self._failure("recording", exc)
+
+    def _binding_of_interaction(self, call_sid: str) -> str | None:
+        with self.db.session() as session:
+            return session.execute(
+                select(Interaction.binding_id).where(Interaction.sid == call_sid)
+            ).scalar_one_or_none()
+
     # -- status callbacks ------------------------------------------------------
 
     def voice_status(self, *, call_sid: str, status: str, duration: int | None) -> None:
@@ -438,7 +467,7 @@ class WebhookService:
         started = dt_from_epoch(int(info["t"])) if info.get("t") else now
         for _ in range(2):  # a concurrent first insert of the same sid: update instead
             try:
-                with self.services.db.session() as session:
+                with self.db.session() as session:
                     row = session.get(Interaction, sid)
                     if row is None:
                         owner = session.execute(
@@ -483,7 +512,7 @@ class WebhookService:
         if not token:
             raise BackendUnavailable("connect decision without a target")
         try:
-            with self.services.db.session() as session:
+            with self.db.session() as session:
                 return self.services.vault.open(session, token)
         except Exception as exc:  # DB down, erased, integrity: never a wrong number
             raise BackendUnavailable(f"vault: {type(exc).__name__}") from None

@@ -14,6 +14,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 EXTENSION_ACTION = "/webhooks/twilio/voice/extension"
+WHISPER_PATH = "/webhooks/twilio/voice/whisper"
+RECORDING_CALLBACK_PATH = "/webhooks/twilio/voice/recording"
 
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 # Attribute order as twilio's builder writes it (sorted by name).
@@ -47,6 +49,7 @@ class Prompts:
     goodbye: str
     rejected: str
     apology: str
+    recording: str
 
 
 PROMPTS: dict[str, Prompts] = {
@@ -56,6 +59,7 @@ PROMPTS: dict[str, Prompts] = {
         goodbye="Sorry, we could not connect your call. Goodbye.",
         rejected="Sorry, this number cannot connect your call. Goodbye.",
         apology="Sorry, we cannot connect your call right now. Please try again later. Goodbye.",
+        recording="This call will be recorded.",
     ),
     # Chinese punctuation is full width, as a speech engine expects it.
     "zh-CN": Prompts(
@@ -64,6 +68,7 @@ PROMPTS: dict[str, Prompts] = {
         goodbye="抱歉，无法为您接通。再见。",  # noqa: RUF001
         rejected="抱歉，该号码无法为您接通。再见。",  # noqa: RUF001
         apology="抱歉，暂时无法为您接通，请稍后再试。再见。",  # noqa: RUF001
+        recording="本次通话将被录音。",
     ),
 }
 
@@ -76,6 +81,8 @@ class Voice:
     ) -> None:
         self.language = language
         self.extension_action = path_prefix + EXTENSION_ACTION
+        self.whisper_url = path_prefix + WHISPER_PATH
+        self.recording_callback = path_prefix + RECORDING_CALLBACK_PATH
         self.voice = voice
         prompts = PROMPTS[language]
         self.prompts = prompts
@@ -85,11 +92,36 @@ class Voice:
         self.goodbye = self._say_and_hang_up(prompts.goodbye)
         self.apology = self._say_and_hang_up(prompts.apology)
         self.silent_goodbye = str(_hang_up())
+        # Played to the called party before the calls are joined.
+        whisper = VoiceResponse()
+        whisper.say(prompts.recording, voice=voice, language=language)
+        self.whisper = str(whisper)
 
     def _say_and_hang_up(self, text: str) -> str:
         response = VoiceResponse()
         response.say(text, voice=self.voice, language=self.language)
         response.hangup()
+        return str(response)
+
+    def connect_recorded(self, *, relay: str, number: str, time_limit: int, call_sid: str) -> str:
+        """A connect that records both legs, announced to both sides.
+
+        The caller hears the announcement before the dial; the called party
+        hears it through ``<Number url>`` before the calls are joined. The
+        caller ID is the relay number, as in :func:`connect`.
+        """
+        response = VoiceResponse()
+        response.say(self.prompts.recording, voice=self.voice, language=self.language)
+        dial = response.dial(
+            caller_id=relay,
+            answer_on_bridge=True,
+            time_limit=int(time_limit),
+            record="record-from-answer-dual",
+            recording_status_callback=f"{self.recording_callback}?ref={call_sid}",
+            recording_status_callback_event="completed absent",
+            recording_status_callback_method="POST",
+        )
+        dial.number(number, url=self.whisper_url, method="POST")
         return str(response)
 
     def gather(self, *, digits: int, attempt: int, retry: bool = False) -> str:
@@ -146,6 +178,8 @@ __all__ = [
     "EMPTY_VOICE",
     "EXTENSION_ACTION",
     "PROMPTS",
+    "RECORDING_CALLBACK_PATH",
+    "WHISPER_PATH",
     "Voice",
     "connect",
     "message",

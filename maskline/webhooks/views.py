@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from maskline.webhooks import twiml
 from maskline.webhooks.interfaces import BadWebhookRequest, SignatureInvalid
+from maskline.webhooks.recordings import RecordingEvent
 from maskline.webhooks.services import EXTENSION_ATTEMPTS, SIGNATURE_FAILURES, WebhookService
 from maskline.webhooks.signature import SignatureChecker
 
@@ -29,6 +30,9 @@ _RELAY = re.compile(r"^\+[0-9]{6,15}$")
 _CALLER = re.compile(r"^[^\x00-\x1f]{1,256}$")
 _DIGITS = re.compile(r"^[0-9]{1,8}$")
 _STATUS = re.compile(r"^[a-z-]{1,20}$")
+_RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
+# Recordings live at Twilio; anything else is not a recording URL.
+_RECORDING_URL = re.compile(r"^https://[A-Za-z0-9.-]+/[\x21-\x7e]{1,480}$")
 _MAX_MEDIA = 10
 
 
@@ -104,6 +108,31 @@ def voice_extension() -> ResponseReturnValue:
     )
 
 
+@bp.post("/voice/whisper")
+def voice_whisper() -> ResponseReturnValue:
+    # Fetched by Twilio for the called leg of a recorded call, before joining.
+    _field("CallSid", _CALL_SID)
+    return _xml(_hooks().service.whisper())
+
+
+@bp.post("/voice/recording")
+def voice_recording() -> ResponseReturnValue:
+    # ``ref`` is the incoming call whose <Dial> recorded (set in recordingStatusCallback).
+    call_sid = (
+        _field("ref", _CALL_SID, request.args) if "ref" in request.args else _field("CallSid", _CALL_SID)
+    )
+    event = RecordingEvent(
+        sid=_field("RecordingSid", _RECORDING_SID),
+        call_sid=call_sid,
+        url=_field("RecordingUrl", _RECORDING_URL),
+        status=_field("RecordingStatus", _STATUS),
+        duration=_optional_int("RecordingDuration"),
+        channels=_optional_int("RecordingChannels"),
+    )
+    _hooks().service.recording_status(event)
+    return _xml(twiml.EMPTY_VOICE)
+
+
 @bp.post("/sms")
 def sms() -> ResponseReturnValue:
     message_sid = _field("MessageSid", _MESSAGE_SID)
@@ -123,16 +152,20 @@ def sms() -> ResponseReturnValue:
     )
 
 
+def _optional_int(name: str) -> int | None:
+    raw = request.form.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadWebhookRequest(name)
+    return int(raw)
+
+
 @bp.post("/voice/status")
 def voice_status() -> ResponseReturnValue:
     call_sid = _field("CallSid", _CALL_SID)
     status = _field("CallStatus", _STATUS)
-    raw_duration = request.form.get("CallDuration")
-    duration = None
-    if raw_duration:
-        if not raw_duration.isdigit():
-            raise BadWebhookRequest("CallDuration")
-        duration = int(raw_duration)
+    duration = _optional_int("CallDuration")
     _hooks().service.voice_status(call_sid=call_sid, status=status, duration=duration)
     return _xml(twiml.EMPTY_VOICE)
 

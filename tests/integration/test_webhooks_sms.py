@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from maskline.numbers.interfaces import InvalidRequest
 from tests.integration.conftest import BUYER, COURIER, MERCHANT, STRANGER, AppMaker, Twilio, sid
 
 MEDIA = {"NumMedia": "1", "MediaUrl0": "https://api.twilio.com/media/ME1"}
@@ -115,3 +116,53 @@ def test_redis_unavailable_answers_an_empty_response(make_app: AppMaker, bind: C
     twilio = Twilio(make_app(redis_url="redis://127.0.0.1:1/0"))
     answer = twilio.sms(MERCHANT, view.relay_number, "hi")
     assert answer.status == 200 and len(answer.xml) == 0
+
+
+def test_a_binding_can_turn_redaction_off_for_itself_only(twilio: Twilio, bind: Callable[..., Any]) -> None:
+    own = bind(sms_redact=frozenset())
+    default = bind(order_id="o-2")
+    body = "call 415 555 0199 or see https://shop.example.com/t"
+    assert message(twilio.sms(MERCHANT, own.relay_number, body))[2] == body
+    redacted = message(twilio.sms(MERCHANT, default.relay_number, body))[2]
+    assert "555 0199" not in redacted and "[link removed]" in redacted
+
+
+def test_a_binding_can_redact_more_than_the_deployment(make_app: AppMaker, bind: Callable[..., Any]) -> None:
+    twilio = Twilio(make_app(sms_redact=frozenset()))
+    view = bind(sms_redact=frozenset({"phones"}))
+    assert message(twilio.sms(MERCHANT, view.relay_number, "ring 415 555 0199"))[2] == "ring [phone removed]"
+
+
+def test_a_binding_can_forward_media_where_the_deployment_refuses(
+    twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    view = bind(sms_media="forward")
+    answer = twilio.sms(MERCHANT, view.relay_number, "photo", **MEDIA)
+    assert message(answer)[0] == BUYER and answer.find("Message/Media") is not None
+
+
+def test_a_binding_can_refuse_media_where_the_deployment_forwards(
+    make_app: AppMaker, bind: Callable[..., Any]
+) -> None:
+    twilio = Twilio(make_app(sms_media="forward"))
+    view = bind(sms_media="refuse")
+    to, _, body = message(twilio.sms(MERCHANT, view.relay_number, "photo", **MEDIA))
+    assert to is None and "cannot be forwarded" in body
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("sms_redact", frozenset({"emails"})), ("sms_media", "maybe"), ("record", "yes")]
+)
+def test_a_bad_binding_policy_is_refused_naming_the_field(
+    bind: Callable[..., Any], field: str, value: Any
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        bind(**{field: value})
+    assert caught.value.field == field
+
+
+def test_the_binding_shows_its_own_policy(bind: Callable[..., Any]) -> None:
+    view = bind(sms_redact=frozenset({"links"}), sms_media="forward", record=True)
+    body = view.to_json()
+    assert body["sms_policy"] == {"redact": ["links"], "media": "forward"} and body["record"] is True
+    assert bind(order_id="o-2").to_json()["sms_policy"] == {"redact": None, "media": None}
