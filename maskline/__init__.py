@@ -39,6 +39,12 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
 
     app.register_blueprint(health_bp)
 
+    from maskline.metrics import SETTINGS_KEY as METRICS_TOKEN_KEY
+    from maskline.metrics import bp as metrics_bp
+
+    app.config[METRICS_TOKEN_KEY] = settings.metrics_token
+    app.register_blueprint(metrics_bp)
+
     from maskline.webhooks.views import init_app as init_webhooks
 
     init_webhooks(app, services)

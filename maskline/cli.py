@@ -135,7 +135,9 @@ def serve(host: str, port: int, workers: int) -> None:
     try:
         from maskline.server import run_gunicorn
 
-        run_gunicorn(host=host, port=port, workers=workers)
+        run_gunicorn(
+            host=host, port=port, workers=workers, metrics_dir=settings.instance_path / "metrics" / str(port)
+        )
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

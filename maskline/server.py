@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -27,9 +28,23 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def run_gunicorn(*, host: str, port: int, workers: int) -> None:
+def _child_exit(_server: Any, worker: Any) -> None:
+    from maskline.metrics import worker_exited
+
+    worker_exited(worker.pid)
+
+
+def run_gunicorn(*, host: str, port: int, workers: int, metrics_dir: Path) -> None:
     """Serve ``wsgi:app``; the app is built in the master first, so a bad
-    configuration stops start-up once, with one line, before any worker forks."""
+    configuration stops start-up once, with one line, before any worker forks.
+
+    Metrics are counted in files under ``metrics_dir`` (emptied at start),
+    so that ``/metrics`` sums every worker.
+    """
+    from maskline.metrics import use_multiprocess_dir
+
+    use_multiprocess_dir(metrics_dir)  # before anything imports prometheus_client
+
     from maskline import create_app, services_of
     from maskline.numbers.rebuild import rebuild_routes
 
@@ -49,5 +64,11 @@ def run_gunicorn(*, host: str, port: int, workers: int) -> None:
     # the path only, never a query string (which could carry a number).
     access_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
     _Gunicorn(
-        {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-", "access_log_format": access_format}
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "accesslog": "-",
+            "access_log_format": access_format,
+            "child_exit": _child_exit,
+        }
     ).run()

@@ -97,6 +97,10 @@ class CallResult:
     call_sid: str = ""
     steps: int = 0
     error: str | None = None
+    # Both legs recorded (<Dial record=...>), and what the called party
+    # heard before the calls were joined (the <Number url> whisper).
+    recorded: bool = False
+    callee_heard: list[str] = field(default_factory=list)
 
     def to_json(self, *, show_numbers: bool = False) -> dict[str, Any]:
         body = asdict(self)
@@ -181,12 +185,59 @@ class CarrierSimulator:
                 )
             said += twiml.said
             result = self._call_outcome(twiml, status, sid, step, said)
+            if result.outcome == "connected" and twiml.dial_number_url:
+                result.callee_heard = self._whisper(
+                    twiml.dial_number_url, sid, to_number, result.dialed or ""
+                )
             if result.outcome != "gather":
                 return result
             if not pending or step > MAX_GATHERS or not twiml.gather_action:
                 return result
             path = twiml.gather_action
             form = {**form, "Digits": pending.pop(0), "CallStatus": "in-progress"}
+
+    def _whisper(self, url: str, parent_sid: str, relay: str, dialed: str) -> list[str]:
+        """Fetch the called leg's whisper as Twilio does once that leg answers."""
+        form = {
+            "CallSid": "CA" + secrets.token_hex(16),
+            "ParentCallSid": parent_sid,
+            "AccountSid": self.account_sid,
+            "From": relay,
+            "To": dialed,
+            "CallStatus": "in-progress",
+            "Direction": "outbound-dial",
+            "ApiVersion": "2010-04-01",
+        }
+        status, body = self.signed_post(url, form)
+        if status != 200:
+            return [f"(whisper failed: HTTP {status})"]
+        try:
+            return parse_twiml(body).said
+        except TwimlError as exc:
+            return [f"(whisper failed: {exc})"]
+
+    def recording(
+        self,
+        *,
+        callback_url: str,
+        call_sid: str,
+        recording_sid: str | None = None,
+        status: str = "completed",
+        duration: int = 0,
+    ) -> int:
+        """Send the recording status callback a <Dial record> asked for."""
+        sid = recording_sid or "RE" + secrets.token_hex(16)
+        form = {
+            "AccountSid": self.account_sid,
+            "CallSid": call_sid,
+            "RecordingSid": sid,
+            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}",
+            "RecordingStatus": status,
+            "RecordingDuration": str(duration),
+            "RecordingChannels": "2",
+            "RecordingSource": "DialVerb",
+        }
+        return self.signed_post(callback_url, form)[0]
 
     @staticmethod
     def _call_outcome(twiml: TwimlOutcome, status: int, sid: str, step: int, said: list[str]) -> CallResult:
@@ -199,6 +250,7 @@ class CarrierSimulator:
                 said=said,
                 call_sid=sid,
                 steps=step,
+                recorded=twiml.dial_attributes.get("record", "do-not-record") != "do-not-record",
             )
         if twiml.gather_action:
             return CallResult(outcome="gather", http_status=status, said=said, call_sid=sid, steps=step)

@@ -18,6 +18,8 @@ class TwimlOutcome:
     dial_number: str | None = None
     dial_caller_id: str | None = None
     dial_attributes: dict[str, str] = field(default_factory=dict)
+    # <Number url>: TwiML Twilio plays to the called party before joining.
+    dial_number_url: str | None = None
     gather_action: str | None = None
     gather_digits: int | None = None
     hangup: bool = False
@@ -43,6 +45,7 @@ def parse_twiml(text: str) -> TwimlOutcome:
                 (number.text or "").strip() if number is not None else (verb.text or "").strip()
             )
             outcome.dial_caller_id = verb.get("callerId")
+            outcome.dial_number_url = number.get("url") if number is not None else None
             outcome.dial_attributes = dict(verb.attrib)
         elif verb.tag == "Gather":
             outcome.gather_action = verb.get("action")

@@ -135,3 +135,26 @@ def test_without_a_server_a_cli_command_falls_back_to_in_process_fakeredis(serve
     result = server_cli.run("routes", "rebuild")
 
     assert "in-process fakeredis" in result.stderr
+
+
+def _metric(text: str, name: str) -> float:
+    """The value of an unlabelled sample in Prometheus' text format (0 if absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_metrics_sum_every_gunicorn_worker(server: Server) -> None:
+    forged = 12
+    for _ in range(forged):
+        request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+            server.base_url + "/webhooks/twilio/voice", data=b"CallSid=CA1&From=x&To=y", method="POST"
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)  # noqa: S310
+        assert refused.value.code == 403
+    with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:  # noqa: S310
+        text = response.read().decode()
+    # Whichever of the two workers answered the scrape, it counts all of them.
+    assert _metric(text, "maskline_webhook_signature_failures_total") == forged

@@ -7,7 +7,9 @@ from typing import Any
 
 from flask import Flask
 
+from maskline import services_of
 from maskline.sim.carrier import CarrierSimulator, FlaskTransport, is_loopback_url, mask_number
+from maskline.webhooks.recordings import recordings_of
 from tests.integration.conftest import AUTH_TOKEN, BUYER, COURIER, MERCHANT, STRANGER
 
 
@@ -53,3 +55,23 @@ def test_masking_and_loopback_checks() -> None:
     assert mask_number("+14155550132") == "+1********32"
     assert is_loopback_url("http://127.0.0.1:8000") and is_loopback_url("http://localhost:8000")
     assert not is_loopback_url("http://10.0.0.5:8000")
+
+
+def test_a_recorded_call_is_announced_to_both_sides_and_its_recording_filed(
+    app: Flask, bind: Callable[..., Any]
+) -> None:
+    view = bind("axb", record=True)
+    sim = simulator(app)
+    result = sim.call(from_number=MERCHANT, to_number=view.relay_number)
+    assert result.outcome == "connected" and result.recorded
+    assert any("recorded" in s for s in result.said) and any("recorded" in s for s in result.callee_heard)
+    callback = f"/webhooks/twilio/voice/recording?ref={result.call_sid}"
+    assert sim.recording(callback_url=callback, call_sid=result.call_sid, duration=9) == 200
+    with services_of(app).db.session() as session:
+        assert [r.duration for r in recordings_of(session, view.id)] == [9]
+
+
+def test_an_unrecorded_call_tells_the_callee_nothing(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axb")
+    result = simulator(app).call(from_number=MERCHANT, to_number=view.relay_number)
+    assert result.outcome == "connected" and not result.recorded and result.callee_heard == []
