@@ -153,6 +153,7 @@ def test_metrics_sum_every_gunicorn_worker(server: Server) -> None:
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)  # noqa: S310
+        refused.value.close()  # an HTTPError holds the response's socket
         assert refused.value.code == 403
     with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:  # noqa: S310
         text = response.read().decode()
