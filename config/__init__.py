@@ -27,6 +27,13 @@ INSECURE_DEVELOPMENT_SECRET = "insecure-development-key"  # noqa: S105 (named so
 # phonenumbers' PhoneNumberType names refused as party numbers by default:
 # calls to them cost the platform money or reach services, not people.
 DEFAULT_REFUSED_NUMBER_TYPES = frozenset({"PREMIUM_RATE", "SHARED_COST"})
+DEFAULT_API_RATE_LIMITS = {
+    "bindings:write": "200/second",
+    "bindings:read": "400/second",
+    "calls:write": "10/second;300/hour",
+    "waybills:read": "50/second",
+    "pool:read": "10/second",
+}
 
 _PREFIX = "MASKLINE_"
 
@@ -71,6 +78,9 @@ class Settings:
     retention: dt.timedelta = dt.timedelta(days=90)
     # nearest: buyer's area, then country, then anywhere; strict: area only.
     geo_policy: Literal["nearest", "strict"] = "nearest"
+    # After an order is marked delivered, its binding lives at most this long
+    # (the courier may still need to call back; then the slip goes dead).
+    delivery_grace: dt.timedelta = dt.timedelta(hours=72)
     # Vault entries no binding uses are collected after this grace period
     # (it covers a binding request between its put and its commit).
     vault_gc_grace: dt.timedelta = dt.timedelta(hours=1)
@@ -103,6 +113,13 @@ class Settings:
     # on the webhook path: a hung backend costs a caller this long, then an
     # apology, rather than Twilio's own 15 s timeout and an error message.
     webhook_backend_timeout: float = 0.5
+    # -- API ----------------------------------------------------------------
+    # Per-key rate limits by scope (Flask-Limiter notation, ";" between limits).
+    api_rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_API_RATE_LIMITS))
+    # How long an Idempotency-Key's first answer is replayed.
+    idempotency_ttl: dt.timedelta = dt.timedelta(hours=24)
+    # The largest API request body accepted (bytes); larger gets 413.
+    api_max_body: int = 64 * 1024
     # -- metrics ------------------------------------------------------------
     # When set, /metrics wants "Authorization: Bearer <token>".
     metrics_token: str | None = None
@@ -200,6 +217,7 @@ def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
 
 
 VOICE_LANGUAGES = ("en-US", "zh-CN")
+API_SCOPES = ("bindings:write", "bindings:read", "calls:write", "waybills:read", "pool:read")
 SMS_REDACTIONS = ("phones", "links")
 
 
@@ -228,6 +246,23 @@ def parse_sms_redact(name: str, value: str) -> frozenset[str]:
     if unknown:
         raise SettingsError(f"{name} takes phones, links (comma-separated) or none, not {unknown[0]!r}")
     return parts
+
+
+def _parse_rate_limits(name: str, value: str) -> dict[str, str]:
+    """``scope=limit;limit,scope=limit``: the scopes named replace their defaults."""
+    from limits import parse_many
+
+    limits = dict(DEFAULT_API_RATE_LIMITS)
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        scope, sep, limit = item.partition("=")
+        if not sep or scope.strip() not in API_SCOPES:
+            raise SettingsError(f"{name}: each item is SCOPE=LIMIT with a scope of {', '.join(API_SCOPES)}")
+        try:
+            parse_many(limit)
+        except ValueError:
+            raise SettingsError(f"{name}: {limit.strip()!r} is not a limit such as 100/second") from None
+        limits[scope.strip()] = limit.strip()
+    return limits
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -270,7 +305,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         )
     if (v := get("EXTENSION_DIGITS")) is not None:
         values["extension_digits"] = _parse_int("MASKLINE_EXTENSION_DIGITS", v, minimum=1, maximum=6)
-    for name in ("cooldown", "default_ttl", "max_ttl", "retention", "vault_gc_grace"):
+    for name in ("cooldown", "default_ttl", "max_ttl", "retention", "vault_gc_grace", "delivery_grace"):
         if (v := get(name.upper())) is not None:
             values[name] = parse_duration(_PREFIX + name.upper(), v)
     if (v := get("GEO_POLICY")) is not None:
@@ -322,6 +357,12 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
         if not 0.05 <= timeout <= 30:
             raise SettingsError("MASKLINE_WEBHOOK_BACKEND_TIMEOUT must be between 0.05 and 30 seconds")
         values["webhook_backend_timeout"] = timeout
+    if (v := get("API_RATE_LIMITS")) is not None:
+        values["api_rate_limits"] = _parse_rate_limits("MASKLINE_API_RATE_LIMITS", v)
+    if (v := get("IDEMPOTENCY_TTL")) is not None:
+        values["idempotency_ttl"] = parse_duration("MASKLINE_IDEMPOTENCY_TTL", v)
+    if (v := get("API_MAX_BODY")) is not None:
+        values["api_max_body"] = _parse_int("MASKLINE_API_MAX_BODY", v, minimum=1024, maximum=1024 * 1024)
     if (v := get("METRICS_TOKEN")) is not None:
         values["metrics_token"] = v
     return values
@@ -359,6 +400,8 @@ def service_urls_for_tests(environ: Mapping[str, str] | None = None) -> tuple[st
 
 
 __all__ = [
+    "API_SCOPES",
+    "DEFAULT_API_RATE_LIMITS",
     "DEFAULT_REFUSED_NUMBER_TYPES",
     "ENVIRONMENTS",
     "INSECURE_DEVELOPMENT_SECRET",

@@ -48,6 +48,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     from maskline.webhooks.views import init_app as init_webhooks
 
     init_webhooks(app, services)
+
+    from maskline.api.views import init_app as init_api
+
+    init_api(app, services)
     return app
 
 

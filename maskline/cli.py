@@ -409,6 +409,14 @@ from maskline.sim.cli import sim as _sim  # noqa: E402
 
 main.add_command(_sim)
 
+from maskline.api.cli import apikey as _apikey  # noqa: E402
+
+main.add_command(_apikey)
+
+from maskline.demo import demo as _demo  # noqa: E402
+
+main.add_command(_demo)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,14 +1,17 @@
 """Imports every package's tables, so Base.metadata is complete (for Alembic)."""
 
+from maskline.api.models import ApiKey, IdempotencyRecord
 from maskline.audit.models import AuditRecord
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.vault.models import KeyVersion, VaultEntry
 from maskline.webhooks.models import Interaction, Recording
 
 __all__ = [
+    "ApiKey",
     "AuditRecord",
     "Binding",
     "BindingMember",
+    "IdempotencyRecord",
     "Interaction",
     "KeyVersion",
     "Recording",

@@ -85,3 +85,15 @@ def connect(redis_url: str | None, *, instance_path: Path, timeout: float = 2.0,
 def is_in_process(client: Any) -> bool:
     """True for the in-process fakeredis fallback, which starts empty in every process."""
     return type(client).__module__.startswith("fakeredis")
+
+
+def storage_uri(redis_url: str | None, *, instance_path: Path) -> str:
+    """Where Flask-Limiter keeps its counters: the same Redis as routing.
+
+    The in-process fakeredis cannot be shared, so the counters then live in
+    this process's memory (development only, like that Redis itself).
+    """
+    if redis_url:
+        return redis_url
+    port = read_embedded_port(instance_path)
+    return f"redis://127.0.0.1:{port}/0" if port is not None else "memory://"

@@ -162,6 +162,7 @@ def build_numbers(services: Services) -> NumbersServices:
             extension_digits=settings.extension_digits,
             cooldown=settings.cooldown,
             default_ttl=settings.default_ttl,
+            delivery_grace=settings.delivery_grace,
             max_ttl=settings.max_ttl,
             geo_policy=settings.geo_policy,
         ),

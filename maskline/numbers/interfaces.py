@@ -102,6 +102,10 @@ class BindRequest:
     sms_media: Literal["forward", "refuse"] | None = None
 
 
+def _timestamp(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True, kw_only=True)
 class BindingView:
     """A binding as shown to anyone: relay number, extension, roles. No party number."""
@@ -123,6 +127,7 @@ class BindingView:
     # The binding's own SMS policy (None: the deployment's).
     sms_redact: tuple[str, ...] | None = None
     sms_media: str | None = None
+    delivered_at: dt.datetime | None = None
 
     def dial_for(self, role: str) -> str:
         """What ``role`` should dial: the relay number, with the extension for
@@ -140,12 +145,13 @@ class BindingView:
             "relay_number": self.relay_number,
             "extension": self.extension,
             "status": self.status,
-            "expires_at": self.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "created_at": self.created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expires_at": _timestamp(self.expires_at),
+            "created_at": _timestamp(self.created_at),
             "roles": list(self.roles),
             "allow": self.allow,
             "allowed_callers": self.allowed_callers,
             "fallback_used": self.fallback_used,
+            "delivered_at": _timestamp(self.delivered_at) if self.delivered_at else None,
             "record": self.record,
             "sms_policy": {
                 "redact": None if self.sms_redact is None else list(self.sms_redact),

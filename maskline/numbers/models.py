@@ -60,6 +60,9 @@ class Binding(Base):
     # Bumped on every change; Redis route entries carry it, so a rebuild that
     # read an older state can never revive what an unbind ended.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # When the order system said the order was delivered: the binding then
+    # ends within the delivery grace period and cannot be extended.
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Calls are recorded (both sides told first); set when the binding is made.
     record: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The binding's own SMS policy; NULL means the deployment's. sms_redact

@@ -247,13 +247,18 @@ class RouteStore:
         expires: int,
         extension: str | None,
         indexes: list[bytes],
+        allow: str | None = None,
     ) -> int:
+        """New expiry (and with ``allow``, a new allow-list value) for a live
+        binding; returns the entries updated, 0 if Redis holds it not live."""
         args: list[Any] = [
             pack_binding_id(binding_id),
             version,
             now,
             base36(expires),
             extension or "",
+            "0" if allow is None else "1",
+            allow or "",
             *indexes,
         ]
         return int(self._run("extend", relay_number, args))

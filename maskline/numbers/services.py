@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from config import SMS_REDACTIONS
 from maskline.clock import Clock, system_clock
@@ -75,6 +75,8 @@ class BindingPolicy:
     default_ttl: dt.timedelta = dt.timedelta(hours=72)
     max_ttl: dt.timedelta = dt.timedelta(days=90)
     geo_policy: Literal["nearest", "strict"] = "nearest"
+    # After an order is marked delivered, its binding lives at most this long.
+    delivery_grace: dt.timedelta = dt.timedelta(hours=72)
 
 
 @dataclass(frozen=True)
@@ -444,6 +446,47 @@ class BindingService:
                 query = query.where(Binding.order_id == order_id)
             return [self._view(b) for b in session.scalars(query)]
 
+    def page(
+        self,
+        *,
+        owner: str,
+        order_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        after: tuple[dt.datetime, str] | None = None,
+    ) -> list[BindingView]:
+        """An owner's bindings, newest first, ``limit`` at a time.
+
+        ``status`` is what a view shows (active, expired, unbound): a binding
+        past its expiry counts as expired before the sweeper marks it.
+        ``after`` is the (created_at, id) of the last binding of the previous page.
+        """
+        now = self._clock()
+        query = (
+            select(Binding)
+            .options(selectinload(Binding.members))
+            .where(Binding.owner == owner)
+            .order_by(Binding.created_at.desc(), Binding.id.desc())
+            .limit(limit)
+        )
+        if order_id is not None:
+            query = query.where(Binding.order_id == order_id)
+        if status == "active":
+            query = query.where(Binding.status == "active", Binding.expires_at > now)
+        elif status == "expired":
+            query = query.where(
+                or_(Binding.status == "expired", and_(Binding.status == "active", Binding.expires_at <= now))
+            )
+        elif status is not None:
+            query = query.where(Binding.status == status)
+        if after is not None:
+            created, last_id = after
+            query = query.where(
+                or_(Binding.created_at < created, and_(Binding.created_at == created, Binding.id < last_id))
+            )
+        with self.db.session() as session:
+            return [self._view(b) for b in session.scalars(query)]
+
     def _view(self, binding: Binding, *, fallback_used: bool = False) -> BindingView:
         now = self._clock()
         status = binding.status
@@ -464,10 +507,9 @@ class BindingService:
             allowed_callers=len(binding.callers),
             fallback_used=fallback_used,
             record=bool(binding.record),
-            sms_redact=None
-            if binding.sms_redact is None
-            else tuple(filter(None, binding.sms_redact.split(","))),
+            sms_redact=_redactions(binding.sms_redact),
             sms_media=binding.sms_media,
+            delivered_at=binding.delivered_at,
         )
 
     # -- changing ------------------------------------------------------------------
@@ -486,12 +528,45 @@ class BindingService:
         expires_at: dt.datetime | None = None,
     ) -> BindingView:
         """Give a live binding a new expiry (ttl from now, or an absolute time)."""
+        return self.update(binding_id, owner=owner, ttl=ttl, expires_at=expires_at)
+
+    def update(
+        self,
+        binding_id: str,
+        *,
+        owner: str | None = None,
+        ttl: dt.timedelta | None = None,
+        expires_at: dt.datetime | None = None,
+        allow: list[str] | Literal["any"] | None = None,
+        delivered: bool = False,
+        region: str | None = None,
+    ) -> BindingView:
+        """Change a live binding in one step: a new expiry, a new allow-list
+        (axe), and/or "the order was delivered" (it then ends after the
+        delivery grace period, and can no longer be extended).
+
+        All of it or none: InvalidRequest names the field, BindingNotLive if
+        it has ended, RoutingUnavailable if Redis cannot take the change.
+        """
         now = self._clock()
-        expires = self._expiry(ttl, expires_at, now)
+        new_expiry = ttl is not None or expires_at is not None
+        if delivered and new_expiry:
+            raise InvalidRequest("status", "a delivered order's binding cannot also be extended")
         with self.db.session() as session:
             binding = self._load(session, binding_id, owner)
             if not binding.is_live(now):
                 raise BindingNotLive(f"binding {binding_id} has ended; create a new one")
+            expires = binding.expires_at
+            if new_expiry:
+                if binding.delivered_at is not None:
+                    raise InvalidRequest(
+                        "ttl_seconds", "the order was delivered: its binding cannot be extended"
+                    )
+                expires = self._expiry(ttl, expires_at, now)
+            if delivered and binding.delivered_at is None:
+                binding.delivered_at = now
+                expires = min(expires, now + self.policy.delivery_grace)
+            allow_text = None if allow is None else self._replace_allow_list(session, binding, allow, region)
             binding.expires_at = expires
             binding.version += 1
             session.flush()
@@ -503,8 +578,62 @@ class BindingService:
                 expires=epoch(expires),
                 extension=binding.extension,
                 indexes=self.party_indexes(session, binding),
+                allow=allow_text,
             )
             return self._view(binding)
+
+    def _replace_allow_list(
+        self, session: Session, binding: Binding, allow: list[str] | Literal["any"], region: str | None
+    ) -> str:
+        """Swap an axe binding's allowed callers in SQL; returns the new Redis allow value."""
+        if binding.mode != "axe":
+            raise InvalidRequest("allow", "only an axe binding has an allow-list")
+        if allow != "any":
+            if not isinstance(allow, list):
+                raise InvalidRequest("allow", 'must be a list of numbers or "any"')
+            if len(allow) > MAX_ALLOWED_CALLERS:
+                raise InvalidRequest("allow", f"allows at most {MAX_ALLOWED_CALLERS} callers")
+        # Other parties of an axe binding are allowed callers by role; they stay.
+        kept = [m for m in binding.members if not (m.kind == "caller" and m.role == "caller")]
+        if len(kept) != len(binding.members):
+            binding.members = kept
+            session.flush()  # the old callers' rows go before new ones take their positions
+        others = [
+            AllowedCaller(index=member_index(session, self.vault, m.token), role=m.role, token=m.token)
+            for m in kept
+            if m.kind == "caller"
+        ]
+        if allow == "any":
+            binding.allow_any = True
+            return allow_value(None)
+        normalized = [
+            (f"allow[{i}]", self.vault.normalize(raw, field=f"allow[{i}]", region=region))
+            for i, raw in enumerate(allow)
+        ]
+        seen: dict[str, str] = {}
+        for field, e164 in normalized:
+            if e164 in seen:
+                raise InvalidRequest(field, f"is the same number as {seen[e164]}")
+            seen[e164] = field
+        relays = set(session.scalars(select(RelayNumber.e164).where(RelayNumber.e164.in_(list(seen)))).all())
+        party_tokens = {m.token for m in kept}
+        callers: list[AllowedCaller] = []
+        position = max((m.position for m in kept), default=-1) + 1
+        for field, e164 in normalized:
+            if e164 in relays:
+                raise InvalidRequest(field, "is a relay number of this pool; relay numbers cannot be callers")
+            token = self.vault.put_normalized(session, e164).token
+            if token in party_tokens:
+                raise InvalidRequest(field, "is already a party of this binding")
+            callers.append(
+                AllowedCaller(index=short_index(self.vault.index_of(e164)), role="caller", token=token)
+            )
+            binding.members.append(
+                BindingMember(position=position, kind="caller", role="caller", token=token)
+            )
+            position += 1
+        binding.allow_any = False
+        return allow_value(others + callers)
 
     def unbind(self, binding_id: str, *, owner: str | None = None) -> BindingView:
         """End a binding now. Idempotent for a binding that has already ended.

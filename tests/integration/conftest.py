@@ -20,6 +20,7 @@ from maskline.clock import FixedClock
 from maskline.numbers.interfaces import BindingView, BindRequest, RoutingUnavailable
 from maskline.wiring import Services
 from tests.conftest import add_relay_numbers
+from tests.integration.api_helpers import ApiClient, make_key
 
 AUTH_TOKEN = "test-twilio-auth-token"
 X1, X2 = "+14155550100", "+14155550101"
@@ -171,3 +172,15 @@ def bind(make_app: AppMaker) -> Callable[..., BindingView]:
         return services_of(make_app.latest).numbers.bindings.bind(request)
 
     return bind
+
+
+@pytest.fixture
+def api(app: Flask) -> ApiClient:
+    """A client of /v1 with a key of owner shop-a holding every scope."""
+    return ApiClient(app, make_key(app, "shop-a"))
+
+
+@pytest.fixture
+def other_api(app: Flask) -> ApiClient:
+    """A client of /v1 with a key of another owner, shop-b."""
+    return ApiClient(app, make_key(app, "shop-b"))

@@ -1,0 +1,335 @@
+"""The OpenAPI 3.1 description of /v1, served at ``/openapi.json``.
+
+Written by hand next to the views; ``tests/integration/test_openapi.py``
+checks that every /v1 route is described and schemathesis checks that the
+answers match it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from maskline import __version__
+from maskline.api.interfaces import SCOPES
+
+bp = Blueprint("openapi", __name__)
+
+_TIME = {"type": "string", "format": "date-time"}
+_NUMBER = {
+    "type": "string",
+    "description": "a phone number; E.164 (+...) or national with region",
+    "maxLength": 64,
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+_ERRORS = {
+    "401": _error_response("no key, or an unknown or revoked one"),
+    "403": _error_response("the key lacks the scope"),
+    "429": _error_response("the key's rate limit for this scope is used up; see Retry-After"),
+}
+_BODY_ERRORS = {
+    "400": _error_response("malformed JSON, or not a JSON object"),
+    "413": _error_response("the body is larger than allowed"),
+    "422": _error_response("invalid fields, each named with why"),
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "fields": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["field", "reason"],
+                            "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+                        },
+                    },
+                },
+            }
+        },
+    },
+    "SmsPolicy": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "redact": {"type": ["array", "null"], "items": {"enum": ["phones", "links"]}},
+            "media": {"enum": ["forward", "refuse", None]},
+        },
+    },
+    "NewBinding": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["order_id", "mode", "parties"],
+        "properties": {
+            "order_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "mode": {"enum": ["axb", "axe"]},
+            "parties": {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 10,
+                "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,31}$"},
+                "additionalProperties": _NUMBER,
+            },
+            "allow": {"oneOf": [{"const": "any"}, {"type": "array", "maxItems": 20, "items": _NUMBER}]},
+            "ttl_seconds": {"type": "integer", "minimum": 60},
+            "expires_at": _TIME,
+            "fallback": {"enum": ["axe", None]},
+            "record": {"type": "boolean"},
+            "sms_policy": _ref("SmsPolicy"),
+            "region": {"type": "string", "minLength": 2, "maxLength": 2},
+        },
+    },
+    "BindingChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "ttl_seconds": {"type": "integer", "minimum": 60},
+            "expires_at": _TIME,
+            "allow": {"oneOf": [{"const": "any"}, {"type": "array", "maxItems": 20, "items": _NUMBER}]},
+            "status": {"const": "delivered"},
+            "region": {"type": "string", "minLength": 2, "maxLength": 2},
+        },
+    },
+    "Binding": {
+        "type": "object",
+        "description": "A binding as anyone sees it: relay number, extension, roles. Never a party number.",
+        "required": [
+            "id",
+            "order_id",
+            "mode",
+            "relay_number",
+            "status",
+            "expires_at",
+            "created_at",
+            "roles",
+            "dial",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "order_id": {"type": "string"},
+            "mode": {"enum": ["axb", "axe"]},
+            "relay_number": {"type": "string"},
+            "extension": {"type": ["string", "null"]},
+            "status": {"enum": ["active", "expired", "unbound"]},
+            "expires_at": _TIME,
+            "created_at": _TIME,
+            "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "allow": {"enum": ["any", "list", None]},
+            "allowed_callers": {"type": "integer"},
+            "fallback_used": {"type": "boolean"},
+            "record": {"type": "boolean"},
+            "sms_policy": _ref("SmsPolicy"),
+            "dial": {
+                "type": "object",
+                "description": "what each role (and, in axe, any caller) dials: the relay number[,extension]",
+                "additionalProperties": {"type": "string"},
+            },
+        },
+    },
+    "BindingPage": {
+        "type": "object",
+        "required": ["data", "next_cursor"],
+        "properties": {
+            "data": {"type": "array", "items": _ref("Binding")},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "Interaction": {
+        "type": "object",
+        "required": ["sid", "type", "from_role", "to_role", "status"],
+        "properties": {
+            "sid": {"type": "string"},
+            "type": {"enum": ["call", "sms"]},
+            "from_role": {"type": "string"},
+            "to_role": {"type": "string"},
+            "status": {"type": "string"},
+            "duration": {"type": ["integer", "null"]},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "ended_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "PoolNumber": {
+        "type": "object",
+        "required": ["number", "country", "status", "live_bindings", "capacity"],
+        "properties": {
+            "number": {"type": "string"},
+            "country": {"type": "string"},
+            "area": {"type": "string"},
+            "capabilities": {"type": "array", "items": {"enum": ["voice", "sms"]}},
+            "status": {"enum": ["active", "locked", "retired"]},
+            "live_bindings": {"type": "integer"},
+            "capacity": {"type": "integer"},
+        },
+    },
+}
+
+_ID = {"name": "binding_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _op(summary: str, scope: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "security": [{"apiKey": [scope]}],
+        "responses": {**responses, **_ERRORS},
+        **extra,
+    }
+
+
+_PATHS: dict[str, Any] = {
+    "/v1/bindings": {
+        "post": _op(
+            "Bind an order's parties to a relay number",
+            "bindings:write",
+            {
+                "201": _json("Binding", "the binding"),
+                "409": _error_response("pool exhausted, or Idempotency-Key reused with another body"),
+                **_BODY_ERRORS,
+            },
+            parameters=[
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                }
+            ],
+            requestBody={"required": True, "content": {"application/json": {"schema": _ref("NewBinding")}}},
+        ),
+        "get": _op(
+            "The owner's bindings, newest first",
+            "bindings:read",
+            {"200": _json("BindingPage", "a page"), "422": _error_response("bad query")},
+            parameters=[
+                {"name": "order_id", "in": "query", "schema": {"type": "string", "maxLength": 128}},
+                {"name": "status", "in": "query", "schema": {"enum": ["active", "expired", "unbound"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+        ),
+    },
+    "/v1/bindings/{binding_id}": {
+        "parameters": [_ID],
+        "get": _op(
+            "One binding",
+            "bindings:read",
+            {
+                "200": _json("Binding", "the binding"),
+                "404": _error_response("no such binding for this owner"),
+            },
+        ),
+        "patch": _op(
+            "Extend, change the allow-list, or mark the order delivered",
+            "bindings:write",
+            {
+                "200": _json("Binding", "the changed binding"),
+                "404": _error_response("no such binding for this owner"),
+                "409": _error_response("the binding has ended"),
+                **_BODY_ERRORS,
+            },
+            requestBody={
+                "required": True,
+                "content": {"application/json": {"schema": _ref("BindingChange")}},
+            },
+        ),
+        "delete": _op(
+            "Unbind now (idempotent)",
+            "bindings:write",
+            {
+                "200": _json("Binding", "the ended binding"),
+                "404": _error_response("no such binding for this owner"),
+            },
+        ),
+    },
+    "/v1/bindings/{binding_id}/interactions": {
+        "parameters": [_ID],
+        "get": _op(
+            "Calls and messages of a binding, by role",
+            "bindings:read",
+            {
+                "200": {
+                    "description": "the interactions",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"data": {"type": "array", "items": _ref("Interaction")}},
+                            }
+                        }
+                    },
+                },
+                "404": _error_response("no such binding for this owner"),
+            },
+        ),
+    },
+    "/v1/pool": {
+        "get": _op(
+            "Relay numbers, region and load",
+            "pool:read",
+            {
+                "200": {
+                    "description": "the pool",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"data": {"type": "array", "items": _ref("PoolNumber")}},
+                            }
+                        }
+                    },
+                }
+            },
+        )
+    },
+}
+
+
+def spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "maskline API",
+            "version": __version__,
+            "description": "Masked relay numbers for orders. No response carries a party's phone number.",
+        },
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Authorization: Bearer ml_<id>_<secret>; scopes: " + ", ".join(SCOPES),
+                }
+            },
+        },
+        "paths": _PATHS,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> ResponseReturnValue:
+    return jsonify(spec())

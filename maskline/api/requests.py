@@ -1,0 +1,246 @@
+"""Reading API request bodies into the numbers package's requests.
+
+Every problem is collected and reported at once, each naming its field and
+why; a submitted number is never quoted back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import phonenumbers
+
+from config import SMS_REDACTIONS
+from maskline.api.interfaces import BadRequest, FieldError, Unprocessable
+from maskline.numbers.interfaces import MODES, BindRequest
+from maskline.vault.interfaces import InvalidPhoneNumber
+from maskline.vault.services import VaultService
+
+ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_PARTIES = 10
+MAX_ALLOWED = 20
+MAX_ORDER_ID = 128
+MIN_TTL_SECONDS = 60
+
+CREATE_FIELDS = frozenset(
+    {
+        "order_id",
+        "mode",
+        "parties",
+        "allow",
+        "ttl_seconds",
+        "expires_at",
+        "fallback",
+        "record",
+        "sms_policy",
+        "region",
+    }
+)
+PATCH_FIELDS = frozenset({"ttl_seconds", "expires_at", "allow", "status", "region"})
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.items: list[FieldError] = []
+
+    def add(self, field: str, reason: str) -> None:
+        self.items.append(FieldError(field, reason))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise Unprocessable(f"{len(self.items)} invalid field(s)", fields=self.items)
+
+
+def json_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _unknown(body: dict[str, Any], known: frozenset[str], errors: _Errors) -> None:
+    for name in sorted(set(body) - known):
+        errors.add(str(name)[:64], "is not a field of this request")
+
+
+def _region(body: dict[str, Any], errors: _Errors) -> str | None:
+    region = body.get("region")
+    if region is None:
+        return None
+    if not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        errors.add("region", "must be a two-letter region code such as US or CN")
+        return None
+    return region.upper()
+
+
+def _number(vault: VaultService, raw: Any, field: str, region: str | None, errors: _Errors) -> None:
+    """Check one number now, so that every bad number is reported together."""
+    if not isinstance(raw, str):
+        errors.add(field, "must be a phone number as a string")
+        return
+    try:
+        vault.normalize(raw, field=field, region=region)
+    except InvalidPhoneNumber as exc:
+        errors.add(exc.field, exc.reason)
+
+
+def _allow(
+    body: dict[str, Any], vault: VaultService, region: str | None, errors: _Errors
+) -> list[str] | Literal["any"] | None:
+    allow = body.get("allow")
+    if allow is None or allow == "any":
+        return allow
+    if not isinstance(allow, list):
+        errors.add("allow", 'must be a list of phone numbers or "any"')
+        return None
+    if len(allow) > MAX_ALLOWED:
+        errors.add("allow", f"allows at most {MAX_ALLOWED} callers")
+        return None
+    for i, raw in enumerate(allow):
+        _number(vault, raw, f"allow[{i}]", region, errors)
+    return allow
+
+
+def _expiry(
+    body: dict[str, Any], max_ttl: dt.timedelta, errors: _Errors
+) -> tuple[dt.timedelta | None, dt.datetime | None]:
+    ttl_raw, at_raw = body.get("ttl_seconds"), body.get("expires_at")
+    if ttl_raw is not None and at_raw is not None:
+        errors.add("ttl_seconds", "give ttl_seconds or expires_at, not both")
+        return None, None
+    ttl = None
+    if ttl_raw is not None:
+        longest = int(max_ttl.total_seconds())
+        if isinstance(ttl_raw, bool) or not isinstance(ttl_raw, int):
+            errors.add("ttl_seconds", "must be a whole number of seconds")
+        elif not MIN_TTL_SECONDS <= ttl_raw <= longest:
+            errors.add("ttl_seconds", f"must be between {MIN_TTL_SECONDS} and {longest}")
+        else:
+            ttl = dt.timedelta(seconds=ttl_raw)
+    expires_at = None
+    if at_raw is not None:
+        expires_at = parse_timestamp(at_raw)
+        if expires_at is None:
+            errors.add("expires_at", "must be an RFC 3339 time with a time zone, e.g. 2026-12-01T18:00:00Z")
+    return ttl, expires_at
+
+
+def parse_timestamp(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(dt.UTC) if parsed.tzinfo is not None else None
+
+
+def _sms_policy(body: dict[str, Any], errors: _Errors) -> tuple[frozenset[str] | None, Any]:
+    policy = body.get("sms_policy")
+    if policy is None:
+        return None, None
+    if not isinstance(policy, dict):
+        errors.add("sms_policy", "must be an object with redact and/or media")
+        return None, None
+    for name in sorted(set(policy) - {"redact", "media"}):
+        errors.add(f"sms_policy.{str(name)[:32]}", "is not a field of sms_policy")
+    redact = policy.get("redact")
+    redact_set = None
+    if redact is not None:
+        if not isinstance(redact, list) or not all(isinstance(r, str) for r in redact):
+            errors.add("sms_policy.redact", f"must be a list of {', '.join(SMS_REDACTIONS)} (empty for none)")
+        elif set(redact) - set(SMS_REDACTIONS):
+            errors.add("sms_policy.redact", f"takes only {', '.join(SMS_REDACTIONS)}")
+        else:
+            redact_set = frozenset(redact)
+    media = policy.get("media")
+    if media is not None and media not in ("forward", "refuse"):
+        errors.add("sms_policy.media", "must be forward or refuse")
+        media = None
+    return redact_set, media
+
+
+def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.timedelta) -> BindRequest:
+    """The BindRequest of a ``POST /v1/bindings`` body, or Unprocessable naming every bad field."""
+    body = json_object(body)
+    errors = _Errors()
+    _unknown(body, CREATE_FIELDS, errors)
+    region = _region(body, errors)
+    order_id = body.get("order_id")
+    if not isinstance(order_id, str) or not order_id.strip():
+        errors.add("order_id", "is required: a non-empty string")
+    elif len(order_id) > MAX_ORDER_ID:
+        errors.add("order_id", f"is longer than {MAX_ORDER_ID} characters")
+    mode = body.get("mode")
+    if mode not in MODES:
+        errors.add("mode", f"must be one of {', '.join(MODES)}")
+    parties = body.get("parties")
+    if not isinstance(parties, dict) or not parties:
+        errors.add("parties", "is required: an object of role -> phone number")
+        parties = {}
+    elif len(parties) > MAX_PARTIES:
+        errors.add("parties", f"has more than {MAX_PARTIES} roles")
+        parties = {}
+    elif mode == "axb" and len(parties) != 2:
+        errors.add("parties", "an axb binding has exactly two parties")
+    for role, raw in parties.items():
+        if not ROLE.match(role):
+            errors.add(
+                f"parties.{role[:32]}", "unknown role: roles are lower-case words (a-z, 0-9, _), at most 32"
+            )
+            continue
+        _number(vault, raw, f"parties.{role}", region, errors)
+    allow = _allow(body, vault, region, errors)
+    ttl, expires_at = _expiry(body, max_ttl, errors)
+    fallback = body.get("fallback")
+    if fallback not in (None, "axe"):
+        errors.add("fallback", 'the only fallback is "axe"')
+    record = body.get("record", False)
+    if not isinstance(record, bool):
+        errors.add("record", "must be true or false")
+    redact, media = _sms_policy(body, errors)
+    errors.raise_if_any()
+    return BindRequest(
+        order_id=order_id,
+        mode=mode,
+        parties=dict(parties),
+        owner=owner,
+        allow=allow,
+        ttl=ttl,
+        expires_at=expires_at,
+        fallback=fallback,
+        region=region,
+        record=record,
+        sms_redact=redact,
+        sms_media=media,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindingChange:
+    ttl: dt.timedelta | None
+    expires_at: dt.datetime | None
+    allow: list[str] | Literal["any"] | None
+    delivered: bool
+    region: str | None
+
+
+def parse_patch(body: Any, *, vault: VaultService, max_ttl: dt.timedelta) -> BindingChange:
+    """The change a ``PATCH /v1/bindings/{id}`` body asks for."""
+    body = json_object(body)
+    errors = _Errors()
+    _unknown(body, PATCH_FIELDS, errors)
+    if not set(body) & (PATCH_FIELDS - {"region"}):
+        errors.add("body", "give at least one of ttl_seconds, expires_at, allow, status")
+    region = _region(body, errors)
+    ttl, expires_at = _expiry(body, max_ttl, errors)
+    allow = _allow(body, vault, region, errors)
+    status = body.get("status")
+    if status not in (None, "delivered"):
+        errors.add("status", 'the only status an order system sets is "delivered"')
+    errors.raise_if_any()
+    return BindingChange(
+        ttl=ttl, expires_at=expires_at, allow=allow, delivered=status == "delivered", region=region
+    )

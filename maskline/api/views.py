@@ -1,0 +1,464 @@
+"""``/v1``: the JSON API for order systems. Thin: read, authorise, call the services.
+
+Order of work on every request: the key (401), its rate limit (429), the
+scope (403), the body (400/413/422), then the services. Records of another
+owner are 404, never the record. No response carries a party number.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from maskline.api import requests as parse
+from maskline.api.idempotency import MAX_KEY_LENGTH, IdempotencyStore
+from maskline.api.interfaces import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    Unprocessable,
+)
+from maskline.api.keys import ApiKeyService, Principal
+from maskline.numbers.interfaces import (
+    BindingNotFound,
+    BindingNotLive,
+    BindingView,
+    InvalidRequest,
+    PoolExhausted,
+    RoutingUnavailable,
+)
+from maskline.redis_backend import storage_uri
+from maskline.vault.interfaces import InvalidPhoneNumber
+from maskline.webhooks.models import Interaction
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+EXTENSION_KEY = "maskline.api"
+STATUSES = ("active", "expired", "unbound")
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+class _Api:
+    def __init__(
+        self, *, services: Any, keys: ApiKeyService, idempotency: IdempotencyStore, limiter: Limiter
+    ) -> None:
+        self.services = services
+        self.keys = keys
+        self.idempotency = idempotency
+        self.limiter = limiter
+
+
+def _api() -> _Api:
+    api: _Api = current_app.extensions[EXTENSION_KEY]
+    return api
+
+
+# -- who is asking -------------------------------------------------------------
+
+
+def _principal() -> Principal | None:
+    """The request's key (checked once per request)."""
+    if "principal" not in g:
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        g.principal = _api().keys.authenticate(presented.strip()) if scheme.lower() == "bearer" else None
+    principal: Principal | None = g.principal
+    return principal
+
+
+def _rate_key() -> str:
+    # Unauthenticated requests are limited by address, keys by key id.
+    try:
+        principal = _principal()
+    except Exception:  # the database is down: the request fails later, with 503
+        principal = None
+    return f"key:{principal.key_id}" if principal else f"addr:{request.remote_addr}"
+
+
+def _limit_for(scope: str) -> Callable[[], str]:
+    return lambda: str(current_app.config["MASKLINE_API_RATE_LIMITS"][scope])
+
+
+SCOPE_ATTRIBUTE = "_maskline_scope"
+View = Callable[..., ResponseReturnValue]
+
+
+def requires(scope: str) -> Callable[[View], View]:
+    """Route decorator: the key must hold ``scope``. Its rate limit (per key,
+    shared by the scope's endpoints) is attached per app in :func:`init_app`."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            principal = _principal()
+            assert principal is not None  # the blueprint's before_request saw to it
+            if scope not in principal.scopes:
+                raise Forbidden(f"this key lacks the {scope} scope")
+            return view(*args, **kwargs)
+
+        setattr(checked, SCOPE_ATTRIBUTE, scope)
+        return checked
+
+    return decorate
+
+
+@bp.before_request
+def _authenticate() -> None:
+    try:
+        principal = _principal()
+    except Exception:
+        raise Unavailable("the key store cannot be reached; retry later") from None
+    if principal is None:
+        raise Unauthorized("send a valid API key: Authorization: Bearer ml_...")
+
+
+def _owner() -> str:
+    principal = _principal()
+    assert principal is not None
+    return principal.owner
+
+
+# -- errors ----------------------------------------------------------------------
+
+
+def _error(exc: ApiError) -> Response:
+    response = jsonify(exc.to_json())
+    response.status_code = exc.status
+    return response
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> ResponseReturnValue:
+    return _error(exc)
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
+    response = jsonify(
+        {"error": {"code": "rate_limited", "message": f"rate limit exceeded: {exc.description}"}}
+    )
+    response.status_code = 429
+    current = _api().limiter.current_limit
+    reset = current.reset_at if current is not None else time.time() + 1
+    response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
+    return response
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc: RequestEntityTooLarge) -> ResponseReturnValue:
+    response = jsonify({"error": {"code": "too_large", "message": "the body is larger than allowed"}})
+    response.status_code = 413
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    code = (exc.name or "error").lower().replace(" ", "_")
+    response = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
+    response.status_code = exc.code or 500
+    return response
+
+
+def _translate(exc: Exception) -> ApiError:
+    """The numbers and vault packages' errors as API errors (messages carry no numbers)."""
+    if isinstance(exc, InvalidRequest):
+        return Unprocessable("invalid field", fields=[FieldError(exc.field, exc.reason)])
+    if isinstance(exc, InvalidPhoneNumber):
+        return Unprocessable("invalid field", fields=[FieldError(exc.field, exc.reason)])
+    if isinstance(exc, BindingNotFound):
+        return NotFound("no such binding")
+    if isinstance(exc, BindingNotLive):
+        return Conflict(str(exc))
+    if isinstance(exc, PoolExhausted):
+        return Conflict(str(exc))
+    if isinstance(exc, RoutingUnavailable):
+        return Unavailable("the routing store cannot be reached; retry later")
+    raise exc
+
+
+# -- bodies --------------------------------------------------------------------------
+
+
+def _body() -> Any:
+    limit = current_app.config["MASKLINE_API_MAX_BODY"]
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise RequestEntityTooLarge()
+    if not request.is_json:
+        raise BadRequest("send JSON with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("the body is not valid JSON")
+    return body
+
+
+def binding_json(view: BindingView) -> dict[str, Any]:
+    body = view.to_json()
+    body.pop("owner", None)
+    dial = {role: view.dial_for(role) for role in view.roles}
+    if view.mode == "axe":
+        dial["caller"] = view.dial_for("caller")
+    body["dial"] = dial
+    return body
+
+
+def _settings() -> Any:
+    return _api().services.settings
+
+
+# -- bindings ------------------------------------------------------------------------
+
+
+@bp.post("/bindings")
+@requires("bindings:write")
+def create_binding() -> ResponseReturnValue:
+    """Bind an order's parties; 201 with the binding (never a party number)."""
+    api = _api()
+    body = _body()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise Unprocessable(
+            "invalid header", fields=[FieldError("Idempotency-Key", "must be 1-255 characters")]
+        )
+    owner = _owner()
+    if key is None:
+        return _create(body, owner)
+    fingerprint = api.idempotency.fingerprint(request.method, request.path, request.get_data(cache=True))
+    replay = api.idempotency.begin(owner, key, fingerprint)
+    if replay is not None:
+        response = jsonify(replay.body)
+        response.status_code = replay.status
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    status, answer = 500, {}
+    try:
+        response = _create(body, owner)
+        status, answer = response.status_code, response.get_json()
+        return response
+    finally:
+        api.idempotency.finish(owner, key, status, answer)
+
+
+def _create(body: Any, owner: str) -> Response:
+    services = _api().services
+    req = parse.parse_create(body, owner=owner, vault=services.vault, max_ttl=services.settings.max_ttl)
+    try:
+        view = services.numbers.bindings.bind(req)
+    except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, RoutingUnavailable) as exc:
+        raise _translate(exc) from None
+    response = jsonify(binding_json(view))
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/bindings/{view.id}"
+    return response
+
+
+@bp.get("/bindings/<binding_id>")
+@requires("bindings:read")
+def get_binding(binding_id: str) -> ResponseReturnValue:
+    try:
+        view = _api().services.numbers.bindings.get(binding_id, owner=_owner())
+    except BindingNotFound as exc:
+        raise _translate(exc) from None
+    return jsonify(binding_json(view))
+
+
+def _cursor(view: BindingView) -> str:
+    raw = f"{view.created_at.astimezone(dt.UTC).isoformat()}|{view.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> tuple[dt.datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, binding_id = raw.partition("|")
+        return dt.datetime.fromisoformat(created), binding_id
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable(
+            "invalid query", fields=[FieldError("cursor", "is not a cursor this API gave")]
+        ) from None
+
+
+@bp.get("/bindings")
+@requires("bindings:read")
+def list_bindings() -> ResponseReturnValue:
+    """An owner's bindings, newest first; filter by order_id and status; paginated."""
+    args = request.args
+    errors = []
+    status = args.get("status")
+    if status is not None and status not in STATUSES:
+        errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
+    raw_limit = args.get("limit", "50")
+    limit = int(raw_limit) if raw_limit.isdigit() else 0
+    if not 1 <= limit <= 200:
+        errors.append(FieldError("limit", "must be a whole number from 1 to 200"))
+    order_id = args.get("order_id")
+    if order_id is not None and not 1 <= len(order_id) <= parse.MAX_ORDER_ID:
+        errors.append(FieldError("order_id", f"must be 1-{parse.MAX_ORDER_ID} characters"))
+    if errors:
+        raise Unprocessable("invalid query", fields=errors)
+    views = _api().services.numbers.bindings.page(
+        owner=_owner(), order_id=order_id, status=status, limit=limit + 1, after=_after(args.get("cursor"))
+    )
+    more = len(views) > limit
+    views = views[:limit]
+    return jsonify(
+        {
+            "data": [binding_json(v) for v in views],
+            "next_cursor": _cursor(views[-1]) if more and views else None,
+        }
+    )
+
+
+@bp.patch("/bindings/<binding_id>")
+@requires("bindings:write")
+def update_binding(binding_id: str) -> ResponseReturnValue:
+    """Extend, change the allow-list, or mark the order delivered."""
+    services = _api().services
+    owner = _owner()
+    try:
+        services.numbers.bindings.get(binding_id, owner=owner)  # 404 before judging the body
+        change = parse.parse_patch(_body(), vault=services.vault, max_ttl=services.settings.max_ttl)
+        view = services.numbers.bindings.update(
+            binding_id,
+            owner=owner,
+            ttl=change.ttl,
+            expires_at=change.expires_at,
+            allow=change.allow,
+            delivered=change.delivered,
+            region=change.region,
+        )
+    except (BindingNotFound, BindingNotLive, InvalidRequest, InvalidPhoneNumber, RoutingUnavailable) as exc:
+        raise _translate(exc) from None
+    return jsonify(binding_json(view))
+
+
+@bp.delete("/bindings/<binding_id>")
+@requires("bindings:write")
+def delete_binding(binding_id: str) -> ResponseReturnValue:
+    """Unbind now (idempotent: an ended binding answers as it is)."""
+    try:
+        view = _api().services.numbers.bindings.unbind(binding_id, owner=_owner())
+    except (BindingNotFound, RoutingUnavailable) as exc:
+        raise _translate(exc) from None
+    return jsonify(binding_json(view))
+
+
+@bp.get("/bindings/<binding_id>/interactions")
+@requires("bindings:read")
+def list_interactions(binding_id: str) -> ResponseReturnValue:
+    """Calls and messages of a binding by role, status, duration and time."""
+    services = _api().services
+    owner = _owner()
+    try:
+        services.numbers.bindings.get(binding_id, owner=owner)
+    except BindingNotFound as exc:
+        raise _translate(exc) from None
+    with services.db.session() as session:
+        rows = session.scalars(
+            select(Interaction)
+            .where(Interaction.binding_id == binding_id, Interaction.owner == owner)
+            .order_by(Interaction.started_at, Interaction.sid)
+        ).all()
+    return jsonify({"data": [_interaction_json(row) for row in rows]})
+
+
+def _stamp(when: dt.datetime | None) -> str | None:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def _interaction_json(row: Interaction) -> dict[str, Any]:
+    return {
+        "sid": row.sid,
+        "type": row.type,
+        "from_role": row.from_role,
+        "to_role": row.to_role,
+        "status": row.status,
+        "duration": row.duration,
+        "started_at": _stamp(row.started_at),
+        "ended_at": _stamp(row.ended_at),
+    }
+
+
+# -- pool ----------------------------------------------------------------------------
+
+
+@bp.get("/pool")
+@requires("pool:read")
+def pool() -> ResponseReturnValue:
+    """Relay numbers (public), their region, status and load."""
+    services = _api().services
+    with services.db.session() as session:
+        entries = services.numbers.pool.entries(session, now=services.clock())
+    cap = services.settings.max_bindings_per_number
+    return jsonify({"data": [{**e.to_json(), "capacity": cap} for e in entries]})
+
+
+# -- wiring --------------------------------------------------------------------------
+
+
+def init_app(app: Flask, services: Any) -> None:
+    """Register /v1 with its key store, idempotency store and rate limiter."""
+    settings = services.settings
+    app.config["MASKLINE_API_RATE_LIMITS"] = dict(settings.api_rate_limits)
+    app.config["MASKLINE_API_MAX_BODY"] = settings.api_max_body
+    # One limiter per app (each app may have its own Redis): Flask-Limiter
+    # keeps its storage on the Limiter instance.
+    limiter = Limiter(
+        key_func=_rate_key,
+        app=app,
+        storage_uri=storage_uri(settings.redis_url, instance_path=settings.instance_path),
+        key_prefix="ml:rl",
+        strategy="fixed-window",
+        # A limiter whose storage is down lets requests through (and logs it):
+        # rate limits guard against abuse; routing itself stays fail-closed.
+        swallow_errors=True,
+        headers_enabled=True,
+    )
+
+    @limiter.request_filter
+    def _outside_the_api() -> bool:
+        # Webhooks, health and metrics are not rate limited by key.
+        return request.blueprint != bp.name
+
+    app.extensions[EXTENSION_KEY] = _Api(
+        services=services,
+        keys=ApiKeyService(db=services.db, clock=services.clock),
+        idempotency=IdempotencyStore(
+            db=services.db,
+            secret=settings.secret_key.encode(),
+            clock=services.clock,
+            ttl=settings.idempotency_ttl,
+        ),
+        limiter=limiter,
+    )
+    app.register_blueprint(bp)
+    from maskline.api.openapi import bp as openapi_bp
+
+    app.register_blueprint(openapi_bp)
+    for endpoint, view in list(app.view_functions.items()):
+        scope = getattr(view, SCOPE_ATTRIBUTE, None)
+        if endpoint.startswith(f"{bp.name}.") and scope is not None:
+            limited: Any = limiter.limit(_limit_for(scope), scope=scope)(view)
+            app.view_functions[endpoint] = limited

@@ -1,0 +1,60 @@
+"""/openapi.json describes every /v1 route, and schemathesis finds no 5xx and no answer off the schema."""
+
+from __future__ import annotations
+
+import re
+
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
+
+from tests.integration.api_helpers import make_key
+
+
+def test_every_v1_route_is_described(app: Flask) -> None:
+    spec = app.test_client().get("/openapi.json").get_json()
+    described = {
+        (path, method.upper())
+        for path, item in spec["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1/"):
+            path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+            served |= {(path, m) for m in rule.methods or () if m not in {"HEAD", "OPTIONS"}}
+    assert served == described
+
+
+def test_the_spec_is_valid_openapi_3_1(app: Flask) -> None:
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    assert len(list(schema.get_all_operations())) == 7
+
+
+# Conformance, not "every schema-valid request is accepted": an opaque cursor
+# or an unknown binding id is valid to the schema and rightly refused.
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+]
+
+
+def test_schemathesis_smoke_run_finds_no_server_error_and_no_answer_off_the_schema(app: Flask) -> None:
+    """A short run over every operation: generated bodies, queries and ids."""
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    headers = {"Authorization": f"Bearer {make_key(app, 'fuzz')}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 7
+    for operation in operations:
+
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy())
+        def run(case: schemathesis.Case) -> None:
+            case.call_and_validate(headers=headers, checks=CHECKS)
+
+        run()
