@@ -1,6 +1,6 @@
 """Imports every package's tables, so Base.metadata is complete (for Alembic)."""
 
-from maskline.api.models import ApiKey, IdempotencyRecord
+from maskline.api.models import ApiKey, IdempotencyRecord, OutboxEvent, Owner, Waybill
 from maskline.audit.models import AuditRecord
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.vault.models import KeyVersion, VaultEntry
@@ -14,7 +14,10 @@ __all__ = [
     "IdempotencyRecord",
     "Interaction",
     "KeyVersion",
+    "OutboxEvent",
+    "Owner",
     "Recording",
     "RelayNumber",
     "VaultEntry",
+    "Waybill",
 ]
