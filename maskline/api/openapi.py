@@ -169,6 +169,27 @@ _SCHEMAS: dict[str, Any] = {
             "ended_at": {"type": ["string", "null"], "format": "date-time"},
         },
     },
+    "Waybill": {
+        "type": "object",
+        "required": ["carrier", "tracking_no", "binding_id"],
+        "properties": {
+            "carrier": {"type": "string"},
+            "tracking_no": {"type": "string"},
+            "binding_id": {"type": "string"},
+        },
+    },
+    "Contact": {
+        "type": "object",
+        "description": "What a courier may know. Never a party number.",
+        "required": ["tracking_no", "relay_number", "dial", "expires_at"],
+        "properties": {
+            "tracking_no": {"type": "string"},
+            "relay_number": {"type": "string"},
+            "extension": {"type": ["string", "null"]},
+            "dial": {"type": "string"},
+            "expires_at": _TIME,
+        },
+    },
     "PoolNumber": {
         "type": "object",
         "required": ["number", "country", "status", "live_bindings", "capacity"],
@@ -283,6 +304,59 @@ _PATHS: dict[str, Any] = {
                     },
                 },
                 "404": _error_response("no such binding for this owner"),
+            },
+        ),
+    },
+    "/v1/bindings/{binding_id}/waybills/{tracking_no}": {
+        "parameters": [
+            _ID,
+            {
+                "name": "tracking_no",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "maxLength": 64},
+            },
+        ],
+        "put": _op(
+            "Link a carrier's tracking number to an axe binding",
+            "bindings:write",
+            {
+                "200": _json("Waybill", "the link, updated"),
+                "201": _json("Waybill", "the link, created"),
+                "404": _error_response("no such binding for this owner"),
+                "409": _error_response("the binding has ended, or another account linked the number"),
+                **_BODY_ERRORS,
+            },
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["carrier"],
+                            "properties": {"carrier": {"type": "string", "minLength": 1, "maxLength": 120}},
+                        }
+                    }
+                },
+            },
+        ),
+    },
+    "/v1/waybills/{tracking_no}/contact": {
+        "parameters": [
+            {
+                "name": "tracking_no",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "maxLength": 64},
+            }
+        ],
+        "get": _op(
+            "For the named carrier: the relay number and extension to print or dial",
+            "waybills:read",
+            {
+                "200": _json("Contact", "the contact"),
+                "404": _error_response("no such waybill for this carrier"),
             },
         ),
     },

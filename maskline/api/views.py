@@ -35,6 +35,7 @@ from maskline.api.interfaces import (
     Unprocessable,
 )
 from maskline.api.keys import ApiKeyService, Principal
+from maskline.api.waybills import WaybillService
 from maskline.numbers.interfaces import (
     BindingNotFound,
     BindingNotLive,
@@ -61,6 +62,7 @@ class _Api:
         self, *, services: Any, keys: ApiKeyService, idempotency: IdempotencyStore, limiter: Limiter
     ) -> None:
         self.services = services
+        self.waybills = WaybillService(db=services.db, clock=services.clock)
         self.keys = keys
         self.idempotency = idempotency
         self.limiter = limiter
@@ -399,6 +401,37 @@ def _interaction_json(row: Interaction) -> dict[str, Any]:
         "started_at": _stamp(row.started_at),
         "ended_at": _stamp(row.ended_at),
     }
+
+
+# -- waybills ------------------------------------------------------------------------
+
+
+@bp.put("/bindings/<binding_id>/waybills/<tracking_no>")
+@requires("bindings:write")
+def link_waybill(binding_id: str, tracking_no: str) -> ResponseReturnValue:
+    """Link a carrier's tracking number to an axe binding; the carrier may then look it up."""
+    api = _api()
+    try:
+        view = api.services.numbers.bindings.get(binding_id, owner=_owner())
+    except BindingNotFound as exc:
+        raise _translate(exc) from None
+    body = parse.json_object(_body())
+    unknown = sorted(set(body) - {"carrier"})
+    if unknown:
+        raise Unprocessable(
+            "invalid field", fields=[FieldError(str(unknown[0])[:64], "is not a field of this request")]
+        )
+    created, waybill = api.waybills.link(view, tracking_no, body.get("carrier"))
+    response = jsonify(waybill)
+    response.status_code = 201 if created else 200
+    return response
+
+
+@bp.get("/waybills/<tracking_no>/contact")
+@requires("waybills:read")
+def waybill_contact(tracking_no: str) -> ResponseReturnValue:
+    """For the named carrier only: the relay number and extension to print or dial."""
+    return jsonify(_api().waybills.contact(tracking_no, carrier=_owner()).to_json())
 
 
 # -- pool ----------------------------------------------------------------------------
