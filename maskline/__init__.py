@@ -45,6 +45,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     app.config[METRICS_TOKEN_KEY] = settings.metrics_token
     app.register_blueprint(metrics_bp)
 
+    from maskline import http_metrics
+
+    http_metrics.init_app(app)
+
     from maskline.webhooks.views import init_app as init_webhooks
 
     init_webhooks(app, services)

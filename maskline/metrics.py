@@ -1,4 +1,4 @@
-"""``/metrics``: Prometheus counters of what the webhooks decided and why.
+"""``/metrics``: Prometheus counters (webhook decisions, requests, latency) and pool gauges.
 
 Labels are reasons and endpoint names only (bounded, never a number), so the
 page carries no party data; ``MASKLINE_METRICS_TOKEN`` still keeps it to
@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
@@ -63,12 +64,16 @@ def metrics() -> ResponseReturnValue:
         )
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+    from maskline.http_metrics import PoolCollector
+
+    counters: Any = REGISTRY
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
-    else:
-        body = generate_latest(REGISTRY)
+        counters = CollectorRegistry()
+        multiprocess.MultiProcessCollector(counters)  # type: ignore[no-untyped-call]
+    # Pool gauges come from SQL, once per scrape, not from any one worker.
+    gauges = CollectorRegistry()
+    gauges.register(PoolCollector(current_app.extensions["maskline"]))
+    body = generate_latest(counters) + generate_latest(gauges)
     return Response(body, status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})

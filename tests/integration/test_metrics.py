@@ -27,3 +27,19 @@ def test_a_metrics_token_is_required_when_set(make_app: AppMaker) -> None:
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     answer = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
     assert answer.status_code == 200 and b"maskline_webhook_connects" in answer.data
+
+
+def test_metrics_time_requests_by_endpoint_and_count_live_bindings(
+    make_app: AppMaker, bind: Callable[..., Any]
+) -> None:
+    app = make_app()
+    bind()
+    bind("axe", order_id="o-2")
+    client = app.test_client()
+    client.get("/healthz")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'maskline_http_requests_total{endpoint="health.healthz",method="GET",status="200"}' in text
+    assert 'maskline_http_request_seconds_bucket{endpoint="health.healthz"' in text
+    assert 'maskline_live_bindings{mode="axb"} 1.0' in text and 'maskline_live_bindings{mode="axe"} 1.0' in text
+    assert 'maskline_pool_numbers{status="active"} 2.0' in text
+    assert "maskline_pool_utilisation 0.005" in text  # 2 live bindings over 2 numbers x 200
