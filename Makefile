@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/vault.py --json docs/bench-vault.json
 	$(BIN)/python bench/numbers.py --json docs/bench-numbers.json
 	$(BIN)/python bench/webhooks.py --json docs/bench-webhooks.json
+	$(BIN)/python bench/api.py --json docs/bench-api.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,246 @@
+"""Benchmark of binding creation through the REST API under gunicorn (not a test: prints figures).
+
+``POST /v1/bindings`` per second through ``maskline serve`` with PostgreSQL and
+Redis on this machine: key check, rate limit, body validation, two party
+numbers normalised and sealed into the vault, SQL rows, the Lua claim on a
+relay number, the JSON answer. Every request binds a new order with two new
+party numbers (the worst case for the vault: nothing is reused). Every
+answer is checked (201); failures are counted and printed.
+
+Target: >= 1,000 creations per second on 2 cores. For scale: Twilio Proxy
+allows 30 requests/s per endpoint; Alibaba's number-protection service
+5,000 binding calls/s per account on its cloud. Reported, never asserted.
+
+Set-up as bench/webhooks.py: PostgreSQL ``--database-url`` (emptied first), a
+throwaway redis-server, a temporary instance folder, ``maskline pool import``
+of enough relay numbers, ``maskline apikey create``; the key's rate limit for
+bindings:write is raised out of the way.
+
+    python bench/api.py [--quick] [--json out.json] [--database-url URL] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# As in bench/webhooks.py: keep bench/numbers.py from shadowing the stdlib.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any
+
+from bench.webhooks import (
+    Stack,
+    cli,
+    exchange,
+    free_port,
+    healthy,
+    maskline_executable,
+    percentiles,
+    reset_database,
+    start_redis,
+    wait_until,
+)
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
+TARGET_RATE = 1000.0
+
+
+def relay_csv(count: int) -> str:
+    """``count`` valid US relay numbers (area codes 212 and 415), one per row."""
+    rows = ["number"]
+    for i in range(count):
+        area = "212" if i % 2 else "415"
+        rows.append(f"+1{area}55{5000 + i:05d}")
+    return "\n".join(rows) + "\n"
+
+
+def party_number(n: int) -> str:
+    """The n-th distinct, valid US party number (exchange 2xx-9xx, never 555)."""
+    exchange_digits = 200 + (n // 10_000) % 700
+    if exchange_digits == 555:
+        exchange_digits = 556
+    return f"+1312{exchange_digits:03d}{n % 10_000:04d}"
+
+
+def requests_for(port: int, key: str, count: int, start: int) -> list[bytes]:
+    payloads = []
+    for i in range(start, start + count):
+        body = json.dumps(
+            {
+                "order_id": f"bench-{i}",
+                "mode": "axb",
+                "parties": {"buyer": party_number(2 * i), "merchant": party_number(2 * i + 1)},
+                "ttl_seconds": 86400,
+            }
+        ).encode()
+        head = (
+            f"POST /v1/bindings HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        payloads.append(head.encode() + body)
+    return payloads
+
+
+def load(port: int, payloads: list[bytes], *, seconds: float, concurrency: int) -> dict[str, Any]:
+    """Closed-loop clients until ``seconds`` pass or the payloads run out."""
+    stock = iter(payloads)
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    def client() -> None:
+        while time.perf_counter() < deadline:
+            with lock:
+                payload = next(stock, None)
+            if payload is None:
+                return
+            begun = time.perf_counter()
+            try:
+                status, body = exchange(port, payload)
+            except OSError as exc:
+                failures.append(type(exc).__name__)
+                continue
+            if status != 201:
+                failures.append(f"HTTP {status}: {body[:160]!r}")
+                continue
+            latencies.append(time.perf_counter() - begun)
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "created": len(latencies),
+        "seconds": elapsed,
+        "rate": len(latencies) / elapsed if elapsed else 0.0,
+        "failures": len(failures),
+        "first_failure": failures[0] if failures else None,
+        **percentiles(latencies),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    seconds, warmup = (3.0, 1.0) if args.quick else (args.seconds, 3.0)
+    concurrency = args.concurrency or 4 * args.workers
+    tmp = Path(tempfile.mkdtemp(prefix="maskline-bench-api-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASKLINE_")}
+    stack = Stack(tmp=tmp, env=env)
+    try:
+        redis_port, port = free_port(), free_port()
+        stack.processes.append(start_redis(redis_port, stack.log("redis.log")))
+        env.update(
+            {
+                "MASKLINE_ENV": "development",
+                "MASKLINE_INSTANCE_PATH": str(tmp / "instance"),
+                "MASKLINE_DATABASE_URL": args.database_url,
+                "MASKLINE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+                "MASKLINE_API_RATE_LIMITS": "bindings:write=1000000/second",
+            }
+        )
+        reset_database(args.database_url)
+        cli(env, "init")
+        numbers_file = tmp / "pool.csv"
+        numbers_file.write_text(relay_csv(args.numbers))
+        cli(env, "pool", "import", str(numbers_file))
+        key = json.loads(
+            cli(env, "apikey", "create", "--name", "bench", "--owner", "bench", "--scope", "bindings:write")
+        )["key"]
+        server = subprocess.Popen(
+            [
+                maskline_executable(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+            stdout=stack.log("maskline.log"),
+            stderr=subprocess.STDOUT,
+        )
+        stack.processes.append(server)
+        wait_until(lambda: healthy(port), server, "maskline serve", log=tmp / "maskline.log")
+        load(port, requests_for(port, key, 20_000, 0), seconds=warmup, concurrency=concurrency)
+        measured = load(
+            port, requests_for(port, key, 200_000, 20_000), seconds=seconds, concurrency=concurrency
+        )
+        single = load(
+            port, requests_for(port, key, 20_000, 220_000), seconds=min(seconds, 3.0), concurrency=1
+        )
+    finally:
+        stack.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "cpus": os.cpu_count(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "workers": args.workers,
+        "concurrency": concurrency,
+        "relay_numbers": args.numbers,
+        "load": measured,
+        "single_client": single,
+        "target_rate": TARGET_RATE,
+    }
+
+
+def report(figures: dict[str, Any]) -> str:
+    m, s = figures["load"], figures["single_client"]
+    met = "yes" if m["rate"] >= figures["target_rate"] else "no"
+    lines = [
+        f"# API benchmark ({figures['cpus']} CPUs, {figures['date']}, Python {figures['python']}, "
+        f"{figures['workers']} gunicorn workers, {figures['concurrency']} clients)",
+        "",
+        "| run | creations/s | p50 | p99 | failures |",
+        "|---|---|---|---|---|",
+        f"| {figures['concurrency']} clients | {m['rate']:,.0f}/s | {m['p50_ms']:.1f} ms "
+        f"| {m['p99_ms']:.1f} ms | "
+        f"{m['failures']} |",
+        f"| 1 client | {s['rate']:,.0f}/s | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms | {s['failures']} |",
+        "",
+        f"target >= {figures['target_rate']:,.0f}/s: {met}",
+    ]
+    if m["first_failure"]:
+        lines.append(f"first failure: {m['first_failure']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("MASKLINE_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="PostgreSQL, emptied first (default: $MASKLINE_BENCH_DATABASE_URL or %(default)s)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--concurrency", type=int, default=0, help="clients (default 4 x workers)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the timed run")
+    parser.add_argument("--numbers", type=int, default=400, help="relay numbers in the pool")
+    args = parser.parse_args()
+    figures = run(args)
+    print(report(figures))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
