@@ -192,6 +192,7 @@ class CarrierSimulator:
             if result.outcome != "gather":
                 return result
             if not pending or step > MAX_GATHERS or not twiml.gather_action:
+                result.said += twiml.fallthrough  # nothing keyed: Twilio goes on past the <Gather>
                 return result
             path = twiml.gather_action
             form = {**form, "Digits": pending.pop(0), "CallStatus": "in-progress"}

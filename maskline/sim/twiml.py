@@ -23,6 +23,8 @@ class TwimlOutcome:
     gather_action: str | None = None
     gather_digits: int | None = None
     hangup: bool = False
+    # What follows a <Gather>: heard only by a caller who keys nothing.
+    fallthrough: list[str] = field(default_factory=list)
     messages: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -37,7 +39,9 @@ def parse_twiml(text: str) -> TwimlOutcome:
         raise TwimlError(f"the answer's root is <{root.tag}>, not <Response>")
     outcome = TwimlOutcome()
     for verb in root:
-        if verb.tag == "Say":
+        if verb.tag == "Say" and outcome.gather_action is not None:
+            outcome.fallthrough.append((verb.text or "").strip())
+        elif verb.tag == "Say":
             outcome.said.append((verb.text or "").strip())
         elif verb.tag == "Dial":
             number = verb.find("Number")

@@ -75,3 +75,13 @@ def test_an_unrecorded_call_tells_the_callee_nothing(app: Flask, bind: Callable[
     view = bind("axb")
     result = simulator(app).call(from_number=MERCHANT, to_number=view.relay_number)
     assert result.outcome == "connected" and not result.recorded and result.callee_heard == []
+
+
+def test_a_caller_who_keys_the_extension_does_not_hear_the_timeout_goodbye(
+    app: Flask, bind: Callable[..., Any]
+) -> None:
+    view = bind("axe")
+    keyed = simulator(app).call(from_number=COURIER, to_number=view.relay_number, digits=[view.extension])
+    silent = simulator(app).call(from_number=COURIER, to_number=view.relay_number)
+    assert keyed.outcome == "connected" and not any("Goodbye" in s for s in keyed.said)
+    assert silent.outcome == "gather" and any("Goodbye" in s for s in silent.said)
