@@ -373,6 +373,8 @@ def load(port: int, requests: Iterator[bytes], *, seconds: float, concurrency: i
 
 
 def percentiles(latencies: list[float]) -> dict[str, float]:
+    if len(latencies) < 2:
+        raise SystemExit(f"bench: only {len(latencies)} successful requests in a run; see the failures")
     cuts = statistics.quantiles(latencies, n=100)
     return {"p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000, "max_ms": max(latencies) * 1000}
 
@@ -628,7 +630,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             maskline_port, iter(signer.requests(maskline_port, 5000)), seconds=warmup, concurrency=concurrency
         )
         load(bare_port, bare_side.requests, seconds=warmup, concurrency=concurrency)
-        budget = int(2 * warm.rate * seconds * (rounds + 1)) + 1000
+        # The warm-up runs on cold caches and pools: the rounds can be several
+        # times faster, and running out would end a round (or the single-client run) early.
+        budget = int(5 * warm.rate * seconds * (rounds + 2)) + 2000
         maskline_side = Side("maskline", maskline_port, iter(signer.requests(maskline_port, budget)))
         throughput = bench_throughput(
             maskline_side, bare_side, rounds=rounds, seconds=seconds, concurrency=concurrency

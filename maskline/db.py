@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -26,6 +27,8 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -55,11 +58,15 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
+def make_engine(
+    url: str, *, statement_timeout: float | None = None, autocommit_reads: bool = False
+) -> Engine:
     """An engine for ``url`` with the settings maskline relies on.
 
     ``statement_timeout`` (seconds, PostgreSQL only) caps every statement
     and the wait for a pooled connection: for paths that must answer fast.
+    ``autocommit_reads`` (PostgreSQL only) makes the engine of
+    :meth:`Database.read`: AUTOCOMMIT and no ping on checkout.
     """
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; plain URLs would ask for psycopg2.
@@ -68,21 +75,22 @@ def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
         engine = create_engine(url)
         _configure_sqlite(engine)
         return engine
-    # pre_ping: a PostgreSQL restart shows up as one failed checkout that is
-    # retried on a fresh connection, not as an error on the next request.
-    if statement_timeout is None:
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-    milliseconds = max(1, round(statement_timeout * 1000))
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
-        pool_timeout=statement_timeout,
+    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10}
+    if autocommit_reads:
+        # A single SELECT needs no BEGIN and no COMMIT: one round trip, not
+        # three. No pre-ping either: Database.read retries once instead.
+        options["isolation_level"] = "AUTOCOMMIT"
+    else:
+        # pre_ping: a PostgreSQL restart shows up as one failed checkout that
+        # is retried on a fresh connection, not as an error on the next request.
+        options["pool_pre_ping"] = True
+    if statement_timeout is not None:
+        milliseconds = max(1, round(statement_timeout * 1000))
+        options["pool_timeout"] = statement_timeout
         # libpq counts connect_timeout in whole seconds and treats anything
         # under 2 as 2: the shortest bound it offers on reaching the server.
-        connect_args={"options": f"-c statement_timeout={milliseconds}", "connect_timeout": 2},
-    )
+        options["connect_args"] = {"options": f"-c statement_timeout={milliseconds}", "connect_timeout": 2}
+    return create_engine(url, **options)
 
 
 class Database:
@@ -92,6 +100,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, statement_timeout=statement_timeout)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._statement_timeout = statement_timeout
+        self._read_engine: Engine | None = None
 
     @property
     def dialect(self) -> str:
@@ -103,8 +113,42 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    @property
+    def read_engine(self) -> Engine:
+        """The engine of :meth:`read` (PostgreSQL: its own pool; SQLite: ``engine``)."""
+        if self._read_engine is None:
+            if self.dialect == "postgresql":
+                self._read_engine = make_engine(
+                    self.url, statement_timeout=self._statement_timeout, autocommit_reads=True
+                )
+            else:
+                self._read_engine = self.engine
+        return self._read_engine
+
+    def read(self, query: Callable[[Connection], T]) -> T:
+        """``query(connection)`` for hot read-only lookups: no ORM, no transaction.
+
+        On PostgreSQL the connection is in AUTOCOMMIT, so one SELECT is one
+        round trip, and it is not pinged on checkout. A connection that turns
+        out dead (PostgreSQL restarted) invalidates the pool and ``query``
+        runs once more on a fresh connection, so a restart costs no request
+        an error. ``query`` must only read: it may run twice. A failure to
+        reach the server at all, or a statement timeout, is not retried.
+        """
+        engine = self.read_engine
+        for attempt in (1, 2):
+            with engine.connect() as connection:
+                try:
+                    return query(connection)
+                except DBAPIError as exc:
+                    if attempt == 2 or not exc.connection_invalidated:
+                        raise
+        raise AssertionError("unreachable")
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._read_engine is not None and self._read_engine is not self.engine:
+            self._read_engine.dispose()
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,16 +145,37 @@ class VaultService:
         :meth:`reveal`. Never returns a wrong number: anything that does not
         verify raises :class:`VaultIntegrityError`."""
         entry = self._entry(session, token)
-        if entry.wrapped_key is None or entry.ciphertext is None:
+        return self._unseal(token, entry.purpose, entry.wrapped_key, entry.ciphertext)
+
+    def open_readonly(self, connection: Connection, token: str) -> str:
+        """:meth:`open` for the webhook hot path: the same checks and errors,
+        through one Core SELECT of the columns it needs on ``connection``
+        (no ORM identity map, no unit of work). It only reads."""
+        if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
+            raise VaultEntryNotFound("no vault entry has that token")
+        row = connection.execute(
+            select(
+                VaultEntry.purpose, VaultEntry.wrapped_key, VaultEntry.ciphertext, VaultEntry.erased_at
+            ).where(VaultEntry.token == token)
+        ).one_or_none()
+        if row is None:
+            raise VaultEntryNotFound(f"no vault entry has token {token}")
+        purpose, wrapped_key, ciphertext, erased_at = row
+        if erased_at is not None:
+            raise VaultEntryErased(token, erased_at)
+        return self._unseal(token, purpose, wrapped_key, ciphertext)
+
+    def _unseal(self, token: str, purpose: str, wrapped_key: bytes | None, ciphertext: bytes | None) -> str:
+        if wrapped_key is None or ciphertext is None:
             raise VaultIntegrityError(f"vault entry {token} has no sealed value")
         ring = self.keys.current()
-        version = sealing.wrapped_key_version(entry.wrapped_key)
+        version = sealing.wrapped_key_version(wrapped_key)
         if version not in ring.kek.versions:
             # Another process may have added a key this one has not loaded yet.
             ring = self.keys.refresh()
-        return sealing.open_sealed(
-            ring, entry.wrapped_key, entry.ciphertext, entry_id=entry.token, purpose=entry.purpose
-        )
+        # The AAD binds the ciphertext to this token: a row whose sealed value
+        # was copied from another entry does not verify.
+        return sealing.open_sealed(ring, wrapped_key, ciphertext, entry_id=token, purpose=purpose)
 
     def reveal(self, session: Session, token: str, *, actor: str, reason: str) -> str:
         """Open a number for a person, with an audit record in the same transaction."""

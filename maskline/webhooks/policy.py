@@ -87,13 +87,9 @@ class BindingOptionsCache:
         return options
 
     def _load(self, binding_id: str) -> BindingOptions:
+        query = select(Binding.record, Binding.sms_redact, Binding.sms_media).where(Binding.id == binding_id)
         try:
-            with self._db.session() as session:
-                row = session.execute(
-                    select(Binding.record, Binding.sms_redact, Binding.sms_media).where(
-                        Binding.id == binding_id
-                    )
-                ).one_or_none()
+            row = self._db.read(lambda connection: connection.execute(query).one_or_none())
         except Exception as exc:
             raise BackendUnavailable(f"binding options: {type(exc).__name__}") from None
         if row is None:

@@ -15,6 +15,10 @@ Redis keys (none holds a party number: blind-index hex, ids, vault tokens):
 * ``ml:{X}:q:<binding>:<call|sms>:<h|d><bucket>``: quota counters.
 * ``ml:{X}:xf:<caller index hex>``: wrong extensions from one caller on X.
 
+Recording a decision and counting a quota are one Lua script each
+(``lua/record.lua`` on the sid's slot, ``lua/quota.lua`` on X's): one
+command and one reply, not a MULTI of five or a pipeline of four.
+
 Any backend failure (Redis, SQL, the vault) becomes an apology, counted:
 never a 500 and never a connection to anyone but the routed party.
 """
@@ -25,6 +29,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -77,12 +82,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _lua(name: str) -> str:
+    return (resources.files("maskline.webhooks") / "lua" / f"{name}.lua").read_text()
+
+
 class DecisionStore:
     """Stored step decisions per sid (``ml:wh:{SID}``), with a TTL."""
 
     def __init__(self, client: Any, *, ttl_seconds: int) -> None:
         self.client = client
         self.ttl = ttl_seconds
+        self._record = client.register_script(_lua("record"))
 
     @staticmethod
     def key(sid: str) -> str:
@@ -95,16 +105,10 @@ class DecisionStore:
 
     def record(self, sid: str, step: str, decision: StepDecision, *, now: int) -> StepDecision:
         """Store ``decision`` unless a concurrent retry stored one first; return the winner."""
-        key = self.key(sid)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hsetnx(key, step, decision.dumps())
-        pipe.hsetnx(key, "t", now)
-        if decision.action == "connect" and decision.binding_id:
-            mapping = {"b": decision.binding_id, "fr": decision.from_role, "tr": decision.target_role}
-            pipe.hset(key, mapping={k: v or "" for k, v in mapping.items()})
-        pipe.expire(key, self.ttl)
-        pipe.hget(key, step)
-        stored = pipe.execute()[-1]
+        connect = decision.action == "connect" and bool(decision.binding_id)
+        roles = (decision.binding_id, decision.from_role, decision.target_role) if connect else ()
+        args = [step, decision.dumps(), now, self.ttl, *(value or "" for value in roles or ("", "", ""))]
+        stored = self._record(keys=[self.key(sid)], args=args)
         return StepDecision.loads(stored) if stored else decision
 
     def info(self, sid: str) -> dict[str, str]:
@@ -123,18 +127,14 @@ class Quotas:
     def __init__(self, client: Any, *, limits: dict[str, tuple[int, int]]) -> None:
         self.client = client
         self.limits = limits  # kind -> (per hour, per day)
+        self._take = client.register_script(_lua("quota"))
 
     def take(self, relay: str, binding_id: str, kind: str, *, now: int) -> bool:
         """Count one use; False if it goes over either limit."""
         per_hour, per_day = self.limits[kind]
         prefix = f"ml:{{{relay}}}:q:{binding_id}:{kind}"
-        hour, day = f"{prefix}:h{now // 3600}", f"{prefix}:d{now // 86400}"
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(hour)
-        pipe.expire(hour, 2 * 3600)
-        pipe.incr(day)
-        pipe.expire(day, 2 * 86400)
-        used_hour, _, used_day, _ = pipe.execute()
+        keys = [f"{prefix}:h{now // 3600}", f"{prefix}:d{now // 86400}"]
+        used_hour, used_day = self._take(keys=keys, args=[2 * 3600, 2 * 86400])
         return int(used_hour) <= per_hour and int(used_day) <= per_day
 
 
@@ -511,9 +511,10 @@ class WebhookService:
         """The target's number, for the TwiML only; any failure is BackendUnavailable."""
         if not token:
             raise BackendUnavailable("connect decision without a target")
+        vault = self.services.vault
         try:
-            with self.db.session() as session:
-                return self.services.vault.open(session, token)
+            # One SELECT in AUTOCOMMIT (retried once if PostgreSQL restarted).
+            return self.db.read(lambda connection: vault.open_readonly(connection, token))
         except Exception as exc:  # DB down, erased, integrity: never a wrong number
             raise BackendUnavailable(f"vault: {type(exc).__name__}") from None
 

@@ -40,6 +40,7 @@ def test_metrics_time_requests_by_endpoint_and_count_live_bindings(
     text = client.get("/metrics").get_data(as_text=True)
     assert 'maskline_http_requests_total{endpoint="health.healthz",method="GET",status="200"}' in text
     assert 'maskline_http_request_seconds_bucket{endpoint="health.healthz"' in text
-    assert 'maskline_live_bindings{mode="axb"} 1.0' in text and 'maskline_live_bindings{mode="axe"} 1.0' in text
+    assert 'maskline_live_bindings{mode="axb"} 1.0' in text
+    assert 'maskline_live_bindings{mode="axe"} 1.0' in text
     assert 'maskline_pool_numbers{status="active"} 2.0' in text
     assert "maskline_pool_utilisation 0.005" in text  # 2 live bindings over 2 numbers x 200

@@ -10,10 +10,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from prometheus_client import REGISTRY
-from sqlalchemy import text
+from sqlalchemy import event, text, update
 
 from maskline import services_of
-from tests.integration.conftest import MERCHANT, AppMaker, Twilio
+from maskline.vault.interfaces import VaultEntryErased, VaultEntryNotFound, VaultIntegrityError
+from maskline.vault.models import VaultEntry
+from maskline.webhooks.interfaces import StepDecision
+from maskline.webhooks.services import DecisionStore, Quotas
+from maskline.wiring import Services
+from tests.integration.conftest import BUYER, COURIER, MERCHANT, AppMaker, Twilio
 
 
 def failures(endpoint: str) -> float:
@@ -90,3 +95,100 @@ def test_a_statement_stuck_on_a_lock_ends_in_the_apology(
     assert answer.status == 200 and answer.dialed is None and "try again later" in answer.said
     assert failures("voice") == before + 1
     assert twilio.call(MERCHANT, view.relay_number).dialed is not None  # and it recovers at once
+
+
+def _terminate_read_connections(services: Any) -> int:
+    """Kill the PostgreSQL sessions of the webhook read pool, as a restart would."""
+    pooled = services.webhook_backends.db.read_engine.raw_connection()
+    try:
+        pid = pooled.driver_connection.info.backend_pid
+    finally:
+        pooled.close()  # back to the pool, where the next call finds it dead
+    with services.db.engine.connect() as connection:
+        killed = connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        connection.commit()
+    return int(bool(killed))
+
+
+def test_a_postgresql_restart_costs_the_next_call_no_error(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    services = services_of(app)
+    if services.db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: the connections to kill")
+    view = bind()
+    assert twilio.call(MERCHANT, view.relay_number).dialed is not None  # the read pool holds a connection
+    assert _terminate_read_connections(services) == 1
+    before = failures("voice")
+    # The pooled connection is dead and not pinged: the read runs once more on a fresh one.
+    assert twilio.call(MERCHANT, view.relay_number).dialed == (view.relay_number, BUYER)
+    assert failures("voice") == before
+
+
+def test_the_vault_read_is_one_statement_outside_a_transaction(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    services = services_of(app)
+    if services.db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's reads share the one engine")
+    view = bind()
+    twilio.call(MERCHANT, view.relay_number)  # warm: pool, options cache, pool directory
+    engine = services.webhook_backends.db.read_engine
+    statements: list[str] = []
+    listen = ("before_cursor_execute", lambda *args: statements.append(args[2]))
+    event.listen(engine, *listen)
+    try:
+        assert twilio.call(MERCHANT, view.relay_number).dialed is not None
+    finally:
+        event.remove(engine, *listen)
+    assert len(statements) == 1 and statements[0].startswith("SELECT vault_entries.purpose")
+    with engine.connect() as connection:
+        # No BEGIN and no COMMIT around it: the driver is in autocommit.
+        assert connection.connection.driver_connection.autocommit is True  # type: ignore[union-attr]
+
+
+def test_the_read_path_opens_what_open_opens_and_refuses_what_it_refuses(
+    services: Services,
+) -> None:
+    vault = services.vault
+    with services.db.session() as session:
+        token = vault.put(session, BUYER).token
+        erased = vault.put(session, MERCHANT).token
+        vault.erase(session, erased, actor="dpo", reason="erasure request")
+        tampered = vault.put(session, COURIER).token
+        session.execute(
+            update(VaultEntry).where(VaultEntry.token == tampered).values(ciphertext=b"\x00" * 40)
+        )
+
+    def read(t: str) -> str:
+        return services.db.read(lambda connection: vault.open_readonly(connection, t))
+
+    assert read(token) == BUYER
+    with pytest.raises(VaultEntryErased):
+        read(erased)
+    with pytest.raises(VaultIntegrityError):
+        read(tampered)
+    for unknown in ("pn_doesnotexist", "not-a-token"):
+        with pytest.raises(VaultEntryNotFound):
+            read(unknown)
+
+
+def test_a_concurrent_second_decision_gets_the_first_and_leaves_its_record(redis_client: Any) -> None:
+    store = DecisionStore(redis_client, ttl_seconds=60)
+    first = StepDecision.rejected("stranger")
+    second = StepDecision(
+        action="connect", binding_id="bd_x", from_role="merchant", target_role="buyer", target_token="pn_x"
+    )
+    assert store.record("CA1", "voice:1", first, now=1) == first
+    assert store.record("CA1", "voice:1", second, now=2) == first
+    # A status callback finds no binding: the call that was answered connected no one.
+    assert store.info("CA1") == {"voice:1": first.dumps(), "t": "1"}
+    assert 0 < redis_client.ttl(DecisionStore.key("CA1")) <= 60
+
+
+def test_a_quota_counts_both_windows_in_one_script(redis_client: Any) -> None:
+    quotas = Quotas(redis_client, limits={"call": (2, 3)})
+    now = 7 * 86400 + 3600
+    assert [quotas.take("+14155550100", "bd_x", "call", now=now) for _ in range(3)] == [True, True, False]
+    assert quotas.take("+14155550100", "bd_x", "call", now=now + 3600) is False  # the day is used up
+    assert 3600 < redis_client.ttl("ml:{+14155550100}:q:bd_x:call:h169") <= 7200
