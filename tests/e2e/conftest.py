@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,23 +121,33 @@ def e2e_redis() -> Iterator[str | None]:
     client.close()
 
 
-@pytest.fixture
-def cli(instance_path: Path, e2e_database: str, e2e_redis: str | None) -> Cli:
+def maskline_environ(
+    instance_path: Path, database_url: str, redis_url: str | None, **settings: str
+) -> dict[str, str]:
+    """The environment of a ``maskline`` subprocess: this process's, minus any
+    MASKLINE_* setting, plus the instance, database and Redis (None: embedded)
+    and ``settings`` (MASKLINE_* names)."""
     env = _clean_environ()
     env.update(
         {
             "MASKLINE_ENV": "development",
             "MASKLINE_INSTANCE_PATH": str(instance_path),
-            "MASKLINE_DATABASE_URL": e2e_database,
+            "MASKLINE_DATABASE_URL": database_url,
             "MASKLINE_KEYS_FILE": str(instance_path / "keys.json"),
             "MASKLINE_DEFAULT_REGION": "US",
             # The key file changes under running commands in rotation tests.
             "MASKLINE_KEYRING_RELOAD_SECONDS": "0",
         }
     )
-    if e2e_redis:
-        env["MASKLINE_REDIS_URL"] = e2e_redis
-    return Cli(instance_path=instance_path, env=env)
+    if redis_url:
+        env["MASKLINE_REDIS_URL"] = redis_url
+    env.update(settings)
+    return env
+
+
+@pytest.fixture
+def cli(instance_path: Path, e2e_database: str, e2e_redis: str | None) -> Cli:
+    return Cli(instance_path=instance_path, env=maskline_environ(instance_path, e2e_database, e2e_redis))
 
 
 @pytest.fixture
@@ -183,3 +195,44 @@ def stop(process: subprocess.Popen[bytes]) -> int:
         process.kill()
         process.wait()
         raise
+
+
+@dataclass
+class RunningServer:
+    """A ``maskline serve`` process; its stdout and stderr go to ``log``."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _answers_healthz(base_url: str) -> bool | None:
+    try:
+        with urllib.request.urlopen(base_url + "/healthz", timeout=10) as response:  # noqa: S310 (loopback)
+            return True if response.status == 200 else None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+@contextlib.contextmanager
+def serving(cli: Cli, log: Path, *, workers: int = 2) -> Iterator[RunningServer]:
+    """``maskline serve`` with ``cli``'s environment on a free loopback port,
+    until ``/healthz`` answers; stopped (SIGTERM) on exit."""
+    port = free_port()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [maskline_executable(), "serve", "--port", str(port), "--workers", str(workers)],
+            env=cli.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(process=process, base_url=f"http://127.0.0.1:{port}", log=log)
+    try:
+        # A generous bound: start-up (migrations check, route rebuild, workers) on a busy machine.
+        wait_for(lambda: _answers_healthz(server.base_url), process, attempts=2400)
+        yield server
+    finally:
+        stop(process)

@@ -1,4 +1,5 @@
-"""Throwaway servers for drills: a PostgreSQL cluster of its own on a free loopback port.
+"""Throwaway servers for drills: a PostgreSQL cluster of its own on a free loopback port,
+and a Redis server of its own (``throwaway_redis``).
 
 Never the shared services: each drill gets a fresh cluster in a temporary
 directory (``initdb`` with trust authentication, then ``pg_ctl start`` with
@@ -14,6 +15,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 # The machine's shared server; a drill must never start, stop or restart it.
 SHARED_PORT = 5432
@@ -172,5 +175,86 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
         try:
             if (server.datadir / "postmaster.pid").exists():  # running, or left half-started
                 server.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+# -- Redis ------------------------------------------------------------------------
+
+# The machine's shared Redis; a drill must never stop or freeze it.
+SHARED_REDIS_PORT = 6379
+REDIS_START_ATTEMPTS = 200  # polls of 0.05 s for a new server to answer PING
+
+
+@dataclass
+class ThrowawayRedis:
+    """A ``redis-server`` that keeps nothing (no RDB, no AOF): a restart comes back empty."""
+
+    base: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, socket_connect_timeout=5)
+
+    def start(self) -> None:
+        """A new, empty server on this port; returns once it answers PING."""
+        assert self.port != SHARED_REDIS_PORT
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server not found (install Debian's redis-server)")
+        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [binary, *options, "--dir", str(self.base)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(REDIS_START_ATTEMPTS):
+            assert self.process.poll() is None, f"redis-server exited with {self.process.returncode}"
+            try:
+                with self.client() as client:
+                    client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError(f"redis-server on port {self.port} never answered PING")
+
+    def kill(self) -> None:
+        """SIGKILL: the server and everything in it are gone at once."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()  # a frozen server would not act on SIGTERM
+            self.process.terminate()
+            self.process.wait(timeout=PG_CTL_WAIT_SECONDS)
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    """A running, empty Redis on a free loopback port; stopped when the test ends."""
+    base = Path(tempfile.mkdtemp(prefix="maskline-redis-"))
+    server = ThrowawayRedis(base=base, port=free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        try:
+            server.stop()
         finally:
             shutil.rmtree(base, ignore_errors=True)
