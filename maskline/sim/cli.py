@@ -31,7 +31,8 @@ def _simulator(url: str | None, public_url: str | None, allow_remote: bool, auth
         if not allow_remote and not is_loopback_url(url):
             raise click.ClickException(f"{url} is not a loopback address; pass --allow-remote to use it")
         transport = HttpTransport(url)
-        base = public_url or url
+        # Twilio signs the public URL it called, which need not be --url.
+        base = public_url or getattr(settings, "public_url", None) or url
     return CarrierSimulator(transport=transport, auth_token=token, public_url=base)
 
 

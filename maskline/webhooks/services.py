@@ -344,7 +344,10 @@ class WebhookService:
     def _render_voice(self, decision: StepDecision, relay: str, sid: str) -> str:
         if decision.action == "connect":
             record = self.options_of(decision.binding_id).record
-            number = self._open(decision.target_token)
+            number = self._open(decision.target_token, sid)
+            if number is None:
+                self._over(sid)
+                return self.voice_twiml.goodbye
             CONNECTS.labels(type="call").inc()
             time_limit = self.settings.call_time_limit
             if record:
@@ -393,7 +396,10 @@ class WebhookService:
     def _render_sms(self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str]) -> str:
         if decision.action == "connect":
             policy = self.policy_for(decision.binding_id)
-            number = self._open(decision.target_token)
+            number = self._open(decision.target_token, sid)
+            if number is None:
+                self._over(sid)
+                return twiml.EMPTY_MESSAGING
             CONNECTS.labels(type="sms").inc()
             return twiml.message(
                 to=number,
@@ -507,16 +513,34 @@ class WebhookService:
         index = self.router.caller_index(caller)
         return index.hex() if index is not None else "anonymous"
 
-    def _open(self, token: str | None) -> str:
-        """The target's number, for the TwiML only; any failure is BackendUnavailable."""
+    def _open(self, token: str | None, sid: str) -> str | None:
+        """The target's number, for the TwiML only; None if SQL says the call
+        or message ``sid`` is already over; any failure is BackendUnavailable.
+
+        Redis remembers finished calls for the de-duplication TTL only, and
+        not at all once it has lost its data: a replayed request must still
+        not get a number back, so the (durable) interaction is asked too.
+        """
         if not token:
             raise BackendUnavailable("connect decision without a target")
         vault = self.services.vault
+
+        def read(connection: Any) -> str | None:
+            ended = connection.execute(
+                select(Interaction.ended_at).where(Interaction.sid == sid)
+            ).scalar_one_or_none()
+            return None if ended is not None else vault.open_readonly(connection, token)
+
         try:
-            # One SELECT in AUTOCOMMIT (retried once if PostgreSQL restarted).
-            return self.db.read(lambda connection: vault.open_readonly(connection, token))
+            # Two primary-key SELECTs in AUTOCOMMIT (retried once if PostgreSQL restarted).
+            return self.db.read(read)
         except Exception as exc:  # DB down, erased, integrity: never a wrong number
             raise BackendUnavailable(f"vault: {type(exc).__name__}") from None
+
+    def _over(self, sid: str) -> None:
+        """A connect for a call or message SQL knows has ended: a replay. Remember it."""
+        self._reject("completed")
+        self._redis_parts()[0].mark_done(sid, "completed")
 
     @staticmethod
     def _reject(reason: str, *, binding_id: str | None = None) -> StepDecision:

@@ -6,8 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 
+from maskline import services_of
 from maskline.numbers.interfaces import InvalidRequest
+from maskline.numbers.rebuild import rebuild_routes
 from tests.integration.conftest import BUYER, COURIER, MERCHANT, STRANGER, AppMaker, Twilio, sid
 
 MEDIA = {"NumMedia": "1", "MediaUrl0": "https://api.twilio.com/media/ME1"}
@@ -166,3 +169,25 @@ def test_the_binding_shows_its_own_policy(bind: Callable[..., Any]) -> None:
     body = view.to_json()
     assert body["sms_policy"] == {"redact": ["links"], "media": "forward"} and body["record"] is True
     assert bind(order_id="o-2").to_json()["sms_policy"] == {"redact": None, "media": None}
+
+
+def test_a_replayed_message_after_redis_lost_its_data_is_not_forwarded(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    view = bind()
+    message_sid = sid("SM")
+    first = twilio.sms(MERCHANT, view.relay_number, "hi", message_sid=message_sid)
+    action = first.find("Message")
+    assert action is not None
+    twilio.post(action.get("action", ""), {"MessageSid": sid("SM"), "MessageStatus": "delivered"})
+    services = services_of(app)
+    services.redis.flushdb()
+    rebuild_routes(
+        db=services.db,
+        vault=services.vault,
+        routes=services.numbers.routes,
+        cooldown=services.settings.cooldown,
+        now=services.clock(),
+    )
+    replay = twilio.sms(MERCHANT, view.relay_number, "hi", message_sid=message_sid)
+    assert replay.status == 200 and len(replay.xml) == 0
