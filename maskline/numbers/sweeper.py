@@ -158,6 +158,14 @@ class Sweeper:
                     for bid, indexes in present.items()
                     if bid not in live_ids
                 ]
+            # Ended bindings cooling down have SQL rows: only claims with no
+            # row at all can be orphans, and only they are worth waiting for.
+            known: set[str] = set()
+            ids = sorted({bid for _, bid, _, _ in suspects})
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                known.update(session.scalars(select(Binding.id).where(Binding.id.in_(chunk))).all())
+            suspects = [s for s in suspects if s[1] not in known]
         if not suspects:
             return
         # A claim is written to Redis a moment before its SQL row commits:

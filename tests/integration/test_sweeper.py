@@ -97,3 +97,31 @@ def test_retention_erases_parties_long_without_a_binding(
         assert all(e.erased for e in session.query(VaultEntry))
         assert session.get(Binding, view.id) is not None
         assert services.audit.verify(session).ok
+
+
+def test_reconcile_waits_for_late_commits_only_when_a_claim_has_no_sql_row(
+    services: Services, numbers: Any, clock: FixedClock
+) -> None:
+    add_relay_numbers(services, X)
+    waits: list[float] = []
+    numbers.sweeper._sleep = waits.append  # the grace period, recorded instead of slept
+    view = numbers.bindings.bind(axb())
+    numbers.bindings.unbind(view.id)  # a cooling-down tombstone: in Redis, ended in SQL
+    numbers.sweeper.run_once(clock(), orphan_grace=5)
+    assert waits == []
+    numbers.routes.claim(
+        X,
+        binding_id=new_binding_id(),
+        version=1,
+        expires=epoch(clock()) + 3600,
+        mode="axb",
+        parties=[
+            Party(index=b"\x03" * 12, role="buyer", token=new_token()),
+            Party(index=b"\x04" * 12, role="merchant", token=new_token()),
+        ],
+        now=epoch(clock()),
+        cooldown=60,
+        cap=200,
+    )
+    assert numbers.sweeper.run_once(clock(), orphan_grace=5).orphans_released == 1
+    assert waits == [5]
