@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import phonenumbers
-from phonenumbers import geocoder
 
 
 def describe(e164: str) -> tuple[str, str]:
@@ -18,6 +17,10 @@ def describe(e164: str) -> tuple[str, str]:
     length = phonenumbers.length_of_geographical_area_code(parsed)
     if length > 0:
         return country, nsn[:length]
+    # Imported here: the geocoding data takes half a second to load, and
+    # most numbers (and every CLI command that never adds one) do not need it.
+    from phonenumbers import geocoder
+
     return country, geocoder.description_for_number(parsed, "en") or ""
 
 
