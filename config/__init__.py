@@ -36,6 +36,8 @@ DEFAULT_API_RATE_LIMITS = {
 }
 
 _PREFIX = "MASKLINE_"
+# Twilio's REST API; MASKLINE_TWILIO_API_URL may name a regional edge or a gateway.
+TWILIO_API_URL = "https://api.twilio.com"
 
 
 class SettingsError(ValueError):
@@ -91,6 +93,11 @@ class Settings:
     public_url: str | None = None
     trust_proxy: bool = False
     twilio_auth_token: str | None = None
+    # Twilio's REST API (click-to-call, `maskline pool sync-twilio`): the
+    # account the auth token belongs to, and where its API is reached. Not
+    # needed at start-up: without the SID those two features say so.
+    twilio_account_sid: str | None = None
+    twilio_api_url: str = TWILIO_API_URL
     call_time_limit: int = 3600
     voice_language: str = "en-US"
     voice_name: str = "alice"
@@ -120,6 +127,9 @@ class Settings:
     idempotency_ttl: dt.timedelta = dt.timedelta(hours=24)
     # The largest API request body accepted (bytes); larger gets 413.
     api_max_body: int = 64 * 1024
+    # -- events -------------------------------------------------------------
+    # Deliveries of one outbound event before it is marked failed.
+    events_max_attempts: int = 12
     # -- metrics ------------------------------------------------------------
     # When set, /metrics wants "Authorization: Bearer <token>".
     metrics_token: str | None = None
@@ -324,6 +334,12 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
         values["trust_proxy"] = _parse_bool("MASKLINE_TRUST_PROXY", v)
     if (v := get("TWILIO_AUTH_TOKEN")) is not None:
         values["twilio_auth_token"] = v
+    if (v := get("TWILIO_ACCOUNT_SID")) is not None:
+        if not re.match(r"^AC[0-9a-fA-F]{32}$", v.strip()):
+            raise SettingsError("MASKLINE_TWILIO_ACCOUNT_SID must be an account SID: AC and 32 hex digits")
+        values["twilio_account_sid"] = v.strip()
+    if (v := get("TWILIO_API_URL")) is not None:
+        values["twilio_api_url"] = _parse_public_url("MASKLINE_TWILIO_API_URL", v)
     if (v := get("VOICE_LANGUAGE")) is not None:
         if v not in VOICE_LANGUAGES:
             raise SettingsError(f"MASKLINE_VOICE_LANGUAGE must be one of {', '.join(VOICE_LANGUAGES)}")
@@ -365,6 +381,8 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
         values["api_max_body"] = _parse_int("MASKLINE_API_MAX_BODY", v, minimum=1024, maximum=1024 * 1024)
     if (v := get("METRICS_TOKEN")) is not None:
         values["metrics_token"] = v
+    if (v := get("EVENTS_MAX_ATTEMPTS")) is not None:
+        values["events_max_attempts"] = _parse_int("MASKLINE_EVENTS_MAX_ATTEMPTS", v, minimum=1, maximum=100)
     return values
 
 
@@ -406,6 +424,7 @@ __all__ = [
     "ENVIRONMENTS",
     "INSECURE_DEVELOPMENT_SECRET",
     "SMS_REDACTIONS",
+    "TWILIO_API_URL",
     "VOICE_LANGUAGES",
     "Environment",
     "Settings",

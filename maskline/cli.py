@@ -413,6 +413,10 @@ from maskline.api.cli import apikey as _apikey  # noqa: E402
 
 main.add_command(_apikey)
 
+from maskline.events.cli import owner as _owner  # noqa: E402
+
+main.add_command(_owner)
+
 from maskline.demo import demo as _demo  # noqa: E402
 
 main.add_command(_demo)

@@ -24,6 +24,8 @@ from maskline.vault.rotation import check_and_register
 from maskline.vault.services import VaultService
 
 if TYPE_CHECKING:
+    from maskline.events.delivery import Deliverer
+    from maskline.events.services import Outbox, OwnerService
     from maskline.numbers.pool import PoolService
     from maskline.numbers.rebuild import AutoRebuilder
     from maskline.numbers.router import Router
@@ -51,6 +53,7 @@ class Services:
     _redis: Any = None
     _numbers: Any = None
     _webhook_backends: Any = None
+    _events: Any = None
 
     @property
     def redis(self) -> Any:
@@ -68,6 +71,14 @@ class Services:
             self._numbers = build_numbers(self)
         numbers: NumbersServices = self._numbers
         return numbers
+
+    @property
+    def events(self) -> EventsServices:
+        """The outbox, its delivery and owners' events settings (no Redis needed)."""
+        if self._events is None:
+            self._events = build_events(self)
+        events: EventsServices = self._events
+        return events
 
     @property
     def webhook_backends(self) -> WebhookBackends:
@@ -93,6 +104,32 @@ class NumbersServices:
     router: Router
     rebuilder: AutoRebuilder
     sweeper: Sweeper
+
+
+@dataclass
+class EventsServices:
+    outbox: Outbox
+    deliverer: Deliverer
+    owners: OwnerService
+
+
+def build_events(services: Services) -> EventsServices:
+    from maskline.events.delivery import Deliverer
+    from maskline.events.services import Outbox, OwnerService
+
+    settings = services.settings
+    # Plain http is for a receiver on this machine, and never in production.
+    loopback_http = not settings.is_production
+    return EventsServices(
+        outbox=Outbox(clock=services.clock),
+        deliverer=Deliverer(
+            db=services.db,
+            allow_loopback_http=loopback_http,
+            max_attempts=settings.events_max_attempts,
+            clock=services.clock,
+        ),
+        owners=OwnerService(db=services.db, clock=services.clock, allow_loopback_http=loopback_http),
+    )
 
 
 @dataclass
@@ -168,6 +205,8 @@ def build_numbers(services: Services) -> NumbersServices:
         ),
         clock=services.clock,
     )
+    # Binding events go to the outbox in the binding's own transaction.
+    bindings.on_event(services.events.outbox.on_binding_event)
     rebuilder = AutoRebuilder(
         db=services.db, vault=services.vault, routes=routes, cooldown=settings.cooldown, clock=services.clock
     )

@@ -10,7 +10,9 @@ Exception tree (each maps to one HTTP status and a JSON body
     ├── NotFound              404  no such record for this owner
     ├── Conflict              409  idempotency key reused, pool exhausted, binding ended
     ├── Unprocessable         422  fields are invalid (each named, with why)
-    └── UpstreamError         502  Twilio refused or could not be reached
+    ├── QuotaExceeded         429  a binding's call quota is used up (``call_quota_exceeded``)
+    └── UpstreamError         502  Twilio refused or could not be reached (``twilio_error``);
+                                   the body adds ``twilio: {status, code}``
 
 No message ever carries a party number: field errors say which field and
 why, never what was sent.
@@ -74,5 +76,24 @@ class Unprocessable(ApiError):
     status, code = 422, "invalid_fields"
 
 
+class QuotaExceeded(ApiError):
+    status, code = 429, "call_quota_exceeded"
+
+
 class UpstreamError(ApiError):
-    status, code = 502, "upstream_error"
+    """Twilio's answer: its HTTP status and error code, and a message already
+    scrubbed of phone numbers (Twilio's own messages can quote them)."""
+
+    status, code = 502, "twilio_error"
+
+    def __init__(self, message: str, *, twilio_status: int | None = None, twilio_code: int | None = None):
+        super().__init__(message)
+        self.twilio_status = twilio_status
+        self.twilio_code = twilio_code
+
+    def to_json(self) -> dict[str, object]:
+        body = super().to_json()
+        error = body["error"]
+        assert isinstance(error, dict)
+        error["twilio"] = {"status": self.twilio_status, "code": self.twilio_code}
+        return body

@@ -169,6 +169,29 @@ _SCHEMAS: dict[str, Any] = {
             "ended_at": {"type": ["string", "null"], "format": "date-time"},
         },
     },
+    "NewCall": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["from_role"],
+        "properties": {
+            "from_role": {
+                "type": "string",
+                "description": "the party Twilio calls first; the other party is then dialed",
+            }
+        },
+    },
+    "Call": {
+        "type": "object",
+        "description": "A call Twilio was asked to place. Its interaction appears under the binding.",
+        "required": ["sid", "binding_id", "from_role", "to_role", "status"],
+        "properties": {
+            "sid": {"type": "string", "description": "Twilio's CallSid"},
+            "binding_id": {"type": "string"},
+            "from_role": {"type": "string"},
+            "to_role": {"type": "string"},
+            "status": {"type": "string", "description": "Twilio's call status, e.g. queued"},
+        },
+    },
     "Waybill": {
         "type": "object",
         "required": ["carrier", "tracking_no", "binding_id"],
@@ -305,6 +328,29 @@ _PATHS: dict[str, Any] = {
                 },
                 "404": _error_response("no such binding for this owner"),
             },
+        ),
+    },
+    "/v1/bindings/{binding_id}/calls": {
+        "parameters": [_ID],
+        "post": _op(
+            "Click-to-call: Twilio calls from_role, then bridges to the other party",
+            "calls:write",
+            {
+                "201": _json("Call", "Twilio accepted the call"),
+                "404": _error_response("no such binding for this owner"),
+                "409": _error_response("the binding has ended"),
+                "502": _error_response(
+                    "Twilio refused the call or could not be reached; error.twilio has its status and code"
+                ),
+                "503": _error_response("click-to-call is not configured, or a backend is down"),
+                **_BODY_ERRORS,
+            },
+            description=(
+                "Both legs show the relay number. The binding needs exactly two parties (axb; axe "
+                "with one allowed caller, whose role is `caller`). Each call counts against the "
+                "binding's call quota: past it, 429 with code `call_quota_exceeded`."
+            ),
+            requestBody={"required": True, "content": {"application/json": {"schema": _ref("NewCall")}}},
         ),
     },
     "/v1/bindings/{binding_id}/waybills/{tracking_no}": {

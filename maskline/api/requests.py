@@ -54,6 +54,15 @@ class _Errors:
             raise Unprocessable(f"{len(self.items)} invalid field(s)", fields=self.items)
 
 
+def order_id_problem(order_id: str) -> str | None:
+    """Why ``order_id`` is not acceptable, or None."""
+    if len(order_id) > MAX_ORDER_ID:
+        return f"is longer than {MAX_ORDER_ID} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in order_id):
+        return "must not contain control characters"
+    return None
+
+
 def json_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
@@ -171,8 +180,8 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
     order_id = body.get("order_id")
     if not isinstance(order_id, str) or not order_id.strip():
         errors.add("order_id", "is required: a non-empty string")
-    elif len(order_id) > MAX_ORDER_ID:
-        errors.add("order_id", f"is longer than {MAX_ORDER_ID} characters")
+    elif problem := order_id_problem(order_id):
+        errors.add("order_id", problem)
     mode = body.get("mode")
     if mode not in MODES:
         errors.add("mode", f"must be one of {', '.join(MODES)}")

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import functools
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,8 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from maskline.api import requests as parse
-from maskline.api.idempotency import MAX_KEY_LENGTH, IdempotencyStore
+from maskline.api.calls import CallQuotaExceeded, ClickToCall, ClickToCallUnavailable
+from maskline.api.idempotency import IdempotencyStore
 from maskline.api.interfaces import (
     ApiError,
     BadRequest,
@@ -31,8 +33,10 @@ from maskline.api.interfaces import (
     FieldError,
     Forbidden,
     NotFound,
+    QuotaExceeded,
     Unauthorized,
     Unprocessable,
+    UpstreamError,
 )
 from maskline.api.keys import ApiKeyService, Principal
 from maskline.api.waybills import WaybillService
@@ -44,13 +48,16 @@ from maskline.numbers.interfaces import (
     PoolExhausted,
     RoutingUnavailable,
 )
+from maskline.numbers.services import is_binding_id
 from maskline.redis_backend import storage_uri
+from maskline.twilio_rest import TwilioError, TwilioNotConfigured
 from maskline.vault.interfaces import InvalidPhoneNumber
 from maskline.webhooks.models import Interaction
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 EXTENSION_KEY = "maskline.api"
 STATUSES = ("active", "expired", "unbound")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 
 
 class Unavailable(ApiError):
@@ -63,6 +70,7 @@ class _Api:
     ) -> None:
         self.services = services
         self.waybills = WaybillService(db=services.db, clock=services.clock)
+        self.calls = ClickToCall(services=services)
         self.keys = keys
         self.idempotency = idempotency
         self.limiter = limiter
@@ -238,9 +246,9 @@ def create_binding() -> ResponseReturnValue:
     api = _api()
     body = _body()
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
         raise Unprocessable(
-            "invalid header", fields=[FieldError("Idempotency-Key", "must be 1-255 characters")]
+            "invalid header", fields=[FieldError("Idempotency-Key", "1-255 printable ASCII characters")]
         )
     owner = _owner()
     if key is None:
@@ -295,6 +303,8 @@ def _after(cursor: str | None) -> tuple[dt.datetime, str] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, _, binding_id = raw.partition("|")
+        if not is_binding_id(binding_id):
+            raise ValueError("not a binding id")
         return dt.datetime.fromisoformat(created), binding_id
     except (ValueError, UnicodeDecodeError):
         raise Unprocessable(
@@ -316,8 +326,10 @@ def list_bindings() -> ResponseReturnValue:
     if not 1 <= limit <= 200:
         errors.append(FieldError("limit", "must be a whole number from 1 to 200"))
     order_id = args.get("order_id")
-    if order_id is not None and not 1 <= len(order_id) <= parse.MAX_ORDER_ID:
-        errors.append(FieldError("order_id", f"must be 1-{parse.MAX_ORDER_ID} characters"))
+    if order_id is not None and (
+        problem := parse.order_id_problem(order_id) or ("" if order_id else "is empty")
+    ):
+        errors.append(FieldError("order_id", problem))
     if errors:
         raise Unprocessable("invalid query", fields=errors)
     views = _api().services.numbers.bindings.page(
@@ -401,6 +413,46 @@ def _interaction_json(row: Interaction) -> dict[str, Any]:
         "started_at": _stamp(row.started_at),
         "ended_at": _stamp(row.ended_at),
     }
+
+
+# -- click-to-call -------------------------------------------------------------------
+
+
+@bp.post("/bindings/<binding_id>/calls")
+@requires("calls:write")
+def place_call(binding_id: str) -> ResponseReturnValue:
+    """Twilio calls ``from_role``, then bridges to the other party; the relay number on both legs."""
+    api = _api()
+    owner = _owner()
+    try:
+        api.services.numbers.bindings.get(binding_id, owner=owner)  # 404 before judging the body
+    except BindingNotFound as exc:
+        raise _translate(exc) from None
+    body = parse.json_object(_body())
+    from_role = body.get("from_role")
+    errors = [] if isinstance(from_role, str) else [FieldError("from_role", "must be a role of the binding")]
+    unknown = sorted(set(body) - {"from_role"})
+    errors += [FieldError(str(name)[:64], "is not a field of this request") for name in unknown]
+    if errors or not isinstance(from_role, str):
+        raise Unprocessable("invalid field", fields=errors)
+    try:
+        call = api.calls.place(binding_id, owner=owner, from_role=from_role)
+    except BindingNotFound as exc:
+        raise _translate(exc) from None
+    except CallQuotaExceeded as exc:
+        raise QuotaExceeded(str(exc)) from None
+    except (ClickToCallUnavailable, TwilioNotConfigured) as exc:
+        raise Unavailable(str(exc)) from None
+    except TwilioError as exc:
+        if exc.status is not None:
+            message = f"Twilio refused the call ({exc.summary()})"
+        else:
+            outcome = "the call may have been placed" if exc.maybe_done else "no call was placed"
+            message = f"{exc.message}; {outcome}"
+        raise UpstreamError(message, twilio_status=exc.status, twilio_code=exc.code) from None
+    response = jsonify(call.to_json())
+    response.status_code = 201
+    return response
 
 
 # -- waybills ------------------------------------------------------------------------

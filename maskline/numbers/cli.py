@@ -237,7 +237,7 @@ def bindings_sweep(grace: float) -> None:
 @click.option("--interval", default=30.0, show_default=True, help="seconds between runs")
 @click.option("--once", is_flag=True, help="run the jobs once and exit")
 def worker(interval: float, once: bool) -> None:
-    """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention."""
+    """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events."""
     with _services() as services:
         numbers = services.numbers
         while True:
@@ -251,6 +251,7 @@ def worker(interval: float, once: bool) -> None:
                 numbers.rebuilder.trigger(wait=True)
             report = numbers.sweeper.run_once(services.clock())
             click.echo(report.summary())
+            click.echo(services.events.deliverer.deliver_due(services.clock()).summary())
             if once:
                 return
             time.sleep(interval)
@@ -344,6 +345,48 @@ def pool_unlock(number: str) -> None:
 def pool_retire(number: str) -> None:
     """Take NUMBER out of the pool; refused while it has live bindings."""
     _set_status(number, "retired")
+
+
+@pool_group.command("sync-twilio")
+@click.option("--dry-run", is_flag=True, help="report what would change; change nothing")
+def pool_sync_twilio(dry_run: bool) -> None:
+    """Point each pool number's voice, SMS and status-callback URLs at MASKLINE_PUBLIC_URL.
+
+    Retired numbers are left alone. Exits 1 with one line if Twilio refuses.
+    """
+    from maskline.twilio_rest import NumberUrls, TwilioError, TwilioNotConfigured, make_client, sync_numbers
+
+    with _services() as services:
+        settings = services.settings
+        if not settings.public_url:
+            raise click.ClickException("MASKLINE_PUBLIC_URL is not set: the webhook URLs are built from it")
+        try:
+            client = make_client(settings)
+        except TwilioNotConfigured as exc:
+            raise _fail(exc) from None
+        with services.db.session() as session:
+            entries = services.numbers.pool.entries(session, now=services.clock())
+        try:
+            report = sync_numbers(
+                client,
+                [e.e164 for e in entries if e.status != "retired"],
+                NumberUrls.for_public_url(settings.public_url),
+                dry_run=dry_run,
+                region=settings.default_region,
+            )
+        except TwilioError as exc:
+            raise click.ClickException(f"Twilio: {exc.summary()}") from None
+    verb = "would update" if dry_run else "updated"
+    for number in report.updated:
+        click.echo(f"{number} {verb}")
+    for number in report.correct:
+        click.echo(f"{number} already correct")
+    for number in report.missing:
+        click.echo(f"{number} is not in the Twilio account", err=True)
+    click.echo(
+        f"{len(report.updated)} {verb}, {len(report.correct)} already correct, "
+        f"{len(report.missing)} missing from the account"
+    )
 
 
 COMMANDS = [bind, unbind, route, routes_group, bindings_group, worker, pool_group]

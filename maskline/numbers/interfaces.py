@@ -160,6 +160,35 @@ class BindingView:
         }
 
 
+BindingEventType = Literal["binding.created", "binding.unbound", "binding.expired"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindingEvent:
+    """A binding was created or ended, told to listeners inside its transaction.
+
+    ``at`` is when it happened: the binding's creation, or its end.
+    """
+
+    type: BindingEventType
+    binding: BindingView
+    at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolExhaustedEvent:
+    """A bind failed with :class:`PoolExhausted`; told to listeners in a
+    transaction of its own (the bind's was rolled back). No number in it."""
+
+    owner: str
+    order_id: str
+    mode: Mode
+    role: str | None
+    needed: int
+    at: dt.datetime
+    type: Literal["pool.exhausted"] = "pool.exhausted"
+
+
 @dataclass(frozen=True, kw_only=True)
 class RouteDecision:
     """What to do with a call or message from ``caller`` to a relay number.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -114,6 +115,54 @@ def _records(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]]
         )
 
 
+def live_counts(session: Session, now: dt.datetime) -> dict[str, int]:
+    """Live bindings per relay number (numbers with none are absent)."""
+    rows = session.execute(
+        select(Binding.relay_number, func.count())
+        .where(Binding.status == "active", Binding.expires_at > now)
+        .group_by(Binding.relay_number)
+    ).all()
+    return {number: int(count) for number, count in rows}
+
+
+class LoadCache:
+    """Live bindings per relay number, for ranking a bind's candidates.
+
+    Counting them is a scan of every live binding, too much for every bind:
+    the counts are read at most once per ``max_age`` and kept up to date in
+    between with this process's own binds and unbinds. The ranking only
+    spreads load; the Lua claim is what enforces the cap, so a count that
+    is a little stale costs at most a claim that answers "full".
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._read_at: dt.datetime | None = None
+
+    def counts(self, session: Session, now: dt.datetime, *, max_age: dt.timedelta) -> dict[str, int]:
+        """The counts, read again from SQL first if older than ``max_age``."""
+        with self._lock:
+            read_at = self._read_at
+        # Read again if the clock went back (a test's clock), not only forward.
+        if read_at is None or not dt.timedelta(0) <= now - read_at < max_age:
+            counts = live_counts(session, now)
+            with self._lock:
+                self._counts, self._read_at = counts, now
+        with self._lock:
+            return dict(self._counts)
+
+    def add(self, relay_number: str, delta: int) -> None:
+        """A binding was created (+1) or ended (-1) on ``relay_number`` here."""
+        with self._lock:
+            self._counts[relay_number] = max(0, self._counts.get(relay_number, 0) + delta)
+
+    def at_least(self, relay_number: str, count: int) -> None:
+        """The routing store says ``relay_number`` carries at least ``count``."""
+        with self._lock:
+            self._counts[relay_number] = max(count, self._counts.get(relay_number, 0))
+
+
 class PoolService:
     def __init__(self, *, routes: NumberRegistrar, clock: Clock = system_clock) -> None:
         self.routes = routes
@@ -210,12 +259,7 @@ class PoolService:
         return self._insert(session, rows, [f"line {line}" for line in lines])
 
     def live_counts(self, session: Session, now: dt.datetime) -> dict[str, int]:
-        rows = session.execute(
-            select(Binding.relay_number, func.count())
-            .where(Binding.status == "active", Binding.expires_at > now)
-            .group_by(Binding.relay_number)
-        ).all()
-        return {number: int(count) for number, count in rows}
+        return live_counts(session, now)
 
     def entries(self, session: Session, *, now: dt.datetime) -> list[PoolEntry]:
         counts = self.live_counts(session, now)

@@ -12,13 +12,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import random
 import re
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from config import SMS_REDACTIONS
@@ -27,6 +29,8 @@ from maskline.db import Database
 from maskline.numbers import regions
 from maskline.numbers.interfaces import (
     MODES,
+    BindingEvent,
+    BindingEventType,
     BindingNotFound,
     BindingNotLive,
     BindingView,
@@ -34,8 +38,10 @@ from maskline.numbers.interfaces import (
     InvalidRequest,
     NoNumberInRegion,
     PoolExhausted,
+    PoolExhaustedEvent,
 )
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
+from maskline.numbers.pool import LoadCache
 from maskline.numbers.rebuild import member_index
 from maskline.numbers.routes import (
     AllowedCaller,
@@ -61,6 +67,18 @@ def _redactions(stored: str | None) -> tuple[str, ...] | None:
     return None if stored is None else tuple(filter(None, stored.split(",")))
 
 
+# Told of every binding created or ended, inside that change's transaction,
+# and of every bind that found the pool exhausted (in a transaction of its own).
+BindingListener = Callable[[Session, BindingEvent | PoolExhaustedEvent], None]
+
+
+BINDING_ID = re.compile(r"^bd_[a-z2-7]{16}$")
+
+
+def is_binding_id(value: object) -> bool:
+    return isinstance(value, str) and BINDING_ID.match(value) is not None
+
+
 def new_binding_id() -> str:
     return "bd_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
 
@@ -77,6 +95,18 @@ class BindingPolicy:
     geo_policy: Literal["nearest", "strict"] = "nearest"
     # After an order is marked delivered, its binding lives at most this long.
     delivery_grace: dt.timedelta = dt.timedelta(hours=72)
+    # How stale the live-binding counts that rank candidates may get (see LoadCache).
+    load_max_age: dt.timedelta = dt.timedelta(seconds=2)
+
+
+# Orders equally good candidates at random, so concurrent binds spread over
+# them. Not a secret (relay numbers are public), so no system random call per
+# candidate.
+_spread = random.Random()  # noqa: S311
+
+
+# (e164, country, area) of a relay number of the pool
+_PoolNumber = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,8 @@ class _Sealed:
     token: str
     index: bytes
     e164: str
+    # Stored by this bind: on no binding yet, so on no relay number.
+    new: bool = False
 
 
 class BindingService:
@@ -104,6 +136,36 @@ class BindingService:
         self.routes = routes
         self.policy = policy
         self._clock = clock
+        self._listeners: list[BindingListener] = []
+        self.load_counts = LoadCache()
+
+    def on_event(self, listener: BindingListener) -> None:
+        """Run ``listener`` in the same transaction as every binding created or
+        ended (unbound, expired, erased), and after a bind that found the pool
+        exhausted. A listener that raises undoes the change with it."""
+        self._listeners.append(listener)
+
+    def _emit(self, session: Session, event: BindingEvent | PoolExhaustedEvent) -> None:
+        for listener in self._listeners:
+            listener(session, event)
+
+    def _tell_exhausted(self, req: BindRequest, exc: PoolExhausted) -> None:
+        """pool.exhausted in its own transaction; never hides the bind's error."""
+        if not self._listeners:
+            return
+        event = PoolExhaustedEvent(
+            owner=req.owner,
+            order_id=req.order_id.strip(),
+            mode=req.mode,
+            role=exc.role,
+            needed=exc.needed,
+            at=self._clock(),
+        )
+        try:
+            with self.db.session() as session:
+                self._emit(session, event)
+        except Exception as failure:
+            log.warning("could not record pool.exhausted: %s", type(failure).__name__)
 
     # -- validation ------------------------------------------------------------
 
@@ -168,8 +230,14 @@ class BindingService:
             )
         return expires
 
-    def _seal_all(self, session: Session, req: BindRequest) -> tuple[list[_Sealed], list[_Sealed]]:
-        """Normalize every number (all checked before any is stored), then seal."""
+    def _seal_all(
+        self, session: Session, req: BindRequest
+    ) -> tuple[list[_Sealed], list[_Sealed], list[_PoolNumber]]:
+        """Normalize every number (all checked before any is stored), then seal.
+
+        Also returns the pool's active voice numbers: one query finds them
+        and whether any of these numbers is a relay number.
+        """
         normalized: list[tuple[str, str, str]] = []  # (field, role, e164)
         for role, raw in req.parties.items():
             normalized.append(
@@ -194,30 +262,53 @@ class BindingService:
             if e164 in seen:
                 raise InvalidRequest(field, f"is the same number as {seen[e164]}")
             seen[e164] = field
-        relays = set(session.scalars(select(RelayNumber.e164).where(RelayNumber.e164.in_(list(seen)))).all())
+        relays, pool = self._pool(session, list(seen))
         for field, _role, e164 in normalized + callers:
             if e164 in relays:
                 raise InvalidRequest(field, "is a relay number of this pool; relay numbers cannot be parties")
+        # One batch put for every number of the bind.
+        stored = self.vault.put_many_normalized(session, [e164 for _f, _r, e164 in normalized + callers])
+        sealed = [
+            _Sealed(role, put.token, short_index(self.vault.index_of(e164)), e164, new=put.created)
+            for (_field, role, e164), put in zip(normalized + callers, stored, strict=True)
+        ]
+        return sealed[: len(normalized)], sealed[len(normalized) :], pool
 
-        def seal(items: list[tuple[str, str, str]]) -> list[_Sealed]:
-            out = []
-            for _field, role, e164 in items:
-                token = self.vault.put_normalized(session, e164).token
-                out.append(_Sealed(role, token, short_index(self.vault.index_of(e164)), e164))
-            return out
-
-        return seal(normalized), seal(callers)
+    def _pool(self, session: Session, numbers: list[str]) -> tuple[set[str], list[_PoolNumber]]:
+        """(which of ``numbers`` are relay numbers, whatever their status;
+        the pool's active numbers with voice), in one query."""
+        usable = and_(RelayNumber.status == "active", RelayNumber.voice.is_(True))
+        # Core rows, not the ORM's: the whole pool comes back on every bind.
+        rows = (
+            session.connection()
+            .execute(
+                select(RelayNumber.e164, RelayNumber.country, RelayNumber.area, usable).where(
+                    or_(usable, RelayNumber.e164.in_(numbers))
+                )
+            )
+            .all()
+        )
+        wanted = set(numbers)
+        relays = {e164 for e164, *_rest in rows if e164 in wanted}
+        return relays, [(e164, country, area) for e164, country, area, ok in rows if ok]
 
     # -- binding ---------------------------------------------------------------
 
     def bind(self, req: BindRequest) -> BindingView:
         """Create a binding, or raise InvalidRequest / PoolExhausted / RoutingUnavailable."""
+        try:
+            return self._bind(req)
+        except PoolExhausted as exc:
+            self._tell_exhausted(req, exc)
+            raise
+
+    def _bind(self, req: BindRequest) -> BindingView:
         now = self._clock()
         expires = self._validate(req, now)
         with self.db.session() as session:
-            parties, callers = self._seal_all(session, req)
+            parties, callers, pool = self._seal_all(session, req)
             anchor = self._anchor(parties)
-            candidates = self._candidates(session, anchor, now)
+            candidates = self._candidates(session, pool, anchor, now)
             occupied = self._occupied(session, parties, now)
             binding_id = new_binding_id()
             axb_candidates = [x for x in candidates if x not in occupied]
@@ -261,11 +352,15 @@ class BindingService:
             session.add(binding)
             try:
                 session.flush()
+                view = self._view(binding, fallback_used=fallback_used)
+                self._emit(session, BindingEvent(type="binding.created", binding=view, at=now))
+                session.flush()
             except Exception:
                 self._release_quietly(relay, binding_id, extension, [p.index for p in bound])
                 raise
+        self.load_counts.add(relay, +1)
         log.info("bound %s on %s (order owner %s, mode %s)", binding_id, relay, req.owner, mode)
-        return self._view(binding, fallback_used=fallback_used)
+        return view
 
     def _anchor(self, parties: list[_Sealed]) -> _Sealed:
         """The party whose area decides the relay number: the buyer if any."""
@@ -279,9 +374,12 @@ class BindingService:
         """Relay numbers each party already holds (live or cooling down), from SQL.
 
         Skipping them saves a Lua round trip per number a busy merchant is
-        already on; the Lua claim stays the authority under races.
+        already on; the Lua claim stays the authority under races. A party
+        stored by this very bind holds none, so is not looked up.
         """
-        tokens = {p.token: i for i, p in enumerate(parties)}
+        tokens = {p.token: i for i, p in enumerate(parties) if not p.new}
+        if not tokens:
+            return {}
         rows = session.execute(
             select(Binding.relay_number, BindingMember.token)
             .join(BindingMember, BindingMember.binding_id == Binding.id)
@@ -293,36 +391,27 @@ class BindingService:
         ).all()
         return {relay: tokens[token] for relay, token in rows}
 
-    def _candidates(self, session: Session, anchor: _Sealed, now: dt.datetime) -> list[str]:
+    def _candidates(
+        self, session: Session, pool: list[_PoolNumber], anchor: _Sealed, now: dt.datetime
+    ) -> list[str]:
+        """The pool's usable numbers, best first: the anchor's area, then its
+        country, then the rest; least loaded first within each."""
         country, area = regions.describe(anchor.e164)
-        # Two plain queries, merged here: a join with the aggregate can be
-        # planned as a nested loop over it (seen on freshly created tables).
-        load: dict[str, int] = {
-            relay: int(count)
-            for relay, count in session.execute(
-                select(Binding.relay_number, func.count())
-                .where(Binding.status == "active", Binding.expires_at > now)
-                .group_by(Binding.relay_number)
-            )
-        }
-        rows = session.execute(
-            select(RelayNumber.e164, RelayNumber.country, RelayNumber.area).where(
-                RelayNumber.status == "active", RelayNumber.voice.is_(True)
-            )
-        )
+        load = self.load_counts.counts(session, now, max_age=self.policy.load_max_age)
         ranked = []
-        for e164, r_country, r_area in rows:
+        strict = self.policy.geo_policy == "strict"
+        for e164, r_country, r_area in pool:
             if r_country == country and area and r_area == area:
                 tier = 0
             elif r_country == country:
                 tier = 1
             else:
                 tier = 2
-            if self.policy.geo_policy == "strict" and tier != 0:
+            if strict and tier != 0:
                 continue
             # Random tie-break spreads concurrent binds of one party over
             # equally loaded numbers instead of piling them on the first.
-            ranked.append((tier, int(load.get(e164, 0)), secrets.randbelow(1 << 30), e164))
+            ranked.append((tier, load.get(e164, 0), _spread.random(), e164))
         ranked.sort()
         return [e164 for *_rest, e164 in ranked]
 
@@ -378,6 +467,9 @@ class BindingService:
                 return (relay, result.extension, bound, allowed), busy
             if result.outcome == "busy" and result.busy_party is not None:
                 busy[result.busy_party] += 1
+            elif result.outcome == "full":
+                # Ranked last from now on, until the counts are read again.
+                self.load_counts.at_least(relay, self.policy.cap)
         return None, busy
 
     def _extension_candidates(self, count: int = 12) -> list[str]:
@@ -428,7 +520,9 @@ class BindingService:
     # -- reading -------------------------------------------------------------------
 
     def _load(self, session: Session, binding_id: str, owner: str | None) -> Binding:
-        binding = session.get(Binding, binding_id) if isinstance(binding_id, str) else None
+        # Anything that cannot be an id (a NUL byte, say, which PostgreSQL
+        # refuses outright) is simply not found.
+        binding = session.get(Binding, binding_id) if is_binding_id(binding_id) else None
         if binding is None or (owner is not None and binding.owner != owner):
             raise BindingNotFound(f"no binding {binding_id}")
         return binding
@@ -669,6 +763,10 @@ class BindingService:
             extension=binding.extension,
             indexes=self.party_indexes(session, binding),
         )
+        kind: BindingEventType = "binding.expired" if status == "expired" else "binding.unbound"
+        self._emit(session, BindingEvent(type=kind, binding=self._view(binding), at=ended))
+        if ended == now:  # it counted as live until now
+            self.load_counts.add(binding.relay_number, -1)
 
     def unbind_party(self, session: Session, token: str) -> int:
         """End every live binding a vault token takes part in (used by erase)."""

@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from maskline.audit.interfaces import AuditEntry
 from maskline.audit.services import AuditLog
@@ -111,6 +114,96 @@ class VaultService:
                 raise VaultError("could not store the number; please retry") from None
             return PutResult(token=raced, created=False)
         return PutResult(token=token, created=True)
+
+    def put_many_normalized(self, session: Session, numbers: Sequence[str]) -> list[PutResult]:
+        """:meth:`put_normalized` for several numbers at once, in one result per
+        number (same order): one SELECT, and for numbers not yet stored one
+        ``INSERT ... ON CONFLICT (blind_index) DO NOTHING``, instead of a
+        SELECT, a savepoint and an INSERT per number.
+
+        The same guarantees as one put at a time: an entry found under any
+        loaded index version (mid re-index) is reused, an erased entry (no
+        index left) is not, and a concurrent put of the same number that wins
+        the unique index gives its token to this one too.
+        """
+        unique = list(dict.fromkeys(numbers))
+        if not unique:
+            return []
+        ring = self.keys.current()
+        # Every loaded index version of each number, so an entry not yet
+        # re-indexed is still found.
+        wanted = {index: e164 for e164 in unique for index in all_indexes(ring, e164).values()}
+        found = self._find_many(session, wanted)
+        results: dict[str, PutResult] = {e164: PutResult(token=found[e164], created=False) for e164 in found}
+        missing = [e164 for e164 in unique if e164 not in found]
+        if missing:
+            now = self._clock()
+            rows = []
+            for e164 in missing:
+                token = new_token()
+                index_version, index = primary_index(ring, e164)
+                sealed = sealing.seal(ring, e164, entry_id=token, purpose=PARTY_NUMBER)
+                rows.append(
+                    {
+                        "token": token,
+                        "purpose": PARTY_NUMBER,
+                        "blind_index": index,
+                        "index_version": index_version,
+                        "kek_version": sealed.kek_version,
+                        "wrapped_key": sealed.wrapped_key,
+                        "ciphertext": sealed.ciphertext,
+                        "created_at": now,
+                    }
+                )
+            by_token = dict(zip((row["token"] for row in rows), missing, strict=True))
+            inserted = session.execute(self._insert_new(session), rows).scalars().all()
+            for token in inserted:
+                results[by_token[token]] = PutResult(token=token, created=True)
+            raced = [e164 for e164 in missing if e164 not in results]
+            if raced:
+                # A concurrent put of the same number won the unique index
+                # (PostgreSQL waited for it to commit): its token is the one
+                # token for this person.
+                again = self._find_many(
+                    session, {index: e164 for e164 in raced for index in all_indexes(ring, e164).values()}
+                )
+                if len(again) != len(raced):
+                    raise VaultError("could not store the number; please retry")
+                results.update({e164: PutResult(token=token, created=False) for e164, token in again.items()})
+        return [results[e164] for e164 in numbers]
+
+    def _find_many(self, session: Session, indexes: dict[bytes, str]) -> dict[str, str]:
+        """number -> token for the numbers stored under any of ``indexes`` (index -> number)."""
+        rows = (
+            session.connection()
+            .execute(
+                select(VaultEntry.blind_index, VaultEntry.token).where(
+                    VaultEntry.blind_index.in_(list(indexes))
+                )
+            )
+            .all()
+        )
+        return {indexes[index]: token for index, token in rows if index is not None}
+
+    @staticmethod
+    def _insert_new(session: Session) -> Executable:
+        """An INSERT (run with many rows: one statement) that skips rows whose
+        blind index is taken, returning the tokens it did insert."""
+        # maskline runs on PostgreSQL or SQLite (3.35+), which both have
+        # ON CONFLICT ... DO NOTHING and RETURNING. Core, not the ORM: nothing
+        # of these rows is needed in the session.
+        table = cast(Table, VaultEntry.__table__)
+        if session.get_bind().dialect.name == "postgresql":
+            return (
+                postgresql.insert(table)
+                .on_conflict_do_nothing(index_elements=["blind_index"])
+                .returning(table.c.token)
+            )
+        return (
+            sqlite.insert(table)
+            .on_conflict_do_nothing(index_elements=["blind_index"])
+            .returning(table.c.token)
+        )
 
     def lookup(
         self, session: Session, raw_number: object, *, field: str = "number", region: str | None = None

@@ -497,6 +497,8 @@ class WebhookService:
                         row.duration = duration
                     if ended and row.ended_at is None:
                         row.ended_at = now
+                        # Once per interaction, committed with its final status.
+                        self.services.events.outbox.interaction_completed(session, row)
                 return
             except IntegrityError:
                 continue

@@ -178,3 +178,8 @@ def sms_status() -> ResponseReturnValue:
     status = _field("MessageStatus", _STATUS)
     _hooks().service.sms_status(message_sid=message_sid, status=status)
     return _xml(twiml.EMPTY_MESSAGING)
+
+
+# Click-to-call's bridge step lives in its own module, on this blueprint (so
+# behind the same signature check); importing it registers the route.
+from maskline.webhooks import bridge as _bridge  # noqa: E402, F401

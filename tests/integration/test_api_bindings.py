@@ -220,3 +220,19 @@ def test_pool_lists_numbers_and_load(api: ApiClient) -> None:
     assert reply.status == 200
     loads = {n["number"]: n for n in reply.body["data"]}
     assert set(loads) == {X1, X2} and sum(n["live_bindings"] for n in loads.values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/bindings/bd_%00", None),
+        ("DELETE", "/v1/bindings/bd_%00abc", None),
+        ("GET", "/v1/bindings?order_id=o%00", None),
+        ("POST", "/v1/bindings", {**AXB, "order_id": "o\x00-1"}),
+    ],
+)
+def test_nul_bytes_are_refused_not_a_server_error(
+    api: ApiClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    reply = api.call(method, path, body)
+    assert reply.status in (404, 422), reply.text

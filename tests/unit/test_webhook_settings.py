@@ -30,6 +30,13 @@ def test_production_refuses_to_start_without_a_twilio_auth_token() -> None:
         ("CALLS_PER_HOUR", "5", "calls_per_hour", 5),
         ("EXTENSION_LOCKOUT", "2h", "extension_lockout", dt.timedelta(hours=2)),
         ("WEBHOOK_DEDUPE_TTL", "3d", "webhook_dedupe_ttl", dt.timedelta(days=3)),
+        ("TWILIO_ACCOUNT_SID", "AC" + "ab" * 16, "twilio_account_sid", "AC" + "ab" * 16),
+        (
+            "TWILIO_API_URL",
+            "https://api.dublin.ie1.twilio.com/",
+            "twilio_api_url",
+            "https://api.dublin.ie1.twilio.com",
+        ),
     ],
 )
 def test_webhook_settings_are_parsed(name: str, value: str, field: str, expected: Any) -> None:
@@ -47,8 +54,15 @@ def test_webhook_settings_are_parsed(name: str, value: str, field: str, expected
         ("SMS_MEDIA", "drop"),
         ("CALLS_PER_HOUR", "0"),
         ("CALL_TIME_LIMIT", "10"),
+        ("TWILIO_ACCOUNT_SID", "SK" + "ab" * 16),
+        ("TWILIO_API_URL", "api.twilio.com"),
     ],
 )
 def test_bad_webhook_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"MASKLINE_{name}"):
         load_settings(environ={f"MASKLINE_{name}": value})
+
+
+def test_the_twilio_api_is_twilios_own_unless_configured() -> None:
+    settings = load_settings(environ={})
+    assert (settings.twilio_api_url, settings.twilio_account_sid) == ("https://api.twilio.com", None)

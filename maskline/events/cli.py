@@ -1,0 +1,66 @@
+"""``maskline owner``: where an owner's events go (set-events, show, clear-events).
+
+The events secret is printed once, when it is made; afterwards ``show`` says
+only whether one is set. URLs are shown without their query string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+
+import click
+
+from maskline.events.interfaces import EventsError
+from maskline.events.services import OwnerService
+
+
+@contextlib.contextmanager
+def _owners() -> Iterator[OwnerService]:
+    from maskline.cli import _services
+
+    with _services() as services:
+        try:
+            yield services.events.owners
+        except EventsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group("owner")
+def owner() -> None:
+    """Owners' events: the URL maskline POSTs signed events to."""
+
+
+@owner.command("set-events")
+@click.argument("name")
+@click.option("--url", required=True, help="https URL that receives the events (http: loopback, development)")
+@click.option("--rotate-secret", is_flag=True, help="make a new signing secret (the old one stops working)")
+def set_events(name: str, url: str, rotate_secret: bool) -> None:
+    """Send NAME's events to URL; prints the signing secret once, when it is made."""
+    with _owners() as owners:
+        info, secret = owners.set_events(name, url=url, rotate_secret=rotate_secret)
+    body = info.to_json()
+    if secret is not None:
+        body["events_secret"] = secret
+    click.echo(json.dumps(body, indent=2))
+    if secret is not None:
+        click.echo("Store the secret now: it signs every event and is not shown again.", err=True)
+
+
+@owner.command("show")
+@click.argument("name")
+def show(name: str) -> None:
+    """NAME's events URL (without query), whether a secret is set, and its outbox."""
+    with _owners() as owners:
+        info = owners.show(name)
+    click.echo(json.dumps(info.to_json(), indent=2))
+
+
+@owner.command("clear-events")
+@click.argument("name")
+def clear_events(name: str) -> None:
+    """Stop sending NAME events: URL and secret are removed, pending events fail."""
+    with _owners() as owners:
+        info = owners.clear_events(name)
+    click.echo(json.dumps(info.to_json(), indent=2))

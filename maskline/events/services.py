@@ -1,0 +1,321 @@
+"""Writing events to the outbox, and owners' events configuration.
+
+:class:`Outbox` adds an ``outbox_events`` row in the caller's session, so an
+event commits or rolls back with the change it describes. Only owners with
+an events URL get events; the owners table is read in that same transaction.
+A payload is built from an allow-list of fields: ids, roles, the relay
+number and extension, statuses and times. Never a party number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from maskline.api.models import ApiKey, OutboxEvent, Owner
+from maskline.clock import Clock, system_clock
+from maskline.db import Database
+from maskline.events.interfaces import EventType, InvalidEventsUrl, InvalidOwnerName, OwnerNotFound
+from maskline.numbers.interfaces import BindingEvent, BindingView, PoolExhaustedEvent
+from maskline.numbers.models import Binding
+
+# The same rule as API key owners (maskline.api.keys).
+_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}$")
+MAX_URL = 500
+
+
+def _timestamp(when: dt.datetime | None) -> str | None:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
+
+
+def new_event_id() -> str:
+    return "ev_" + secrets.token_hex(12)
+
+
+def new_events_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class InteractionRecord(Protocol):
+    """What :meth:`Outbox.interaction_completed` reads of an interaction row."""
+
+    @property
+    def sid(self) -> str: ...
+    @property
+    def binding_id(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def from_role(self) -> str: ...
+    @property
+    def to_role(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def duration(self) -> int | None: ...
+    @property
+    def started_at(self) -> dt.datetime: ...
+    @property
+    def ended_at(self) -> dt.datetime | None: ...
+
+
+def _binding_data(view: BindingView) -> dict[str, object]:
+    return {
+        "binding_id": view.id,
+        "order_id": view.order_id,
+        "mode": view.mode,
+        "relay_number": view.relay_number,
+        "extension": view.extension,
+        "roles": list(view.roles),
+        "status": view.status,
+        "created_at": _timestamp(view.created_at),
+        "expires_at": _timestamp(view.expires_at),
+        "delivered_at": _timestamp(view.delivered_at),
+    }
+
+
+class Outbox:
+    """Adds events to the outbox inside the caller's transaction."""
+
+    def __init__(self, *, clock: Clock = system_clock) -> None:
+        self._clock = clock
+
+    def add(self, session: Session, *, owner: str, type: EventType, data: dict[str, object]) -> str | None:
+        """Queue an event for ``owner``; its id, or None if the owner takes no events."""
+        url = session.execute(select(Owner.events_url).where(Owner.name == owner)).scalar_one_or_none()
+        if not url:
+            return None
+        now = self._clock()
+        event_id = new_event_id()
+        payload = {"id": event_id, "type": type, "created_at": _timestamp(now), "data": data}
+        session.add(
+            OutboxEvent(
+                event_id=event_id,
+                owner=owner,
+                type=type,
+                payload=json.dumps(payload, separators=(",", ":")),
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        return event_id
+
+    def on_binding_event(self, session: Session, event: BindingEvent | PoolExhaustedEvent) -> None:
+        """The listener of :meth:`BindingService.on_event`."""
+        if isinstance(event, PoolExhaustedEvent):
+            self.add(
+                session,
+                owner=event.owner,
+                type=event.type,
+                data={
+                    "owner": event.owner,
+                    "order_id": event.order_id,
+                    "mode": event.mode,
+                    "role": event.role,
+                    "needed": event.needed,
+                    "at": _timestamp(event.at),
+                },
+            )
+            return
+        data = _binding_data(event.binding)
+        if event.type != "binding.created":
+            data["ended_at"] = _timestamp(event.at)
+        self.add(session, owner=event.binding.owner, type=event.type, data=data)
+
+    def interaction_completed(self, session: Session, interaction: InteractionRecord) -> str | None:
+        """A call or message reached its final status (called once per interaction)."""
+        if not interaction.owner:
+            return None
+        binding = session.execute(
+            select(Binding.order_id, Binding.relay_number).where(Binding.id == interaction.binding_id)
+        ).one_or_none()
+        return self.add(
+            session,
+            owner=interaction.owner,
+            type="interaction.completed",
+            data={
+                "interaction_id": interaction.sid,
+                "binding_id": interaction.binding_id,
+                "order_id": binding.order_id if binding else None,
+                "relay_number": binding.relay_number if binding else None,
+                "type": interaction.type,
+                "from_role": interaction.from_role,
+                "to_role": interaction.to_role,
+                "status": interaction.status,
+                "duration": interaction.duration,
+                "started_at": _timestamp(interaction.started_at),
+                "ended_at": _timestamp(interaction.ended_at),
+            },
+        )
+
+
+# -- owners' events configuration ----------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_events_url(url: str, *, allow_loopback_http: bool) -> str:
+    """``url`` if maskline may send events there, else InvalidEventsUrl.
+
+    https only: events are signed, not encrypted, and say which orders are
+    live. Plain http is for a receiver on this machine in development.
+    """
+    url = url.strip()
+    if len(url) > MAX_URL:
+        raise InvalidEventsUrl(f"the events URL is longer than {MAX_URL} characters")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise InvalidEventsUrl("the events URL contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises on a bad port
+    except ValueError:
+        raise InvalidEventsUrl("the events URL cannot be parsed") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise InvalidEventsUrl("the events URL must be https://host/path")
+    if parts.username is not None or parts.password is not None:
+        # Events are signed instead; credentials in a URL end up in logs.
+        raise InvalidEventsUrl("the events URL must not carry a user name or password")
+    if parts.fragment:
+        raise InvalidEventsUrl("the events URL must not have a #fragment")
+    if parts.scheme == "http" and not (allow_loopback_http and is_loopback(host)):
+        raise InvalidEventsUrl(
+            "the events URL must be https (http only to a loopback address, in development)"
+        )
+    return url
+
+
+def display_url(url: str | None) -> str | None:
+    """``url`` without its query string, which may carry a token: for output and logs."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnerInfo:
+    """An owner's events configuration as shown: never the secret, never the query."""
+
+    name: str
+    events_url: str | None
+    has_secret: bool
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    outbox: dict[str, int]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "events_url": display_url(self.events_url),
+            "events_secret": "set" if self.has_secret else None,
+            "created_at": _timestamp(self.created_at),
+            "updated_at": _timestamp(self.updated_at),
+            "outbox": self.outbox,
+        }
+
+
+class OwnerService:
+    """Sets, shows and clears where an owner's events go."""
+
+    def __init__(self, *, db: Database, clock: Clock = system_clock, allow_loopback_http: bool) -> None:
+        self.db = db
+        self._clock = clock
+        self.allow_loopback_http = allow_loopback_http
+
+    def set_events(self, name: str, *, url: str, rotate_secret: bool = False) -> tuple[OwnerInfo, str | None]:
+        """Point ``name``'s events at ``url``; returns the new secret when one was
+        made (the first time, or with ``rotate_secret``), else None."""
+        if not _OWNER.match(name):
+            raise InvalidOwnerName("owner: letters, digits and . _ : - only, at most 120 characters")
+        url = check_events_url(url, allow_loopback_http=self.allow_loopback_http)
+        now = self._clock()
+        with self.db.session() as session:
+            owner = session.get(Owner, name, with_for_update=True)
+            if owner is None:
+                owner = Owner(name=name, created_at=now, updated_at=now)
+                session.add(owner)
+            secret = None
+            if rotate_secret or not owner.events_secret:
+                secret = new_events_secret()
+                owner.events_secret = secret
+            owner.events_url = url
+            owner.updated_at = now
+            session.flush()
+            return self._info(session, owner), secret
+
+    def show(self, name: str) -> OwnerInfo:
+        with self.db.session() as session:
+            owner = session.get(Owner, name)
+            if owner is None:
+                if session.scalar(select(func.count()).where(ApiKey.owner == name)):
+                    # An owner known by its API keys only: no events configured.
+                    return OwnerInfo(
+                        name=name,
+                        events_url=None,
+                        has_secret=False,
+                        created_at=None,
+                        updated_at=None,
+                        outbox=self._counts(session, name),
+                    )
+                raise OwnerNotFound(f"no owner {name}")
+            return self._info(session, owner)
+
+    def clear_events(self, name: str) -> OwnerInfo:
+        """Stop sending ``name`` events: URL and secret go; pending events fail."""
+        with self.db.session() as session:
+            owner = session.get(Owner, name, with_for_update=True)
+            if owner is None:
+                raise OwnerNotFound(f"no owner {name}")
+            owner.events_url = None
+            owner.events_secret = None
+            owner.updated_at = self._clock()
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.owner == name, OutboxEvent.status == "pending")
+                .values(status="failed", last_error="events were turned off for this owner")
+            )
+            session.flush()
+            return self._info(session, owner)
+
+    def _info(self, session: Session, owner: Owner) -> OwnerInfo:
+        return OwnerInfo(
+            name=owner.name,
+            events_url=owner.events_url,
+            has_secret=bool(owner.events_secret),
+            created_at=owner.created_at,
+            updated_at=owner.updated_at,
+            outbox=self._counts(session, owner.name),
+        )
+
+    @staticmethod
+    def _counts(session: Session, name: str) -> dict[str, int]:
+        counts = {"pending": 0, "delivered": 0, "failed": 0}
+        rows = session.execute(
+            select(OutboxEvent.status, func.count())
+            .where(OutboxEvent.owner == name)
+            .group_by(OutboxEvent.status)
+        )
+        for status, count in rows:
+            counts[status] = int(count)
+        return counts

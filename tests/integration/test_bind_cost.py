@@ -1,0 +1,105 @@
+"""What one bind costs in SQL, and the load counts that rank its candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from maskline.clock import FixedClock
+from maskline.numbers.interfaces import BindRequest, InvalidRequest
+from maskline.wiring import Services
+from tests.conftest import add_relay_numbers
+
+X1, X2, X3 = "+14155550100", "+14155550101", "+14155550102"
+BUYER, MERCHANT = "+14155550132", "+12125550143"
+
+
+def axb(order: str, buyer: str, merchant: str = MERCHANT) -> BindRequest:
+    return BindRequest(order_id=order, mode="axb", parties={"buyer": buyer, "merchant": merchant})
+
+
+@pytest.fixture
+def statements(services: Services) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if not statement.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")):
+            seen.append(" ".join(statement.split()))
+
+    event.listen(services.db.engine, "before_cursor_execute", count)
+    yield seen
+    event.remove(services.db.engine, "before_cursor_execute", count)
+
+
+def test_a_bind_of_new_parties_takes_six_statements(
+    services: Services, numbers: Any, statements: list[str]
+) -> None:
+    add_relay_numbers(services, X1, X2)
+    numbers.bindings.bind(axb("o-0", "+14155550170", "+12125550180"))  # reads the load counts
+    statements.clear()
+    numbers.bindings.bind(axb("o-1", BUYER))
+    assert len(statements) == 6, statements
+    assert not any("GROUP BY" in s or "SAVEPOINT" in s for s in statements)
+
+
+def test_a_known_party_is_kept_off_the_numbers_it_holds(services: Services, numbers: Any) -> None:
+    add_relay_numbers(services, X1, X2)
+    first = numbers.bindings.bind(axb("o-1", BUYER))
+    second = numbers.bindings.bind(axb("o-2", "+14155550199"))  # the same merchant
+    assert {first.relay_number, second.relay_number} == {X1, X2}
+
+
+def test_a_relay_number_as_party_is_refused_before_anything_is_stored(
+    services: Services, numbers: Any
+) -> None:
+    add_relay_numbers(services, X1)
+    add_relay_numbers(services, X2, status="locked")
+    with pytest.raises(InvalidRequest, match="relay number"):
+        numbers.bindings.bind(axb("o-1", BUYER, merchant=X2))
+    with services.db.session() as s:
+        assert services.vault.lookup(s, BUYER) is None
+
+
+def test_binds_spread_over_equally_loaded_numbers(services: Services, numbers: Any) -> None:
+    add_relay_numbers(services, X1, X2, X3)
+    for i in range(6):
+        numbers.bindings.bind(axb(f"o-{i}", f"+1415555017{i}", f"+1212555018{i}"))
+    with services.db.session() as s:
+        assert numbers.pool.live_counts(s, services.clock()) == {X1: 2, X2: 2, X3: 2}
+
+
+def test_load_counts_follow_this_process_and_are_read_again_when_old(
+    services: Services, numbers: Any, clock: FixedClock
+) -> None:
+    add_relay_numbers(services, X1, X2)
+    view = numbers.bindings.bind(axb("o-1", BUYER))
+    load = numbers.bindings.load_counts
+    with services.db.session() as s:
+        assert load.counts(s, clock(), max_age=numbers.bindings.policy.load_max_age) == {view.relay_number: 1}
+        numbers.bindings.unbind(view.id)
+        assert load.counts(s, clock(), max_age=numbers.bindings.policy.load_max_age)[view.relay_number] == 0
+        load.add(X1, 5)  # what another process's binds look like from here
+        clock.advance(seconds=2)
+        assert load.counts(s, clock(), max_age=numbers.bindings.policy.load_max_age) == {}
+
+
+def test_a_stale_count_costs_a_full_claim_not_a_failed_bind(services: Services, numbers: Any) -> None:
+    from maskline.numbers.services import BindingPolicy
+
+    add_relay_numbers(services, X1, X2)
+    numbers.bindings.policy = BindingPolicy(cap=1)
+    first = numbers.bindings.bind(axb("o-1", BUYER, "+12125550181"))
+    other = X2 if first.relay_number == X1 else X1
+    # As if the counts were read before that bind, and the other number were busier.
+    numbers.bindings.load_counts.add(first.relay_number, -1)
+    numbers.bindings.load_counts.add(other, +1)
+    second = numbers.bindings.bind(axb("o-2", "+14155550199", "+12125550182"))
+    assert second.relay_number == other
+    with services.db.session() as s:
+        counts = numbers.bindings.load_counts.counts(
+            s, services.clock(), max_age=numbers.bindings.policy.load_max_age
+        )
+    assert counts == {first.relay_number: 1, other: 2}  # the full claim corrected the count
