@@ -233,11 +233,23 @@ def bindings_sweep(grace: float) -> None:
         raise click.ClickException("; ".join(report.errors))
 
 
+def _idempotency_store(services: Any) -> Any:
+    from maskline.api.idempotency import IdempotencyStore
+
+    settings = services.settings
+    return IdempotencyStore(
+        db=services.db,
+        secret=settings.secret_key.encode(),
+        clock=services.clock,
+        ttl=settings.idempotency_ttl,
+    )
+
+
 @click.command()
 @click.option("--interval", default=30.0, show_default=True, help="seconds between runs")
 @click.option("--once", is_flag=True, help="run the jobs once and exit")
 def worker(interval: float, once: bool) -> None:
-    """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events."""
+    """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events, idempotency records."""
     with _services() as services:
         numbers = services.numbers
         while True:
@@ -252,6 +264,8 @@ def worker(interval: float, once: bool) -> None:
             report = numbers.sweeper.run_once(services.clock())
             click.echo(report.summary())
             click.echo(services.events.deliverer.deliver_due(services.clock()).summary())
+            purged = _idempotency_store(services).purge(services.clock())
+            click.echo(f"idempotency records purged: {purged}")
             if once:
                 return
             time.sleep(interval)

@@ -183,3 +183,4 @@ def test_worker_runs_its_jobs_once(cli: Run) -> None:
     bind_axb(cli)
     out = cli("worker", "--once").stdout
     assert "expired 0" in out and "orphans released 0" in out
+    assert "idempotency records purged: 0" in out

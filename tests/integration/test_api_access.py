@@ -125,3 +125,13 @@ def test_an_overlong_idempotency_key_is_422(api: ApiClient) -> None:
 
 def test_the_api_never_answers_a_webhook_path_or_health_with_a_key_check(app: Flask, api: Any) -> None:
     assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_idempotency_records_are_purged_after_their_ttl(app: Flask, api: ApiClient, clock: Any) -> None:
+    api.post("/v1/bindings", AXB, headers={"Idempotency-Key": "k-9"})
+    store = app.extensions[EXTENSION_KEY].idempotency
+    assert store.purge(clock()) == 0
+    clock.advance(hours=25)
+    assert store.purge(clock()) == 1
+    with services_of(app).db.session() as session:
+        assert session.scalars(select(IdempotencyRecord)).all() == []
