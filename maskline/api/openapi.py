@@ -228,6 +228,13 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
+# A retry with the same key and body gets the first answer; another body with it, 409.
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
 _ID = {"name": "binding_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 
 
@@ -254,14 +261,7 @@ _PATHS: dict[str, Any] = {
                 "409": _error_response("pool exhausted, or Idempotency-Key reused with another body"),
                 **_BODY_ERRORS,
             },
-            parameters=[
-                {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string", "maxLength": 255},
-                }
-            ],
+            parameters=[_IDEMPOTENCY_KEY],
             requestBody={"required": True, "content": {"application/json": {"schema": _ref("NewBinding")}}},
         ),
         "get": _op(
@@ -338,7 +338,9 @@ _PATHS: dict[str, Any] = {
             {
                 "201": _json("Call", "Twilio accepted the call"),
                 "404": _error_response("no such binding for this owner"),
-                "409": _error_response("the binding has ended"),
+                "409": _error_response(
+                    "the binding has ended, or the Idempotency-Key was used with another request"
+                ),
                 "502": _error_response(
                     "Twilio refused the call or could not be reached; error.twilio has its status and code"
                 ),
@@ -350,6 +352,7 @@ _PATHS: dict[str, Any] = {
                 "with one allowed caller, whose role is `caller`). Each call counts against the "
                 "binding's call quota: past it, 429 with code `call_quota_exceeded`."
             ),
+            parameters=[_IDEMPOTENCY_KEY],
             requestBody={"required": True, "content": {"application/json": {"schema": _ref("NewCall")}}},
         ),
     },

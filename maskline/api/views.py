@@ -239,20 +239,18 @@ def _settings() -> Any:
 # -- bindings ------------------------------------------------------------------------
 
 
-@bp.post("/bindings")
-@requires("bindings:write")
-def create_binding() -> ResponseReturnValue:
-    """Bind an order's parties; 201 with the binding (never a party number)."""
+def _idempotently(handle: Callable[[], Response]) -> Response:
+    """``handle()`` at most once per (owner, ``Idempotency-Key``): a retry with
+    the same request gets the first answer, another request with the key 409."""
     api = _api()
-    body = _body()
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+    if key is None:
+        return handle()
+    if not _IDEMPOTENCY_KEY.match(key):
         raise Unprocessable(
             "invalid header", fields=[FieldError("Idempotency-Key", "1-255 printable ASCII characters")]
         )
     owner = _owner()
-    if key is None:
-        return _create(body, owner)
     fingerprint = api.idempotency.fingerprint(request.method, request.path, request.get_data(cache=True))
     replay = api.idempotency.begin(owner, key, fingerprint)
     if replay is not None:
@@ -262,11 +260,20 @@ def create_binding() -> ResponseReturnValue:
         return response
     status, answer = 500, {}
     try:
-        response = _create(body, owner)
+        response = handle()
         status, answer = response.status_code, response.get_json()
         return response
     finally:
         api.idempotency.finish(owner, key, status, answer)
+
+
+@bp.post("/bindings")
+@requires("bindings:write")
+def create_binding() -> ResponseReturnValue:
+    """Bind an order's parties; 201 with the binding (never a party number)."""
+    body = _body()
+    owner = _owner()
+    return _idempotently(lambda: _create(body, owner))
 
 
 def _create(body: Any, owner: str) -> Response:
@@ -435,6 +442,12 @@ def place_call(binding_id: str) -> ResponseReturnValue:
     errors += [FieldError(str(name)[:64], "is not a field of this request") for name in unknown]
     if errors or not isinstance(from_role, str):
         raise Unprocessable("invalid field", fields=errors)
+    # A retried POST with the same Idempotency-Key must not ring the phone twice.
+    return _idempotently(lambda: _place_call(binding_id, owner, from_role))
+
+
+def _place_call(binding_id: str, owner: str, from_role: str) -> Response:
+    api = _api()
     try:
         call = api.calls.place(binding_id, owner=owner, from_role=from_role)
     except BindingNotFound as exc:

@@ -276,3 +276,17 @@ def test_without_configuration_it_is_503_naming_the_setting(
     reply = api.post(f"/v1/bindings/{create(api)['id']}/calls", {"from_role": "buyer"})
     assert reply.status == 503 and setting in reply.body["error"]["message"]
     assert fake_twilio.requests == []
+
+
+def test_a_retried_click_to_call_with_its_idempotency_key_rings_once(
+    api: ApiClient, fake_twilio: FakeTwilio
+) -> None:
+    binding = create(api)
+    path = f"/v1/bindings/{binding['id']}/calls"
+    first = api.post(path, {"from_role": "merchant"}, headers={"Idempotency-Key": "ring-1"})
+    again = api.post(path, {"from_role": "merchant"}, headers={"Idempotency-Key": "ring-1"})
+    assert first.status == again.status == 201 and again.body == first.body
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert len(fake_twilio.calls) == 1
+    other = api.post(path, {"from_role": "buyer"}, headers={"Idempotency-Key": "ring-1"})
+    assert other.status == 409 and len(fake_twilio.calls) == 1
