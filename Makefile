@@ -25,7 +25,7 @@ run: install
 # MASKLINE_TEST_DATABASE_URL / MASKLINE_TEST_REDIS_URL are set, SQLite and
 # fakeredis otherwise.
 test: install
-	$(BIN)/pytest -m "not slow" tests/unit tests/integration tests/e2e
+	$(BIN)/pytest -m "not slow" --durations=15 tests/unit tests/integration tests/e2e
 
 # Tiers that need extra system packages or throwaway servers.
 test-slow: install

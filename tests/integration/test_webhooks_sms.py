@@ -10,7 +10,6 @@ from flask import Flask
 
 from maskline import services_of
 from maskline.numbers.interfaces import InvalidRequest
-from maskline.numbers.rebuild import rebuild_routes
 from tests.integration.conftest import BUYER, COURIER, MERCHANT, STRANGER, AppMaker, Twilio, sid
 
 MEDIA = {"NumMedia": "1", "MediaUrl0": "https://api.twilio.com/media/ME1"}
@@ -182,12 +181,6 @@ def test_a_replayed_message_after_redis_lost_its_data_is_not_forwarded(
     twilio.post(action.get("action", ""), {"MessageSid": sid("SM"), "MessageStatus": "delivered"})
     services = services_of(app)
     services.redis.flushdb()
-    rebuild_routes(
-        db=services.db,
-        vault=services.vault,
-        routes=services.numbers.routes,
-        cooldown=services.settings.cooldown,
-        now=services.clock(),
-    )
+    assert services.numbers.rebuilder.trigger(wait=True)  # routes back from SQL, as after a loss
     replay = twilio.sms(MERCHANT, view.relay_number, "hi", message_sid=message_sid)
     assert replay.status == 200 and len(replay.xml) == 0

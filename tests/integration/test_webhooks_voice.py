@@ -12,7 +12,6 @@ from sqlalchemy import update
 
 from maskline import services_of
 from maskline.clock import FixedClock
-from maskline.numbers.rebuild import rebuild_routes
 from maskline.vault.models import VaultEntry
 from tests.integration.conftest import BUYER, COURIER, MERCHANT, STRANGER, X1, X2, AppMaker, Twilio, sid
 
@@ -248,13 +247,7 @@ def test_a_replay_after_redis_lost_its_data_still_connects_no_one(
     assert twilio.call_status(call_sid, "completed", 12).status == 200
     services = services_of(app)
     services.redis.flushdb()  # Redis loses everything, "this call is over" included
-    rebuild_routes(
-        db=services.db,
-        vault=services.vault,
-        routes=services.numbers.routes,
-        cooldown=services.settings.cooldown,
-        now=services.clock(),
-    )
+    assert services.numbers.rebuilder.trigger(wait=True)  # routes back from SQL, as after a loss
     replay = twilio.call(MERCHANT, view.relay_number, call_sid)
     assert replay.status == 200 and replay.dialed is None and BUYER not in replay.text
     assert twilio.call(MERCHANT, view.relay_number).dialed is not None  # a new call still connects
