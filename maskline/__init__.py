@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from config import Settings, load_settings
 from maskline.clock import Clock, system_clock
 from maskline.logging_setup import configure_logging
 from maskline.wiring import Services, build_services
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     Refuses to start (:class:`maskline.wiring.StartupError`, one line) on a
     bad configuration, a missing or mismatched key ring, or an old schema.
     """
+    # Imported here: CLI commands that never serve need no web framework.
+    from flask import Flask
+
     settings = config if isinstance(config, Settings) else load_settings(config)
     configure_logging(level=settings.log_level, log_file=settings.log_file, region=settings.default_region)
     services = build_services(settings, clock=clock)
