@@ -129,17 +129,17 @@ class BridgeService:
         try:
             # Same order as an inbound call: de-duplicate on (sid, step), then
             # decide once; a Twilio retry gets the stored answer, a replay none.
-            return hooks._step(call_sid, "bridge:1", relay, lambda: self._decide(call_sid, relay, ref))
+            return hooks.answer_step(call_sid, "bridge:1", relay, lambda: self._decide(call_sid, relay, ref))
         except Exception as exc:  # never a 500 to Twilio, never a wrong party
-            return hooks._apology("bridge", exc)
+            return hooks.apology("bridge", exc)
 
     def _decide(self, call_sid: str, relay: str, ref: str) -> StepDecision:
         hooks = self.webhooks
         bridge = BridgeStore(hooks.backends.redis).claim(ref, call_sid)
         if bridge is None or bridge.relay != relay:
-            return hooks._reject("expired")
+            return hooks.reject("expired")
         if not self._still_bound(bridge):
-            return hooks._reject("expired", binding_id=bridge.binding_id)
+            return hooks.reject("expired", binding_id=bridge.binding_id)
         return bridge.decision()
 
     def _still_bound(self, bridge: Bridge) -> bool:

@@ -278,27 +278,30 @@ class WebhookService:
 
     def voice(self, *, call_sid: str, relay: str, caller: str) -> str:
         try:
-            return self._step(call_sid, "voice:1", relay, lambda: self._decide_call(relay, caller))
+            return self.answer_step(call_sid, "voice:1", relay, lambda: self._decide_call(relay, caller))
         except Exception as exc:  # never a 500 to Twilio, never a wrong party
-            return self._apology("voice", exc)
+            return self.apology("voice", exc)
 
     def extension(self, *, call_sid: str, relay: str, caller: str, digits: str, attempt: int) -> str:
         try:
-            return self._step(
+            return self.answer_step(
                 call_sid,
                 f"ext:{attempt}",
                 relay,
                 lambda: self._decide_extension(relay, caller, digits, attempt),
             )
         except Exception as exc:
-            return self._apology("extension", exc)
+            return self.apology("extension", exc)
 
-    def _step(self, sid: str, step: str, relay: str, decide: Any) -> str:
+    def answer_step(self, sid: str, step: str, relay: str, decide: Any) -> str:
+        """The TwiML of one voice step: the stored decision of (sid, step) if
+        any (a retry), none for a call that is over (a replay), else
+        ``decide()``, stored first. Also used by the click-to-call bridge."""
         store = self._redis_parts()[0]
         stored, done = store.lookup(sid, step)
         if done:
             # The call is over: a replayed request connects no one.
-            self._reject("completed")
+            self.reject("completed")
             return self.voice_twiml.goodbye
         if stored is None:
             stored = store.record(sid, step, decide(), now=self._now())
@@ -308,26 +311,26 @@ class WebhookService:
 
     def _decide_call(self, relay: str, caller: str) -> StepDecision:
         if caller in self.pool:
-            return self._reject("relay_caller")
+            return self.reject("relay_caller")
         route = self.router.resolve(relay, caller)
         if route.reason == "unavailable":
             raise BackendUnavailable("routing unavailable")
         if route.reason == "extension_required":
             if self._redis_parts()[2].locked(relay, self._caller_hex(caller)):
-                return self._reject("locked_out")
+                return self.reject("locked_out")
             return StepDecision(action="gather", attempt=1)
         if route.action == "connect":
             return self._within_quota(relay, StepDecision.from_route(route), "call")
-        return self._reject(route.reason or "unavailable", binding_id=route.binding_id)
+        return self.reject(route.reason or "unavailable", binding_id=route.binding_id)
 
     def _decide_extension(self, relay: str, caller: str, digits: str, attempt: int) -> StepDecision:
         if caller in self.pool:
-            return self._reject("relay_caller")
+            return self.reject("relay_caller")
         guard = self._redis_parts()[2]
         index = self.router.caller_index(caller)  # once: the lockout and the route both key on it
         caller_hex = index.hex() if index is not None else "anonymous"
         if guard.locked(relay, caller_hex):
-            return self._reject("locked_out")
+            return self.reject("locked_out")
         route = self.router.resolve(relay, caller, digits, caller_index=index)
         if route.reason == "unavailable":
             raise BackendUnavailable("routing unavailable")
@@ -336,10 +339,10 @@ class WebhookService:
         if route.reason in _WRONG_EXTENSION:
             if guard.fail(relay, caller_hex):
                 LOCKOUTS.inc()
-                return self._reject("locked_out")
+                return self.reject("locked_out")
             if attempt < EXTENSION_ATTEMPTS:
                 return StepDecision(action="gather", attempt=attempt + 1)
-        return self._reject(route.reason or "unavailable", binding_id=route.binding_id)
+        return self.reject(route.reason or "unavailable", binding_id=route.binding_id)
 
     def _render_voice(self, decision: StepDecision, relay: str, sid: str) -> str:
         if decision.action == "connect":
@@ -370,7 +373,7 @@ class WebhookService:
             store = self._redis_parts()[0]
             stored, done = store.lookup(message_sid, "sms:1")
             if done:
-                self._reject("completed")
+                self.reject("completed")
                 return twiml.EMPTY_MESSAGING
             if stored is None:
                 decision = self._decide_sms(relay, sender, has_media=bool(media))
@@ -379,18 +382,18 @@ class WebhookService:
                 RETRIES.labels(endpoint="sms").inc()
             return self._render_sms(stored, message_sid, relay, body, media)
         except Exception as exc:
-            return self._apology("sms", exc)
+            return self.apology("sms", exc)
 
     def _decide_sms(self, relay: str, sender: str, *, has_media: bool) -> StepDecision:
         if sender in self.pool:
-            return self._reject("relay_caller")
+            return self.reject("relay_caller")
         route = self.router.resolve(relay, sender)
         if route.reason == "unavailable":
             raise BackendUnavailable("routing unavailable")
         if route.action != "connect":
-            return self._reject(route.reason or "unavailable", binding_id=route.binding_id)
+            return self.reject(route.reason or "unavailable", binding_id=route.binding_id)
         if has_media and self.policy_for(route.binding_id).media == "refuse":
-            return self._reject("media_refused", binding_id=route.binding_id)
+            return self.reject("media_refused", binding_id=route.binding_id)
         return self._within_quota(relay, StepDecision.from_route(route), "sms")
 
     def _render_sms(self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str]) -> str:
@@ -429,7 +432,7 @@ class WebhookService:
             if not binding_id:
                 # Only connected calls of recorded bindings are recorded, so
                 # this is a forged or very late callback: nothing to file it under.
-                self._reject("no_binding")
+                self.reject("no_binding")
                 log.warning("recording %s names a call maskline did not connect", event.sid)
                 return
             store_recording(self.db, event, binding_id=binding_id, now=self.services.clock())
@@ -509,7 +512,7 @@ class WebhookService:
         quotas = self._redis_parts()[1]
         if quotas.take(relay, decision.binding_id or "", kind, now=self._now()):
             return decision
-        return self._reject("quota", binding_id=decision.binding_id)
+        return self.reject("quota", binding_id=decision.binding_id)
 
     def _caller_hex(self, caller: str) -> str:
         index = self.router.caller_index(caller)
@@ -541,11 +544,12 @@ class WebhookService:
 
     def _over(self, sid: str) -> None:
         """A connect for a call or message SQL knows has ended: a replay. Remember it."""
-        self._reject("completed")
+        self.reject("completed")
         self._redis_parts()[0].mark_done(sid, "completed")
 
     @staticmethod
-    def _reject(reason: str, *, binding_id: str | None = None) -> StepDecision:
+    def reject(reason: str, *, binding_id: str | None = None) -> StepDecision:
+        """A reject decision, counted by reason."""
         REJECTIONS.labels(reason=reason).inc()
         return StepDecision.rejected(reason, binding_id=binding_id)
 
@@ -554,7 +558,8 @@ class WebhookService:
         # The exception type only: messages of drivers can quote input.
         log.warning("webhook %s failed closed: %s", endpoint, type(exc).__name__)
 
-    def _apology(self, endpoint: str, exc: Exception) -> str:
+    def apology(self, endpoint: str, exc: Exception) -> str:
+        """The answer to a backend failure: counted, logged by type, HTTP 200."""
         self._failure(endpoint, exc)
         REJECTIONS.labels(reason="unavailable").inc()
         if endpoint == "sms":
