@@ -70,3 +70,7 @@ def configure_logging(
         root.addHandler(handler)
     # The root passes everything either handler wants; each handler filters.
     root.setLevel(min(h.level for h in handlers))
+    # twilio's HTTP client logs every request's URL, query and headers at
+    # INFO: noise in maskline's log (and its query strings could carry
+    # numbers, which the filter would have to catch). Its warnings still show.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

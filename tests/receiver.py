@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.local_http import serving
 
 
 @dataclass
@@ -58,13 +59,6 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 def receiving() -> Iterator[Receiver]:
     """A receiver serving in a thread until the block ends."""
     receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(receiver)) as port:
+        receiver.port = port
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -23,9 +23,11 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.local_http import serving
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-twilio-auth-token"
@@ -217,13 +219,6 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
 def twilio_serving() -> Iterator[FakeTwilio]:
     """A fake Twilio serving in a thread until the block ends."""
     fake = FakeTwilio()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(fake)) as port:
+        fake.port = port
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from maskline.logging_setup import configure_logging
 from maskline.redaction import PHONE_PLACEHOLDER, contains_phone_number, redact_phone_numbers
 
 FULL_WIDTH_DIGITS = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
@@ -107,3 +110,10 @@ def test_the_placeholder_can_be_chosen() -> None:
 def test_contains_phone_number_says_whether_anything_would_be_masked() -> None:
     assert contains_phone_number("call me on 13800138000", region="CN")
     assert not contains_phone_number("order 123456")
+
+
+def test_twilios_request_logging_is_kept_to_warnings() -> None:
+    logging.getLogger("twilio.http_client").setLevel(logging.NOTSET)
+    configure_logging(level="INFO", log_file=None, region="US")
+    twilio_log = logging.getLogger("twilio.http_client")
+    assert not twilio_log.isEnabledFor(logging.INFO) and twilio_log.isEnabledFor(logging.WARNING)
