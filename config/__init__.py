@@ -133,6 +133,46 @@ class Settings:
     # -- metrics ------------------------------------------------------------
     # When set, /metrics wants "Authorization: Bearer <token>".
     metrics_token: str | None = None
+    # -- admin console --------------------------------------------------------
+    # A console session ends this long after login, or after this long idle.
+    admin_session_ttl: dt.timedelta = dt.timedelta(hours=8)
+    admin_idle_timeout: dt.timedelta = dt.timedelta(minutes=30)
+    # Failed logins in a row before an account is locked, and for how long.
+    admin_max_failed_logins: int = 5
+    admin_lockout: dt.timedelta = dt.timedelta(minutes=15)
+    # The console's cookie is Secure (sent over https only) unless this is
+    # off; browsers treat http://localhost as secure, so development works.
+    admin_cookie_secure: bool = True
+    # -- dual-control reveal ------------------------------------------------
+    # A pending request lapses after reveal_request_ttl; once approved, the
+    # requester may view the number once within reveal_view_window.
+    reveal_request_ttl: dt.timedelta = dt.timedelta(hours=24)
+    reveal_view_window: dt.timedelta = dt.timedelta(minutes=15)
+    # Reveals one security admin may request per day (UTC).
+    reveal_daily_limit: int = 3
+    # Working hours (local to working_timezone); a reveal outside them raises an alert.
+    working_hours: tuple[dt.time, dt.time] = (dt.time(8, 0), dt.time(19, 0))
+    working_days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday is 0
+    working_timezone: str = "UTC"
+    # -- alerts -------------------------------------------------------------
+    # Each threshold is the most that passes without an alert, per window.
+    alert_distinct_buyers_per_hour: int = 50  # per caller or API key
+    alert_bindings_per_minute: int = 600  # per API key
+    alert_strangers_per_hour: int = 20  # per relay number, and per caller
+    alert_wrong_extensions_per_hour: int = 20  # per relay number, and per caller
+    alert_failed_logins_per_hour: int = 5  # per admin account
+    # Where the worker sends alerts (signed JSON, as events); none if unset.
+    alerts_url: str | None = None
+    alerts_secret: str | None = None
+    # -- audit checkpoints ----------------------------------------------------
+    # The Ed25519 key that signs the chain's head: a file, or the key itself
+    # (MASKLINE_AUDIT_SIGNING_KEY); never the vault's key ring, never in SQL.
+    audit_signing_key_file: Path | None = None
+    audit_signing_key: str | None = None
+    # Where signed checkpoints are appended, outside the database.
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_url: str | None = None
+    audit_checkpoint_interval: dt.timedelta = dt.timedelta(hours=1)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -383,6 +423,100 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
         values["metrics_token"] = v
     if (v := get("EVENTS_MAX_ATTEMPTS")) is not None:
         values["events_max_attempts"] = _parse_int("MASKLINE_EVENTS_MAX_ATTEMPTS", v, minimum=1, maximum=100)
+    values.update(_insider_settings(get))
+    return values
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _parse_working_hours(name: str, value: str) -> tuple[dt.time, dt.time]:
+    """``08:00-19:00``: start inclusive, end exclusive, start before end."""
+    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", value)
+    try:
+        if not match:
+            raise ValueError
+        start = dt.time(int(match.group(1)), int(match.group(2)))
+        end = dt.time(int(match.group(3)), int(match.group(4)))
+    except ValueError:
+        raise SettingsError(f"{name} must be a range of times such as 08:00-19:00, not {value!r}") from None
+    if start >= end:
+        raise SettingsError(f"{name}: the start ({start:%H:%M}) must be before the end ({end:%H:%M})")
+    return start, end
+
+
+def _parse_working_days(name: str, value: str) -> frozenset[int]:
+    """``mon-fri`` or ``mon,wed,sat``: days as weekday numbers (Monday 0)."""
+    days: set[int] = set()
+    for part in filter(None, (p.strip().lower() for p in value.split(","))):
+        first, _, last = part.partition("-")
+        if first not in _WEEKDAYS or (last and last not in _WEEKDAYS):
+            raise SettingsError(f"{name} takes days such as mon-fri or mon,wed,sat, not {part!r}")
+        start, end = _WEEKDAYS.index(first), _WEEKDAYS.index(last or first)
+        if end < start:
+            raise SettingsError(f"{name}: {part!r} runs backwards")
+        days.update(range(start, end + 1))
+    if not days:
+        raise SettingsError(f"{name} names no day")
+    return frozenset(days)
+
+
+def _parse_timezone(name: str, value: str) -> str:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name}: {value!r} is not an IANA time zone such as Asia/Shanghai") from None
+    return value.strip()
+
+
+def _insider_settings(get: Any) -> dict[str, Any]:
+    """The admin console, dual-control reveal, alerts and audit checkpoints."""
+    values: dict[str, Any] = {}
+    durations = (
+        "admin_session_ttl",
+        "admin_idle_timeout",
+        "admin_lockout",
+        "reveal_request_ttl",
+        "reveal_view_window",
+        "audit_checkpoint_interval",
+    )
+    for field_name in durations:
+        if (v := get(field_name.upper())) is not None:
+            values[field_name] = parse_duration(_PREFIX + field_name.upper(), v)
+    counts = {
+        "admin_max_failed_logins": (1, 100),
+        "reveal_daily_limit": (0, 1000),
+        "alert_distinct_buyers_per_hour": (1, 1_000_000),
+        "alert_bindings_per_minute": (1, 1_000_000),
+        "alert_strangers_per_hour": (1, 1_000_000),
+        "alert_wrong_extensions_per_hour": (1, 1_000_000),
+        "alert_failed_logins_per_hour": (1, 1_000_000),
+    }
+    for field_name, (low, high) in counts.items():
+        if (v := get(field_name.upper())) is not None:
+            values[field_name] = _parse_int(_PREFIX + field_name.upper(), v, minimum=low, maximum=high)
+    if (v := get("ADMIN_COOKIE_SECURE")) is not None:
+        values["admin_cookie_secure"] = _parse_bool("MASKLINE_ADMIN_COOKIE_SECURE", v)
+    if (v := get("WORKING_HOURS")) is not None:
+        values["working_hours"] = _parse_working_hours("MASKLINE_WORKING_HOURS", v)
+    if (v := get("WORKING_DAYS")) is not None:
+        values["working_days"] = _parse_working_days("MASKLINE_WORKING_DAYS", v)
+    if (v := get("WORKING_TIMEZONE")) is not None:
+        values["working_timezone"] = _parse_timezone("MASKLINE_WORKING_TIMEZONE", v)
+    if (v := get("ALERTS_URL")) is not None:
+        values["alerts_url"] = _parse_public_url("MASKLINE_ALERTS_URL", v)
+    if (v := get("ALERTS_SECRET")) is not None:
+        values["alerts_secret"] = v
+    if (v := get("AUDIT_SIGNING_KEY_FILE")) is not None:
+        values["audit_signing_key_file"] = Path(v)
+    if (v := get("AUDIT_SIGNING_KEY")) is not None:
+        values["audit_signing_key"] = v
+    if (v := get("AUDIT_CHECKPOINT_FILE")) is not None:
+        values["audit_checkpoint_file"] = Path(v)
+    if (v := get("AUDIT_CHECKPOINT_URL")) is not None:
+        values["audit_checkpoint_url"] = _parse_public_url("MASKLINE_AUDIT_CHECKPOINT_URL", v)
     return values
 
 

@@ -1,12 +1,16 @@
 """Imports every package's tables, so Base.metadata is complete (for Alembic)."""
 
+from maskline.admin.models import AdminSession, AdminUser, RevealRequest
 from maskline.api.models import ApiKey, IdempotencyRecord, OutboxEvent, Owner, Waybill
-from maskline.audit.models import AuditRecord
+from maskline.audit.models import Alert, AuditRecord
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.vault.models import KeyVersion, VaultEntry
 from maskline.webhooks.models import Interaction, Recording
 
 __all__ = [
+    "AdminSession",
+    "AdminUser",
+    "Alert",
     "ApiKey",
     "AuditRecord",
     "Binding",
@@ -18,6 +22,7 @@ __all__ = [
     "Owner",
     "Recording",
     "RelayNumber",
+    "RevealRequest",
     "VaultEntry",
     "Waybill",
 ]

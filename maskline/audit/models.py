@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, String, Text
+from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from maskline.db import Base, UTCDateTime
@@ -22,3 +22,34 @@ class AuditRecord(Base):
     data: Mapped[str] = mapped_column(Text)  # canonical JSON of extra details
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Alert(Base):
+    """An insider-threat or abuse signal: a threshold crossed in a window.
+
+    One row per (kind, subject, window): the detector that crosses a
+    threshold again in the same window finds the row and adds to it rather
+    than raising a second alert. ``subject`` names an API key, an admin, a
+    relay number or a caller's fingerprint (a short blind-index prefix),
+    never a party number; ``detail`` is JSON of counts and ids.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    alert_id: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("kind", "subject", "window_start", name="uq_alerts_kind_subject_window"),
+    )

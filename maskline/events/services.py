@@ -130,6 +130,8 @@ class Outbox:
                 },
             )
             return
+        if event.type == "binding.updated":
+            return  # not an owner event (the owner made the change itself)
         data = _binding_data(event.binding)
         if event.type != "binding.created":
             data["ended_at"] = _timestamp(event.at)

@@ -100,6 +100,9 @@ class BindRequest:
     # set means no redaction.
     sms_redact: frozenset[str] | None = None
     sms_media: Literal["forward", "refuse"] | None = None
+    # Who asks (``apikey:<id>``, ``admin:<name>``, ``cli:<user>``): told to
+    # listeners, which put it in the audit chain. Never a number.
+    actor: str | None = None
 
 
 def _timestamp(when: dt.datetime) -> str:
@@ -160,19 +163,25 @@ class BindingView:
         }
 
 
-BindingEventType = Literal["binding.created", "binding.unbound", "binding.expired"]
+BindingEventType = Literal["binding.created", "binding.updated", "binding.unbound", "binding.expired"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class BindingEvent:
     """A binding was created or ended, told to listeners inside its transaction.
 
-    ``at`` is when it happened: the binding's creation, or its end.
+    ``at`` is when it happened: the binding's creation, change, or end.
+    ``actor`` is who did it (None: maskline itself, e.g. the sweeper), with
+    their ``reason``; ``changes`` names what an update changed (field names
+    and new public values: expiry, delivered, the allow-list's size).
     """
 
     type: BindingEventType
     binding: BindingView
     at: dt.datetime
+    actor: str | None = None
+    reason: str = ""
+    changes: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -75,6 +75,10 @@ BindingListener = Callable[[Session, BindingEvent | PoolExhaustedEvent], None]
 BINDING_ID = re.compile(r"^bd_[a-z2-7]{16}$")
 
 
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def is_binding_id(value: object) -> bool:
     return isinstance(value, str) and BINDING_ID.match(value) is not None
 
@@ -353,7 +357,9 @@ class BindingService:
             try:
                 session.flush()
                 view = self._view(binding, fallback_used=fallback_used)
-                self._emit(session, BindingEvent(type="binding.created", binding=view, at=now))
+                self._emit(
+                    session, BindingEvent(type="binding.created", binding=view, at=now, actor=req.actor)
+                )
                 session.flush()
             except Exception:
                 self._release_quietly(relay, binding_id, extension, [p.index for p in bound])
@@ -620,9 +626,13 @@ class BindingService:
         owner: str | None = None,
         ttl: dt.timedelta | None = None,
         expires_at: dt.datetime | None = None,
+        actor: str | None = None,
+        reason: str = "",
     ) -> BindingView:
         """Give a live binding a new expiry (ttl from now, or an absolute time)."""
-        return self.update(binding_id, owner=owner, ttl=ttl, expires_at=expires_at)
+        return self.update(
+            binding_id, owner=owner, ttl=ttl, expires_at=expires_at, actor=actor, reason=reason
+        )
 
     def update(
         self,
@@ -634,6 +644,8 @@ class BindingService:
         allow: list[str] | Literal["any"] | None = None,
         delivered: bool = False,
         region: str | None = None,
+        actor: str | None = None,
+        reason: str = "",
     ) -> BindingView:
         """Change a live binding in one step: a new expiry, a new allow-list
         (axe), and/or "the order was delivered" (it then ends after the
@@ -641,6 +653,8 @@ class BindingService:
 
         All of it or none: InvalidRequest names the field, BindingNotLive if
         it has ended, RoutingUnavailable if Redis cannot take the change.
+        Listeners hear ``binding.updated`` with ``actor``, ``reason`` and
+        what changed.
         """
         now = self._clock()
         new_expiry = ttl is not None or expires_at is not None
@@ -674,7 +688,21 @@ class BindingService:
                 indexes=self.party_indexes(session, binding),
                 allow=allow_text,
             )
-            return self._view(binding)
+            changes: dict[str, object] = {}
+            if new_expiry or delivered:
+                changes["expires_at"] = _iso(expires)
+            if delivered:
+                changes["delivered"] = True
+            if allow is not None:
+                changes["allow"] = "any" if allow == "any" else len(allow)
+            view = self._view(binding)
+            self._emit(
+                session,
+                BindingEvent(
+                    type="binding.updated", binding=view, at=now, actor=actor, reason=reason, changes=changes
+                ),
+            )
+            return view
 
     def _replace_allow_list(
         self, session: Session, binding: Binding, allow: list[str] | Literal["any"], region: str | None
@@ -729,7 +757,9 @@ class BindingService:
         binding.allow_any = False
         return allow_value(others + callers)
 
-    def unbind(self, binding_id: str, *, owner: str | None = None) -> BindingView:
+    def unbind(
+        self, binding_id: str, *, owner: str | None = None, actor: str | None = None, reason: str = ""
+    ) -> BindingView:
         """End a binding now. Idempotent for a binding that has already ended.
 
         If Redis cannot be reached the whole unbind fails and nothing
@@ -740,10 +770,20 @@ class BindingService:
             binding = self._load(session, binding_id, owner)
             if binding.status != "active":
                 return self._view(binding)
-            self.end(session, binding, status="unbound" if now < binding.expires_at else "expired", now=now)
+            status = "unbound" if now < binding.expires_at else "expired"
+            self.end(session, binding, status=status, now=now, actor=actor, reason=reason)
             return self._view(binding)
 
-    def end(self, session: Session, binding: Binding, *, status: str, now: dt.datetime) -> None:
+    def end(
+        self,
+        session: Session,
+        binding: Binding,
+        *,
+        status: str,
+        now: dt.datetime,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> None:
         """Mark ended in SQL and turn its Redis entries into cool-down tombstones.
 
         Runs inside the caller's transaction: a Redis failure raises
@@ -764,11 +804,16 @@ class BindingService:
             indexes=self.party_indexes(session, binding),
         )
         kind: BindingEventType = "binding.expired" if status == "expired" else "binding.unbound"
-        self._emit(session, BindingEvent(type=kind, binding=self._view(binding), at=ended))
+        self._emit(
+            session,
+            BindingEvent(type=kind, binding=self._view(binding), at=ended, actor=actor, reason=reason),
+        )
         if ended == now:  # it counted as live until now
             self.load_counts.add(binding.relay_number, -1)
 
-    def unbind_party(self, session: Session, token: str) -> int:
+    def unbind_party(
+        self, session: Session, token: str, *, actor: str | None = None, reason: str = ""
+    ) -> int:
         """End every live binding a vault token takes part in (used by erase)."""
         now = self._clock()
         ids = session.scalars(
@@ -778,6 +823,6 @@ class BindingService:
         for binding_id in ids:
             binding = session.get(Binding, binding_id)
             if binding is not None and binding.status == "active":
-                self.end(session, binding, status="unbound", now=now)
+                self.end(session, binding, status="unbound", now=now, actor=actor, reason=reason)
                 ended += 1
         return ended

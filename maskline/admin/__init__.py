@@ -1,0 +1,1 @@
+"""The admin console: accounts, sessions, pages and the dual-control reveal."""
