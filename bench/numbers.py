@@ -107,6 +107,8 @@ def bench_allocations(database_url: str, redis_url: str, count: int) -> dict[str
                 order_id=f"o-{i}",
                 mode="axb",
                 parties={"buyer": party_number(100000 + i), "merchant": party_number(merchants[i])},
+                # As through the API: every bind has an actor, so an audit record.
+                actor="apikey:bench",
             )
         )
     full = count / (time.perf_counter() - started)

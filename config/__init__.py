@@ -156,7 +156,9 @@ class Settings:
     working_timezone: str = "UTC"
     # -- alerts -------------------------------------------------------------
     # Each threshold is the most that passes without an alert, per window.
-    alert_distinct_buyers_per_hour: int = 50  # per caller or API key
+    alert_distinct_buyers_per_hour: int = 50  # per caller
+    # An order system's key binds many buyers by design; set this to its normal peak.
+    alert_key_distinct_buyers_per_hour: int = 5000  # per API key
     alert_bindings_per_minute: int = 600  # per API key
     alert_strangers_per_hour: int = 20  # per relay number, and per caller
     alert_wrong_extensions_per_hour: int = 20  # per relay number, and per caller
@@ -180,6 +182,10 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
         if self.keys_file is None and self.keys_json is None:
             object.__setattr__(self, "keys_file", self.instance_path / "keys.json")
+        if self.alerts_url and not self.alerts_secret:
+            # Alerts are sent signed or not at all; a URL alone would mean
+            # alerts silently never leave the console.
+            raise SettingsError("MASKLINE_ALERTS_URL needs MASKLINE_ALERTS_SECRET, which signs the alerts")
 
     @property
     def is_production(self) -> bool:
@@ -202,6 +208,29 @@ class Settings:
             found.append("MASKLINE_DATABASE_URL is SQLite (use PostgreSQL in production)")
         if not self.twilio_auth_token:
             found.append("MASKLINE_TWILIO_AUTH_TOKEN is not set (webhook signatures cannot be checked)")
+        # The audit signing key and checkpoint destination are deliberately
+        # not required here, of every process: only the worker (and `maskline
+        # audit checkpoint`) signs, and a private key copied onto every web
+        # node is a key more people can read, which is what checkpoints must
+        # not allow. The production worker refuses to start without them
+        # instead (audit_checkpoint_problems): without checkpoints a database
+        # superuser could rewrite or truncate the chain undetected.
+        return found
+
+    def audit_checkpoint_problems(self) -> list[str]:
+        """Why this configuration cannot sign audit checkpoints (empty if it can).
+
+        The production worker refuses to start on any of them; elsewhere the
+        worker runs without checkpoints and says so. The key file itself is
+        checked when it is read.
+        """
+        found = []
+        if self.audit_signing_key_file is None and self.audit_signing_key is None:
+            found.append("no audit signing key (MASKLINE_AUDIT_SIGNING_KEY_FILE; `maskline audit keygen`)")
+        if self.audit_checkpoint_file is None and self.audit_checkpoint_url is None:
+            found.append(
+                "no audit checkpoint destination (MASKLINE_AUDIT_CHECKPOINT_FILE or _CHECKPOINT_URL)"
+            )
         return found
 
 
@@ -489,6 +518,7 @@ def _insider_settings(get: Any) -> dict[str, Any]:
         "admin_max_failed_logins": (1, 100),
         "reveal_daily_limit": (0, 1000),
         "alert_distinct_buyers_per_hour": (1, 1_000_000),
+        "alert_key_distinct_buyers_per_hour": (1, 10_000_000),
         "alert_bindings_per_minute": (1, 1_000_000),
         "alert_strangers_per_hour": (1, 1_000_000),
         "alert_wrong_extensions_per_hour": (1, 1_000_000),

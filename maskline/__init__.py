@@ -60,6 +60,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     from maskline.api.views import init_app as init_api
 
     init_api(app, services)
+
+    from maskline.admin.views import init_app as init_admin
+
+    init_admin(app, services, accounts=services.admin.accounts, reveals=services.admin.reveals)
     return app
 
 

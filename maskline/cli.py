@@ -20,6 +20,7 @@ import click
 
 from config import Settings, SettingsError, load_settings
 from maskline import migrate
+from maskline.admin.interfaces import AdminError
 from maskline.logging_setup import configure_logging
 from maskline.vault import keyring as kr
 from maskline.vault import rotation
@@ -64,6 +65,15 @@ def _default_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli:unknown"
+
+
+def _audit(services: Services, session: Any, action: str, subject: str, data: dict[str, Any]) -> None:
+    """A record of this command's change by ``cli:<login>``, in the change's transaction."""
+    from maskline.audit.interfaces import AuditEntry
+
+    services.audit.append(
+        session, AuditEntry(actor=_default_actor(), action=action, subject=subject, data=data)
+    )
 
 
 @click.group()
@@ -196,8 +206,9 @@ def _keys_path(settings: Settings) -> Any:
     return settings.keys_file
 
 
-def _register(message: str) -> None:
-    """Record new key versions in the database, if it is there to record them."""
+def _register(message: str, action: str, data: dict[str, Any]) -> None:
+    """Record new key versions in the database, with an audit record of the
+    change, if the database is there to record them."""
     settings = _settings()
     try:
         services = build_services(settings, check_schema=False)
@@ -208,6 +219,7 @@ def _register(message: str) -> None:
         if migrate.is_up_to_date(services.db.engine):
             with services.db.session() as session:
                 rotation.check_and_register(session, services.keys.refresh())
+                _audit(services, session, action, f"keys:{data['kind']}", data)
     except VaultError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -233,7 +245,9 @@ def keys_add(kind: kr.KeyKind) -> None:
     path = _keys_path(_settings())
     ring, version = kr.with_added_version(kr.read_keyring_file(path), kind)
     kr.write_keyring_file(path, ring)
-    _register(f"added {kind} version {version} (not primary yet)")
+    _register(
+        f"added {kind} version {version} (not primary yet)", "keys.added", {"kind": kind, "version": version}
+    )
 
 
 @keys.command("promote")
@@ -248,7 +262,11 @@ def keys_promote(version: int, kind: kr.KeyKind) -> None:
         raise click.ClickException(str(exc)) from None
     kr.write_keyring_file(path, ring)
     job = "vault rewrap" if kind == "kek" else "vault reindex"
-    _register(f"{kind} version {version} is primary; run `maskline {job}` to move old entries")
+    _register(
+        f"{kind} version {version} is primary; run `maskline {job}` to move old entries",
+        "keys.promoted",
+        {"kind": kind, "version": version},
+    )
 
 
 @keys.command("rotate")
@@ -259,7 +277,11 @@ def keys_rotate(kind: kr.KeyKind) -> None:
     ring, version = kr.with_added_version(kr.read_keyring_file(path), kind)
     kr.write_keyring_file(path, kr.with_primary(ring, kind, version))
     job = "vault rewrap" if kind == "kek" else "vault reindex"
-    _register(f"{kind} version {version} added and primary; run `maskline {job}`")
+    _register(
+        f"{kind} version {version} added and primary; run `maskline {job}`",
+        "keys.rotated",
+        {"kind": kind, "version": version},
+    )
 
 
 @keys.command("retire")
@@ -270,8 +292,15 @@ def keys_retire(version: int, kind: kr.KeyKind) -> None:
     path = _keys_path(_settings())
     with _services() as services:
         ring = kr.without_version(kr.read_keyring_file(path), kind, version)
+        totp = services.admin.accounts.second_factors_using(version) if kind == "kek" else 0
+        if totp:
+            raise click.ClickException(
+                f"kek version {version} still protects {totp} admin second-factor secrets; "
+                "run `maskline vault rewrap` first"
+            )
         with services.db.session() as session:
             rotation.mark_retired(session, kind, version)
+            _audit(services, session, "keys.retired", f"keys:{kind}", {"kind": kind, "version": version})
         kr.write_keyring_file(path, ring)
     click.echo(f"retired {kind} version {version}")
 
@@ -310,19 +339,56 @@ def vault_put(number: str, region: str | None) -> None:
     """Store NUMBER sealed and print its token alone."""
     with _services() as services, services.db.session() as session:
         result = services.vault.put(session, number, field="NUMBER", region=region)
+        # Audited: put answers whether a number is already a party's (same token).
+        _audit(services, session, "vault.put", result.token, {"created": result.created})
     click.echo(result.token)
 
 
 @vault.command("reveal")
 @click.argument("token")
-@click.option("--actor", required=True, help="who is looking (recorded in the audit log)")
-@click.option("--reason", required=True, help="why (recorded in the audit log)")
-def vault_reveal(token: str, actor: str, reason: str) -> None:
-    """Print the E.164 number behind TOKEN, with an audit record."""
-    if not reason.strip():
-        raise click.ClickException("--reason must not be empty")
-    with _services() as services, services.db.session() as session:
-        number = services.vault.reveal(session, token, actor=actor, reason=reason)
+@click.option(
+    "--actor",
+    required=True,
+    help="who is looking (recorded in the audit log); with --request, the admin who requested it",
+)
+@click.option("--reason", default=None, help="why (recorded in the audit log); not with --request")
+@click.option(
+    "--request",
+    "request_id",
+    default=None,
+    metavar="ID",
+    help="an approved dual-control reveal request for TOKEN, spent as its one view (required in production)",
+)
+def vault_reveal(token: str, actor: str, reason: str | None, request_id: str | None) -> None:
+    """Print the E.164 number behind TOKEN, with an audit record.
+
+    In production only through an approved dual-control reveal request
+    (--request ID): the admin who requested it views it, once, within its
+    view window. Elsewhere the plain form (--actor, --reason) stays, for operators.
+    """
+    if request_id is None:
+        # Checked before anything is built: production never opens a number
+        # on one person's say-so.
+        if _settings().is_production:
+            raise click.ClickException(
+                "in production, vault reveal needs --request ID (an approved dual-control reveal request)"
+            )
+        if reason is None or not reason.strip():
+            raise click.ClickException("--reason must not be empty")
+        with _services() as services, services.db.session() as session:
+            number = services.vault.reveal(session, token, actor=actor, reason=reason)
+        click.echo(number)
+        return
+    if reason is not None:
+        raise click.ClickException(
+            "--reason goes with the plain form: a reveal request carries its own reason"
+        )
+    with _services() as services:
+        try:
+            reveals = services.admin.reveals
+            number = reveals.view(reveals.identity(actor), request_id, token=token, via=_default_actor())
+        except AdminError as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(number)
 
 
@@ -366,6 +432,11 @@ def vault_rewrap(batch: int) -> None:
             return rotation.rewrap_batch(session, services.keys.refresh(), batch=size, failed=failed)
 
     _batched("re-wrapped", step, batch)
+    # Console accounts' TOTP secrets are sealed under the same KEKs: a few
+    # rows, done at once, so that retiring the old KEK locks no admin out.
+    with _services() as services:
+        moved = services.admin.accounts.rewrap_second_factors()
+    click.echo(f"re-wrapped {moved} admin second-factor secrets")
 
 
 @vault.command("reindex")
@@ -378,24 +449,6 @@ def vault_reindex(batch: int) -> None:
             return rotation.reindex_batch(session, services.keys.refresh(), batch=size, failed=failed)
 
     _batched("re-indexed", step, batch)
-
-
-# -- audit --------------------------------------------------------------------
-
-
-@main.group()
-def audit() -> None:
-    """The hash-chained audit log."""
-
-
-@audit.command("verify")
-def audit_verify() -> None:
-    """Walk the chain: `OK <n> records`, or exit 1 naming the first bad record."""
-    with _services() as services, services.db.session() as session:
-        result = services.audit.verify(session)
-    click.echo(result.summary())
-    if not result.ok:
-        sys.exit(1)
 
 
 # -- numbers: bind, unbind, route, routes, bindings, worker -------------------
@@ -417,9 +470,17 @@ from maskline.events.cli import owner as _owner  # noqa: E402
 
 main.add_command(_owner)
 
+from maskline.admin.cli import admin as _admin  # noqa: E402
+
+main.add_command(_admin)
+
 from maskline.demo import demo as _demo  # noqa: E402
 
 main.add_command(_demo)
+
+from maskline.audit.cli import audit as _audit_group  # noqa: E402
+
+main.add_command(_audit_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ the same bad configurations with the same one-line reasons.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ from maskline.vault.rotation import check_and_register
 from maskline.vault.services import VaultService
 
 if TYPE_CHECKING:
+    from maskline.admin.accounts import AdminAccounts
+    from maskline.admin.reveal import RevealService
+    from maskline.audit.alerts import AlertService
     from maskline.events.delivery import Deliverer
     from maskline.events.services import Outbox, OwnerService
     from maskline.numbers.pool import PoolService
@@ -54,6 +58,16 @@ class Services:
     _numbers: Any = None
     _webhook_backends: Any = None
     _events: Any = None
+    _admin: Any = None
+    _alerts: Any = None
+
+    @property
+    def admin(self) -> AdminServices:
+        """Console accounts and the dual-control reveal (no Redis needed)."""
+        if self._admin is None:
+            self._admin = build_admin(self)
+        admin: AdminServices = self._admin
+        return admin
 
     @property
     def redis(self) -> Any:
@@ -81,6 +95,15 @@ class Services:
         return events
 
     @property
+    def alerts(self) -> AlertService:
+        """Insider-threat and abuse alerts: signals queued, counted and recorded
+        by a background thread (built on first use; connects nothing yet)."""
+        if self._alerts is None:
+            self._alerts = build_alerts(self)
+        alerts: AlertService = self._alerts
+        return alerts
+
+    @property
     def webhook_backends(self) -> WebhookBackends:
         """Redis, SQL and a router for the webhook path, with short timeouts."""
         if self._webhook_backends is None:
@@ -89,6 +112,8 @@ class Services:
         return backends
 
     def close(self) -> None:
+        if self._alerts is not None:
+            self._alerts.close()  # first: its queue still needs SQL and Redis
         self.db.dispose()
         if self._redis is not None and hasattr(self._redis, "close"):
             self._redis.close()
@@ -104,6 +129,42 @@ class NumbersServices:
     router: Router
     rebuilder: AutoRebuilder
     sweeper: Sweeper
+
+
+@dataclass
+class AdminServices:
+    accounts: AdminAccounts
+    reveals: RevealService
+
+
+def build_admin(services: Services) -> AdminServices:
+    from maskline.admin.accounts import AdminAccounts
+
+    def failed_login(*, account: str, at: dt.datetime) -> None:
+        services.alerts.failed_login(account=account, at=at)
+
+    accounts = AdminAccounts(
+        db=services.db,
+        keys=services.keys,
+        audit=services.audit,
+        settings=services.settings,
+        clock=services.clock,
+        on_failed_login=failed_login,
+    )
+    from maskline.admin.reveal import RevealPolicy, RevealService
+
+    def reveal_viewed(*, admin: str, request_id: str, at: dt.datetime) -> None:
+        services.alerts.reveal_viewed(admin=admin, request_id=request_id, at=at)
+
+    reveals = RevealService(
+        db=services.db,
+        vault=services.vault,
+        audit=services.audit,
+        policy=RevealPolicy.from_settings(services.settings),
+        clock=services.clock,
+        on_view=reveal_viewed,
+    )
+    return AdminServices(accounts=accounts, reveals=reveals)
 
 
 @dataclass
@@ -127,8 +188,57 @@ def build_events(services: Services) -> EventsServices:
             allow_loopback_http=loopback_http,
             max_attempts=settings.events_max_attempts,
             clock=services.clock,
+            reserved=_reserved_receivers(settings),
         ),
-        owners=OwnerService(db=services.db, clock=services.clock, allow_loopback_http=loopback_http),
+        owners=OwnerService(
+            db=services.db, clock=services.clock, allow_loopback_http=loopback_http, audit=services.audit
+        ),
+    )
+
+
+def _reserved_receivers(settings: Settings) -> dict[str, tuple[str, str]]:
+    """maskline's own outbox receivers: alerts go to the configured URL, signed
+    with the alerts secret (never logged; the owner name is what logs show)."""
+    from maskline.audit.interfaces import ALERTS_OWNER
+
+    if settings.alerts_url and settings.alerts_secret:
+        return {ALERTS_OWNER: (settings.alerts_url, settings.alerts_secret)}
+    return {}
+
+
+def build_alerts(services: Services) -> AlertService:
+    """Alerts are sent through the outbox only when an alerts URL is configured.
+
+    They count on a Redis client like the webhook path's (same server, same
+    short ``webhook_backend_timeout``: a hung Redis holds the alerts thread
+    that long per batch, and never a request), made here, with its own pool.
+    Built here rather than borrowed lazily from ``webhook_backends``, so the
+    alerts thread never builds a part of Services while a request thread
+    may be building the same part (the loser's client would be collected,
+    closing connections in use). An in-process Redis is shared as is.
+    """
+    from maskline.audit.alerts import AlertService
+    from maskline.redis_backend import connect, is_in_process
+
+    settings = services.settings
+    shared = settings.redis_url is None and is_in_process(services.redis)
+    client = (
+        services.redis
+        if shared
+        else connect(
+            settings.redis_url,
+            instance_path=settings.instance_path,
+            timeout=settings.webhook_backend_timeout,
+            quiet=True,
+        )
+    )
+    return AlertService(
+        db=services.db,
+        redis=lambda: client,
+        settings=settings,
+        outbox=services.events.outbox if _reserved_receivers(settings) else None,
+        clock=services.clock,
+        close_redis=not shared,
     )
 
 
@@ -207,6 +317,8 @@ def build_numbers(services: Services) -> NumbersServices:
     )
     # Binding events go to the outbox in the binding's own transaction.
     bindings.on_event(services.events.outbox.on_binding_event)
+    # API keys' binding bursts and distinct buyers (queued after commit, no SQL).
+    bindings.on_event(services.alerts.on_binding_event)
     rebuilder = AutoRebuilder(
         db=services.db, vault=services.vault, routes=routes, cooldown=settings.cooldown, clock=services.clock
     )
@@ -240,6 +352,12 @@ def build_numbers(services: Services) -> NumbersServices:
             cooldown=settings.cooldown,
             now=services.clock(),
         )
+    # Keep this listener the last one registered: its append takes the audit
+    # chain's lock (on PostgreSQL held to commit), so the later in the
+    # binding's transaction it runs, the shorter concurrent binds wait on it.
+    from maskline.audit.listeners import BindingAuditor
+
+    bindings.on_event(BindingAuditor(audit=services.audit).on_binding_event)
     return numbers
 
 

@@ -7,9 +7,11 @@ Both legs show the relay number. The order of work:
 3. the binding's call quota, counted as an inbound call is (429 past it);
 4. the bridge decision, stored in Redis under a random reference, naming
    the other party by vault token (``maskline.webhooks.bridge``);
-5. Twilio's ``Calls.json``: To the initiator, From the relay number, Url the
+5. an audit record (``call.requested``, by the API key), in a transaction
+   of its own: no call without one;
+6. Twilio's ``Calls.json``: To the initiator, From the relay number, Url the
    signed bridge webhook (502, scrubbed, if Twilio refuses);
-6. the decision under the new CallSid, so the status callback stores the
+7. the decision under the new CallSid, so the status callback stores the
    interaction (from_role -> to_role) even if the initiator never answers.
 
 axe bindings: an axb binding that fell back to axe, and an axe binding with
@@ -30,6 +32,7 @@ from typing import Any
 from sqlalchemy.orm import selectinload
 
 from maskline.api.interfaces import Conflict, FieldError, Unprocessable
+from maskline.audit.interfaces import AuditEntry
 from maskline.numbers.interfaces import BindingNotFound
 from maskline.numbers.models import Binding
 from maskline.numbers.routes import epoch
@@ -105,7 +108,7 @@ class ClickToCall:
             )
         return self._parts
 
-    def place(self, binding_id: str, *, owner: str, from_role: str) -> PlacedCall:
+    def place(self, binding_id: str, *, owner: str, from_role: str, actor: str) -> PlacedCall:
         """Raises BindingNotFound, Conflict, Unprocessable, CallQuotaExceeded,
         ClickToCallUnavailable or TwilioError (scrubbed)."""
         now = self.services.clock()
@@ -130,6 +133,11 @@ class ClickToCall:
             relay=relay,
         )
         ref = self._guarded(lambda: bridges.put(bridge))
+        try:
+            self._guarded(lambda: self._audit(actor, owner, bridge))
+        except ClickToCallUnavailable:
+            self._quietly(lambda: bridges.drop(ref))
+            raise
         public = self.settings.public_url
         try:
             call = calling(
@@ -197,6 +205,25 @@ class ClickToCall:
         initiator = next(p for p in people if p.role == from_role)
         other = next(p for p in people if p.role != from_role)
         return relay, initiator, other
+
+    def _audit(self, actor: str, owner: str, bridge: Bridge) -> None:
+        """The chain records who had whom rung, by role (the call is not a SQL
+        change, so the record has a transaction of its own)."""
+        with self.services.db.session() as session:
+            self.services.audit.append(
+                session,
+                AuditEntry(
+                    actor=actor,
+                    action="call.requested",
+                    subject=bridge.binding_id,
+                    data={
+                        "owner": owner,
+                        "from_role": bridge.from_role,
+                        "to_role": bridge.to_role,
+                        "relay_number": bridge.relay,
+                    },
+                ),
+            )
 
     def _open(self, token: str) -> str:
         vault = self.services.vault

@@ -1,4 +1,7 @@
-"""``maskline apikey``: create (the key is printed once), list, revoke."""
+"""``maskline apikey``: create (the key is printed once), list, revoke.
+
+Creating and revoking are audited as ``cli:<login>``.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,13 @@ def _keys() -> Iterator[ApiKeyService]:
     from maskline.cli import _services
 
     with _services() as services:
-        yield ApiKeyService(db=services.db, clock=services.clock)
+        yield ApiKeyService(db=services.db, clock=services.clock, audit=services.audit)
+
+
+def _actor() -> str:
+    from maskline.cli import _default_actor
+
+    return _default_actor()
 
 
 @click.group("apikey")
@@ -33,7 +42,7 @@ def create(name: str, owner: str, scopes: tuple[str, ...]) -> None:
     """Create a key and print it once, with its description as JSON."""
     with _keys() as keys:
         try:
-            key, info = keys.create(name=name, owner=owner, scopes=list(scopes))
+            key, info = keys.create(name=name, owner=owner, scopes=list(scopes), actor=_actor())
         except KeyRequestInvalid as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({"key": key, **info.to_json()}, indent=2))
@@ -51,10 +60,11 @@ def list_keys(owner: str | None) -> None:
 
 @apikey.command("revoke")
 @click.argument("key_id")
-def revoke(key_id: str) -> None:
+@click.option("--reason", default="", help="why (recorded in the audit log)")
+def revoke(key_id: str, reason: str) -> None:
     """Revoke a key by its id (the part after ``ml_``); takes effect within seconds."""
     with _keys() as keys:
-        info = keys.revoke(key_id)
+        info = keys.revoke(key_id, actor=_actor(), reason=reason.strip())
     if info is None:
         raise click.ClickException(f"no API key {key_id}")
     click.echo(json.dumps(info.to_json(), indent=2))

@@ -17,9 +17,12 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from maskline.api.interfaces import SCOPES
 from maskline.api.models import ApiKey
+from maskline.audit.interfaces import AuditEntry
+from maskline.audit.services import AuditLog
 from maskline.clock import Clock
 from maskline.db import Database
 
@@ -76,14 +79,33 @@ def _info(row: ApiKey) -> KeyInfo:
 
 
 class ApiKeyService:
-    def __init__(self, *, db: Database, clock: Clock, cache_seconds: float = 5.0) -> None:
+    """Keys of owners. With an ``audit`` log, creating and revoking with an
+    ``actor`` appends ``apikey.created`` / ``apikey.revoked`` in the same
+    transaction (subject: the key id; never the key or its hash)."""
+
+    def __init__(
+        self, *, db: Database, clock: Clock, cache_seconds: float = 5.0, audit: AuditLog | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.audit = audit
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
-    def create(self, *, name: str, owner: str, scopes: list[str]) -> tuple[str, KeyInfo]:
+    def _record(self, session: Session, actor: str | None, action: str, info: KeyInfo, reason: str) -> None:
+        if actor is None:
+            return
+        if self.audit is None:
+            raise RuntimeError("this ApiKeyService has no audit log to record the actor in")
+        data = {"owner": info.owner, "name": info.name, "scopes": info.scopes}
+        self.audit.append(
+            session, AuditEntry(actor=actor, action=action, subject=info.id, reason=reason, data=data)
+        )
+
+    def create(
+        self, *, name: str, owner: str, scopes: list[str], actor: str | None = None, reason: str = ""
+    ) -> tuple[str, KeyInfo]:
         """A new key: (the key itself, shown this once; its stored description)."""
         if not _OWNER.match(owner):
             raise KeyRequestInvalid("owner: letters, digits and . _ : - only, at most 120 characters")
@@ -104,7 +126,9 @@ class ApiKeyService:
         )
         with self.db.session() as session:
             session.add(row)
-        return f"ml_{key_id}_{secret}", _info(row)
+            info = _info(row)
+            self._record(session, actor, "apikey.created", info, reason)
+        return f"ml_{key_id}_{secret}", info
 
     def list(self, *, owner: str | None = None) -> list[KeyInfo]:
         with self.db.session() as session:
@@ -113,14 +137,16 @@ class ApiKeyService:
                 query = query.where(ApiKey.owner == owner)
             return [_info(row) for row in session.scalars(query)]
 
-    def revoke(self, key_id: str) -> KeyInfo | None:
-        """Revoke a key (idempotent); None if there is no such key."""
+    def revoke(self, key_id: str, *, actor: str | None = None, reason: str = "") -> KeyInfo | None:
+        """Revoke a key (idempotent: only the first revocation is recorded);
+        None if there is no such key."""
         with self.db.session() as session:
-            row = session.get(ApiKey, key_id)
+            row = session.get(ApiKey, key_id, with_for_update=True)
             if row is None:
                 return None
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
+                self._record(session, actor, "apikey.revoked", _info(row), reason)
             info = _info(row)
         with self._lock:
             for cached in [k for k in self._cache if k.startswith(f"{key_id}:")]:

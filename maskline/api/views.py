@@ -8,6 +8,7 @@ owner are 404, never the record. No response carries a party number.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import functools
 import math
@@ -69,7 +70,7 @@ class _Api:
         self, *, services: Any, keys: ApiKeyService, idempotency: IdempotencyStore, limiter: Limiter
     ) -> None:
         self.services = services
-        self.waybills = WaybillService(db=services.db, clock=services.clock)
+        self.waybills = WaybillService(db=services.db, clock=services.clock, audit=services.audit)
         self.calls = ClickToCall(services=services)
         self.keys = keys
         self.idempotency = idempotency
@@ -144,6 +145,13 @@ def _owner() -> str:
     principal = _principal()
     assert principal is not None
     return principal.owner
+
+
+def _actor() -> str:
+    """Who the audit chain says did it: the key, by id (never the key itself)."""
+    principal = _principal()
+    assert principal is not None
+    return f"apikey:{principal.key_id}"
 
 
 # -- errors ----------------------------------------------------------------------
@@ -280,7 +288,7 @@ def _create(body: Any, owner: str) -> Response:
     services = _api().services
     req = parse.parse_create(body, owner=owner, vault=services.vault, max_ttl=services.settings.max_ttl)
     try:
-        view = services.numbers.bindings.bind(req)
+        view = services.numbers.bindings.bind(dataclasses.replace(req, actor=_actor()))
     except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, RoutingUnavailable) as exc:
         raise _translate(exc) from None
     response = jsonify(binding_json(view))
@@ -369,6 +377,7 @@ def update_binding(binding_id: str) -> ResponseReturnValue:
             allow=change.allow,
             delivered=change.delivered,
             region=change.region,
+            actor=_actor(),
         )
     except (BindingNotFound, BindingNotLive, InvalidRequest, InvalidPhoneNumber, RoutingUnavailable) as exc:
         raise _translate(exc) from None
@@ -380,7 +389,7 @@ def update_binding(binding_id: str) -> ResponseReturnValue:
 def delete_binding(binding_id: str) -> ResponseReturnValue:
     """Unbind now (idempotent: an ended binding answers as it is)."""
     try:
-        view = _api().services.numbers.bindings.unbind(binding_id, owner=_owner())
+        view = _api().services.numbers.bindings.unbind(binding_id, owner=_owner(), actor=_actor())
     except (BindingNotFound, RoutingUnavailable) as exc:
         raise _translate(exc) from None
     return jsonify(binding_json(view))
@@ -449,7 +458,7 @@ def place_call(binding_id: str) -> ResponseReturnValue:
 def _place_call(binding_id: str, owner: str, from_role: str) -> Response:
     api = _api()
     try:
-        call = api.calls.place(binding_id, owner=owner, from_role=from_role)
+        call = api.calls.place(binding_id, owner=owner, from_role=from_role, actor=_actor())
     except BindingNotFound as exc:
         raise _translate(exc) from None
     except CallQuotaExceeded as exc:
@@ -486,7 +495,7 @@ def link_waybill(binding_id: str, tracking_no: str) -> ResponseReturnValue:
         raise Unprocessable(
             "invalid field", fields=[FieldError(str(unknown[0])[:64], "is not a field of this request")]
         )
-    created, waybill = api.waybills.link(view, tracking_no, body.get("carrier"))
+    created, waybill = api.waybills.link(view, tracking_no, body.get("carrier"), actor=_actor())
     response = jsonify(waybill)
     response.status_code = 201 if created else 200
     return response

@@ -16,6 +16,8 @@ from sqlalchemy import select
 
 from maskline.api.interfaces import Conflict, FieldError, NotFound, Unprocessable
 from maskline.api.models import Waybill
+from maskline.audit.interfaces import AuditEntry
+from maskline.audit.services import AuditLog
 from maskline.clock import Clock
 from maskline.db import Database
 from maskline.numbers.interfaces import BindingView
@@ -46,16 +48,21 @@ class Contact:
 
 
 class WaybillService:
-    def __init__(self, *, db: Database, clock: Clock) -> None:
+    def __init__(self, *, db: Database, clock: Clock, audit: AuditLog) -> None:
         self.db = db
         self.clock = clock
+        self.audit = audit
 
-    def link(self, view: BindingView, tracking_no: str, carrier: object) -> tuple[bool, dict[str, str]]:
+    def link(
+        self, view: BindingView, tracking_no: str, carrier: object, *, actor: str
+    ) -> tuple[bool, dict[str, str]]:
         """Link ``tracking_no`` of ``carrier`` to the owner's binding ``view``.
 
         Returns (created, the waybill as JSON). Raises Unprocessable for a bad
         tracking number, carrier or a binding that is not axe, and Conflict if
         the carrier's tracking number is linked to another owner's binding.
+        A link that changes something is audited (``waybill.linked``, by
+        ``actor``) in its transaction: it lets ``carrier`` look the contact up.
         """
         errors = []
         if not TRACKING_NO.match(tracking_no):
@@ -85,8 +92,25 @@ class WaybillService:
                 session.add(row)
             elif row.owner != view.owner:
                 raise Conflict("this carrier's tracking number is linked by another account")
-            else:
+            previous = None if created else row.binding_id
+            if previous != view.id:
                 row.binding_id = view.id
+                self.audit.append(
+                    session,
+                    AuditEntry(
+                        actor=actor,
+                        action="waybill.linked",
+                        subject=view.id,
+                        data={
+                            "owner": view.owner,
+                            "carrier": carrier,
+                            "tracking_no": tracking_no,
+                            "relay_number": view.relay_number,
+                            "extension": view.extension,
+                            "previous_binding_id": previous,
+                        },
+                    ),
+                )
         return created, {"carrier": carrier, "tracking_no": tracking_no, "binding_id": view.id}
 
     def contact(self, tracking_no: str, *, carrier: str) -> Contact:

@@ -14,7 +14,8 @@ class AuditRecord(Base):
     __tablename__ = "audit_log"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Indexed for `audit export --since` and the console's time-ordered reads.
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     actor: Mapped[str] = mapped_column(String(120))
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(200), index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Mapping
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
@@ -92,24 +93,87 @@ class AuditLog:
             raise AuditError("could not append to the audit log: the chain's end moved") from None
         return record
 
-    def verify(self, session: Session, *, batch: int = 1000) -> VerifyResult:
-        """Walk the chain from the first record; stop at the first break."""
+    def verify(
+        self,
+        session: Session,
+        *,
+        batch: int = 1000,
+        after: tuple[int, str] | None = None,
+        pins: Mapping[int, str] | None = None,
+    ) -> VerifyResult:
+        """Walk the chain from the first record; stop at the first break.
+
+        ``after=(seq, hash)`` starts from a record already verified (the row
+        at ``seq`` must still carry ``hash``); ``pins`` maps seqs to the hashes
+        that signed checkpoints saw there: a chain recomputed after an edit
+        differs at a pin, and one whose newest rows were deleted ends before
+        the last pin.
+        """
+        pins = pins or {}
         expected_seq, prev, count = 1, GENESIS_HASH, 0
+        query = select(AuditRecord).order_by(AuditRecord.seq)
+        start: tuple[int, str] | None = None
+        if after is not None and after[0] > 0:
+            start = after
+            expected_seq, prev, count = after[0] + 1, after[1], after[0]
+            query = query.where(AuditRecord.seq >= after[0])
         last_at: dt.datetime | None = None
-        result = session.execute(
-            select(AuditRecord).order_by(AuditRecord.seq).execution_options(yield_per=batch)
-        )
+        result = session.execute(query.execution_options(yield_per=batch))
         # yield_per streams through a server-side cursor on PostgreSQL; close
         # it when verify stops early at a break.
         try:
             for row in result.scalars():
+                if start is not None:
+                    # The record verified before: still there, still the same.
+                    seq, known = start
+                    start = None
+                    if row.seq != seq or row.hash != known:
+                        return _broken(count, seq, "differs from when it was last verified (chain rewritten)")
+                    last_at = row.at
+                    continue
                 problem = _problem(row, expected_seq=expected_seq, prev=prev)
+                if problem is None and pins.get(row.seq, row.hash) != row.hash:
+                    problem = "hash differs from a signed checkpoint's (the chain was recomputed)"
                 if problem:
-                    return VerifyResult(ok=False, records=count, first_bad_seq=row.seq, problem=problem)
+                    return _broken(count, row.seq, problem)
                 expected_seq, prev, count, last_at = row.seq + 1, row.hash, count + 1, row.at
         finally:
             result.close()
+        if start is not None:
+            return _broken(count, start[0], "is missing (the newest records were deleted)")
+        covered = max(pins, default=0)
+        if covered > count:
+            return _broken(
+                count,
+                count + 1,
+                f"missing: a signed checkpoint covers {covered} records, the chain has {count} "
+                "(the newest records were deleted)",
+            )
         return VerifyResult(ok=True, records=count, last_hash=prev, last_at=last_at)
+
+    def records(
+        self,
+        session: Session,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        batch: int = 1000,
+    ) -> Iterator[AuditRecord]:
+        """Records with ``since <= at < until``, in chain order, streamed."""
+        query = select(AuditRecord).order_by(AuditRecord.seq)
+        if since is not None:
+            query = query.where(AuditRecord.at >= since)
+        if until is not None:
+            query = query.where(AuditRecord.at < until)
+        result = session.execute(query.execution_options(yield_per=batch))
+        try:
+            yield from result.scalars()
+        finally:
+            result.close()
+
+
+def _broken(records: int, seq: int, problem: str) -> VerifyResult:
+    return VerifyResult(ok=False, records=records, first_bad_seq=seq, problem=problem)
 
 
 def _problem(row: AuditRecord, *, expected_seq: int, prev: str) -> str | None:

@@ -1,7 +1,8 @@
 """``maskline owner``: where an owner's events go (set-events, show, clear-events).
 
 The events secret is printed once, when it is made; afterwards ``show`` says
-only whether one is set. URLs are shown without their query string.
+only whether one is set. URLs are shown without their query string. Changes
+are audited as ``cli:<login>``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def _owners() -> Iterator[OwnerService]:
             raise click.ClickException(str(exc)) from None
 
 
+def _actor() -> str:
+    from maskline.cli import _default_actor
+
+    return _default_actor()
+
+
 @click.group("owner")
 def owner() -> None:
     """Owners' events: the URL maskline POSTs signed events to."""
@@ -39,7 +46,7 @@ def owner() -> None:
 def set_events(name: str, url: str, rotate_secret: bool) -> None:
     """Send NAME's events to URL; prints the signing secret once, when it is made."""
     with _owners() as owners:
-        info, secret = owners.set_events(name, url=url, rotate_secret=rotate_secret)
+        info, secret = owners.set_events(name, url=url, rotate_secret=rotate_secret, actor=_actor())
     body = info.to_json()
     if secret is not None:
         body["events_secret"] = secret
@@ -62,5 +69,5 @@ def show(name: str) -> None:
 def clear_events(name: str) -> None:
     """Stop sending NAME events: URL and secret are removed, pending events fail."""
     with _owners() as owners:
-        info = owners.clear_events(name)
+        info = owners.clear_events(name, actor=_actor())
     click.echo(json.dumps(info.to_json(), indent=2))

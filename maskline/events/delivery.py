@@ -12,6 +12,10 @@ again when the lease runs out. Receivers de-duplicate on Maskline-Event-Id.
 refused connection) is retried after 30 s, doubling up to 1 h, with jitter,
 until ``max_attempts``; then the event is ``failed``. Logs name the owner and
 the event, never the URL (its query may carry a token) nor the secret.
+
+maskline's own receivers (alerts) are ``reserved`` owner names, which no
+real owner can take (owner names start with a letter or digit): their URL
+and secret come from the settings, not from the owners table.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 import random
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -143,8 +147,11 @@ class Deliverer:
         clock: Clock = system_clock,
         send: Sender = post,
         jitter: Callable[[], float] = random.random,
+        reserved: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
+        """``reserved``: owner name -> (URL, secret) of maskline's own receivers."""
         self.db = db
+        self.reserved = dict(reserved or {})
         self.allow_loopback_http = allow_loopback_http
         self.max_attempts = max_attempts
         self.timeout = timeout
@@ -196,23 +203,25 @@ class Deliverer:
             rows = session.scalars(claim_query(now, dialect=self.db.dialect)).all()
             if not rows:
                 return 0, claimed
-            names = {row.owner for row in rows}
-            owners = {o.name: o for o in session.scalars(select(Owner).where(Owner.name.in_(names)))}
+            names = {row.owner for row in rows} - self.reserved.keys()
+            owners = {
+                o.name: (o.events_url, o.events_secret)
+                for o in session.scalars(select(Owner).where(Owner.name.in_(names)))
+            }
+            owners.update(self.reserved)
             for row in rows:
                 row.attempts += 1
                 row.next_attempt_at = now + LEASE
-                owner = owners.get(row.owner)
-                if owner is None or not owner.events_url or not owner.events_secret:
+                target_url, secret = owners.get(row.owner, (None, None))
+                if not target_url or not secret:
                     self._give_up(row, "events are turned off for this owner", report)
                     continue
                 try:
-                    url = check_events_url(owner.events_url, allow_loopback_http=self.allow_loopback_http)
+                    url = check_events_url(target_url, allow_loopback_http=self.allow_loopback_http)
                 except InvalidEventsUrl as exc:
                     self._give_up(row, str(exc), report)
                     continue
-                claimed.append(
-                    _Claimed(row.id, row.event_id, row.owner, row.payload.encode(), url, owner.events_secret)
-                )
+                claimed.append(_Claimed(row.id, row.event_id, row.owner, row.payload.encode(), url, secret))
         return len(rows), claimed
 
     def _attempt(self, item: _Claimed, now: dt.datetime, report: DeliveryReport) -> None:

@@ -22,6 +22,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from maskline.api.models import ApiKey, OutboxEvent, Owner
+from maskline.audit.interfaces import AuditEntry
+from maskline.audit.services import AuditLog
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.events.interfaces import EventType, InvalidEventsUrl, InvalidOwnerName, OwnerNotFound
@@ -96,6 +98,12 @@ class Outbox:
         url = session.execute(select(Owner.events_url).where(Owner.name == owner)).scalar_one_or_none()
         if not url:
             return None
+        return self.enqueue(session, owner=owner, type=type, data=data)
+
+    def enqueue(self, session: Session, *, owner: str, type: str, data: dict[str, object]) -> str:
+        """Queue an event for ``owner`` whether or not it has an events URL:
+        for maskline's own receivers (e.g. alerts), which the caller knows
+        are configured. Returns the event id."""
         now = self._clock()
         event_id = new_event_id()
         payload = {"id": event_id, "type": type, "created_at": _timestamp(now), "data": data}
@@ -238,14 +246,39 @@ class OwnerInfo:
 
 
 class OwnerService:
-    """Sets, shows and clears where an owner's events go."""
+    """Sets, shows and clears where an owner's events go.
 
-    def __init__(self, *, db: Database, clock: Clock = system_clock, allow_loopback_http: bool) -> None:
+    With an ``audit`` log, a change made with an ``actor`` is recorded
+    (``owner.events_set`` / ``owner.events_cleared``) in its transaction:
+    the host of the URL and whether the secret changed, never the secret
+    nor the URL's path and query.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock = system_clock,
+        allow_loopback_http: bool,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.db = db
         self._clock = clock
         self.allow_loopback_http = allow_loopback_http
+        self.audit = audit
 
-    def set_events(self, name: str, *, url: str, rotate_secret: bool = False) -> tuple[OwnerInfo, str | None]:
+    def _record(
+        self, session: Session, actor: str | None, action: str, name: str, data: dict[str, object]
+    ) -> None:
+        if actor is None:
+            return
+        if self.audit is None:
+            raise RuntimeError("this OwnerService has no audit log to record the actor in")
+        self.audit.append(session, AuditEntry(actor=actor, action=action, subject=name, data=data))
+
+    def set_events(
+        self, name: str, *, url: str, rotate_secret: bool = False, actor: str | None = None
+    ) -> tuple[OwnerInfo, str | None]:
         """Point ``name``'s events at ``url``; returns the new secret when one was
         made (the first time, or with ``rotate_secret``), else None."""
         if not _OWNER.match(name):
@@ -264,6 +297,8 @@ class OwnerService:
             owner.events_url = url
             owner.updated_at = now
             session.flush()
+            data: dict[str, object] = {"host": urlsplit(url).hostname, "new_secret": secret is not None}
+            self._record(session, actor, "owner.events_set", name, data)
             return self._info(session, owner), secret
 
     def show(self, name: str) -> OwnerInfo:
@@ -283,7 +318,7 @@ class OwnerService:
                 raise OwnerNotFound(f"no owner {name}")
             return self._info(session, owner)
 
-    def clear_events(self, name: str) -> OwnerInfo:
+    def clear_events(self, name: str, *, actor: str | None = None) -> OwnerInfo:
         """Stop sending ``name`` events: URL and secret go; pending events fail."""
         with self.db.session() as session:
             owner = session.get(Owner, name, with_for_update=True)
@@ -298,6 +333,7 @@ class OwnerService:
                 .values(status="failed", last_error="events were turned off for this owner")
             )
             session.flush()
+            self._record(session, actor, "owner.events_cleared", name, {})
             return self._info(session, owner)
 
     def _info(self, session: Session, owner: Owner) -> OwnerInfo:

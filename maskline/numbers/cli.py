@@ -1,11 +1,13 @@
 """CLI for bindings and routing: bind, unbind, route, routes rebuild, bindings, worker.
 
 Output is JSON where a program may read it. No command prints a party number.
+Every command that changes bindings or the pool is audited as ``cli:<login>``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from typing import Any
@@ -55,6 +57,23 @@ def _sms_redact(value: str | None) -> frozenset[str] | None:
 
 def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
+
+
+def _actor() -> str:
+    from maskline.cli import _default_actor
+
+    return _default_actor()
+
+
+def _audit(
+    services: Any, session: Any, action: str, subject: str, data: dict[str, Any], reason: str = ""
+) -> None:
+    """A record of this command's change, in the change's own transaction."""
+    from maskline.audit.interfaces import AuditEntry
+
+    services.audit.append(
+        session, AuditEntry(actor=_actor(), action=action, subject=subject, reason=reason, data=data)
+    )
 
 
 @click.command()
@@ -110,6 +129,7 @@ def bind(
         record=record,
         sms_redact=_sms_redact(sms_redact),
         sms_media=sms_media,  # type: ignore[arg-type]
+        actor=_actor(),
     )
     with _services() as services:
         try:
@@ -125,11 +145,12 @@ def bind(
 
 @click.command()
 @click.argument("binding_id")
-def unbind(binding_id: str) -> None:
+@click.option("--reason", default="", help="why (recorded in the audit log)")
+def unbind(binding_id: str, reason: str) -> None:
     """End a binding now (its relay number then cools down for its parties)."""
     with _services() as services:
         try:
-            view = services.numbers.bindings.unbind(binding_id)
+            view = services.numbers.bindings.unbind(binding_id, actor=_actor(), reason=reason.strip())
         except NumbersError as exc:
             raise _fail(exc) from None
     click.echo(json.dumps(view.to_json(), indent=2))
@@ -211,10 +232,14 @@ def bindings_recordings(binding_id: str) -> None:
 @bindings_group.command("extend")
 @click.argument("binding_id")
 @click.option("--ttl", required=True, help="new lifetime from now, e.g. 24h")
-def bindings_extend(binding_id: str, ttl: str) -> None:
+@click.option("--reason", default="", help="why (recorded in the audit log)")
+def bindings_extend(binding_id: str, ttl: str, reason: str) -> None:
+    """Give a live binding a new lifetime from now."""
     with _services() as services:
         try:
-            view = services.numbers.bindings.extend(binding_id, ttl=_duration(ttl, "--ttl"))
+            view = services.numbers.bindings.extend(
+                binding_id, ttl=_duration(ttl, "--ttl"), actor=_actor(), reason=reason.strip()
+            )
         except NumbersError as exc:
             raise _fail(exc) from None
     click.echo(json.dumps(view.to_json(), indent=2))
@@ -249,9 +274,11 @@ def _idempotency_store(services: Any) -> Any:
 @click.option("--interval", default=30.0, show_default=True, help="seconds between runs")
 @click.option("--once", is_flag=True, help="run the jobs once and exit")
 def worker(interval: float, once: bool) -> None:
-    """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events, idempotency records."""
+    """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events, idempotency records,
+    signed audit checkpoints."""
     with _services() as services:
         numbers = services.numbers
+        checkpointer = _checkpointer(services)
         while True:
             # Data loss shows up as numbers without a generation marker.
             try:
@@ -266,9 +293,33 @@ def worker(interval: float, once: bool) -> None:
             click.echo(services.events.deliverer.deliver_due(services.clock()).summary())
             purged = _idempotency_store(services).purge(services.clock())
             click.echo(f"idempotency records purged: {purged}")
+            # Lapsed reveal requests and unviewed approvals: expired, audited.
+            click.echo(f"reveal requests expired: {services.admin.reveals.expire_due(services.clock())}")
+            if checkpointer is not None:
+                signed = checkpointer.run_due(services.clock())
+                click.echo(signed.summary(), err=bool(signed.errors))
             if once:
                 return
             time.sleep(interval)
+
+
+def _checkpointer(services: Any) -> Any:
+    """The audit checkpointer; production refuses to run the worker without one
+    (see Settings.problems), elsewhere the worker says it runs without."""
+    from maskline.audit.checkpoints import build_checkpointer
+    from maskline.audit.interfaces import CheckpointError
+
+    settings = services.settings
+    problems = "; ".join(settings.audit_checkpoint_problems())
+    if problems and not settings.is_production:
+        click.echo(f"WARNING: audit checkpoints are off: {problems}", err=True)
+        return None
+    if problems:
+        raise click.ClickException(f"refusing to start the worker: {problems}")
+    try:
+        return build_checkpointer(settings, db=services.db, audit=services.audit, clock=services.clock)
+    except CheckpointError as exc:
+        raise click.ClickException(f"refusing to start the worker: {exc}") from None
 
 
 @click.group("pool")
@@ -286,6 +337,8 @@ def pool_add(numbers: tuple[str, ...], capabilities: str) -> None:
             voice, sms = parse_capabilities(capabilities, field="--capabilities")
             with services.db.session() as session:
                 added = services.numbers.pool.add(session, list(numbers), voice=voice, sms=sms)
+                data = {"numbers": [r.e164 for r in added], "voice": voice, "sms": sms}
+                _audit(services, session, "pool.added", "pool", data)
         except NumbersError as exc:
             raise _fail(exc) from None
     click.echo(f"added {len(added)} number(s): {', '.join(r.e164 for r in added)}")
@@ -303,6 +356,10 @@ def pool_import(csv_file: Any) -> None:
         try:
             with services.db.session() as session:
                 added = services.numbers.pool.import_csv(session, text)
+                # The file by digest (it may hold thousands of numbers); the
+                # pool itself says which numbers are in it.
+                data = {"count": len(added), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+                _audit(services, session, "pool.imported", "pool", data)
         except PoolImportError as exc:
             for line, message in exc.problems:
                 click.echo(f"line {line}: {message}", err=True)
@@ -329,36 +386,44 @@ def pool_list(as_json: bool) -> None:
         )
 
 
-def _set_status(number: str, status: str) -> None:
+def _set_status(number: str, status: str, reason: str) -> None:
     with _services() as services:
         try:
             with services.db.session() as session:
                 row = services.numbers.pool.set_status(session, number, status, now=services.clock())
                 e164 = row.e164
+                action = {"locked": "pool.locked", "active": "pool.unlocked"}.get(status, "pool.retired")
+                _audit(services, session, action, e164, {"status": status}, reason=reason.strip())
         except NumbersError as exc:
             raise _fail(exc) from None
     click.echo(f"{e164} is {status}")
 
 
+_reason_option = click.option("--reason", default="", help="why (recorded in the audit log)")
+
+
 @pool_group.command("lock")
 @click.argument("number")
-def pool_lock(number: str) -> None:
+@_reason_option
+def pool_lock(number: str, reason: str) -> None:
     """No new bindings on NUMBER; existing ones keep working."""
-    _set_status(number, "locked")
+    _set_status(number, "locked", reason)
 
 
 @pool_group.command("unlock")
 @click.argument("number")
-def pool_unlock(number: str) -> None:
+@_reason_option
+def pool_unlock(number: str, reason: str) -> None:
     """NUMBER takes new bindings again."""
-    _set_status(number, "active")
+    _set_status(number, "active", reason)
 
 
 @pool_group.command("retire")
 @click.argument("number")
-def pool_retire(number: str) -> None:
+@_reason_option
+def pool_retire(number: str, reason: str) -> None:
     """Take NUMBER out of the pool; refused while it has live bindings."""
-    _set_status(number, "retired")
+    _set_status(number, "retired", reason)
 
 
 @pool_group.command("sync-twilio")
@@ -390,6 +455,11 @@ def pool_sync_twilio(dry_run: bool) -> None:
             )
         except TwilioError as exc:
             raise click.ClickException(f"Twilio: {exc.summary()}") from None
+        if report.updated and not dry_run:
+            # Twilio's side has changed already: the record follows it.
+            with services.db.session() as session:
+                data = {"updated": list(report.updated), "public_url": settings.public_url}
+                _audit(services, session, "pool.twilio_synced", "pool", data)
     verb = "would update" if dry_run else "updated"
     for number in report.updated:
         click.echo(f"{number} {verb}")

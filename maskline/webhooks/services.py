@@ -21,6 +21,10 @@ command and one reply, not a MULTI of five or a pipeline of four.
 
 Any backend failure (Redis, SQL, the vault) becomes an apology, counted:
 never a 500 and never a connection to anyone but the routed party.
+
+Calls and messages from non-parties, extensions keyed in vain, and
+connects to a buyer are signalled to the alerts (``maskline.audit.alerts``):
+an append to an in-process queue, with no Redis or SQL work on this path.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from maskline.audit.alerts import ALERT_FAILURES, BUYER_ROLE, STRANGER_REASONS, caller_subject
 from maskline.numbers.models import Binding
 from maskline.numbers.routes import epoch
 from maskline.webhooks import twiml
@@ -312,15 +317,17 @@ class WebhookService:
     def _decide_call(self, relay: str, caller: str) -> StepDecision:
         if caller in self.pool:
             return self.reject("relay_caller")
-        route = self.router.resolve(relay, caller)
+        index = self.router.caller_index(caller)  # once: route, lockout and alerts key on it
+        route = self.router.resolve(relay, caller, caller_index=index)
         if route.reason == "unavailable":
             raise BackendUnavailable("routing unavailable")
         if route.reason == "extension_required":
-            if self._redis_parts()[2].locked(relay, self._caller_hex(caller)):
+            if self._redis_parts()[2].locked(relay, index.hex() if index is not None else "anonymous"):
                 return self.reject("locked_out")
             return StepDecision(action="gather", attempt=1)
         if route.action == "connect":
-            return self._within_quota(relay, StepDecision.from_route(route), "call")
+            return self._contact(index, self._within_quota(relay, StepDecision.from_route(route), "call"))
+        self._refused(relay, index, route.reason)
         return self.reject(route.reason or "unavailable", binding_id=route.binding_id)
 
     def _decide_extension(self, relay: str, caller: str, digits: str, attempt: int) -> StepDecision:
@@ -335,8 +342,9 @@ class WebhookService:
         if route.reason == "unavailable":
             raise BackendUnavailable("routing unavailable")
         if route.action == "connect":
-            return self._within_quota(relay, StepDecision.from_route(route), "call")
+            return self._contact(index, self._within_quota(relay, StepDecision.from_route(route), "call"))
         if route.reason in _WRONG_EXTENSION:
+            self._wrong_extension(relay, index)
             if guard.fail(relay, caller_hex):
                 LOCKOUTS.inc()
                 return self.reject("locked_out")
@@ -387,14 +395,16 @@ class WebhookService:
     def _decide_sms(self, relay: str, sender: str, *, has_media: bool) -> StepDecision:
         if sender in self.pool:
             return self.reject("relay_caller")
-        route = self.router.resolve(relay, sender)
+        index = self.router.caller_index(sender)
+        route = self.router.resolve(relay, sender, caller_index=index)
         if route.reason == "unavailable":
             raise BackendUnavailable("routing unavailable")
         if route.action != "connect":
+            self._refused(relay, index, route.reason)
             return self.reject(route.reason or "unavailable", binding_id=route.binding_id)
         if has_media and self.policy_for(route.binding_id).media == "refuse":
             return self.reject("media_refused", binding_id=route.binding_id)
-        return self._within_quota(relay, StepDecision.from_route(route), "sms")
+        return self._contact(index, self._within_quota(relay, StepDecision.from_route(route), "sms"))
 
     def _render_sms(self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str]) -> str:
         if decision.action == "connect":
@@ -514,9 +524,49 @@ class WebhookService:
             return decision
         return self.reject("quota", binding_id=decision.binding_id)
 
-    def _caller_hex(self, caller: str) -> str:
-        index = self.router.caller_index(caller)
-        return index.hex() if index is not None else "anonymous"
+    # -- alerts ----------------------------------------------------------------
+    # A decision is made once per (sid, step), so a retried step is not
+    # counted twice. Signals only go to the alerts' in-process queue: no Redis
+    # and no SQL on this path (see maskline.audit.alerts), and never an error.
+
+    def _refused(self, relay: str, index: bytes | None, reason: str | None) -> None:
+        """A call or message refused: counted if it came from a non-party."""
+        if reason not in STRANGER_REASONS:
+            return
+        try:
+            self.services.alerts.stranger(
+                relay=self._relay_subject(relay), caller=caller_subject(index), at=self.services.clock()
+            )
+        except Exception as exc:  # an alert never fails a call
+            self._alert_failed(exc)
+
+    def _wrong_extension(self, relay: str, index: bytes | None) -> None:
+        try:
+            self.services.alerts.wrong_extension(
+                relay=self._relay_subject(relay), caller=caller_subject(index), at=self.services.clock()
+            )
+        except Exception as exc:
+            self._alert_failed(exc)
+
+    def _contact(self, index: bytes | None, decision: StepDecision) -> StepDecision:
+        """``decision``, after counting a connect to a buyer as the caller's contact."""
+        if decision.action == "connect" and decision.target_role == BUYER_ROLE:
+            try:
+                self.services.alerts.contacted(
+                    caller=caller_subject(index), buyer=decision.target_token, at=self.services.clock()
+                )
+            except Exception as exc:
+                self._alert_failed(exc)
+        return decision
+
+    def _relay_subject(self, relay: str) -> str | None:
+        # Only maskline's own relay numbers (public) name an alert.
+        return relay if relay in self.pool else None
+
+    @staticmethod
+    def _alert_failed(exc: Exception) -> None:
+        ALERT_FAILURES.labels(stage="internal").inc()
+        log.warning("alert signal failed: %s", type(exc).__name__)
 
     def _open(self, token: str | None, sid: str) -> str | None:
         """The target's number, for the TwiML only; None if SQL says the call

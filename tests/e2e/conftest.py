@@ -62,12 +62,17 @@ class Cli:
     outputs: list[tuple[str, str, str]] = field(default_factory=list)  # (command, stdout, stderr)
 
     def run(
-        self, *args: str, ok: bool | None = True, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        ok: bool | None = True,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``maskline ARGS``; ``ok=True`` asserts exit 0, ``False`` non-zero, ``None`` neither."""
         completed = subprocess.run(
             [maskline_executable(), *args],
             env={**self.env, **(env or {})},
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=COMMAND_TIMEOUT,

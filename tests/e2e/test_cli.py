@@ -82,7 +82,7 @@ def test_reveal_prints_e164_and_writes_an_audit_record(initialised: Cli) -> None
     number = initialised.out("vault", "reveal", token, "--actor", "alice", "--reason", "ticket 42")
 
     assert number == "+14155550132"
-    assert initialised.out("audit", "verify") == "OK 1 records"
+    assert initialised.out("audit", "verify") == "OK 2 records"  # the put's and the reveal's
 
 
 @pytest.mark.parametrize("reason", ["", "   "])
@@ -93,7 +93,7 @@ def test_reveal_refuses_an_empty_reason(initialised: Cli, reason: str) -> None:
 
     assert "reason" in _one_line(result.stderr)
     assert result.stdout == ""
-    assert initialised.out("audit", "verify") == "OK 0 records"
+    assert initialised.out("audit", "verify") == "OK 1 records"  # the put's only
 
 
 @pytest.mark.parametrize("number", ["12", "+1 415 555 01", "not a number", "+999 1234 5678"])
@@ -137,7 +137,7 @@ def test_audit_verify_detects_a_tampered_row(initialised: Cli) -> None:
     token = initialised.out("vault", "put", "+14155550132")
     for reason in ("ticket 1", "ticket 2", "ticket 3"):
         initialised.run("vault", "reveal", token, "--actor", "alice", "--reason", reason)
-    assert initialised.out("audit", "verify") == "OK 3 records"
+    assert initialised.out("audit", "verify") == "OK 4 records"  # the put's and three reveals
 
     _sql(initialised, "UPDATE audit_log SET actor = 'bob' WHERE seq = 2")
     result = initialised.run("audit", "verify", ok=None)

@@ -1,4 +1,4 @@
-"""Admin users and sessions, dual-control reveal requests, alerts.
+"""Admin users and sessions, dual-control reveal requests, alerts; audit_log.at indexed.
 
 Revision ID: 0007
 Revises: 0006
@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
     op.create_table(
         "admin_users",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -109,6 +111,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_log_at"))
     with op.batch_alter_table("reveal_requests", schema=None) as batch_op:
         batch_op.drop_index("ix_reveal_requests_status")
         batch_op.drop_index("ix_reveal_requests_requester_time")

@@ -1,0 +1,269 @@
+"""What the console reads: search, a binding's file, pool health, interactions.
+
+Read-only. A party appears only masked (country code and last two digits),
+opened from the vault for that purpose; the binding page that shows them is
+itself an audit record (see views). Search takes order ids, tracking
+numbers, relay numbers and binding ids, and deliberately not a party's
+number: "is this number a customer of ours?" would be an oracle for the
+very lists this system exists to make worthless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import phonenumbers
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from maskline.api.models import Waybill
+from maskline.audit.models import AuditRecord
+from maskline.numbers.models import Binding, RelayNumber
+from maskline.numbers.services import is_binding_id
+from maskline.vault.interfaces import VaultEntryErased, VaultError
+from maskline.vault.services import VaultService
+from maskline.webhooks.models import Interaction
+
+MAX_RESULTS = 50
+
+
+def mask_number(e164: str) -> str:
+    """``+86 •••••••••78``: the country code and the last two digits only."""
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return "••••"
+    national = str(parsed.national_number)
+    return f"+{parsed.country_code} {'•' * max(len(national) - 2, 2)}{national[-2:]}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindingRow:
+    id: str
+    order_id: str
+    owner: str
+    mode: str
+    relay_number: str
+    extension: str | None
+    status: str
+    live: bool
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    ended_at: dt.datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberRow:
+    role: str
+    kind: str  # party or caller
+    masked: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRow:
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    subject: str
+    reason: str
+    data: dict[str, object]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindingFile:
+    binding: BindingRow
+    members: list[MemberRow]
+    interactions: list[Interaction]
+    audit: list[AuditRow]
+    waybills: list[str]
+    delivered_at: dt.datetime | None
+    allow_any: bool
+
+
+@dataclass(kw_only=True)
+class RegionHealth:
+    country: str
+    area: str
+    numbers: int = 0
+    active: int = 0
+    locked: int = 0
+    retired: int = 0
+    live_bindings: int = 0
+    cooling: int = 0
+    capacity: int = 0
+
+    @property
+    def load(self) -> float:
+        """Live bindings as a share of what the active numbers can hold."""
+        return self.live_bindings / self.capacity if self.capacity else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchResult:
+    query: str
+    matched_by: str  # what the query was taken as
+    rows: list[BindingRow] = field(default_factory=list)
+
+
+def _row(b: Binding, now: dt.datetime) -> BindingRow:
+    return BindingRow(
+        id=b.id,
+        order_id=b.order_id,
+        owner=b.owner,
+        mode=b.mode,
+        relay_number=b.relay_number,
+        extension=b.extension,
+        status=b.status if b.status != "active" or b.expires_at > now else "expired",
+        live=b.is_live(now),
+        created_at=b.created_at,
+        expires_at=b.expires_at,
+        ended_at=b.ended_at,
+    )
+
+
+def search(session: Session, query: str, *, now: dt.datetime, region: str) -> SearchResult:
+    """Bindings by binding id, relay number, tracking number or order id (newest first)."""
+    q = query.strip()[:128]
+    if not q:
+        return SearchResult(query=q, matched_by="nothing")
+    newest = (Binding.created_at.desc(), Binding.id)
+    if is_binding_id(q):
+        found = session.get(Binding, q)
+        return SearchResult(query=q, matched_by="binding id", rows=[_row(found, now)] if found else [])
+    relay = _relay_number(session, q, region)
+    if relay is not None:
+        rows = session.scalars(
+            select(Binding).where(Binding.relay_number == relay).order_by(*newest).limit(MAX_RESULTS)
+        ).all()
+        return SearchResult(query=q, matched_by="relay number", rows=[_row(b, now) for b in rows])
+    by_waybill = select(Waybill.binding_id).where(Waybill.tracking_no == q)
+    rows = session.scalars(
+        select(Binding)
+        .where(or_(Binding.order_id == q, Binding.id.in_(by_waybill)))
+        .order_by(*newest)
+        .limit(MAX_RESULTS)
+    ).all()
+    waybill_ids = set(session.scalars(by_waybill).all())
+    matched = "tracking number" if waybill_ids and all(b.id in waybill_ids for b in rows) else "order id"
+    return SearchResult(query=q, matched_by=matched, rows=[_row(b, now) for b in rows])
+
+
+def _relay_number(session: Session, q: str, region: str) -> str | None:
+    """``q`` as a number of the pool, or None (a party's number is never looked up)."""
+    if not any(c.isdigit() for c in q) or any(c.isalpha() for c in q):
+        return None
+    try:
+        parsed = phonenumbers.parse(q, region)
+    except phonenumbers.NumberParseException:
+        return None
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164 if session.get(RelayNumber, e164) is not None else None
+
+
+def binding_file(
+    session: Session, binding_id: str, *, vault: VaultService, now: dt.datetime
+) -> BindingFile | None:
+    """Everything the console shows about one binding, parties masked."""
+    binding = session.scalar(
+        select(Binding).where(Binding.id == binding_id).options(selectinload(Binding.members))
+    )
+    if binding is None:
+        return None
+    members = [
+        MemberRow(role=m.role, kind=m.kind, masked=_masked(session, vault, m.token))
+        for m in sorted(binding.members, key=lambda m: m.position)
+    ]
+    interactions = list(
+        session.scalars(
+            select(Interaction)
+            .where(Interaction.binding_id == binding_id)
+            .order_by(Interaction.started_at.desc())
+            .limit(MAX_RESULTS)
+        )
+    )
+    waybills = list(session.scalars(select(Waybill.tracking_no).where(Waybill.binding_id == binding_id)))
+    return BindingFile(
+        binding=_row(binding, now),
+        members=members,
+        interactions=interactions,
+        audit=audit_rows(session, subject=binding_id),
+        waybills=waybills,
+        delivered_at=binding.delivered_at,
+        allow_any=binding.allow_any,
+    )
+
+
+def _masked(session: Session, vault: VaultService, token: str) -> str:
+    try:
+        return mask_number(vault.open(session, token))
+    except VaultEntryErased:
+        return "(erased)"
+    except VaultError:
+        # Tampered or unreadable: the page still works, and says so.
+        return "(unreadable)"
+
+
+def audit_rows(
+    session: Session, *, subject: str | None = None, before: int | None = None, limit: int = 100
+) -> list[AuditRow]:
+    """Audit records, newest first: all, or one subject's; ``before`` pages back."""
+    query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)
+    if subject is not None:
+        query = query.where(AuditRecord.subject == subject)
+    if before is not None:
+        query = query.where(AuditRecord.seq < before)
+    return [
+        AuditRow(
+            seq=r.seq,
+            at=r.at,
+            actor=r.actor,
+            action=r.action,
+            subject=r.subject,
+            reason=r.reason,
+            data=json.loads(r.data) if r.data else {},
+        )
+        for r in session.scalars(query)
+    ]
+
+
+def pool_health(
+    session: Session, *, now: dt.datetime, cooldown: dt.timedelta, per_number: int
+) -> list[RegionHealth]:
+    """Per (country, area): numbers by status, live bindings, load, bindings cooling down."""
+    regions: dict[tuple[str, str], RegionHealth] = {}
+    area_of: dict[str, tuple[str, str]] = {}
+    for number in session.scalars(select(RelayNumber)):
+        key = (number.country, number.area)
+        health = regions.setdefault(key, RegionHealth(country=number.country, area=number.area))
+        area_of[number.e164] = key
+        health.numbers += 1
+        if number.status in ("active", "locked", "retired"):
+            setattr(health, number.status, getattr(health, number.status) + 1)
+        if number.status == "active":
+            health.capacity += per_number
+    live: dict[str, int] = defaultdict(int)
+    for relay, count in session.execute(
+        select(Binding.relay_number, func.count())
+        .where(Binding.status == "active", Binding.expires_at > now)
+        .group_by(Binding.relay_number)
+    ):
+        live[relay] = count
+    cooling: dict[str, int] = defaultdict(int)
+    for relay, count in session.execute(
+        select(Binding.relay_number, func.count())
+        .where(Binding.ended_at.is_not(None), Binding.ended_at > now - cooldown)
+        .group_by(Binding.relay_number)
+    ):
+        cooling[relay] = count
+    for relay, key in area_of.items():
+        regions[key].live_bindings += live.get(relay, 0)
+        regions[key].cooling += cooling.get(relay, 0)
+    return sorted(regions.values(), key=lambda h: (h.country, h.area))
+
+
+def recent_interactions(session: Session, *, limit: int = 100) -> list[Interaction]:
+    return list(session.scalars(select(Interaction).order_by(Interaction.started_at.desc()).limit(limit)))

@@ -1,0 +1,470 @@
+"""The admin console: server-rendered pages under /admin, no JavaScript needed.
+
+Every request but the login page needs a live server-side session (and, for
+security admins, its second factor); every POST needs its CSRF token; every
+page and action checks the role (:func:`maskline.admin.interfaces.may`).
+Every response is ``Cache-Control: no-store`` and may not be framed.
+
+A revealed number exists only in the body of the one response that shows
+it: never in the session, a flash message, a redirect or a log line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from maskline.admin import queries
+from maskline.admin.accounts import AdminAccounts, SessionState
+from maskline.admin.interfaces import (
+    AdminError,
+    AdminIdentity,
+    InvalidAdminInput,
+    LoginRefused,
+    RevealNotFound,
+    SecondFactorRefused,
+    may,
+)
+from maskline.audit.interfaces import AlertNotFound, AuditEntry
+from maskline.numbers.interfaces import NumbersError
+from maskline.numbers.services import is_binding_id
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
+csrf = CSRFProtect()
+EXTENSION_KEY = "maskline.admin"
+_PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
+_SECOND_FACTOR_ENDPOINTS = frozenset({"admin.totp", "admin.logout", "admin.static"})
+MAX_REASON = 500
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+
+@dataclass
+class AdminContext:
+    services: Any
+    accounts: AdminAccounts
+    reveals: Any
+
+
+def _ctx() -> AdminContext:
+    context: AdminContext = current_app.extensions[EXTENSION_KEY]
+    return context
+
+
+def _me() -> AdminIdentity:
+    state: SessionState = g.admin_state
+    return state.identity
+
+
+def requires(permission: str) -> Callable[[F], F]:
+    """Refuse (403) a signed-in admin whose role lacks ``permission``."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            if not may(_me().role, permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return cast(F, checked)
+
+    return decorate
+
+
+def _reason(field: str = "reason") -> str:
+    reason = (request.form.get(field) or "").strip()
+    if len(reason) < 5:
+        raise InvalidAdminInput(field, "say why, in at least a few words")
+    if len(reason) > MAX_REASON:
+        raise InvalidAdminInput(field, f"must be at most {MAX_REASON} characters")
+    return reason
+
+
+def _local_next(target: str | None) -> str:
+    """Where to go after login: a console path only (no open redirect)."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and parts.path.startswith("/admin/") and "\\" not in target:
+            return target
+    return url_for("admin.bindings")
+
+
+# -- request pipeline -----------------------------------------------------------
+
+
+@bp.before_request
+def _authenticate() -> ResponseReturnValue | None:
+    if request.method == "POST":
+        csrf.protect()
+    g.admin_state = None
+    if request.endpoint in _PUBLIC_ENDPOINTS:
+        return None
+    state = _ctx().accounts.session_state(session.get("sid"))
+    if state is None:
+        session.clear()
+        return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+    g.admin_state = state
+    if not state.complete and request.endpoint not in _SECOND_FACTOR_ENDPOINTS:
+        return redirect(url_for("admin.totp"))
+    return None
+
+
+@bp.after_request
+def _harden(response: Any) -> Any:
+    # Pages hold masked parties, audit trails and (once) a revealed number:
+    # no cache may keep them, no other site may frame them. The referrer
+    # goes to this site only: Flask-WTF checks it on https posts, and binding
+    # ids in URLs never leak to another site.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(error: CSRFError) -> ResponseReturnValue:
+    return render_template("admin/error.html", title="Form expired", message=error.description), 400
+
+
+@bp.errorhandler(403)
+def _forbidden(error: Any) -> ResponseReturnValue:
+    message = "Your role may not do this."
+    return render_template("admin/error.html", title="Not permitted", message=message), 403
+
+
+@bp.errorhandler(404)
+def _not_found(error: Any) -> ResponseReturnValue:
+    return render_template("admin/error.html", title="Not found", message="There is nothing here."), 404
+
+
+@bp.context_processor
+def _template_globals() -> dict[str, Any]:
+    state: SessionState | None = g.get("admin_state")
+    me = state.identity if state is not None and state.complete else None
+    return {"me": me, "may": lambda permission: me is not None and may(me.role, permission)}
+
+
+def _back(default: str) -> ResponseReturnValue:
+    return redirect(default, code=303)
+
+
+# -- login, second factor, logout -------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template("admin/login.html", next=request.args.get("next", ""))
+    name = (request.form.get("name") or "").strip().lower()
+    password = request.form.get("password") or ""
+    try:
+        raw, state = _ctx().accounts.login(name, password)
+    except LoginRefused as exc:
+        return render_template("admin/login.html", error=str(exc), next=request.form.get("next", "")), 401
+    # A fresh cookie for a fresh session: nothing from before login survives.
+    session.clear()
+    session["sid"] = raw
+    if not state.complete:
+        return redirect(url_for("admin.totp"), code=303)
+    return redirect(_local_next(request.form.get("next")), code=303)
+
+
+@bp.route("/totp", methods=["GET", "POST"])
+def totp() -> ResponseReturnValue:
+    state: SessionState = g.admin_state
+    accounts = _ctx().accounts
+    if state.complete:
+        return redirect(url_for("admin.bindings"))
+    raw = session["sid"]
+    if request.method == "POST":
+        try:
+            code = request.form.get("code") or ""
+            if state.totp_enrolled:
+                accounts.totp_verify(raw, code)
+            else:
+                accounts.totp_confirm(raw, code)
+        except SecondFactorRefused as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("admin.totp"), code=303)
+        return redirect(url_for("admin.bindings"), code=303)
+    if state.totp_enrolled:
+        return render_template("admin/totp_verify.html", name=state.identity.name)
+    secret, uri = accounts.totp_setup(raw)
+    return render_template("admin/totp_enroll.html", name=state.identity.name, secret=secret, uri=uri)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    _ctx().accounts.logout(session.get("sid"))
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("admin.login"), code=303)
+
+
+# -- bindings -------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    return redirect(url_for("admin.bindings"))
+
+
+@bp.get("/bindings")
+@requires("read")
+def bindings() -> ResponseReturnValue:
+    services = _ctx().services
+    query = request.args.get("q", "")
+    result = None
+    if query.strip():
+        with services.db.session() as db:
+            result = queries.search(db, query, now=services.clock(), region=services.settings.default_region)
+    return render_template("admin/bindings.html", query=query, result=result)
+
+
+@bp.get("/bindings/<binding_id>")
+@requires("read")
+def binding(binding_id: str) -> ResponseReturnValue:
+    ctx = _ctx()
+    services = ctx.services
+    if not is_binding_id(binding_id):
+        abort(404)
+    me = _me()
+    with services.db.session() as db:
+        file = queries.binding_file(db, binding_id, vault=services.vault, now=services.clock())
+        if file is None:
+            abort(404)
+        # Looking at a binding's (masked) parties is itself on the record.
+        services.audit.append(db, AuditEntry(actor=me.actor, action="admin.binding.view", subject=binding_id))
+    reveals = ctx.reveals.list(binding_id=binding_id) if may(me.role, "reveal") else []
+    roles = sorted({m.role for m in file.members if m.kind == "party"})
+    return render_template("admin/binding.html", file=file, reveals=reveals, party_roles=roles)
+
+
+@bp.post("/bindings/<binding_id>/extend")
+@requires("bindings.change")
+def extend(binding_id: str) -> ResponseReturnValue:
+    _known_shape(binding_id)
+    services = _ctx().services
+    here = url_for("admin.binding", binding_id=binding_id)
+    try:
+        hours = _hours(request.form.get("hours"))
+        reason = _reason()
+        services.numbers.bindings.extend(
+            binding_id, ttl=dt.timedelta(hours=hours), actor=_me().actor, reason=reason
+        )
+    except (AdminError, NumbersError) as exc:
+        flash(str(exc), "error")
+        return _back(here)
+    flash(f"Extended: it now ends {hours} h from now.", "info")
+    return _back(here)
+
+
+def _known_shape(binding_id: str) -> None:
+    """404 for anything that is not a binding id (it is never echoed back)."""
+    if not is_binding_id(binding_id):
+        abort(404)
+
+
+def _hours(raw: str | None) -> int:
+    try:
+        hours = int((raw or "").strip())
+    except ValueError:
+        raise InvalidAdminInput("hours", "must be a whole number of hours") from None
+    if not 1 <= hours <= 24 * 90:
+        raise InvalidAdminInput("hours", "must be between 1 and 2160 (90 days)")
+    return hours
+
+
+@bp.post("/bindings/<binding_id>/unbind")
+@requires("bindings.change")
+def unbind(binding_id: str) -> ResponseReturnValue:
+    _known_shape(binding_id)
+    services = _ctx().services
+    here = url_for("admin.binding", binding_id=binding_id)
+    try:
+        reason = _reason()
+        services.numbers.bindings.unbind(binding_id, actor=_me().actor, reason=reason)
+    except (AdminError, NumbersError) as exc:
+        flash(str(exc), "error")
+        return _back(here)
+    flash("Unbound: the relay number no longer connects this order's parties.", "info")
+    return _back(here)
+
+
+# -- pool, interactions, alerts, audit --------------------------------------------
+
+
+@bp.get("/pool")
+@requires("read")
+def pool() -> ResponseReturnValue:
+    services = _ctx().services
+    settings = services.settings
+    with services.db.session() as db:
+        regions = queries.pool_health(
+            db, now=services.clock(), cooldown=settings.cooldown, per_number=settings.max_bindings_per_number
+        )
+    return render_template("admin/pool.html", regions=regions)
+
+
+@bp.get("/interactions")
+@requires("read")
+def interactions() -> ResponseReturnValue:
+    services = _ctx().services
+    with services.db.session() as db:
+        rows = queries.recent_interactions(db)
+        db.expunge_all()
+    return render_template("admin/interactions.html", rows=rows)
+
+
+@bp.get("/alerts")
+@requires("read")
+def alerts() -> ResponseReturnValue:
+    services = _ctx().services
+    open_only = request.args.get("open") == "1"
+    with services.db.session() as db:
+        rows = services.alerts.recent(db, limit=200, open_only=open_only)
+    return render_template("admin/alerts.html", rows=rows, open_only=open_only)
+
+
+@bp.post("/alerts/<alert_id>/acknowledge")
+@requires("alerts.acknowledge")
+def acknowledge(alert_id: str) -> ResponseReturnValue:
+    services = _ctx().services
+    try:
+        with services.db.session() as db:
+            services.alerts.acknowledge(db, alert_id, by=_me().actor)
+            services.audit.append(
+                db, AuditEntry(actor=_me().actor, action="admin.alert.acknowledge", subject=alert_id)
+            )
+    except AlertNotFound:
+        abort(404)
+    flash("Alert acknowledged.", "info")
+    return _back(url_for("admin.alerts"))
+
+
+@bp.get("/audit")
+@requires("read")
+def audit() -> ResponseReturnValue:
+    services = _ctx().services
+    before = request.args.get("before", type=int)
+    with services.db.session() as db:
+        rows = queries.audit_rows(db, before=before, limit=100)
+        verified = services.audit.verify(db)
+    return render_template("admin/audit.html", rows=rows, verified=verified)
+
+
+# -- dual-control reveal -----------------------------------------------------------
+
+
+@bp.get("/reveals")
+@requires("reveal")
+def reveals() -> ResponseReturnValue:
+    return render_template("admin/reveals.html", rows=_ctx().reveals.list())
+
+
+@bp.post("/bindings/<binding_id>/reveal")
+@requires("reveal")
+def request_reveal(binding_id: str) -> ResponseReturnValue:
+    _known_shape(binding_id)
+    try:
+        reason = _reason()
+        role = (request.form.get("role") or "").strip()
+        view = _ctx().reveals.request(_me(), binding_id=binding_id, role=role, reason=reason)
+    except (AdminError, NumbersError) as exc:
+        flash(str(exc), "error")
+        return _back(url_for("admin.binding", binding_id=binding_id))
+    flash(f"Reveal {view.id} requested: another security admin must approve it.", "info")
+    return _back(url_for("admin.reveals"))
+
+
+def _reveal_step(step: Callable[[], object], done: str) -> ResponseReturnValue:
+    try:
+        step()
+    except RevealNotFound:
+        abort(404)
+    except (AdminError, NumbersError) as exc:
+        flash(str(exc), "error")
+        return _back(url_for("admin.reveals"))
+    flash(done, "info")
+    return _back(url_for("admin.reveals"))
+
+
+@bp.post("/reveals/<request_id>/approve")
+@requires("reveal")
+def approve_reveal(request_id: str) -> ResponseReturnValue:
+    return _reveal_step(lambda: _ctx().reveals.approve(_me(), request_id), f"Reveal {request_id} approved.")
+
+
+@bp.post("/reveals/<request_id>/deny")
+@requires("reveal")
+def deny_reveal(request_id: str) -> ResponseReturnValue:
+    return _reveal_step(
+        lambda: _ctx().reveals.deny(_me(), request_id, reason=_reason()), f"Reveal {request_id} denied."
+    )
+
+
+@bp.post("/reveals/<request_id>/cancel")
+@requires("reveal")
+def cancel_reveal(request_id: str) -> ResponseReturnValue:
+    return _reveal_step(lambda: _ctx().reveals.cancel(_me(), request_id), f"Reveal {request_id} cancelled.")
+
+
+@bp.post("/reveals/<request_id>/view")
+@requires("reveal")
+def view_reveal(request_id: str) -> ResponseReturnValue:
+    """The one response that carries the number: POST (never prefetched), no-store."""
+    ctx = _ctx()
+    try:
+        number = ctx.reveals.view(_me(), request_id)
+    except RevealNotFound:
+        abort(404)
+    except (AdminError, NumbersError) as exc:
+        flash(str(exc), "error")
+        return _back(url_for("admin.reveals"))
+    shown = ctx.reveals.get(request_id)
+    return render_template("admin/reveal_view.html", number=number, reveal=shown)
+
+
+# -- wiring ---------------------------------------------------------------------
+
+
+def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any) -> None:
+    """Register /admin with its session cookie and CSRF protection."""
+    settings = services.settings
+    app.config.update(
+        # CSRF is checked by this blueprint only: webhooks and the API
+        # authenticate by signature and key, not by cookie.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        SESSION_COOKIE_NAME="maskline_admin",
+        SESSION_COOKIE_PATH="/admin",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.admin_cookie_secure,
+    )
+    csrf.init_app(app)
+    app.extensions[EXTENSION_KEY] = AdminContext(services=services, accounts=accounts, reveals=reveals)
+    app.register_blueprint(bp)
