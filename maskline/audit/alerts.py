@@ -205,6 +205,9 @@ class _Queue:
         self._items: deque[_Signal] = deque()
         self._cond = threading.Condition()
         self._busy = 0
+        # Set by shutdown: a waiting take() returns at once instead of
+        # sleeping out its wait (which made every close() take IDLE_WAIT).
+        self._closing = False
 
     def put(self, signals: Iterable[_Signal]) -> int:
         """Append what fits; the number that did not."""
@@ -221,7 +224,7 @@ class _Queue:
     def take(self, limit: int, *, wait: float = 0.0) -> list[_Signal]:
         with self._cond:
             if not self._items and wait > 0:
-                self._cond.wait(wait)
+                self._cond.wait_for(lambda: bool(self._items) or self._closing, wait)
             batch = [self._items.popleft() for _ in range(min(limit, len(self._items)))]
             if batch:
                 self._busy += 1
@@ -230,6 +233,11 @@ class _Queue:
     def done(self) -> None:
         with self._cond:
             self._busy -= 1
+            self._cond.notify_all()
+
+    def set_closing(self, closing: bool) -> None:
+        with self._cond:
+            self._closing = closing
             self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -450,6 +458,7 @@ class AlertService:
         """Drain, then stop the background thread (shutdown)."""
         self.drain(timeout)
         self._stop.set()
+        self._queue.set_closing(True)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -469,6 +478,7 @@ class AlertService:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
+            self._queue.set_closing(False)
             self._thread = threading.Thread(target=self._run, name="maskline-alerts", daemon=True)
             self._thread.start()
             if not self._at_exit_registered:
