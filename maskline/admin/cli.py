@@ -11,11 +11,14 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
-from maskline.admin.accounts import AdminAccounts
 from maskline.admin.interfaces import ROLES, AdminError
+
+if TYPE_CHECKING:  # argon2 and pyotp load only when an admin command runs
+    from maskline.admin.accounts import AdminAccounts
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ must be made worthless against.
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -17,9 +19,15 @@ MIN_LENGTH = 12
 MAX_LENGTH = 1024  # Argon2 takes anything; a megabyte "password" is an attack on CPU.
 
 _hasher = PasswordHasher()
-# Verified when the account does not exist, so that an unknown name costs as
-# long as a wrong password and the login page's timing names no accounts.
-_DUMMY_HASH = _hasher.hash("maskline-no-such-account")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the account does not exist, so that an unknown name costs
+    as long as a wrong password and the login page's timing names no accounts.
+    Made on first use: a hash costs ~0.1 s, which every CLI command would pay
+    at import."""
+    return _hasher.hash("maskline-no-such-account")
 
 
 def check_new_password(password: str, *, name: str) -> None:
@@ -43,7 +51,7 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
