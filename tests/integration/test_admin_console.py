@@ -258,3 +258,11 @@ def test_no_party_number_on_any_page(app: Flask, bind, twilio) -> None:
     browser = logged_in(app, "vera", "viewer")
     for page in (*PAGES, f"/admin/bindings/{view.id}", f"/admin/bindings?q={view.order_id}"):
         assert without_party_digits(browser.text(page)), page
+
+
+def test_a_reveal_request_with_too_short_a_reason_names_the_field_and_asks_nothing(app: Flask, bind) -> None:
+    browser = logged_in(app, "sam", "security")
+    view = bind()
+    browser.post(f"/admin/bindings/{view.id}/reveal", {"role": "buyer", "reason": "because"})
+    assert "reason: say why, in at least 10 characters" in browser.text(f"/admin/bindings/{view.id}")
+    assert services_of(app).admin.reveals.list(binding_id=view.id) == []
