@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import phonenumbers
 
+from config.redis_url import RedisUrlError, is_cluster_url, parse_cluster_url
+
 Environment = Literal["development", "production", "testing"]
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "production", "testing")
 
@@ -182,6 +184,13 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
         if self.keys_file is None and self.keys_json is None:
             object.__setattr__(self, "keys_file", self.instance_path / "keys.json")
+        if is_cluster_url(self.redis_url):
+            # Checked here, for the environment and overrides alike: a bad node
+            # list would otherwise surface as a connection error at first use.
+            try:
+                parse_cluster_url("MASKLINE_REDIS_URL", self.redis_url or "")
+            except RedisUrlError as exc:
+                raise SettingsError(str(exc)) from None
         if self.alerts_url and not self.alerts_secret:
             # Alerts are sent signed or not at all; a URL alone would mean
             # alerts silently never leave the console.

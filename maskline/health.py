@@ -22,6 +22,7 @@ def healthz() -> ResponseReturnValue:
 def readyz() -> ResponseReturnValue:
     """The database and Redis answer; 503 naming what does not."""
     from maskline import services_of
+    from maskline.redis_backend import ping
 
     services = services_of(current_app)
     checks: dict[str, str] = {}
@@ -33,7 +34,7 @@ def readyz() -> ResponseReturnValue:
         log.warning("readiness: database unavailable: %s", type(exc).__name__)
         checks["database"] = "unavailable"
     try:
-        services.redis.ping()
+        ping(services.redis)  # every primary of a cluster: any down one fails routing
         checks["redis"] = "ok"
     except Exception as exc:
         log.warning("readiness: redis unavailable: %s", type(exc).__name__)

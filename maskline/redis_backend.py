@@ -1,6 +1,8 @@
 """Choosing the Redis client from configuration.
 
-* ``MASKLINE_REDIS_URL`` set: a real Redis (redis-py).
+* ``MASKLINE_REDIS_URL`` set: a real Redis (redis-py); a ``redis+cluster://``
+  URL gives redis-py's cluster client, which sends each command to the
+  primary owning its key's slot.
 * unset (development): the embedded fakeredis TCP server that ``maskline
   serve`` started, found through its port file under the instance folder;
   with none running, an in-process fakeredis, said loudly. Both are
@@ -17,8 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
+
+from config.redis_url import is_cluster_url, parse_cluster_url
 
 log = logging.getLogger(__name__)
+
+# What any Redis command may raise. redis-py's cluster client also raises
+# RedisClusterException subclasses (SlotNotCoveredError while slots move or a
+# primary is down, "cannot be connected"), which do not derive from RedisError:
+# a caller that must fail closed catches both.
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.RedisError,
+    redis.exceptions.RedisClusterException,
+)
 
 PORT_FILE_NAME = "embedded-redis.json"
 
@@ -64,6 +78,8 @@ def connect(redis_url: str | None, *, instance_path: Path, timeout: float = 2.0,
     ``timeout`` bounds connecting and every reply (seconds). ``quiet`` skips
     the development warnings (for a second client in the same process).
     """
+    if is_cluster_url(redis_url):
+        return connect_cluster(redis_url or "", timeout=timeout)
     if redis_url:
         return redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
     port = read_embedded_port(instance_path)
@@ -82,6 +98,41 @@ def connect(redis_url: str | None, *, instance_path: Path, timeout: float = 2.0,
     return fakeredis.FakeRedis()
 
 
+def connect_cluster(redis_url: str, *, timeout: float) -> RedisCluster:
+    """A cluster client over the startup nodes of a ``redis+cluster://`` URL.
+
+    redis-py asks the nodes for the slot map here, at once (not at first
+    use): an unreachable cluster raises ``redis.exceptions.ConnectionError``
+    (a RedisError, like a down single Redis at its first command), its
+    message naming no node or password.
+    """
+    url = parse_cluster_url("MASKLINE_REDIS_URL", redis_url)
+    nodes = [ClusterNode(host, port) for host, port in url.nodes]  # type: ignore[no-untyped-call]
+    try:
+        return RedisCluster(
+            startup_nodes=nodes,
+            username=url.username,
+            password=url.password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+    except REDIS_ERRORS as exc:
+        raise redis.exceptions.ConnectionError(f"Redis Cluster unreachable: {type(exc).__name__}") from None
+
+
+def is_cluster(client: Any) -> bool:
+    """True for redis-py's cluster client."""
+    return isinstance(client, RedisCluster)
+
+
+def ping(client: Any) -> bool:
+    """PING every primary of a cluster (redis-py pings one node by default),
+    or the one server otherwise; raises what the client raises."""
+    if is_cluster(client):
+        return bool(client.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(client.ping())
+
+
 def is_in_process(client: Any) -> bool:
     """True for the in-process fakeredis fallback, which starts empty in every process."""
     return type(client).__module__.startswith("fakeredis")
@@ -91,7 +142,9 @@ def storage_uri(redis_url: str | None, *, instance_path: Path) -> str:
     """Where Flask-Limiter keeps its counters: the same Redis as routing.
 
     The in-process fakeredis cannot be shared, so the counters then live in
-    this process's memory (development only, like that Redis itself).
+    this process's memory (development only, like that Redis itself). The
+    ``limits`` library reads ``redis+cluster://host:port,...`` itself; each
+    counter is one key, so it needs no cross-slot command.
     """
     if redis_url:
         return redis_url

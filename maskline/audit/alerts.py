@@ -545,7 +545,9 @@ class AlertService:
                 key = f"ml:alert:{signal.kind}:{signal.subject}:{int(signal.at.timestamp()) // rule.window}"
                 if rule.distinct:
                     pipe.pfadd(key, signal.member or "")
-                    pipe.pfcount(key)
+                    # One key, so one cluster node answers it; redis-py's
+                    # cluster pipeline blocks pfcount() for its multi-key form.
+                    pipe.execute_command("PFCOUNT", key)
                 else:
                     pipe.incr(key)
                 # Every touch pushes the expiry out by a window: the key

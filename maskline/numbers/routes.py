@@ -6,6 +6,8 @@ no party number: blind indexes (truncated HMACs), binding ids and vault
 tokens only. The layout is documented in ``lua/common.lua``.
 
 Any Redis failure becomes :class:`RoutingUnavailable`: callers fail closed.
+That includes a cluster's own errors (a slot not covered while a primary is
+down, a cluster that cannot be reached), which are not RedisErrors.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import redis
-
 from maskline.numbers.interfaces import RejectReason, RouteDecision, RoutingUnavailable
+from maskline.redis_backend import REDIS_ERRORS
 
 # Bytes of the blind index kept in Redis: 96 bits make a collision between
 # two parties on one relay number vanishingly unlikely, at 12 bytes a field.
@@ -155,7 +156,7 @@ class RouteStore:
     def _run(self, name: str, relay_number: str, args: list[Any]) -> Any:
         try:
             return self._scripts[name](keys=[route_key(relay_number)], args=args)
-        except redis.exceptions.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
 
     # -- pool ------------------------------------------------------------------
@@ -164,13 +165,13 @@ class RouteStore:
         """Mark X's hash as present (the generation marker), keeping any data."""
         try:
             self.client.hsetnx(route_key(relay_number), "g", generation)
-        except redis.exceptions.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
 
     def has_generation(self, relay_number: str) -> bool:
         try:
             return bool(self.client.hexists(route_key(relay_number), "g"))
-        except redis.exceptions.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
 
     # -- bindings --------------------------------------------------------------
@@ -294,7 +295,7 @@ class RouteStore:
         try:
             field = b"l" + pack_binding_id(binding_id)
             self.client.hset(route_key(relay_number), field, f"{role}={token}")
-        except redis.exceptions.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
 
     # -- routing ---------------------------------------------------------------
@@ -324,7 +325,7 @@ class RouteStore:
         """Every field of X's hash (for tests, dumps and the sweeper)."""
         try:
             return dict(self.client.hgetall(route_key(relay_number)))
-        except redis.exceptions.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
 
     def entries(self, relay_number: str) -> tuple[bool, dict[str, list[bytes]], dict[str, str]]:

@@ -134,11 +134,17 @@ class Quotas:
         self.limits = limits  # kind -> (per hour, per day)
         self._take = client.register_script(_lua("quota"))
 
+    @staticmethod
+    def keys(relay: str, binding_id: str, kind: str, *, now: int) -> list[str]:
+        """The hour and day counters of one use: both tagged ``{relay}``, so
+        the script that counts them stays on one slot of a cluster."""
+        prefix = f"ml:{{{relay}}}:q:{binding_id}:{kind}"
+        return [f"{prefix}:h{now // 3600}", f"{prefix}:d{now // 86400}"]
+
     def take(self, relay: str, binding_id: str, kind: str, *, now: int) -> bool:
         """Count one use; False if it goes over either limit."""
         per_hour, per_day = self.limits[kind]
-        prefix = f"ml:{{{relay}}}:q:{binding_id}:{kind}"
-        keys = [f"{prefix}:h{now // 3600}", f"{prefix}:d{now // 86400}"]
+        keys = self.keys(relay, binding_id, kind, now=now)
         used_hour, used_day = self._take(keys=keys, args=[2 * 3600, 2 * 86400])
         return int(used_hour) <= per_hour and int(used_day) <= per_day
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fakeredis
 import pytest
-import redis
 from redis.cluster import key_slot
 
 from maskline.numbers.interfaces import RoutingUnavailable
@@ -26,6 +26,7 @@ from maskline.numbers.routes import (
     unpack_binding_id,
     unpack_token,
 )
+from maskline.redis_backend import connect
 from maskline.vault.services import new_token
 from tests.conftest import TEST_REDIS_URL
 
@@ -42,7 +43,9 @@ def _backends() -> list[Any]:
 
 @pytest.fixture(params=_backends())
 def store(request: pytest.FixtureRequest) -> Iterator[RouteStore]:
-    client = fakeredis.FakeRedis() if request.param == "fakeredis" else redis.Redis.from_url(request.param)
+    # connect() as the app does: a redis+cluster:// URL gets the cluster client.
+    real = request.param != "fakeredis"
+    client = connect(request.param, instance_path=Path.cwd()) if real else fakeredis.FakeRedis()
     client.flushdb()
     routes = RouteStore(client)
     routes.register_number(X)

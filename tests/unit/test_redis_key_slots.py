@@ -1,0 +1,117 @@
+"""Every Redis script and transaction touches the keys of one hash slot.
+
+On Redis Cluster a Lua script or MULTI whose keys span slots fails
+(CROSSSLOT), so each key builder is checked with redis-py's own
+``key_slot``, and an inventory of the code's script calls, transaction
+pipelines and Lua ``KEYS[n]`` makes a new one fail here until it is
+checked too.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from redis.cluster import key_slot
+
+from maskline.numbers.routes import route_key
+from maskline.webhooks.bridge import BridgeStore
+from maskline.webhooks.services import DecisionStore, ExtensionGuard, Quotas
+
+PACKAGE = Path(__file__).resolve().parents[2] / "maskline"
+RELAYS = ["+14155550100", "+8613800138000", "+442071838750", "+14155550199"]
+
+
+def slot(key: str) -> int:
+    return key_slot(key.encode())
+
+
+@pytest.mark.parametrize("relay", RELAYS)
+def test_every_key_about_a_relay_number_is_on_its_slot(relay: str) -> None:
+    keys = [
+        route_key(relay),  # the one key every routing script gets
+        *Quotas.keys(relay, "bd_aaaaaaaaaaaaaaaa", "call", now=1_800_000_000),  # quota.lua's two keys
+        *Quotas.keys(relay, "bd_bbbbbbbbbbbbbbbb", "sms", now=1_800_086_399),
+        ExtensionGuard.key(relay, "00ff" * 6),
+    ]
+    assert {slot(k) for k in keys} == {slot("{" + relay + "}")}
+
+
+def test_relay_numbers_do_not_all_share_one_slot() -> None:
+    # The tag is the number itself, so bindings spread over the cluster.
+    assert len({slot(route_key(relay)) for relay in RELAYS}) > 1
+
+
+def test_a_call_and_a_click_to_call_reference_each_have_a_slot_of_their_own() -> None:
+    sid, ref = "CA" + "0" * 31 + "1", "Zm9vYmFyYmF6cXV4cXV1eA"
+    assert slot(DecisionStore.key(sid)) == slot("{" + sid + "}")
+    assert slot(BridgeStore.key(ref)) == slot("{" + ref + "}")
+
+
+# -- inventory: a new script call or transaction fails here until reviewed ----
+
+# (module, enclosing function) of every script call (``keys=``, ``args=``), with the
+# test above that proves its keys share a slot.
+SCRIPT_CALLS = {
+    ("numbers/routes.py", "_run"),  # route_key(relay) only
+    ("webhooks/services.py", "record"),  # DecisionStore.key(sid) only
+    ("webhooks/services.py", "take"),  # Quotas.keys(...)
+}
+# Transaction pipelines (MULTI/EXEC): each touches one key, built by one builder.
+TRANSACTIONS = {
+    ("webhooks/services.py", "mark_done"),  # DecisionStore.key(sid)
+    ("webhooks/services.py", "fail"),  # ExtensionGuard.key(relay, caller)
+    ("webhooks/bridge.py", "put"),  # BridgeStore.key(ref)
+    ("webhooks/bridge.py", "claim"),  # BridgeStore.key(ref)
+}
+# Lua scripts with more than one key (the others use KEYS[1] alone).
+MULTI_KEY_SCRIPTS = {"webhooks/lua/quota.lua": 2}
+
+
+def _calls(predicate: Callable[[ast.Call], bool]) -> set[tuple[str, str]]:
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(func):
+                if isinstance(node, ast.Call) and predicate(node):
+                    found.add((path.relative_to(PACKAGE).as_posix(), func.name))
+    return found
+
+
+def _is_script_call(node: ast.Call) -> bool:
+    return {"keys", "args"} <= {kw.arg for kw in node.keywords}  # script(keys=..., args=...)
+
+
+def _is_transaction(node: ast.Call) -> bool:
+    if not (isinstance(node.func, ast.Attribute) and node.func.attr == "pipeline"):
+        return False
+    return not any(
+        kw.arg == "transaction" and isinstance(kw.value, ast.Constant) and kw.value.value is False
+        for kw in node.keywords
+    )
+
+
+def test_every_script_call_site_is_one_whose_keys_are_checked() -> None:
+    assert _calls(_is_script_call) == SCRIPT_CALLS
+
+
+def test_every_transaction_pipeline_is_one_whose_key_is_checked() -> None:
+    # redis-py's cluster pipeline runs transaction=True on one slot only
+    # (CrossSlotTransactionError otherwise); transaction=False may span slots.
+    assert _calls(_is_transaction) == TRANSACTIONS
+
+
+def test_lua_scripts_use_only_the_keys_they_are_given() -> None:
+    for path in PACKAGE.rglob("*.lua"):
+        code = "\n".join(line.split("--", 1)[0] for line in path.read_text().splitlines())
+        name = path.relative_to(PACKAGE).as_posix()
+        used = {int(n) for n in re.findall(r"KEYS\[(\d+)\]", code)}
+        assert max(used, default=1) == MULTI_KEY_SCRIPTS.get(name, 1), name
+        # A key built inside a script is invisible to the cluster client's routing.
+        assert not re.search(r"""["']ml:""", code), f"{name} builds a key name"
