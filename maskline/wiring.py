@@ -114,6 +114,9 @@ class Services:
     def close(self) -> None:
         if self._alerts is not None:
             self._alerts.close()  # first: its queue still needs SQL and Redis
+        if self._numbers is not None:
+            # A rebuild in progress holds a database connection: let it finish.
+            self._numbers.rebuilder.join()
         self.db.dispose()
         if self._redis is not None and hasattr(self._redis, "close"):
             self._redis.close()
@@ -322,6 +325,7 @@ def build_numbers(services: Services) -> NumbersServices:
     rebuilder = AutoRebuilder(
         db=services.db, vault=services.vault, routes=routes, cooldown=settings.cooldown, clock=services.clock
     )
+    bindings.when_routes_lost(rebuilder.trigger)
     router = Router(
         db=services.db, vault=services.vault, routes=routes, rebuilder=rebuilder, clock=services.clock
     )

@@ -5,6 +5,14 @@ concurrent requests with one key cannot both run: the second gets 409. A
 success is stored with the response; anything else releases the key, so a
 retry after, say, an exhausted pool is tried again. Records are kept for
 ``ttl`` and purged by the worker.
+
+Binding creation stores its answer with :meth:`complete`, in the binding's
+own transaction: the answer exists if and only if the binding committed.
+That makes a retry exactly-once even when the database dies around the
+commit (committed, but the client saw a 503: the retry replays it). A key
+left pending by such a request, which could not release it, is taken over
+by its retry (``take_over_pending``); should the first one still be running,
+whichever completes first wins and the other's binding is rolled back.
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from maskline.api.interfaces import Conflict
 from maskline.api.models import IdempotencyRecord
@@ -50,11 +59,14 @@ class IdempotencyStore:
             mac.update(part)
         return mac.hexdigest()
 
-    def begin(self, owner: str, key: str, fingerprint: str) -> Replay | None:
+    def begin(
+        self, owner: str, key: str, fingerprint: str, *, take_over_pending: bool = False
+    ) -> Replay | None:
         """Claim ``key`` for this request, or return the stored answer to replay.
 
         Raises Conflict if the key was used with a different request, or a
-        request with it is still being handled.
+        request with it is still being handled (unless ``take_over_pending``:
+        for requests that :meth:`complete` their answer atomically).
         """
         now = self.clock()
         try:
@@ -79,6 +91,8 @@ class IdempotencyStore:
                     return None
                 if not hmac.compare_digest(row.request_hash, fingerprint):
                     raise Conflict("this Idempotency-Key was used with a different request")
+                if row.status == PENDING and take_over_pending:
+                    return None
                 if row.status == PENDING:
                     raise Conflict("a request with this Idempotency-Key is still being handled; retry later")
                 return Replay(row.status, json.loads(row.response))
@@ -87,11 +101,36 @@ class IdempotencyStore:
                 "a request with this Idempotency-Key is still being handled; retry later"
             ) from None
 
+    def complete(
+        self, session: Session, owner: str, key: str, fingerprint: str, status: int, body: dict[str, Any]
+    ) -> None:
+        """Store the answer in ``session``'s transaction (the change's own).
+
+        Raises Conflict, rolling the change back, if the key is no longer
+        pending: another request with it has answered (or given it up).
+        """
+        result = session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.owner == owner,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.request_hash == fingerprint,
+                IdempotencyRecord.status == PENDING,
+            )
+            .values(status=status, response=json.dumps(body, sort_keys=True))
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("another request with this Idempotency-Key was handled meanwhile; retry")
+
     def finish(self, owner: str, key: str, status: int, body: dict[str, Any]) -> None:
-        """Store a success to replay; release the key after anything else."""
+        """Store a success to replay; release the key after anything else.
+
+        A completed record is left as it is: its answer is the one to replay.
+        """
         with self.db.session() as session:
             row = session.get(IdempotencyRecord, (owner, key))
-            if row is None:
+            if row is None or row.status != PENDING:
                 return
             if 200 <= status < 300:
                 row.status = status

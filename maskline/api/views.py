@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import datetime as dt
 import functools
+import logging
 import math
 import re
 import time
@@ -22,6 +23,8 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from maskline.api import requests as parse
@@ -56,13 +59,18 @@ from maskline.vault.interfaces import InvalidPhoneNumber
 from maskline.webhooks.models import Interaction
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
+log = logging.getLogger(__name__)
 EXTENSION_KEY = "maskline.api"
 STATUSES = ("active", "expired", "unbound")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 
 
 class Unavailable(ApiError):
+    """503: Redis or the database cannot be reached; nothing was changed, retry."""
+
     status, code = 503, "unavailable"
+    # Long enough for a backend restart, short enough that orders keep flowing.
+    retry_after = 2
 
 
 class _Api:
@@ -160,12 +168,24 @@ def _actor() -> str:
 def _error(exc: ApiError) -> Response:
     response = jsonify(exc.to_json())
     response.status_code = exc.status
+    if isinstance(exc, Unavailable):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> ResponseReturnValue:
     return _error(exc)
+
+
+@bp.errorhandler(OperationalError)
+@bp.errorhandler(InterfaceError)
+@bp.errorhandler(PoolTimeout)
+def _database_unavailable(exc: Exception) -> ResponseReturnValue:
+    # A restart or an outage of the database: a clean 503, not a 500. The
+    # type only in the log: a driver's message can quote the statement.
+    log.warning("api request failed: database unavailable (%s)", type(exc).__name__)
+    return _error(Unavailable("the database cannot be reached; retry later"))
 
 
 @bp.errorhandler(RateLimitExceeded)
@@ -247,20 +267,38 @@ def _settings() -> Any:
 # -- bindings ------------------------------------------------------------------------
 
 
-def _idempotently(handle: Callable[[], Response]) -> Response:
-    """``handle()`` at most once per (owner, ``Idempotency-Key``): a retry with
-    the same request gets the first answer, another request with the key 409."""
+@dataclasses.dataclass(frozen=True)
+class _Claim:
+    """The request's claim on its Idempotency-Key, for completing it atomically."""
+
+    owner: str
+    key: str
+    fingerprint: str
+
+    def complete(self, session: Any, status: int, body: dict[str, Any]) -> None:
+        _api().idempotency.complete(session, self.owner, self.key, self.fingerprint, status, body)
+
+
+def _idempotently(handle: Callable[[_Claim | None], Response], *, atomic: bool = False) -> Response:
+    """``handle(claim)`` at most once per (owner, ``Idempotency-Key``): a retry
+    with the same request gets the first answer, another request with the key 409.
+
+    ``atomic``: ``handle`` stores its success itself with ``claim.complete`` in
+    the transaction of its change, so the answer is kept exactly when the
+    change commits, and a key its request could not release (the database
+    went away) does not block the retry.
+    """
     api = _api()
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        return handle()
+        return handle(None)
     if not _IDEMPOTENCY_KEY.match(key):
         raise Unprocessable(
             "invalid header", fields=[FieldError("Idempotency-Key", "1-255 printable ASCII characters")]
         )
     owner = _owner()
     fingerprint = api.idempotency.fingerprint(request.method, request.path, request.get_data(cache=True))
-    replay = api.idempotency.begin(owner, key, fingerprint)
+    replay = api.idempotency.begin(owner, key, fingerprint, take_over_pending=atomic)
     if replay is not None:
         response = jsonify(replay.body)
         response.status_code = replay.status
@@ -268,11 +306,12 @@ def _idempotently(handle: Callable[[], Response]) -> Response:
         return response
     status, answer = 500, {}
     try:
-        response = handle()
+        response = handle(_Claim(owner, key, fingerprint))
         status, answer = response.status_code, response.get_json()
         return response
     finally:
-        api.idempotency.finish(owner, key, status, answer)
+        if not (atomic and 200 <= status < 300):  # an atomic success is stored already
+            api.idempotency.finish(owner, key, status, answer)
 
 
 @bp.post("/bindings")
@@ -281,14 +320,22 @@ def create_binding() -> ResponseReturnValue:
     """Bind an order's parties; 201 with the binding (never a party number)."""
     body = _body()
     owner = _owner()
-    return _idempotently(lambda: _create(body, owner))
+    return _idempotently(lambda claim: _create(body, owner, claim), atomic=True)
 
 
-def _create(body: Any, owner: str) -> Response:
+def _create(body: Any, owner: str, claim: _Claim | None) -> Response:
     services = _api().services
     req = parse.parse_create(body, owner=owner, vault=services.vault, max_ttl=services.settings.max_ttl)
+
+    def answer_with_the_binding(session: Any, view: BindingView) -> None:
+        # In the binding's transaction: a retry finds the answer if and only if it committed.
+        if claim is not None:
+            claim.complete(session, 201, binding_json(view))
+
     try:
-        view = services.numbers.bindings.bind(dataclasses.replace(req, actor=_actor()))
+        view = services.numbers.bindings.bind(
+            dataclasses.replace(req, actor=_actor()), within=answer_with_the_binding
+        )
     except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, RoutingUnavailable) as exc:
         raise _translate(exc) from None
     response = jsonify(binding_json(view))
@@ -452,7 +499,7 @@ def place_call(binding_id: str) -> ResponseReturnValue:
     if errors or not isinstance(from_role, str):
         raise Unprocessable("invalid field", fields=errors)
     # A retried POST with the same Idempotency-Key must not ring the phone twice.
-    return _idempotently(lambda: _place_call(binding_id, owner, from_role))
+    return _idempotently(lambda _claim: _place_call(binding_id, owner, from_role))
 
 
 def _place_call(binding_id: str, owner: str, from_role: str) -> Response:

@@ -39,6 +39,7 @@ from maskline.numbers.interfaces import (
     NoNumberInRegion,
     PoolExhausted,
     PoolExhaustedEvent,
+    RoutingUnavailable,
 )
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.numbers.pool import LoadCache
@@ -141,7 +142,14 @@ class BindingService:
         self.policy = policy
         self._clock = clock
         self._listeners: list[BindingListener] = []
+        self._routes_lost: Callable[[], object] | None = None
         self.load_counts = LoadCache()
+
+    def when_routes_lost(self, rebuild: Callable[[], object]) -> None:
+        """Call ``rebuild()`` when a claim finds a relay number's routes gone
+        (Redis came back empty): binding creation must not wait for a call
+        or the worker to notice the loss before it works again."""
+        self._routes_lost = rebuild
 
     def on_event(self, listener: BindingListener) -> None:
         """Run ``listener`` in the same transaction as every binding created or
@@ -298,15 +306,22 @@ class BindingService:
 
     # -- binding ---------------------------------------------------------------
 
-    def bind(self, req: BindRequest) -> BindingView:
-        """Create a binding, or raise InvalidRequest / PoolExhausted / RoutingUnavailable."""
+    def bind(
+        self, req: BindRequest, *, within: Callable[[Session, BindingView], None] | None = None
+    ) -> BindingView:
+        """Create a binding, or raise InvalidRequest / PoolExhausted / RoutingUnavailable.
+
+        ``within(session, view)`` runs in the binding's transaction before it
+        commits (whatever it raises undoes the binding): for a record that
+        must commit exactly when the binding does.
+        """
         try:
-            return self._bind(req)
+            return self._bind(req, within)
         except PoolExhausted as exc:
             self._tell_exhausted(req, exc)
             raise
 
-    def _bind(self, req: BindRequest) -> BindingView:
+    def _bind(self, req: BindRequest, within: Callable[[Session, BindingView], None] | None) -> BindingView:
         now = self._clock()
         expires = self._validate(req, now)
         with self.db.session() as session:
@@ -360,6 +375,8 @@ class BindingService:
                 self._emit(
                     session, BindingEvent(type="binding.created", binding=view, at=now, actor=req.actor)
                 )
+                if within is not None:
+                    within(session, view)
                 session.flush()
             except Exception:
                 self._release_quietly(relay, binding_id, extension, [p.index for p in bound])
@@ -456,19 +473,23 @@ class BindingService:
             bound, allowed, allow = parties, [], ""
         busy: Counter[int] = Counter()
         for relay in candidates:
-            result = self.routes.claim(
-                relay,
-                binding_id=binding_id,
-                version=1,
-                expires=epoch(expires),
-                mode=mode,
-                parties=[Party(index=p.index, role=p.role, token=p.token) for p in bound],
-                allow=allow,
-                extension_candidates=self._extension_candidates() if mode == "axe" else None,
-                now=epoch(now),
-                cooldown=int(self.policy.cooldown.total_seconds()),
-                cap=self.policy.cap,
-            )
+            try:
+                result = self.routes.claim(
+                    relay,
+                    binding_id=binding_id,
+                    version=1,
+                    expires=epoch(expires),
+                    mode=mode,
+                    parties=[Party(index=p.index, role=p.role, token=p.token) for p in bound],
+                    allow=allow,
+                    extension_candidates=self._extension_candidates() if mode == "axe" else None,
+                    now=epoch(now),
+                    cooldown=int(self.policy.cooldown.total_seconds()),
+                    cap=self.policy.cap,
+                )
+            except RoutingUnavailable:
+                self._notice_lost_routes(relay)
+                raise
             if result.outcome == "ok":
                 return (relay, result.extension, bound, allowed), busy
             if result.outcome == "busy" and result.busy_party is not None:
@@ -477,6 +498,17 @@ class BindingService:
                 # Ranked last from now on, until the counts are read again.
                 self.load_counts.at_least(relay, self.policy.cap)
         return None, busy
+
+    def _notice_lost_routes(self, relay: str) -> None:
+        """After a failed claim: if Redis answers but lost X's data, have the routes rebuilt."""
+        if self._routes_lost is None:
+            return
+        try:
+            lost = not self.routes.has_generation(relay)
+        except RoutingUnavailable:
+            return  # down, not emptied: nothing to rebuild until it is back
+        if lost:
+            self._routes_lost()
 
     def _extension_candidates(self, count: int = 12) -> list[str]:
         digits = self.policy.extension_digits

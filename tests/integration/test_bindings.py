@@ -221,6 +221,10 @@ def test_allocation_fails_closed_while_data_is_gone(pool: Any, redis_client: Any
     redis_client.flushdb()
     with pytest.raises(RoutingUnavailable):
         pool.bindings.bind(axb())
+    # ... and has the routes rebuilt, so that it works again without waiting for a call.
+    pool.rebuilder.join()
+    assert pool.rebuilder.runs == 1
+    assert pool.bindings.bind(axb()).status == "active"
 
 
 def test_number_in_the_buyers_area_is_preferred(services: Services, numbers: Any) -> None:
