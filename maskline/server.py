@@ -7,6 +7,10 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+# The access log bypasses maskline's redacting log filter, so it records the
+# path only, never a query string (which could carry a number).
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, options: dict[str, Any]) -> None:
@@ -68,7 +72,7 @@ def run_gunicorn(*, host: str, port: int, workers: int, metrics_dir: Path) -> No
             "bind": f"{host}:{port}",
             "workers": workers,
             "accesslog": "-",
-            "access_log_format": access_format,
+            "access_log_format": ACCESS_LOG_FORMAT,
             "child_exit": _child_exit,
         }
     ).run()

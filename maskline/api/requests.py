@@ -16,6 +16,7 @@ import phonenumbers
 from config import SMS_REDACTIONS
 from maskline.api.interfaces import BadRequest, FieldError, Unprocessable
 from maskline.numbers.interfaces import MODES, BindRequest
+from maskline.redaction import redact_phone_numbers
 from maskline.vault.interfaces import InvalidPhoneNumber
 from maskline.vault.services import VaultService
 
@@ -63,6 +64,13 @@ def order_id_problem(order_id: str) -> str | None:
     return None
 
 
+def shown_name(name: object, limit: int = 64) -> str:
+    """A field or role name from the request, as an error may name it: cut to
+    ``limit`` and with any phone number in it masked (``{"+1 415...": "buyer"}``,
+    parties the wrong way round, must not come back with the number)."""
+    return redact_phone_numbers(str(name)[: 4 * limit])[:limit]
+
+
 def json_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
@@ -71,7 +79,7 @@ def json_object(body: Any) -> dict[str, Any]:
 
 def _unknown(body: dict[str, Any], known: frozenset[str], errors: _Errors) -> None:
     for name in sorted(set(body) - known):
-        errors.add(str(name)[:64], "is not a field of this request")
+        errors.add(shown_name(name), "is not a field of this request")
 
 
 def _region(body: dict[str, Any], errors: _Errors) -> str | None:
@@ -141,9 +149,10 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # Year 1 or 9999 with an offset has no UTC time: OverflowError, not a 500.
+        return parsed.astimezone(dt.UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(dt.UTC) if parsed.tzinfo is not None else None
 
 
 def _sms_policy(body: dict[str, Any], errors: _Errors) -> tuple[frozenset[str] | None, Any]:
@@ -154,7 +163,7 @@ def _sms_policy(body: dict[str, Any], errors: _Errors) -> tuple[frozenset[str] |
         errors.add("sms_policy", "must be an object with redact and/or media")
         return None, None
     for name in sorted(set(policy) - {"redact", "media"}):
-        errors.add(f"sms_policy.{str(name)[:32]}", "is not a field of sms_policy")
+        errors.add(f"sms_policy.{shown_name(name, 32)}", "is not a field of sms_policy")
     redact = policy.get("redact")
     redact_set = None
     if redact is not None:
@@ -197,7 +206,8 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
     for role, raw in parties.items():
         if not ROLE.match(role):
             errors.add(
-                f"parties.{role[:32]}", "unknown role: roles are lower-case words (a-z, 0-9, _), at most 32"
+                f"parties.{shown_name(role, 32)}",
+                "unknown role: roles are lower-case words (a-z, 0-9, _), at most 32",
             )
             continue
         _number(vault, raw, f"parties.{role}", region, errors)

@@ -495,7 +495,7 @@ def place_call(binding_id: str) -> ResponseReturnValue:
     from_role = body.get("from_role")
     errors = [] if isinstance(from_role, str) else [FieldError("from_role", "must be a role of the binding")]
     unknown = sorted(set(body) - {"from_role"})
-    errors += [FieldError(str(name)[:64], "is not a field of this request") for name in unknown]
+    errors += [FieldError(parse.shown_name(name), "is not a field of this request") for name in unknown]
     if errors or not isinstance(from_role, str):
         raise Unprocessable("invalid field", fields=errors)
     # A retried POST with the same Idempotency-Key must not ring the phone twice.
@@ -540,7 +540,8 @@ def link_waybill(binding_id: str, tracking_no: str) -> ResponseReturnValue:
     unknown = sorted(set(body) - {"carrier"})
     if unknown:
         raise Unprocessable(
-            "invalid field", fields=[FieldError(str(unknown[0])[:64], "is not a field of this request")]
+            "invalid field",
+            fields=[FieldError(parse.shown_name(unknown[0]), "is not a field of this request")],
         )
     created, waybill = api.waybills.link(view, tracking_no, body.get("carrier"), actor=_actor())
     response = jsonify(waybill)

@@ -28,6 +28,7 @@ WebhookReason = Literal[
     "quota",
     "media_refused",
     "completed",
+    "wrong_relay",
 ]
 
 TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})

@@ -51,6 +51,8 @@ class BindingOptions:
 
     record: bool
     sms: SmsPolicy
+    # The binding's relay number: the only caller ID (and SMS sender) a connect may have.
+    relay: str
 
 
 class BindingOptionsCache:
@@ -87,7 +89,9 @@ class BindingOptionsCache:
         return options
 
     def _load(self, binding_id: str) -> BindingOptions:
-        query = select(Binding.record, Binding.sms_redact, Binding.sms_media).where(Binding.id == binding_id)
+        query = select(Binding.record, Binding.sms_redact, Binding.sms_media, Binding.relay_number).where(
+            Binding.id == binding_id
+        )
         try:
             row = self._db.read(lambda connection: connection.execute(query).one_or_none())
         except Exception as exc:
@@ -95,9 +99,9 @@ class BindingOptionsCache:
         if row is None:
             # A route names a binding SQL does not have: never act on it.
             raise BackendUnavailable("binding options: unknown binding")
-        record, redact, media = row
+        record, redact, media, relay = row
         sms = SmsPolicy(
             redact=self.default_sms.redact if redact is None else frozenset(filter(None, redact.split(","))),
             media=self.default_sms.media if media is None else media,
         )
-        return BindingOptions(record=bool(record), sms=sms)
+        return BindingOptions(record=bool(record), sms=sms, relay=relay)

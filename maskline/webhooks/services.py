@@ -360,7 +360,13 @@ class WebhookService:
 
     def _render_voice(self, decision: StepDecision, relay: str, sid: str) -> str:
         if decision.action == "connect":
-            record = self.options_of(decision.binding_id).record
+            options = self.options_of(decision.binding_id)
+            if options.relay != relay:
+                # A retry of the sid sent to another number: the stored connect
+                # never goes out with a caller ID that is not its binding's relay.
+                self.reject("wrong_relay")
+                return self.voice_twiml.rejected
+            record = options.record
             number = self._open(decision.target_token, sid)
             if number is None:
                 self._over(sid)
@@ -414,7 +420,11 @@ class WebhookService:
 
     def _render_sms(self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str]) -> str:
         if decision.action == "connect":
-            policy = self.policy_for(decision.binding_id)
+            options = self.options_of(decision.binding_id)
+            if options.relay != relay:  # as for calls: only ever from the binding's relay
+                self.reject("wrong_relay")
+                return twiml.EMPTY_MESSAGING
+            policy = options.sms
             number = self._open(decision.target_token, sid)
             if number is None:
                 self._over(sid)

@@ -7,6 +7,7 @@ twilio's ``VoiceResponse`` for the same inputs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -147,13 +148,21 @@ def _hang_up() -> VoiceResponse:
     return response
 
 
+# Characters XML 1.0 cannot carry, not even escaped: one in a forwarded body
+# or media URL would make the whole answer unreadable to Twilio.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def message(
     *, to: str, relay: str, body: str, media: list[str] | None = None, action: str | None = None
 ) -> str:
     """``<Message to=to from=relay>body</Message>`` (with ``<Media>`` if forwarded).
 
-    ``action`` receives the forwarded message's status callbacks.
+    ``action`` receives the forwarded message's status callbacks. Characters
+    XML cannot carry are dropped from the sender's body and media URLs.
     """
+    body = _NOT_XML.sub("", body)
+    media = [_NOT_XML.sub("", url) for url in media] if media else media
     response = MessagingResponse()
     msg = response.message(body if not media else None, to=to, from_=relay, action=action)
     if media:
