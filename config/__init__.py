@@ -118,6 +118,11 @@ class Settings:
     # How long a webhook decision (and "this call has ended") is remembered:
     # the window in which a retry gets the same answer and a replay none.
     webhook_dedupe_ttl: dt.timedelta = dt.timedelta(days=7)
+    # How long a connected call's or message's decisions stay in Redis once
+    # SQL holds its end: replays after that are refused by the durable
+    # interaction row, so Redis need not hold ~1 KB per call for the full
+    # de-duplication TTL (at national scale, terabytes; docs/scaling.md).
+    webhook_ended_ttl: dt.timedelta = dt.timedelta(hours=1)
     # Socket timeout (seconds) of the Redis client and PostgreSQL statements
     # on the webhook path: a hung backend costs a caller this long, then an
     # apology, rather than Twilio's own 15 s timeout and an error message.
@@ -437,7 +442,12 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
     for field_name, (low, high) in limits.items():
         if (v := get(field_name.upper())) is not None:
             values[field_name] = _parse_int(_PREFIX + field_name.upper(), v, minimum=low, maximum=high)
-    for field_name in ("extension_failure_window", "extension_lockout", "webhook_dedupe_ttl"):
+    for field_name in (
+        "extension_failure_window",
+        "extension_lockout",
+        "webhook_dedupe_ttl",
+        "webhook_ended_ttl",
+    ):
         if (v := get(field_name.upper())) is not None:
             values[field_name] = parse_duration(_PREFIX + field_name.upper(), v)
     if (v := get("SMS_REDACT")) is not None:

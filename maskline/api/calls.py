@@ -103,7 +103,7 @@ class ClickToCall:
             client, s = self.services.redis, self.settings
             self._parts = (
                 BridgeStore(client),
-                DecisionStore(client, ttl_seconds=int(s.webhook_dedupe_ttl.total_seconds())),
+                DecisionStore.from_settings(client, s),
                 Quotas(client, limits={"call": (s.calls_per_hour, s.calls_per_day)}),
             )
         return self._parts

@@ -94,10 +94,19 @@ def _lua(name: str) -> str:
 class DecisionStore:
     """Stored step decisions per sid (``ml:wh:{SID}``), with a TTL."""
 
-    def __init__(self, client: Any, *, ttl_seconds: int) -> None:
+    def __init__(self, client: Any, *, ttl_seconds: int, ended_ttl_seconds: int | None = None) -> None:
         self.client = client
         self.ttl = ttl_seconds
+        self.ended_ttl = ttl_seconds if ended_ttl_seconds is None else min(ended_ttl_seconds, ttl_seconds)
         self._record = client.register_script(_lua("record"))
+
+    @classmethod
+    def from_settings(cls, client: Any, settings: Any) -> DecisionStore:
+        return cls(
+            client,
+            ttl_seconds=int(settings.webhook_dedupe_ttl.total_seconds()),
+            ended_ttl_seconds=int(settings.webhook_ended_ttl.total_seconds()),
+        )
 
     @staticmethod
     def key(sid: str) -> str:
@@ -122,8 +131,19 @@ class DecisionStore:
     def mark_done(self, sid: str, status: str) -> None:
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.key(sid), "done", status)
-        pipe.expire(self.key(sid), self.ttl)
+        # NX: a record has its TTL from its first decision; only a husk made
+        # here (a status for a sid never seen) needs one, and a late status
+        # must not undo a settle().
+        pipe.expire(self.key(sid), self.ttl, nx=True)
         pipe.execute()
+
+    def settle(self, sid: str) -> None:
+        """Shorten the record's life to the ended TTL: SQL now holds the end.
+
+        Only after the interaction's end has committed: until then this
+        record is what refuses a replay (``LT``: never lengthens it).
+        """
+        self.client.expire(self.key(sid), self.ended_ttl, lt=True)
 
 
 class Quotas:
@@ -249,7 +269,7 @@ class WebhookService:
             client = self.backends.redis
             s = self.settings
             self._state = (
-                DecisionStore(client, ttl_seconds=int(s.webhook_dedupe_ttl.total_seconds())),
+                DecisionStore.from_settings(client, s),
                 Quotas(
                     client,
                     limits={
@@ -492,6 +512,8 @@ class WebhookService:
             info = store.info(sid)
             if info.get("b"):
                 self._store_interaction(sid, kind, status, duration, info, ended=ended)
+                if ended:
+                    store.settle(sid)
         except Exception as exc:
             self._failure(f"{kind}_status", exc)
 
@@ -611,7 +633,9 @@ class WebhookService:
     def _over(self, sid: str) -> None:
         """A connect for a call or message SQL knows has ended: a replay. Remember it."""
         self.reject("completed")
-        self._redis_parts()[0].mark_done(sid, "completed")
+        store = self._redis_parts()[0]
+        store.mark_done(sid, "completed")
+        store.settle(sid)
 
     @staticmethod
     def reject(reason: str, *, binding_id: str | None = None) -> StepDecision:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from maskline import services_of
 from maskline.clock import FixedClock
 from maskline.webhooks.models import Interaction
+from maskline.webhooks.services import DecisionStore
 from tests.integration.conftest import MERCHANT, STRANGER, Twilio, sid, without_party_digits
 
 
@@ -92,3 +93,46 @@ def test_no_interaction_column_holds_a_party_number(
     dump = [{c.name: getattr(r, c.name) for c in Interaction.__table__.columns} for r in rows(app)]
     assert len(dump) == 2
     assert without_party_digits(repr(dump))
+
+
+def _record_ttl(app: Flask, call_sid: str) -> int:
+    return int(services_of(app).redis.ttl(DecisionStore.key(call_sid)))
+
+
+def test_an_ended_call_keeps_its_redis_record_only_for_the_ended_ttl(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    settings = services_of(app).settings
+    view = bind()
+    call_sid = sid()
+    twilio.call(MERCHANT, view.relay_number, call_sid)
+    assert _record_ttl(app, call_sid) > settings.webhook_ended_ttl.total_seconds()
+    twilio.call_status(call_sid, "completed", 5)
+    assert 0 < _record_ttl(app, call_sid) <= settings.webhook_ended_ttl.total_seconds()
+    # A late, out-of-order status does not lengthen it again.
+    twilio.call_status(call_sid, "ringing")
+    assert 0 < _record_ttl(app, call_sid) <= settings.webhook_ended_ttl.total_seconds()
+
+
+def test_a_rejected_call_keeps_the_full_ttl(app: Flask, twilio: Twilio, bind: Callable[..., Any]) -> None:
+    # SQL holds nothing about a call it did not connect: Redis must keep refusing its replays.
+    view = bind()
+    call_sid = sid()
+    twilio.call(STRANGER, view.relay_number, call_sid)
+    twilio.call_status(call_sid, "completed", 3)
+    assert _record_ttl(app, call_sid) > services_of(app).settings.webhook_ended_ttl.total_seconds()
+
+
+def test_once_the_short_lived_record_is_gone_a_replay_is_refused_from_sql(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    view = bind()
+    call_sid = sid()
+    first = twilio.call(MERCHANT, view.relay_number, call_sid)
+    assert "<Dial" in first.text
+    twilio.call_status(call_sid, "completed", 5)
+    services_of(app).redis.delete(DecisionStore.key(call_sid))  # what the ended TTL does, later
+    replay = twilio.call(MERCHANT, view.relay_number, call_sid)
+    assert replay.status == 200
+    assert "<Dial" not in replay.text
+    assert without_party_digits(replay.text)

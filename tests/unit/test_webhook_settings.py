@@ -30,6 +30,7 @@ def test_production_refuses_to_start_without_a_twilio_auth_token() -> None:
         ("CALLS_PER_HOUR", "5", "calls_per_hour", 5),
         ("EXTENSION_LOCKOUT", "2h", "extension_lockout", dt.timedelta(hours=2)),
         ("WEBHOOK_DEDUPE_TTL", "3d", "webhook_dedupe_ttl", dt.timedelta(days=3)),
+        ("WEBHOOK_ENDED_TTL", "30m", "webhook_ended_ttl", dt.timedelta(minutes=30)),
         ("TWILIO_ACCOUNT_SID", "AC" + "ab" * 16, "twilio_account_sid", "AC" + "ab" * 16),
         (
             "TWILIO_API_URL",
