@@ -23,9 +23,13 @@ run: install
 
 # Unit, integration and end-to-end tiers. Real PostgreSQL / Redis when
 # MASKLINE_TEST_DATABASE_URL / MASKLINE_TEST_REDIS_URL are set, SQLite and
-# fakeredis otherwise.
+# fakeredis otherwise. One worker per CPU (at most TEST_WORKERS), each with a
+# database and a Redis database of its own (tests/workers.py); a test file
+# stays on one worker, with its module fixtures.
+TEST_WORKERS ?= 4
 test: install
-	$(BIN)/pytest -m "not slow" --durations=15 tests/unit tests/integration tests/e2e
+	$(BIN)/pytest -m "not slow" -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile --durations=15 \
+		tests/unit tests/integration tests/e2e
 
 # Tiers that need extra system packages or throwaway servers.
 test-slow: install

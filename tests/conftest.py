@@ -23,13 +23,22 @@ from maskline.clock import FixedClock
 from maskline.db import Base, make_engine
 from maskline.vault import keyring as kr
 from maskline.wiring import Services, build_services
+from tests.workers import database_url_for, ensure_database, redis_url_for, worker_number
 
 # No per-example deadline: CI machines are shared and timing is not a property.
 hypothesis_settings.register_profile("maskline", deadline=None)
 hypothesis_settings.load_profile("maskline")
 
-TEST_DATABASE_URL, TEST_REDIS_URL = service_urls_for_tests()
+_SHARED_DATABASE_URL, _SHARED_REDIS_URL = service_urls_for_tests()
+# Under pytest-xdist, each worker has a database and a Redis database of its own.
+TEST_DATABASE_URL = database_url_for(_SHARED_DATABASE_URL, worker_number())
+TEST_REDIS_URL = redis_url_for(_SHARED_REDIS_URL, worker_number())
 EPOCH = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if TEST_DATABASE_URL and TEST_DATABASE_URL != _SHARED_DATABASE_URL:
+        ensure_database(TEST_DATABASE_URL)
 
 
 def _reset_schema(engine: Engine) -> None:
