@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test test-slow lint typecheck bench clean
+.PHONY: install run test test-slow lint typecheck bench bench-smoke soak soak-smoke clean
 
 STAMP  := $(VENV)/.installed
 
@@ -42,12 +42,22 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Every benchmark against gunicorn with PostgreSQL and Redis, then
+# docs/benchmarks.md. Figures for people, never a gate.
 bench: install
-	mkdir -p docs
-	$(BIN)/python bench/vault.py --json docs/bench-vault.json
-	$(BIN)/python bench/numbers.py --json docs/bench-numbers.json
-	$(BIN)/python bench/webhooks.py --json docs/bench-webhooks.json
-	$(BIN)/python bench/api.py --json docs/bench-api.json
+	$(BIN)/python bench/report.py --out docs/benchmarks.md
+
+# A few seconds of each benchmark, to prove they run (CI); nothing under docs/.
+bench-smoke: install
+	$(BIN)/python bench/report.py --smoke --out $(or $(TMPDIR),/tmp)/maskline-bench-smoke.md
+
+# A steady mix of binds, calls, texts, unbinds and expiries (default 10 min).
+SOAK_SECONDS ?= 600
+soak: install
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
+
+soak-smoke: install
+	$(BIN)/python bench/soak.py --seconds 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,8 +4,12 @@
 Redis on this machine: key check, rate limit, body validation, two party
 numbers normalised and sealed into the vault, SQL rows, the Lua claim on a
 relay number, the JSON answer. Every request binds a new order with two new
-party numbers (the worst case for the vault: nothing is reused). Every
-answer is checked (201); failures are counted and printed.
+party numbers (the worst case for the vault: nothing is reused). The load
+comes from wrk in a process of its own (bench/loadgen.py), replaying
+requests built before the run. Every answer is checked (201); failures are
+counted, printed, and make the run exit 1. The CPU time of the gunicorn
+workers, the throwaway Redis and the PostgreSQL backends over the timed run
+gives creations per CPU-second (the per-core figure for a capacity plan).
 
 Target: >= 1,000 creations per second on 2 cores. For scale: Twilio Proxy
 allows 30 requests/s per endpoint; Alibaba's number-protection service
@@ -16,7 +20,7 @@ throwaway redis-server, a temporary instance folder, ``maskline pool import``
 of enough relay numbers, ``maskline apikey create``; the key's rate limit for
 bindings:write is raised out of the way.
 
-    python bench/api.py [--quick] [--json out.json] [--database-url URL] [--workers 2]
+    python bench/api.py [--quick | --smoke] [--json out.json] [--database-url URL] [--workers 2]
 """
 
 from __future__ import annotations
@@ -35,18 +39,17 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from bench.loadgen import CpuMeter, LoadResult, postgres_backends, process_tree, run_wrk, wrk_version
 from bench.webhooks import (
     Stack,
     cli,
-    exchange,
     free_port,
     healthy,
     maskline_executable,
-    percentiles,
     reset_database,
     start_redis,
     wait_until,
@@ -92,57 +95,16 @@ def requests_for(port: int, key: str, count: int, start: int) -> list[bytes]:
     return payloads
 
 
-def load(port: int, payloads: list[bytes], *, seconds: float, concurrency: int) -> dict[str, Any]:
-    """Closed-loop clients until ``seconds`` pass or the payloads run out."""
-    stock = iter(payloads)
-    latencies: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-    started = time.perf_counter()
-    deadline = started + seconds
-
-    def client() -> None:
-        while time.perf_counter() < deadline:
-            with lock:
-                payload = next(stock, None)
-            if payload is None:
-                return
-            begun = time.perf_counter()
-            try:
-                status, body = exchange(port, payload)
-            except OSError as exc:
-                failures.append(type(exc).__name__)
-                continue
-            if status != 201:
-                failures.append(f"HTTP {status}: {body[:160]!r}")
-                continue
-            latencies.append(time.perf_counter() - begun)
-
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    return {
-        "created": len(latencies),
-        "seconds": elapsed,
-        "rate": len(latencies) / elapsed if elapsed else 0.0,
-        "failures": len(failures),
-        "first_failure": failures[0] if failures else None,
-        **percentiles(latencies),
-    }
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    seconds, warmup = (3.0, 1.0) if args.quick else (args.seconds, 3.0)
+    seconds, warmup = (2, 1) if args.quick else (args.seconds, 3)
     concurrency = args.concurrency or 4 * args.workers
     tmp = Path(tempfile.mkdtemp(prefix="maskline-bench-api-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASKLINE_")}
     stack = Stack(tmp=tmp, env=env)
     try:
         redis_port, port = free_port(), free_port()
-        stack.processes.append(start_redis(redis_port, stack.log("redis.log")))
+        redis_process = start_redis(redis_port, stack.log("redis.log"))
+        stack.processes.append(redis_process)
         env.update(
             {
                 "MASKLINE_ENV": "development",
@@ -177,13 +139,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         stack.processes.append(server)
         wait_until(lambda: healthy(port), server, "maskline serve", log=tmp / "maskline.log")
-        load(port, requests_for(port, key, 20_000, 0), seconds=warmup, concurrency=concurrency)
-        measured = load(
-            port, requests_for(port, key, 200_000, 20_000), seconds=seconds, concurrency=concurrency
-        )
-        single = load(
-            port, requests_for(port, key, 20_000, 220_000), seconds=min(seconds, 3.0), concurrency=1
-        )
+        groups: dict[str, Callable[[], list[int]]] = {
+            "web": lambda: process_tree(server.pid),
+            "redis": lambda: [redis_process.pid],
+        }
+        if (backends := postgres_backends(args.database_url)) is not None:
+            groups["postgres"] = backends
+        orders = Orders(port=port, key=key)
+        warm = orders.load(seconds=warmup, connections=concurrency)
+        measured = orders.load(seconds=seconds, connections=concurrency, meter=CpuMeter(groups))
+        single = orders.load(seconds=min(seconds, 3), connections=1)
+        # Every load's orders are new: a replayed one would be a conflict (a failure).
+        runs = [warm, measured, single]
     finally:
         stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -191,12 +158,53 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
+        "wrk": wrk_version(),
+        "quick": args.quick,
         "workers": args.workers,
         "concurrency": concurrency,
+        "seconds": seconds,
         "relay_numbers": args.numbers,
-        "load": measured,
-        "single_client": single,
+        "load": figures_of(measured),
+        "single_client": figures_of(single),
+        "failures": [
+            f"{name}: {r.failures} answers were not 201 (first: {r.first_failure})"
+            for name, r in zip(("warm-up", "load", "single client"), runs, strict=True)
+            if r.failures
+        ],
         "target_rate": TARGET_RATE,
+    }
+
+
+@dataclass
+class Orders:
+    """Binding requests for one server, each a new order with two new party numbers."""
+
+    port: int
+    key: str
+    made: int = 0
+    best_rate: float = 0.0
+
+    def load(self, *, seconds: int, connections: int, meter: CpuMeter | None = None) -> LoadResult:
+        # Enough distinct orders for three times the best rate seen so far.
+        count = max(2000, int(3 * self.best_rate * seconds) + 500)
+        payloads = requests_for(self.port, self.key, count, self.made)
+        self.made += count
+        result = run_wrk(
+            self.port, [payloads], seconds=seconds, connections=connections, expect_status=201, meter=meter
+        )
+        self.best_rate = max(self.best_rate, result.rate)
+        return result
+
+
+def figures_of(result: LoadResult) -> dict[str, Any]:
+    cpu = result.cpu
+    per_cpu = {tier: result.passed / used for tier, used in cpu.items() if used > 0}
+    if sum(cpu.values()) > 0:
+        per_cpu["all"] = result.passed / sum(cpu.values())
+    return {
+        **result.as_dict(),
+        "created": result.passed,
+        "requests_per_cpu_second": per_cpu,
     }
 
 
@@ -205,25 +213,31 @@ def report(figures: dict[str, Any]) -> str:
     met = "yes" if m["rate"] >= figures["target_rate"] else "no"
     lines = [
         f"# API benchmark ({figures['cpus']} CPUs, {figures['date']}, Python {figures['python']}, "
-        f"{figures['workers']} gunicorn workers, {figures['concurrency']} clients)",
+        f"{figures['workers']} gunicorn workers, {figures['concurrency']} wrk connections)",
         "",
         "| run | creations/s | p50 | p99 | failures |",
         "|---|---|---|---|---|",
         f"| {figures['concurrency']} clients | {m['rate']:,.0f}/s | {m['p50_ms']:.1f} ms "
-        f"| {m['p99_ms']:.1f} ms | "
-        f"{m['failures']} |",
+        f"| {m['p99_ms']:.1f} ms | {m['failures']} |",
         f"| 1 client | {s['rate']:,.0f}/s | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms | {s['failures']} |",
         "",
         f"target >= {figures['target_rate']:,.0f}/s: {met}",
     ]
-    if m["first_failure"]:
-        lines.append(f"first failure: {m['first_failure']}")
+    per_cpu = m["requests_per_cpu_second"]
+    if per_cpu:
+        tiers = ", ".join(f"{tier} {used:.1f} s" for tier, used in m["cpu_seconds"].items())
+        lines.append(
+            f"creations per CPU-second, web + Redis + PostgreSQL ({tiers}): {per_cpu.get('all', 0):,.0f}"
+        )
+    lines += [f"Note: {failure}." for failure in figures["failures"]]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument(
+        "--quick", "--smoke", action="store_true", help="a smoke run of seconds (figures mean nothing)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--database-url",
@@ -231,8 +245,8 @@ def main() -> None:
         help="PostgreSQL, emptied first (default: $MASKLINE_BENCH_DATABASE_URL or %(default)s)",
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--concurrency", type=int, default=0, help="clients (default 4 x workers)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of the timed run")
+    parser.add_argument("--concurrency", type=int, default=0, help="wrk connections (default 4 x workers)")
+    parser.add_argument("--seconds", type=int, default=10, help="length of the timed run (whole seconds)")
     parser.add_argument("--numbers", type=int, default=400, help="relay numbers in the pool")
     args = parser.parse_args()
     figures = run(args)
@@ -240,6 +254,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if figures["failures"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

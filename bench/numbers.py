@@ -4,14 +4,20 @@
   the Lua claim alone;
 * resolves per second through the routing store's Lua script, against raw
   redis-py GETs on the same server in the same run, as a ratio;
-* Redis memory per live axb binding over 100,000 bindings (target <= 256 B);
+* Redis memory per live axb binding over 100,000 bindings (target <= 256 B):
+  MEMORY USAGE of the relay numbers' route hashes, and the growth of the
+  server's ``used_memory`` (everything the claims stored, with the key
+  overheads), both divided by the bindings;
 * pool efficiency on a synthetic trace with Zipf-distributed merchants: the
   smallest pool that serves it with no failure, next to the lower bound (the
   most live-or-cooling axb bindings any one party holds at once).
 
-    python bench/numbers.py [--quick] [--json out.json]
-        [--redis-url redis://127.0.0.1:6379/15]
-        [--database-url postgresql://postgres@127.0.0.1:5432/bench]
+    python bench/numbers.py [--quick | --smoke] [--json out.json]
+        [--redis-url URL] [--database-url postgresql://postgres@127.0.0.1:5432/bench]
+
+Without ``--redis-url`` it starts a throwaway redis-server of its own on a
+free port (bench/webhooks.py, start_redis); a Redis given with ``--redis-url``
+is flushed (its selected database), so never point it at a shared one.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
+import contextlib
 import datetime as dt
 import heapq
 import json
@@ -33,6 +40,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -60,6 +68,12 @@ def zipf_merchants(rng: random.Random, count: int, merchants: int, s: float = 1.
 
 
 def bench_allocations(database_url: str, redis_url: str, count: int) -> dict[str, float]:
+    # The instance folder holds a key ring: never leave it behind.
+    with tempfile.TemporaryDirectory(prefix="maskline-bench-") as tmp:
+        return allocations_in(Path(tmp), database_url, redis_url, count)
+
+
+def allocations_in(tmp: Path, database_url: str, redis_url: str, count: int) -> dict[str, float]:
     from sqlalchemy import text
 
     from config import load_settings
@@ -68,7 +82,6 @@ def bench_allocations(database_url: str, redis_url: str, count: int) -> dict[str
     from maskline.vault import keyring as kr
     from maskline.wiring import build_services
 
-    tmp = Path(tempfile.mkdtemp(prefix="maskline-bench-"))
     keys = tmp / "keys.json"
     kr.write_keyring_file(keys, kr.new_keyring(development=True))
     engine = make_engine(database_url)
@@ -182,9 +195,10 @@ def bench_resolves(redis_url: str, count: int, rounds: int = 5) -> dict[str, flo
 # -- memory ---------------------------------------------------------------------
 
 
-def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[str, float]:
+def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
+    used_before = int(client.info("memory")["used_memory"])
     routes = RouteStore(client)
     numbers_needed = max(1, bindings // per_number)
     rng = random.Random(3)
@@ -213,8 +227,14 @@ def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[s
     for i in range(numbers_needed):
         total += int(client.memory_usage(route_key(relay(i)), samples=0) or 0)
     encoding = client.object("encoding", route_key(relay(0)))
+    used = int(client.info("memory")["used_memory"]) - used_before
     client.flushdb()
-    return {"bindings": made, "bytes_per_binding": total / made, "hash_encoding": str(encoding)}
+    return {
+        "bindings": made,
+        "bytes_per_binding": total / made,
+        "used_memory_per_binding": used / made,
+        "hash_encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+    }
 
 
 # -- pool efficiency ---------------------------------------------------------------
@@ -319,22 +339,19 @@ def bench_pool(redis_url: str, orders: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", "--smoke", action="store_true", help="small counts (a smoke run, seconds)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bench")
+    parser.add_argument("--redis-url", help="a Redis to flush and use (default: a throwaway redis-server)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("MASKLINE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench"),
+    )
     args = parser.parse_args()
-    q = args.quick
-    figures: dict[str, Any] = {
-        "cpus": os.cpu_count(),
-        "date": dt.date.today().isoformat(),
-        "allocations": bench_allocations(args.database_url, args.redis_url, 200 if q else 2000),
-        "resolves": bench_resolves(args.redis_url, 2000 if q else 20000),
-        "memory": bench_memory(args.redis_url, 10_000 if q else 100_000),
-        "pool": bench_pool(args.redis_url, 300 if q else 2000),
-    }
+    with contextlib.ExitStack() as stack:
+        redis_url = args.redis_url or stack.enter_context(throwaway_redis())
+        figures = run(args, redis_url)
     a, r, m, p = figures["allocations"], figures["resolves"], figures["memory"], figures["pool"]
-    print(f"# numbers benchmark ({figures['cpus']} CPUs, {figures['date']})\n")
+    print(f"# numbers benchmark ({figures['cpus']} CPUs, {figures['date']}, Redis {figures['redis']})\n")
     print("| figure | value |\n|---|---|")
     print(f"| full binds (vault + SQL + Lua) | {a['binds_per_s']:.0f}/s |")
     print(f"| Lua claims alone | {a['lua_claims_per_s']:.0f}/s |")
@@ -343,14 +360,47 @@ def main() -> None:
     print(f"| resolve / GET ratio | {r['ratio']:.2f} |")
     print(
         f"| Redis bytes per live axb binding ({m['bindings']:,}) | {m['bytes_per_binding']:.0f} "
-        f"(target <= 256; encoding {m['hash_encoding']}) |"
+        f"(target <= 256; encoding {m['hash_encoding']}); used_memory growth "
+        f"{m['used_memory_per_binding']:.0f} |"
     )
     print(
         f"| pool for {p['orders']} Zipf orders: smallest / lower bound | {p['smallest_pool']} / "
         f"{p['lower_bound']} (efficiency {p['efficiency']:.2f}) |"
     )
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def run(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
+    q = args.quick
+    return {
+        "cpus": os.cpu_count(),
+        "date": dt.date.today().isoformat(),
+        "quick": q,
+        "redis": str(redis.Redis.from_url(redis_url).info("server")["redis_version"]),
+        "allocations": bench_allocations(args.database_url, redis_url, 50 if q else 2000),
+        "resolves": bench_resolves(redis_url, 1000 if q else 20000),
+        "memory": bench_memory(redis_url, 2_000 if q else 100_000),
+        "pool": bench_pool(redis_url, 150 if q else 2000),
+    }
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[str]:
+    """A redis-server of this run's own on a free port; yields its URL."""
+    from bench.webhooks import free_port, start_redis, stop
+
+    port = free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="maskline-bench-numbers-") as tmp,
+        (Path(tmp) / "redis.log").open("wb") as log,
+    ):
+        process = start_redis(port, log)
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            stop(process)
 
 
 if __name__ == "__main__":

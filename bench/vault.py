@@ -21,7 +21,7 @@
   the bench's own). If PostgreSQL cannot be reached, a SQLite file in a
   temporary directory stands in, and the output says so.
 
-    python bench/vault.py [--quick] [--json out.json] [--database-url URL]
+    python bench/vault.py [--quick | --smoke] [--json out.json] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -325,7 +325,7 @@ def report(figures: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, seconds)")
+    parser.add_argument("--quick", "--smoke", action="store_true", help="small counts (a smoke run, seconds)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--database-url",
@@ -333,7 +333,7 @@ def main() -> None:
         help="PostgreSQL for the put figures (default: $MASKLINE_BENCH_DATABASE_URL or %(default)s)",
     )
     args = parser.parse_args()
-    count, rounds, puts = (1_000, 15, 300) if args.quick else (2_000, 61, 3_000)
+    count, rounds, puts = (500, 7, 100) if args.quick else (2_000, 61, 3_000)
     crypto = bench_crypto(count, rounds)
     figures: dict[str, Any] = {
         "cpus": os.cpu_count(),

@@ -17,13 +17,19 @@
 Targets: ratio >= 0.6, and maskline's p99 < 3x its p50 under load. They are
 reported, never asserted: a missed target does not fail the run.
 
-The load generator lives in this process: a few threads on raw sockets, one
-connection per request (gunicorn's sync workers close every connection),
-sending requests signed before any timing starts, each with a distinct
-CallSid (a repeated one would be a de-duplicated retry, a cheaper path).
-Every answer is checked (HTTP 200 with a ``<Dial>``); failures are counted and
-printed, and an unexpected answer during set-up stops the run. On a 2-CPU
-machine the generator competes with the servers; it is the same for both.
+The load generator is wrk, in a process of its own (bench/loadgen.py,
+bench/replay.lua), with one connection per request (gunicorn's sync
+workers close every connection). It replays requests signed before any
+timing starts, each with a distinct CallSid (a repeated one would be a
+de-duplicated retry, a cheaper path), and checks every answer (HTTP 200 with
+a ``<Dial>``); failures are counted, printed, and make the run exit 1. An
+unexpected answer during set-up stops the run. On a 2-CPU machine the
+generator competes with the servers; it is the same for both. The CPU time
+of each server's processes (and, for maskline, of its Redis and its
+PostgreSQL backends) is read from /proc over each round, which gives calls
+per CPU-second: the per-core figure a capacity plan needs. The Redis-down
+probes are single requests sent one at a time from this process: they time
+the fallback, they are not load.
 
 Set-up: PostgreSQL ``--database-url`` (default ``$MASKLINE_BENCH_DATABASE_URL``
 or the local ``bench`` database; its tables are dropped and re-created), a
@@ -33,7 +39,7 @@ makes its key ring), then ``maskline pool add`` and ``maskline bind``. The
 per-binding call quotas are raised to their maximum, or the bench would
 measure the quota refusal after 20 calls.
 
-    python bench/webhooks.py [--quick] [--json out.json] [--database-url URL] [--workers 2]
+    python bench/webhooks.py [--quick | --smoke] [--json out.json] [--database-url URL] [--workers 2]
 """
 
 from __future__ import annotations
@@ -59,18 +65,25 @@ import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import cycle
 from typing import IO, Any
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
+from bench.loadgen import (
+    CpuMeter,
+    LoadResult,
+    postgres_backends,
+    process_tree,
+    redact,
+    run_wrk,
+    wrk_version,
+)
 from maskline.sim.carrier import VOICE_PATH
 from maskline.webhooks import twiml
 
@@ -317,62 +330,8 @@ def exchange(port: int, payload: bytes, timeout: float = REQUEST_TIMEOUT) -> tup
 # -- load --------------------------------------------------------------------------
 
 
-@dataclass
-class Sample:
-    """One timed stretch of load against one server."""
-
-    latencies: list[float]
-    elapsed: float
-    failures: int
-    first_failure: str | None
-    ran_out: bool
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
-
-
-def load(port: int, requests: Iterator[bytes], *, seconds: float, concurrency: int) -> Sample:
-    """``concurrency`` clients in a closed loop for ``seconds``; each sends, waits, sends again."""
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    failures: list[str] = []
-    ran_out = threading.Event()
-    started = time.perf_counter()
-    deadline = started + seconds
-
-    def client(done: list[float]) -> None:
-        clock = time.perf_counter
-        while clock() < deadline:
-            payload = next(requests, None)  # a list iterator's next() is atomic under the GIL
-            if payload is None:
-                ran_out.set()
-                return
-            begun = clock()
-            try:
-                status, body = exchange(port, payload)
-            except OSError as exc:
-                failures.append(type(exc).__name__)
-                continue
-            if status != 200 or b"<Dial" not in body:
-                failures.append(f"HTTP {status}: {body[:120]!r}")
-                continue
-            done.append(clock() - begun)
-
-    threads = [threading.Thread(target=client, args=(done,)) for done in latencies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return Sample(
-        latencies=[t for done in latencies for t in done],
-        elapsed=time.perf_counter() - started,
-        failures=len(failures),
-        first_failure=failures[0] if failures else None,
-        ran_out=ran_out.is_set(),
-    )
-
-
 def percentiles(latencies: list[float]) -> dict[str, float]:
+    """p50, p99 and max in milliseconds of latencies in seconds (for in-process timings)."""
     if len(latencies) < 2:
         raise SystemExit(f"bench: only {len(latencies)} successful requests in a run; see the failures")
     cuts = statistics.quantiles(latencies, n=100)
@@ -381,25 +340,68 @@ def percentiles(latencies: list[float]) -> dict[str, float]:
 
 @dataclass
 class Side:
-    """One server under test: where it listens and the requests it is sent."""
+    """One server under test: where it listens, how to make requests for it, what it did.
+
+    ``stock(n)`` makes n requests; ``reuse_ok`` says whether a replayed
+    request is as good as a new one (the bare server: yes; maskline: no, a
+    repeated CallSid is a de-duplicated retry, a cheaper path).
+    """
 
     name: str
     port: int
-    requests: Iterator[bytes]
-    rounds: list[Sample] = field(default_factory=list)
+    stock: Callable[[int], list[bytes]]
+    reuse_ok: bool
+    meter: CpuMeter | None = None
+    rounds: list[LoadResult] = field(default_factory=list)
+    best_rate: float = 0.0
 
-    def summary(self, single: Sample) -> dict[str, Any]:
-        every = [t for s in self.rounds for t in s.latencies]
-        elapsed = sum(s.elapsed for s in self.rounds)
+    def load(self, *, seconds: float, connections: int) -> LoadResult:
+        # Enough distinct requests for three times the best rate seen so far.
+        count = 500 if self.reuse_ok else max(2000, int(3 * self.best_rate * max(1, round(seconds))) + 500)
+        result = run_wrk(
+            self.port,
+            [self.stock(count)],
+            seconds=seconds,
+            connections=connections,
+            expect_status=200,
+            expect_body="<Dial",
+            meter=self.meter,
+        )
+        self.best_rate = max(self.best_rate, result.rate)
+        return result
+
+    def summary(self, single: LoadResult) -> dict[str, Any]:
+        runs = [*self.rounds, single]
+        passed = sum(s.passed for s in self.rounds)
+        elapsed = sum(s.seconds for s in self.rounds)
+        cpu: dict[str, float] = {}
+        for s in self.rounds:
+            for tier, used in s.cpu.items():
+                cpu[tier] = cpu.get(tier, 0.0) + used
+        statuses: dict[str, int] = {}
+        for s in runs:
+            for status, n in s.statuses.items():
+                statuses[status] = statuses.get(status, 0) + n
         return {
-            "requests": len(every),
-            "requests_per_s": len(every) / elapsed,
+            "requests": passed,
+            "requests_per_s": passed / elapsed if elapsed else 0.0,
             "round_rates": [s.rate for s in self.rounds],
-            "failures": sum(s.failures for s in self.rounds) + single.failures,
-            "first_failure": next((s.first_failure for s in [*self.rounds, single] if s.first_failure), None),
-            "ran_out_of_requests": any(s.ran_out for s in [*self.rounds, single]),
-            **percentiles(every),
-            "single_client": {"requests_per_s": single.rate, **percentiles(single.latencies)},
+            "failures": sum(s.failures for s in runs),
+            "first_failure": next((s.first_failure for s in runs if s.first_failure), None),
+            "statuses": statuses,
+            "reused": 0 if self.reuse_ok else sum(s.reused for s in runs),
+            # wrk gives percentiles per run: these are the medians over the rounds.
+            "p50_ms": statistics.median(s.p50_ms for s in self.rounds),
+            "p99_ms": statistics.median(s.p99_ms for s in self.rounds),
+            "max_ms": max(s.max_ms for s in self.rounds),
+            "cpu_seconds": cpu,
+            "requests_per_cpu_second": {tier: passed / used for tier, used in cpu.items() if used > 0}
+            | ({"all": passed / sum(cpu.values())} if sum(cpu.values()) > 0 else {}),
+            "single_client": {
+                "requests_per_s": single.rate,
+                "p50_ms": single.p50_ms,
+                "p99_ms": single.p99_ms,
+            },
         }
 
 
@@ -407,7 +409,7 @@ def check_answer(port: int, payload: bytes, what: str) -> None:
     """A correctness check of the set-up, not of time: the call must connect."""
     status, body = exchange(port, payload)
     if status != 200 or b"<Dial" not in body:
-        raise SystemExit(f"bench: {what} answered HTTP {status} without <Dial>: {body[:300]!r}")
+        raise SystemExit(f"bench: {what} answered HTTP {status} without <Dial>: {redact(body[:300])!r}")
 
 
 def bench_throughput(
@@ -416,18 +418,27 @@ def bench_throughput(
     for i in range(rounds):
         order = (maskline, bare) if i % 2 == 0 else (bare, maskline)
         for side in order:
-            side.rounds.append(load(side.port, side.requests, seconds=seconds, concurrency=concurrency))
-    ratios = [m.rate / b.rate for m, b in zip(maskline.rounds, bare.rounds, strict=True)]
-    singles = {
-        side.name: load(side.port, side.requests, seconds=seconds, concurrency=1) for side in (maskline, bare)
-    }
-    low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+            side.rounds.append(side.load(seconds=seconds, connections=concurrency))
+    ratios = [m.rate / b.rate for m, b in zip(maskline.rounds, bare.rounds, strict=True) if b.rate]
+    singles = {side.name: side.load(seconds=seconds, connections=1) for side in (maskline, bare)}
+    if not ratios:
+        raise SystemExit("bench: the bare server passed no request; see its failures")
+    low, _, high = (
+        statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else (ratios[0],) * 3
+    )
+    m = maskline.summary(singles["maskline"])
+    b = bare.summary(singles["bare"])
+    web_m = m["requests_per_cpu_second"].get("web")
+    web_b = b["requests_per_cpu_second"].get("web")
     return {
-        "maskline": maskline.summary(singles["maskline"]),
-        "bare": bare.summary(singles["bare"]),
+        "maskline": m,
+        "bare": b,
         "ratio": statistics.median(ratios),
         "ratio_q1": low,
         "ratio_q3": high,
+        # Same run, per CPU-second of the web tier alone: the cost of maskline's
+        # own request work against bare Flask, whatever else the machine ran.
+        "web_cpu_ratio": web_m / web_b if web_m and web_b else None,
     }
 
 
@@ -447,7 +458,7 @@ def outage_calls(port: int, requests: list[bytes], apology: bytes) -> dict[str, 
         if status == 200 and body == apology:
             answered += 1
         elif other is None:
-            other = f"HTTP {status}: {body[:160]!r}"
+            other = f"HTTP {status}: {redact(body[:160])!r}"
     return {
         "requests": len(requests),
         "apologies": answered,
@@ -498,27 +509,52 @@ def met(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
+def failures(figures: dict[str, Any]) -> list[str]:
+    """What went wrong in the run (answers that failed their check): empty if nothing."""
+    t, down = figures["throughput"], figures["redis_down"]
+    found = []
+    for name in ("maskline", "bare"):
+        s = t[name]
+        if s["failures"]:
+            found.append(f"{name}: {s['failures']} answers failed their check (first: {s['first_failure']})")
+    for key in ("frozen", "killed"):
+        d = down[key]
+        if d["apologies"] != d["requests"]:
+            found.append(
+                f"Redis {key}: {d['requests'] - d['apologies']} answers not the apology: {d['other_answer']}"
+            )
+    if down["recovery_after_sigcont_s"] is None:
+        found.append("after SIGCONT, no call connected again within 60 s")
+    return found
+
+
 def report(figures: dict[str, Any]) -> str:
     t, down = figures["throughput"], figures["redis_down"]
     m, b = t["maskline"], t["bare"]
     tail = m["p99_ms"] / m["p50_ms"]
     lines = [
         f"# webhooks benchmark ({figures['cpus']} CPUs, {figures['date']}, Python {figures['python']}, "
-        f"gunicorn {figures['gunicorn']}, {figures['workers']} sync workers per server)",
+        f"gunicorn {figures['gunicorn']}, {figures['workers']} sync workers per server, "
+        f"wrk {figures['wrk']})",
         "",
         f"Signed voice webhooks (a merchant calls the buyer: <Dial>), {figures['rounds']} interleaved rounds "
         f"of {figures['seconds']:g} s per server after {figures['warmup']:g} s of warm-up, "
-        f"{figures['concurrency']} clients in a closed loop, one connection per request, same generator "
-        f"for both; {figures['bindings']} bindings. Single client: {figures['seconds']:g} s each.",
+        f"{figures['concurrency']} wrk connections in a closed loop, one connection per request, "
+        f"same generator for both; {figures['bindings']} bindings. "
+        f"Single client: {figures['seconds']:g} s each. "
+        "p50 / p99: medians over the rounds.",
         "",
-        "| server | requests/s | p50 | p99 | p99/p50 | max | 1 client: requests/s | p50 | p99 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server | requests/s | p50 | p99 | p99/p50 | max | per web CPU-s "
+        "| 1 client: requests/s | p50 | p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in (("maskline serve", m), ("bare Flask, constant TwiML", b)):
         one = s["single_client"]
+        per_web = s["requests_per_cpu_second"].get("web")
         lines.append(
             f"| {name} | {s['requests_per_s']:,.0f}/s | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms "
-            f"| {s['p99_ms'] / s['p50_ms']:.2f} | {s['max_ms']:.0f} ms | {one['requests_per_s']:,.0f}/s "
+            f"| {s['p99_ms'] / s['p50_ms']:.2f} | {s['max_ms']:.0f} ms "
+            f"| {f'{per_web:,.0f}' if per_web else '-'} | {one['requests_per_s']:,.0f}/s "
             f"| {one['p50_ms']:.1f} ms | {one['p99_ms']:.1f} ms |"
         )
     lines += [
@@ -529,6 +565,15 @@ def report(figures: dict[str, Any]) -> str:
         f"({t['ratio_q1']:.2f}-{t['ratio_q3']:.2f}) | >= {TARGET_RATIO} "
         f"| {met(t['ratio'] >= TARGET_RATIO)} |",
         f"| maskline p99 / p50 under load | {tail:.2f} | < {TARGET_TAIL:g} | {met(tail < TARGET_TAIL)} |",
+    ]
+    per_cpu = m["requests_per_cpu_second"]
+    if per_cpu:
+        tiers = ", ".join(f"{tier} {m['cpu_seconds'][tier]:.1f} s" for tier in m["cpu_seconds"])
+        lines.append(
+            f"| maskline calls per CPU-second, web + Redis + PostgreSQL ({tiers}) "
+            f"| {per_cpu.get('all', 0):,.0f} | - | - |"
+        )
+    lines += [
         "",
         "Redis down, requests one at a time (every answer must be HTTP 200 with the apology TwiML):",
         "",
@@ -550,15 +595,11 @@ def report(figures: dict[str, Any]) -> str:
         "After SIGCONT, the first call connected again after "
         + (f"{recovery:.2f} s." if recovery is not None else "more than 60 s (never, within the limit)."),
     ]
-    notes = []
-    for name, s in (("maskline", m), ("bare", b)):
-        if s["failures"]:
-            notes.append(f"{name}: {s['failures']} failed requests (first: {s['first_failure']})")
-        if s["ran_out_of_requests"]:
-            notes.append(f"{name}: a round ran out of pre-signed requests and ended early")
-    for key in ("frozen", "killed"):
-        if down[key]["other_answer"]:
-            notes.append(f"Redis {key}: not the apology: {down[key]['other_answer']}")
+    notes = failures(figures)
+    if m["reused"]:
+        notes.append(
+            f"maskline: {m['reused']} requests replayed a used CallSid (a cheaper, de-duplicated path)"
+        )
     if notes:
         lines += ["", *(f"Note: {n}." for n in notes)]
     return "\n".join(lines)
@@ -571,8 +612,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import gunicorn
 
     q = args.quick
-    rounds, seconds, warmup = (2, 1.5, 1.0) if q else (args.rounds, args.seconds, 3.0)
-    bindings, frozen, killed = (4, 2, 5) if q else (10, 3, 10)
+    rounds, seconds, warmup = (2, 1, 1) if q else (args.rounds, args.seconds, 3)
+    bindings, frozen, killed = (2, 2, 3) if q else (10, 3, 10)
     concurrency = args.concurrency or 2 * args.workers
     tmp = Path(tempfile.mkdtemp(prefix="maskline-bench-webhooks-"))
     auth_token = secrets.token_hex(16)
@@ -622,18 +663,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         signer = Signer(auth_token=auth_token, calls=calls)
         check_answer(maskline_port, signer.requests(maskline_port, 1)[0], "maskline")
         check_answer(bare_port, signer.requests(bare_port, 1)[0], "the bare server")
+        # CPU time of each server's process tree (gunicorn master and workers),
+        # and for maskline of its Redis and PostgreSQL backends too.
+        groups: dict[str, Callable[[], list[int]]] = {
+            "web": lambda: process_tree(maskline_server.pid),
+            "redis": lambda: [redis_process.pid],
+        }
+        if (backends := postgres_backends(args.database_url)) is not None:
+            groups["postgres"] = backends
+        # The bare server gets requests built the same way, reused in a cycle.
+        bare_stock = signer.requests(bare_port, 500)
+        maskline_side = Side(
+            "maskline",
+            maskline_port,
+            stock=lambda n: signer.requests(maskline_port, n),
+            reuse_ok=False,
+            meter=CpuMeter(groups),
+        )
+        bare_side = Side(
+            "bare",
+            bare_port,
+            stock=lambda _n: bare_stock,
+            reuse_ok=True,
+            meter=CpuMeter({"web": lambda: process_tree(bare_server.pid)}),
+        )
         # Warm both (imports, connection pools, the pool directory, caches);
         # the warm-up rate sizes the stock of distinct CallSids for maskline.
-        # The bare server gets requests built the same way, reused in a cycle.
-        bare_side = Side("bare", bare_port, cycle(signer.requests(bare_port, 5000)))
-        warm = load(
-            maskline_port, iter(signer.requests(maskline_port, 5000)), seconds=warmup, concurrency=concurrency
-        )
-        load(bare_port, bare_side.requests, seconds=warmup, concurrency=concurrency)
-        # The warm-up runs on cold caches and pools: the rounds can be several
-        # times faster, and running out would end a round (or the single-client run) early.
-        budget = int(5 * warm.rate * seconds * (rounds + 2)) + 2000
-        maskline_side = Side("maskline", maskline_port, iter(signer.requests(maskline_port, budget)))
+        for side in (maskline_side, bare_side):
+            side.load(seconds=warmup, connections=concurrency)
         throughput = bench_throughput(
             maskline_side, bare_side, rounds=rounds, seconds=seconds, concurrency=concurrency
         )
@@ -646,6 +703,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "gunicorn": gunicorn.__version__,
+        "wrk": wrk_version(),
         "quick": q,
         "workers": args.workers,
         "concurrency": concurrency,
@@ -661,7 +719,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short rounds (a smoke run, under a minute)")
+    parser.add_argument(
+        "--quick", "--smoke", action="store_true", help="a smoke run of seconds (figures mean nothing)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--database-url",
@@ -671,15 +731,18 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=2, help="gunicorn workers per server (serve's default)"
     )
-    parser.add_argument("--concurrency", type=int, default=0, help="clients under load (default 2 x workers)")
+    parser.add_argument("--concurrency", type=int, default=0, help="wrk connections (default 2 x workers)")
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds per server")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of a round")
+    parser.add_argument("--seconds", type=int, default=4, help="length of a round (whole seconds)")
     args = parser.parse_args()
     figures = run(args)
+    figures["failures"] = failures(figures)
     print(report(figures))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if figures["failures"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
