@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis
 from redis.cluster import RedisCluster
 
 from maskline.redis_backend import connect_cluster
@@ -57,18 +56,6 @@ class ClusterNode(ThrowawayRedis):
             [binary, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         self.wait_for_ping()
-
-    def wait_for_ping(self, attempts: int = 200) -> None:
-        assert self.process is not None
-        for _ in range(attempts):
-            assert self.process.poll() is None, f"redis-server exited with {self.process.returncode}"
-            try:
-                with self.client() as client:
-                    client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError(f"redis-server on port {self.port} never answered PING")
 
     def cluster_state(self) -> str:
         with self.client() as client:

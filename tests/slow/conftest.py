@@ -213,7 +213,12 @@ class ThrowawayRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(REDIS_START_ATTEMPTS):
+        self.wait_for_ping()
+
+    def wait_for_ping(self, attempts: int = REDIS_START_ATTEMPTS) -> None:
+        """Return once the server answers PING; fail if it exits or never does."""
+        assert self.process is not None
+        for _ in range(attempts):
             assert self.process.poll() is None, f"redis-server exited with {self.process.returncode}"
             try:
                 with self.client() as client:
