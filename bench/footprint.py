@@ -380,6 +380,8 @@ def measure(args: argparse.Namespace, redis_url: str, tmp: Path) -> dict[str, An
     per_call = growth(pg_bound, pg_called, calls)
     per_sms = growth(pg_called, pg_texted, calls)
     dedupe_ttl = int(settings.webhook_dedupe_ttl.total_seconds())
+    # A connected call's record is shortened to this once its end is in SQL.
+    ended_ttl = int(min(settings.webhook_ended_ttl, settings.webhook_dedupe_ttl).total_seconds())
     return {
         "cpus": os.cpu_count(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -401,6 +403,7 @@ def measure(args: argparse.Namespace, redis_url: str, tmp: Path) -> dict[str, An
         },
         "redis_summary": {
             "dedupe_ttl_s": dedupe_ttl,
+            "dedupe_ended_ttl_s": ended_ttl,
             "dedupe_call_median_bytes": _median_of(calls_redis, "(call)"),
             "dedupe_sms_median_bytes": _median_of(sms_redis, "(sms)"),
             "redis_bytes_per_call": _total(calls_redis) / calls,
@@ -519,7 +522,8 @@ def report(f: dict[str, Any]) -> str:
         "|---|---|",
         "| de-dup record per call / per text (median MEMORY USAGE) | "
         f"{r['dedupe_call_median_bytes']:.0f} B / "
-        f"{r['dedupe_sms_median_bytes']:.0f} B, TTL {duration(r['dedupe_ttl_s'])} |",
+        f"{r['dedupe_sms_median_bytes']:.0f} B, TTL {duration(r['dedupe_ended_ttl_s'])} once ended "
+        f"({duration(r['dedupe_ttl_s'])} for a call not connected) |",
         f"| all new keys per call / per text | {r['redis_bytes_per_call']:.0f} B / "
         f"{r['redis_bytes_per_sms']:.0f} B |",
         f"| `used_memory` growth per call / per text | {r['used_memory_per_call']:.0f} B / "

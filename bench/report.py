@@ -500,14 +500,17 @@ def capacity_rows(figures: dict[str, dict[str, Any]]) -> list[str]:
         rows += [
             f"| Redis de-dup record per call / per text (`ml:wh:{{SID}}`) | "
             f"{n(r['dedupe_call_median_bytes'], ' B')} / {n(r['dedupe_sms_median_bytes'], ' B')} "
-            f"(median MEMORY USAGE), kept {ttl(r['dedupe_ttl_s'])} (`webhook_dedupe_ttl`) | "
+            f"(median MEMORY USAGE), kept {ttl(r['dedupe_ended_ttl_s'])} once the call has ended "
+            f"(`webhook_ended_ttl`; {ttl(r['dedupe_ttl_s'])}, `webhook_dedupe_ttl`, for a call not "
+            "connected) | "
             f"{fp['calls']:,} calls and texts; every new key per call / text "
             f"{n(r['redis_bytes_per_call'], ' B')} / {n(r['redis_bytes_per_sms'], ' B')}, "
             f"`used_memory` growth {n(r['used_memory_per_call'], ' B')} / "
             f"{n(r['used_memory_per_sms'], ' B')} |",
             f"| Redis quota counters per active binding | {n(r['quota_bytes_per_active_binding'], ' B')} in "
             f"{r['quota_keys'] / max(1, r['active_bindings']):.1f} keys (call and sms, hour and day; "
-            "kept 2 h / 2 d) | a binding with calls and texts in one hour |",
+            "each kept to the end of its hour or day, plus a minute) | "
+            "a binding with calls and texts in one hour |",
             f"| PostgreSQL bytes per binding | {n(pg['bytes_per_binding'], ' B')} | {fp['bindings']:,} "
             "bindings through the API: vault entries, binding, members, audit, idempotency, outbox |",
             f"| PostgreSQL bytes per call / per text | {n(pg['bytes_per_call'], ' B')} / "

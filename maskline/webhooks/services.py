@@ -161,11 +161,22 @@ class Quotas:
         prefix = f"ml:{{{relay}}}:q:{binding_id}:{kind}"
         return [f"{prefix}:h{now // 3600}", f"{prefix}:d{now // 86400}"]
 
+    # A counter is read only within its window; a minute past its end covers
+    # clock skew between processes.
+    GRACE_SECONDS = 60
+
+    @classmethod
+    def ttls(cls, now: int) -> list[int]:
+        """Seconds the hour and day counters of ``now`` must live: to the end of
+        their window, not a fixed two of them (the day counters, 104 B per
+        binding and kind, were kept two days: most of the quota memory)."""
+        return [3600 - now % 3600 + cls.GRACE_SECONDS, 86400 - now % 86400 + cls.GRACE_SECONDS]
+
     def take(self, relay: str, binding_id: str, kind: str, *, now: int) -> bool:
         """Count one use; False if it goes over either limit."""
         per_hour, per_day = self.limits[kind]
         keys = self.keys(relay, binding_id, kind, now=now)
-        used_hour, used_day = self._take(keys=keys, args=[2 * 3600, 2 * 86400])
+        used_hour, used_day = self._take(keys=keys, args=self.ttls(now))
         return int(used_hour) <= per_hour and int(used_day) <= per_day
 
 

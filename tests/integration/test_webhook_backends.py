@@ -199,3 +199,12 @@ def test_a_quota_counts_both_windows_in_one_script(redis_client: Any) -> None:
     assert [quotas.take("+14155550100", "bd_x", "call", now=now) for _ in range(3)] == [True, True, False]
     assert quotas.take("+14155550100", "bd_x", "call", now=now + 3600) is False  # the day is used up
     assert 3600 < redis_client.ttl("ml:{+14155550100}:q:bd_x:call:h169") <= 7200
+
+
+def test_quota_counters_live_to_the_end_of_their_window_and_a_minute(redis_client: Any) -> None:
+    quotas = Quotas(redis_client, limits={"call": (5, 5)})
+    now = 7 * 86400 + 23 * 3600 + 1800  # half past 23:00
+    quotas.take("+14155550100", "bd_x", "call", now=now)
+    hour_key, day_key = Quotas.keys("+14155550100", "bd_x", "call", now=now)
+    assert 1800 < redis_client.ttl(hour_key) <= 1800 + Quotas.GRACE_SECONDS
+    assert 1800 < redis_client.ttl(day_key) <= 1800 + Quotas.GRACE_SECONDS  # the day ends with the hour
