@@ -64,6 +64,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     from maskline.admin.views import init_app as init_admin
 
     init_admin(app, services, accounts=services.admin.accounts, reveals=services.admin.reveals)
+
+    from maskline.compat import init_app as init_compat
+
+    init_compat(app, services)
     return app
 
 

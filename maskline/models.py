@@ -3,6 +3,8 @@
 from maskline.admin.models import AdminSession, AdminUser, RevealRequest
 from maskline.api.models import ApiKey, IdempotencyRecord, OutboxEvent, Owner, Waybill
 from maskline.audit.models import Alert, AuditRecord
+from maskline.compat.aliyun import models as aliyun_models  # noqa: F401 (registers its tables)
+from maskline.compat.twilio import models as twilio_models  # noqa: F401 (registers its tables)
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.vault.models import KeyVersion, VaultEntry
 from maskline.webhooks.models import Interaction, Recording

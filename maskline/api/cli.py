@@ -38,8 +38,19 @@ def apikey() -> None:
 @click.option("--name", required=True, help="what the key is for, e.g. 'order system'")
 @click.option("--owner", required=True, help="the platform, merchant or carrier account it belongs to")
 @click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES))
-def create(name: str, owner: str, scopes: tuple[str, ...]) -> None:
+@click.option(
+    "--style",
+    type=click.Choice(["maskline", "twilio", "aliyun"]),
+    default="maskline",
+    show_default=True,
+    help="maskline's own key, or credentials for the Twilio Proxy (account sid + auth token) "
+    "or Alibaba Dyplsapi (AccessKey id + secret) face, mapped onto a key of the owner",
+)
+def create(name: str, owner: str, scopes: tuple[str, ...], style: str) -> None:
     """Create a key and print it once, with its description as JSON."""
+    if style != "maskline":
+        _create_compat(style, name=name, owner=owner, scopes=list(scopes))
+        return
     with _keys() as keys:
         try:
             key, info = keys.create(name=name, owner=owner, scopes=list(scopes), actor=_actor())
@@ -47,6 +58,24 @@ def create(name: str, owner: str, scopes: tuple[str, ...]) -> None:
             raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({"key": key, **info.to_json()}, indent=2))
     click.echo("Store the key now: maskline keeps only its hash and cannot show it again.", err=True)
+
+
+def _create_compat(style: str, *, name: str, owner: str, scopes: list[str]) -> None:
+    from maskline.cli import _services
+
+    if style == "twilio":
+        from maskline.compat.twilio import credentials
+    else:
+        from maskline.compat.aliyun import credentials  # type: ignore[no-redef]
+    with _services() as services:
+        try:
+            issued = credentials.create_credentials(
+                services, name=name, owner=owner, scopes=scopes, actor=_actor()
+            )
+        except (KeyRequestInvalid, credentials.NotAvailable) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(issued, indent=2))
+    click.echo("Store the secret now: maskline cannot show it again.", err=True)
 
 
 @apikey.command("list")

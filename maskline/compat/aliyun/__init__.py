@@ -1,0 +1,11 @@
+"""The Alibaba Cloud Dyplsapi (2017-05-25) face (issue 8): under construction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+
+def init_app(app: Flask, services: Any) -> None:
+    """Register the Dyplsapi RPC endpoint on ``app``."""

@@ -1,0 +1,3 @@
+"""Tables of this compatibility face (none yet)."""
+
+from __future__ import annotations
