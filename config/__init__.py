@@ -137,6 +137,12 @@ class Settings:
     # -- events -------------------------------------------------------------
     # Deliveries of one outbound event before it is marked failed.
     events_max_attempts: int = 12
+    # -- Alibaba Dyplsapi face (maskline.compat.aliyun) ------------------------
+    # How far a signed request's timestamp may be from the server's clock;
+    # a nonce is remembered for twice this long, so no replay fits the window.
+    aliyun_max_skew: dt.timedelta = dt.timedelta(minutes=15)
+    # Accept the older HMAC-SHA1 signatures (version 1.0, "v2" in the SDK).
+    aliyun_signature_v2: bool = False
     # -- metrics ------------------------------------------------------------
     # When set, /metrics wants "Authorization: Bearer <token>".
     metrics_token: str | None = None
@@ -558,6 +564,10 @@ def _insider_settings(get: Any) -> dict[str, Any]:
         values["alerts_url"] = _parse_public_url("MASKLINE_ALERTS_URL", v)
     if (v := get("ALERTS_SECRET")) is not None:
         values["alerts_secret"] = v
+    if (v := get("ALIYUN_MAX_SKEW")) is not None:
+        values["aliyun_max_skew"] = parse_duration("MASKLINE_ALIYUN_MAX_SKEW", v)
+    if (v := get("ALIYUN_SIGNATURE_V2")) is not None:
+        values["aliyun_signature_v2"] = _parse_bool("MASKLINE_ALIYUN_SIGNATURE_V2", v)
     if (v := get("AUDIT_SIGNING_KEY_FILE")) is not None:
         values["audit_signing_key_file"] = Path(v)
     if (v := get("AUDIT_SIGNING_KEY")) is not None:

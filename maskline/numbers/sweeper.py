@@ -17,11 +17,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import case, delete, exists, func, select
+from sqlalchemy import case, delete, exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from maskline.db import Database
+from maskline.db import Base, Database
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.numbers.rebuild import stored_binding
 from maskline.numbers.routes import RouteStore, epoch
@@ -50,6 +51,21 @@ class SweepReport:
             f"orphans released {self.orphans_released}, vault collected {self.vault_collected}, "
             f"erased for retention {self.retention_erased}"
         )
+
+
+def _vault_references() -> list[Any]:
+    """One "a row refers to this vault entry" test per column with a foreign
+    key to it: binding members, and whatever else keeps a token (an
+    AccessKey's sealed secret in maskline.compat, say). None is collected."""
+    import maskline.models  # noqa: F401 (every table on Base.metadata, so none is missed)
+
+    token = VaultEntry.__table__.c.token
+    return [
+        exists().where(fk.parent == VaultEntry.token)
+        for table in Base.metadata.sorted_tables
+        for fk in table.foreign_keys
+        if fk.column is token
+    ]
 
 
 class Sweeper:
@@ -181,13 +197,12 @@ class Sweeper:
 
     def collect_vault(self, now: dt.datetime, report: SweepReport) -> None:
         with self.db.session() as session:
-            used = exists().where(BindingMember.token == VaultEntry.token)
             result = session.execute(
                 delete(VaultEntry)
                 .where(
                     VaultEntry.erased_at.is_(None),
                     VaultEntry.created_at < now - self.vault_gc_grace,
-                    ~used,
+                    ~or_(*_vault_references()),
                 )
                 .execution_options(synchronize_session=False)
             )

@@ -1,4 +1,4 @@
-"""The Alibaba Cloud Dyplsapi (2017-05-25) face (issue 8): under construction."""
+"""The Alibaba Cloud Dyplsapi (2017-05-25) face (issue 8): ``POST /`` in RPC style."""
 
 from __future__ import annotations
 
@@ -9,3 +9,6 @@ from flask import Flask
 
 def init_app(app: Flask, services: Any) -> None:
     """Register the Dyplsapi RPC endpoint on ``app``."""
+    from maskline.compat.aliyun.views import init_app as init_views
+
+    init_views(app, services)

@@ -1,17 +1,27 @@
-"""Credentials of this compatibility face, made by ``maskline apikey create --style``."""
+"""``maskline apikey create --style aliyun``: an AccessKey id and secret."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from maskline.compat.aliyun.services import AccessKeys
+
 
 class NotAvailable(Exception):
-    """This face cannot issue credentials yet."""
+    """This face cannot issue credentials (kept for the CLI's error handling)."""
 
 
 def create_credentials(
     services: Any, *, name: str, owner: str, scopes: list[str], actor: str
 ) -> dict[str, Any]:
-    """Issue credentials mapped onto a scoped API key of ``owner``; the secret
-    is in the returned JSON this once."""
-    raise NotAvailable("this credential style is not available yet")
+    """Issue an AccessKey mapped onto a new scoped API key of ``owner``; the
+    secret is sealed in the vault and in the returned JSON this once."""
+    keys = AccessKeys(db=services.db, vault=services.vault, audit=services.audit, clock=services.clock)
+    access_key_id, secret, info = keys.create(name=name, owner=owner, scopes=scopes, actor=actor)
+    return {
+        "access_key_id": access_key_id,
+        "access_key_secret": secret,
+        "api_key_id": info.id,
+        "owner": info.owner,
+        "scopes": info.scopes,
+    }

@@ -1,0 +1,70 @@
+"""The Dyplsapi face's contract: its errors, in Alibaba's codes.
+
+Exception tree (each is one Alibaba error code and an HTTP status)::
+
+    AliyunError
+    ├── AuthError                the request is not signed by a known, live AccessKey
+    │   (IncompleteSignature 400, InvalidAccessKeyId.NotFound 404,
+    │    InvalidAccessKeyId.Inactive 403, SignatureDoesNotMatch 400,
+    │    InvalidTimeStamp.Expired 400, SignatureNonceUsed 400,
+    │    UnsupportedSignatureVersion 400)
+    ├── Forbidden                Forbidden.RAM 403: the key lacks the scope
+    ├── BadAction                InvalidAction.NotFound 404, InvalidVersion 400
+    ├── ServiceUnavailable       ServiceUnavailable 503: Redis or SQL down; nothing changed
+    └── BusinessError            HTTP 200, as Alibaba's clients expect
+        (isv.INVALID_PARAMETERS, isv.NO_AVAILABLE_NUMBER, isv.NO_NOT_EXIST, ...)
+
+Messages name fields, never a party number.
+"""
+
+from __future__ import annotations
+
+# The purpose bound into a sealed AccessKey secret (AAD): it opens nowhere else.
+SECRET_PURPOSE = "aliyun-access-key-secret"  # noqa: S105 (a label, not a secret)
+API_VERSION = "2017-05-25"
+
+
+class AliyunError(Exception):
+    """An answer in Alibaba's error shape: ``{"Code", "Message", "RequestId"}``."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class AuthError(AliyunError):
+    """Authentication failed (the signature, its key, its time or its nonce)."""
+
+
+class Forbidden(AliyunError):
+    status = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__("Forbidden.RAM", message)
+
+
+class BadAction(AliyunError):
+    """The action or API version is not one this face serves."""
+
+
+class ServiceUnavailable(AliyunError):
+    status = 503
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ServiceUnavailable", message)
+
+
+class BusinessError(AliyunError):
+    """A refused operation: HTTP 200 with Alibaba's business code."""
+
+    status = 200
+
+
+def invalid_parameter(field: str, reason: str) -> BusinessError:
+    """``isv.INVALID_PARAMETERS`` naming the field (never its value)."""
+    return BusinessError("isv.INVALID_PARAMETERS", f"{field}: {reason}")

@@ -1,0 +1,149 @@
+"""``POST /``: Alibaba Cloud's Dyplsapi (2017-05-25) in RPC style, as its SDK sends it.
+
+Order of work: the action and version (``x-acs-action`` / ``Action``), the
+signature with its AccessKey, time and nonce, the scope, then the
+parameters, then maskline's own services. Authentication and protocol
+errors use HTTP 4xx with Alibaba's codes; refused operations answer HTTP 200
+with a business code, as Alibaba does and its clients expect. No answer
+carries a party number.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from maskline.api.keys import Principal
+from maskline.compat.aliyun import actions
+from maskline.compat.aliyun.interfaces import (
+    API_VERSION,
+    AliyunError,
+    BadAction,
+    Forbidden,
+    ServiceUnavailable,
+)
+from maskline.compat.aliyun.services import AccessKeys, NonceStore
+from maskline.compat.aliyun.signature import Incoming, verify
+
+bp = Blueprint("aliyun", __name__)
+log = logging.getLogger(__name__)
+EXTENSION_KEY = "maskline.compat.aliyun"
+_MAX_BODY = 64 * 1024
+
+
+class _Face:
+    def __init__(self, *, services: Any) -> None:
+        self.services = services
+        self.keys = AccessKeys(
+            db=services.db, vault=services.vault, audit=services.audit, clock=services.clock
+        )
+        self.actions = actions.Actions(services=services)
+
+    @property
+    def nonces(self) -> NonceStore:
+        # Built per use: services.redis connects lazily.
+        return NonceStore(redis=self.services.redis, max_skew=self.services.settings.aliyun_max_skew)
+
+
+def _face() -> _Face:
+    face: _Face = current_app.extensions[EXTENSION_KEY]
+    return face
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _error(exc: AliyunError, request_id: str) -> Response:
+    return _answer({"RequestId": request_id, "Code": exc.code, "Message": exc.message}, exc.status)
+
+
+def _single(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name in values:
+            raise AliyunError("InvalidParameter", f"{name} is given twice in the {where}")
+        values[name] = value
+    return values
+
+
+def _incoming() -> Incoming:
+    if request.content_length is not None and request.content_length > _MAX_BODY:
+        raise AliyunError("InvalidParameter", "the body is larger than allowed", status=413)
+    body = request.get_data(cache=True)
+    if len(body) > _MAX_BODY:
+        raise AliyunError("InvalidParameter", "the body is larger than allowed", status=413)
+    form: dict[str, str] = {}
+    if request.mimetype == "application/x-www-form-urlencoded" and body:
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise AliyunError("InvalidParameter", "the form body is not UTF-8") from None
+        form = _single(parse_qsl(text, keep_blank_values=True), "body")
+    query = _single(list(request.args.items(multi=True)), "query")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return Incoming(
+        method=request.method, path=request.path, query=query, form=form, headers=headers, body=body
+    )
+
+
+def _authenticate(incoming: Incoming) -> Principal:
+    face = _face()
+    found: list[Principal] = []
+
+    def secret_of(access_key_id: str) -> str:
+        principal, secret = face.keys.lookup(access_key_id)
+        found.append(principal)
+        return secret
+
+    settings = face.services.settings
+    verified = verify(
+        incoming,
+        secret_of=secret_of,
+        now=face.services.clock(),
+        max_skew=settings.aliyun_max_skew,
+        allow_v2=settings.aliyun_signature_v2,
+    )
+    face.nonces.spend(verified.access_key_id, verified.nonce)
+    return found[0]
+
+
+@bp.post("/")
+def rpc() -> ResponseReturnValue:
+    """One Dyplsapi action; the answer in Alibaba's JSON shape."""
+    request_id = str(uuid.uuid4()).upper()
+    try:
+        incoming = _incoming()
+        action = incoming.headers.get("x-acs-action") or incoming.query.get("Action") or ""
+        version = incoming.headers.get("x-acs-version") or incoming.query.get("Version") or ""
+        handler = actions.HANDLERS.get(action)
+        if handler is None:
+            raise BadAction("InvalidAction.NotFound", "this action is not served here", status=404)
+        if version != API_VERSION:
+            raise BadAction("InvalidVersion", f"the API version must be {API_VERSION}")
+        principal = _authenticate(incoming)
+        scope, run = handler
+        if scope not in principal.scopes:
+            raise Forbidden(f"this AccessKey lacks the {scope} scope")
+        params = {**incoming.query, **incoming.form}
+        body = run(_face().actions, params, principal)
+    except AliyunError as exc:
+        return _error(exc, request_id)
+    except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        log.warning("aliyun request failed: database unavailable (%s)", type(exc).__name__)
+        return _error(ServiceUnavailable("the database cannot be reached; retry later"), request_id)
+    return _answer({"RequestId": request_id, "Code": "OK", "Message": "OK", **body})
+
+
+def init_app(app: Flask, services: Any) -> None:
+    app.extensions[EXTENSION_KEY] = _Face(services=services)
+    app.register_blueprint(bp)
