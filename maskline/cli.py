@@ -298,6 +298,14 @@ def keys_retire(version: int, kind: kr.KeyKind) -> None:
                 f"kek version {version} still protects {totp} admin second-factor secrets; "
                 "run `maskline vault rewrap` first"
             )
+        from maskline.compat.twilio.credentials import tokens_using
+
+        tokens = tokens_using(services, version) if kind == "kek" else 0
+        if tokens:
+            raise click.ClickException(
+                f"kek version {version} still protects {tokens} Twilio Proxy auth tokens; "
+                "run `maskline vault rewrap` first"
+            )
         with services.db.session() as session:
             rotation.mark_retired(session, kind, version)
             _audit(services, session, "keys.retired", f"keys:{kind}", {"kind": kind, "version": version})
@@ -436,7 +444,11 @@ def vault_rewrap(batch: int) -> None:
     # rows, done at once, so that retiring the old KEK locks no admin out.
     with _services() as services:
         moved = services.admin.accounts.rewrap_second_factors()
+        from maskline.compat.twilio.credentials import rewrap_tokens
+
+        tokens = rewrap_tokens(services)
     click.echo(f"re-wrapped {moved} admin second-factor secrets")
+    click.echo(f"re-wrapped {tokens} Twilio Proxy auth tokens")
 
 
 @vault.command("reindex")

@@ -14,6 +14,10 @@ from typing import Any
 
 from flask import Flask
 
+from maskline.compat.twilio.client import twilio_client
+
+__all__ = ["init_app", "twilio_client"]
+
 
 def init_app(app: Flask, services: Any) -> None:
     """Register both faces on ``app``."""

@@ -276,9 +276,12 @@ def _idempotency_store(services: Any) -> Any:
 def worker(interval: float, once: bool) -> None:
     """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events, idempotency records,
     signed audit checkpoints."""
+    from maskline.compat.twilio.callbacks import CallbackWorker
+
     with _services() as services:
         numbers = services.numbers
         checkpointer = _checkpointer(services)
+        proxy_callbacks = CallbackWorker(services=services)
         while True:
             # Data loss shows up as numbers without a generation marker.
             try:
@@ -291,6 +294,7 @@ def worker(interval: float, once: bool) -> None:
             report = numbers.sweeper.run_once(services.clock())
             click.echo(report.summary())
             click.echo(services.events.deliverer.deliver_due(services.clock()).summary())
+            click.echo(proxy_callbacks.run_once(services.clock()).summary())
             purged = _idempotency_store(services).purge(services.clock())
             click.echo(f"idempotency records purged: {purged}")
             # Lapsed reveal requests and unviewed approvals: expired, audited.

@@ -33,6 +33,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -264,6 +265,19 @@ class WebhookService:
         self.sms_policy = SmsPolicy(redact=settings.sms_redact, media=settings.sms_media)
         self._state: tuple[DecisionStore, Quotas, ExtensionGuard] | None = None
         self._options: BindingOptionsCache | None = None
+        # Asked before a call or message is connected (the Twilio Proxy
+        # face's intercept callback): (kind, decision, sid) -> go ahead? Each
+        # bounds its own time; a "no" rejects the step, and one that raises
+        # fails it closed like any backend failure (the apology).
+        self.interceptors: list[Callable[[str, StepDecision, str], bool]] = []
+
+    def _intercept(self, kind: str, sid: str, decision: StepDecision) -> StepDecision:
+        if decision.action != "connect":
+            return decision
+        for go_ahead in self.interceptors:
+            if not go_ahead(kind, decision, sid):
+                return self.reject("intercepted", binding_id=decision.binding_id)
+        return decision
 
     @property
     def backends(self) -> WebhookBackends:
@@ -320,7 +334,12 @@ class WebhookService:
 
     def voice(self, *, call_sid: str, relay: str, caller: str) -> str:
         try:
-            return self.answer_step(call_sid, "voice:1", relay, lambda: self._decide_call(relay, caller))
+            return self.answer_step(
+                call_sid,
+                "voice:1",
+                relay,
+                lambda: self._intercept("call", call_sid, self._decide_call(relay, caller)),
+            )
         except Exception as exc:  # never a 500 to Twilio, never a wrong party
             return self.apology("voice", exc)
 
@@ -330,7 +349,9 @@ class WebhookService:
                 call_sid,
                 f"ext:{attempt}",
                 relay,
-                lambda: self._decide_extension(relay, caller, digits, attempt),
+                lambda: self._intercept(
+                    "call", call_sid, self._decide_extension(relay, caller, digits, attempt)
+                ),
             )
         except Exception as exc:
             return self.apology("extension", exc)
@@ -427,7 +448,9 @@ class WebhookService:
                 self.reject("completed")
                 return twiml.EMPTY_MESSAGING
             if stored is None:
-                decision = self._decide_sms(relay, sender, has_media=bool(media))
+                decision = self._intercept(
+                    "sms", message_sid, self._decide_sms(relay, sender, has_media=bool(media))
+                )
                 stored = store.record(message_sid, "sms:1", decision, now=self._now())
             else:
                 RETRIES.labels(endpoint="sms").inc()

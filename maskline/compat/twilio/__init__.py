@@ -1,4 +1,6 @@
-"""The Twilio Proxy v1 face (issue 8): under construction."""
+"""The Twilio Proxy v1 face (issue 8): ``/twilio-proxy/v1`` over maskline's
+bindings, vault and audit, for the official ``twilio`` SDK (see
+docs/compat-twilio.md)."""
 
 from __future__ import annotations
 
@@ -9,3 +11,6 @@ from flask import Flask
 
 def init_app(app: Flask, services: Any) -> None:
     """Register the Twilio Proxy v1 routes on ``app``."""
+    from maskline.compat.twilio.views import init_app as init_views
+
+    init_views(app, services)

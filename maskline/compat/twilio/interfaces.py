@@ -1,0 +1,105 @@
+"""The Twilio Proxy v1 face's contract: sids, and the errors it answers with.
+
+Every error is Twilio's error body ``{code, message, more_info, status}``
+(what the SDK turns into ``TwilioRestException``)::
+
+    ProxyError
+    ├── InvalidParameter     400  20001  a field is missing or invalid (named; nothing changed)
+    ├── Unauthenticated      401  20003  no or wrong account sid / auth token
+    ├── PermissionDenied     403  20403  the credentials' key lacks the scope
+    ├── ResourceNotFound     404  20404  no such resource for these credentials' owner
+    ├── MethodNotAllowed     405  20004  the resource does not take that method
+    ├── ResourceConflict     409  20409  unique name taken, session closed, pool exhausted
+    ├── TooManyRequests      429  20429  the binding's message quota is used up
+    ├── UpstreamFailed       502  20500  Twilio refused or could not be reached (messages)
+    └── ServiceUnavailable   503  20503  Redis or the database cannot be reached; retry
+
+No message carries a party number: errors name the field, never quote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+BASE_PATH = "/twilio-proxy/v1"
+PROXY_HOST = "proxy.twilio.com"
+
+SID_PREFIXES = {
+    "account": "AC",
+    "service": "KS",
+    "phone_number": "PN",
+    "session": "KC",
+    "participant": "KP",
+    "interaction": "KI",
+}
+_SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
+
+
+def new_sid(kind: str) -> str:
+    return SID_PREFIXES[kind] + secrets.token_hex(16)
+
+
+def is_sid(value: object, kind: str) -> bool:
+    return isinstance(value, str) and _SID.match(value) is not None and value[:2] == SID_PREFIXES[kind]
+
+
+def derived_sid(kind: str, source: str) -> str:
+    """A stable sid for something maskline names otherwise (a relay number's
+    PN sid from its E.164 form; an interaction's KI sid from its CallSid /
+    MessageSid). Not secret: what it is derived from is public."""
+    return SID_PREFIXES[kind] + hashlib.sha256(f"{kind}:{source}".encode()).hexdigest()[:32]
+
+
+class ProxyError(Exception):
+    status = 500
+    code = 20500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "more_info": f"https://www.twilio.com/docs/errors/{self.code}",
+            "status": self.status,
+        }
+
+
+class InvalidParameter(ProxyError):
+    status, code = 400, 20001
+
+
+class Unauthenticated(ProxyError):
+    status, code = 401, 20003
+
+
+class PermissionDenied(ProxyError):
+    status, code = 403, 20403
+
+
+class ResourceNotFound(ProxyError):
+    status, code = 404, 20404
+
+
+class MethodNotAllowed(ProxyError):
+    status, code = 405, 20004
+
+
+class ResourceConflict(ProxyError):
+    status, code = 409, 20409
+
+
+class TooManyRequests(ProxyError):
+    status, code = 429, 20429
+
+
+class UpstreamFailed(ProxyError):
+    status, code = 502, 20500
+
+
+class ServiceUnavailable(ProxyError):
+    status, code = 503, 20503

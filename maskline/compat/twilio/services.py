@@ -1,0 +1,873 @@
+"""The Twilio Proxy v1 face over maskline's bindings, vault, router and audit.
+
+Mapping:
+
+* a **Service** (KS) is a row of its owner: defaults and callback URLs;
+* a **PhoneNumber** (PN) is a pool number added to a Service (its sid is
+  derived from the E.164 form, so the same number has the same PN sid in
+  every Service);
+* a **Session** (KC) is an ``axb`` binding of the credentials' owner, made
+  when its second Participant joins (``order_id`` is the session sid), and
+  ended when the session is closed, deleted or loses a participant;
+* a **Participant** (KP) is a role of that binding (``participant1`` /
+  ``participant2``): its number is sealed in the vault at once, the row keeps
+  the token and a masked identifier only; its proxy identifier is the
+  binding's relay number;
+* an **Interaction** (KI) is a row of ``interactions`` of that binding;
+* a **MessageInteraction** is an SMS from the relay number to a participant,
+  sent through the Twilio REST client as click-to-call places calls.
+
+Every method takes the owner: another owner's resources are not found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from maskline.audit.interfaces import AuditEntry
+from maskline.compat.twilio.interfaces import (
+    InvalidParameter,
+    ProxyError,
+    ResourceConflict,
+    ResourceNotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    derived_sid,
+    is_sid,
+    new_sid,
+)
+from maskline.compat.twilio.models import ProxyParticipant, ProxyPhoneNumber, ProxyService, ProxySession
+from maskline.numbers.interfaces import (
+    BindingNotFound,
+    BindingNotLive,
+    BindingView,
+    BindRequest,
+    InvalidRequest,
+    PoolExhausted,
+    RoutingUnavailable,
+)
+from maskline.numbers.models import Binding, RelayNumber
+from maskline.numbers.routes import epoch
+from maskline.twilio_rest import TwilioError, calling, make_client
+from maskline.vault.interfaces import InvalidPhoneNumber
+from maskline.webhooks.interfaces import StepDecision
+from maskline.webhooks.models import Interaction
+
+log = logging.getLogger(__name__)
+
+GEO_MATCH_LEVELS = ("area-code", "overlay", "radius", "country")
+NUMBER_SELECTION_BEHAVIORS = ("avoid-sticky", "prefer-sticky")
+SESSION_MODES = ("message-only", "voice-only", "voice-and-message")
+ROLES = ("participant1", "participant2")
+SMS_STATUS_PATH = "/webhooks/twilio/sms/status"
+MAX_BODY = 1600
+MAX_UNIQUE_NAME = 191
+
+
+def mask_identifier(e164: str) -> str:
+    """``+14155550132`` -> ``+1*******32``: enough to tell two participants
+    apart, never enough to dial. The only form of a party number this face
+    stores or returns."""
+    if len(e164) <= 6:
+        return "*" * len(e164)
+    return e164[:2] + "*" * (len(e164) - 4) + e164[-2:]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceFields:
+    """What a create or update of a Service sets (None: not given)."""
+
+    unique_name: str | None = None
+    default_ttl: int | None = None
+    geo_match_level: str | None = None
+    number_selection_behavior: str | None = None
+    callback_url: str | None = None
+    intercept_callback_url: str | None = None
+    out_of_session_callback_url: str | None = None
+    intercept_fail_closed: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionState:
+    """A session with what its binding says about it."""
+
+    row: ProxySession
+    status: str
+    closed_reason: str | None
+    date_ended: dt.datetime | None
+    date_started: dt.datetime | None
+    date_last_interaction: dt.datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantState:
+    row: ProxyParticipant
+    proxy_identifier: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SentMessage:
+    interaction: Interaction
+    participant: ProxyParticipant
+
+
+class ProxyFace:
+    """The Proxy resources of owners, over ``services`` (maskline's Services)."""
+
+    def __init__(self, *, services: Any) -> None:
+        self.services = services
+        self._client: Any = None
+
+    @property
+    def _db(self) -> Any:
+        return self.services.db
+
+    def _now(self) -> dt.datetime:
+        now: dt.datetime = self.services.clock()
+        return now
+
+    # -- services ------------------------------------------------------------------
+
+    def _service(self, session: Session, owner: str, sid: str) -> ProxyService:
+        row = session.get(ProxyService, sid) if is_sid(sid, "service") else None
+        if row is None or row.owner != owner:
+            raise ResourceNotFound(f"The requested resource /Services/{sid} was not found")
+        return row
+
+    def _unique_service_name(self, session: Session, owner: str, name: str, sid: str | None) -> None:
+        taken = session.scalar(
+            select(ProxyService.sid).where(ProxyService.owner == owner, ProxyService.unique_name == name)
+        )
+        if taken is not None and taken != sid:
+            raise ResourceConflict("UniqueName: a Service with this unique name already exists")
+
+    def create_service(self, owner: str, fields: ServiceFields, *, account_sid: str) -> ProxyService:
+        if not fields.unique_name:
+            raise InvalidParameter("Missing required parameter UniqueName in the post body")
+        now = self._now()
+        with self._db.session() as session:
+            self._unique_service_name(session, owner, fields.unique_name, None)
+            row = ProxyService(
+                sid=new_sid("service"),
+                owner=owner,
+                account_sid=account_sid,
+                unique_name=fields.unique_name,
+                default_ttl=fields.default_ttl or 0,
+                geo_match_level=fields.geo_match_level or "country",
+                number_selection_behavior=fields.number_selection_behavior or "prefer-sticky",
+                callback_url=fields.callback_url,
+                intercept_callback_url=fields.intercept_callback_url,
+                out_of_session_callback_url=fields.out_of_session_callback_url,
+                intercept_fail_closed=bool(fields.intercept_fail_closed),
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+        return row
+
+    def get_service(self, owner: str, sid: str) -> ProxyService:
+        with self._db.session() as session:
+            return self._service(session, owner, sid)
+
+    def list_services(self, owner: str, *, offset: int, limit: int) -> list[ProxyService]:
+        with self._db.session() as session:
+            return list(
+                session.scalars(
+                    select(ProxyService)
+                    .where(ProxyService.owner == owner)
+                    .order_by(ProxyService.created_at, ProxyService.sid)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            )
+
+    def update_service(self, owner: str, sid: str, fields: ServiceFields) -> ProxyService:
+        with self._db.session() as session:
+            row = self._service(session, owner, sid)
+            if fields.unique_name is not None:
+                self._unique_service_name(session, owner, fields.unique_name, sid)
+            for name, value in dataclasses.asdict(fields).items():
+                if value is not None:
+                    # An empty URL clears it, as in Twilio.
+                    setattr(row, name, value or None if name.endswith("_url") else value)
+            row.updated_at = self._now()
+        return row
+
+    def delete_service(self, owner: str, sid: str, *, actor: str) -> None:
+        """Ends the bindings of the Service's sessions, then deletes it all."""
+        with self._db.session() as session:
+            self._service(session, owner, sid)
+            bindings = session.scalars(
+                select(ProxySession.binding_id).where(
+                    ProxySession.service_sid == sid, ProxySession.binding_id.is_not(None)
+                )
+            ).all()
+        for binding_id in bindings:
+            self._unbind(binding_id, owner, actor=actor, reason="twilio proxy: service deleted")
+        with self._db.session() as session:
+            row = self._service(session, owner, sid)
+            session.delete(row)
+
+    # -- phone numbers ---------------------------------------------------------------
+
+    def _relay_by_sid(self, session: Session, sid: str) -> str | None:
+        # PN sids are derived from the E.164 form: the pool is searched by
+        # recomputing them (a pool is hundreds of numbers, not millions).
+        for e164 in session.scalars(select(RelayNumber.e164)):
+            if derived_sid("phone_number", e164) == sid:
+                return e164
+        return None
+
+    def add_number(
+        self,
+        owner: str,
+        service_sid: str,
+        *,
+        sid: str | None,
+        phone_number: str | None,
+        is_reserved: bool,
+    ) -> ProxyPhoneNumber:
+        if (sid is None) == (phone_number is None):
+            raise InvalidParameter("Sid: give either Sid or PhoneNumber of a number of the pool")
+        now = self._now()
+        with self._db.session() as session:
+            self._service(session, owner, service_sid)
+            if sid is not None:
+                e164 = self._relay_by_sid(session, sid) if is_sid(sid, "phone_number") else None
+                if e164 is None:
+                    raise InvalidParameter("Sid: is not the sid of a number of maskline's pool")
+            else:
+                assert phone_number is not None
+                e164 = phone_number.strip()
+                if session.get(RelayNumber, e164) is None:
+                    raise InvalidParameter("PhoneNumber: is not a number of maskline's pool (E.164 form)")
+            if session.get(ProxyPhoneNumber, (service_sid, e164)) is not None:
+                raise ResourceConflict("PhoneNumber: this number is already in the Service")
+            row = ProxyPhoneNumber(
+                service_sid=service_sid,
+                e164=e164,
+                sid=derived_sid("phone_number", e164),
+                is_reserved=is_reserved,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return row
+
+    def _number(self, session: Session, owner: str, service_sid: str, sid: str) -> ProxyPhoneNumber:
+        self._service(session, owner, service_sid)
+        row = (
+            session.scalar(
+                select(ProxyPhoneNumber).where(
+                    ProxyPhoneNumber.service_sid == service_sid, ProxyPhoneNumber.sid == sid
+                )
+            )
+            if is_sid(sid, "phone_number")
+            else None
+        )
+        if row is None:
+            raise ResourceNotFound(
+                f"The requested resource /Services/{service_sid}/PhoneNumbers/{sid} was not found"
+            )
+        return row
+
+    def get_number(self, owner: str, service_sid: str, sid: str) -> ProxyPhoneNumber:
+        with self._db.session() as session:
+            return self._number(session, owner, service_sid, sid)
+
+    def number_details(self, numbers: list[ProxyPhoneNumber]) -> dict[str, tuple[RelayNumber | None, int]]:
+        """e164 -> (its pool row, live bindings on it) for rendering."""
+        wanted = [n.e164 for n in numbers]
+        if not wanted:
+            return {}
+        now = self._now()
+        with self._db.session() as session:
+            pool = {
+                r.e164: r for r in session.scalars(select(RelayNumber).where(RelayNumber.e164.in_(wanted)))
+            }
+            counts = dict(
+                session.execute(
+                    select(Binding.relay_number, func.count())
+                    .where(
+                        Binding.relay_number.in_(wanted), Binding.status == "active", Binding.expires_at > now
+                    )
+                    .group_by(Binding.relay_number)
+                ).all()
+            )
+        return {e164: (pool.get(e164), int(counts.get(e164, 0))) for e164 in wanted}
+
+    def list_numbers(
+        self, owner: str, service_sid: str, *, offset: int, limit: int
+    ) -> list[ProxyPhoneNumber]:
+        with self._db.session() as session:
+            self._service(session, owner, service_sid)
+            return list(
+                session.scalars(
+                    select(ProxyPhoneNumber)
+                    .where(ProxyPhoneNumber.service_sid == service_sid)
+                    .order_by(ProxyPhoneNumber.created_at, ProxyPhoneNumber.sid)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            )
+
+    def update_number(
+        self, owner: str, service_sid: str, sid: str, *, is_reserved: bool | None
+    ) -> ProxyPhoneNumber:
+        with self._db.session() as session:
+            row = self._number(session, owner, service_sid, sid)
+            if is_reserved is not None:
+                row.is_reserved = is_reserved
+                row.updated_at = self._now()
+            return row
+
+    def delete_number(self, owner: str, service_sid: str, sid: str) -> None:
+        with self._db.session() as session:
+            session.delete(self._number(session, owner, service_sid, sid))
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def _session(self, session: Session, owner: str, service_sid: str, sid: str) -> ProxySession:
+        """By sid, or by unique name (as Twilio allows in place of the sid)."""
+        self._service(session, owner, service_sid)
+        if is_sid(sid, "session"):
+            row = session.get(ProxySession, sid)
+        elif len(sid) > MAX_UNIQUE_NAME or any(ord(c) < 32 for c in sid):
+            row = None  # not a name a session can have (PostgreSQL refuses a NUL outright)
+        else:
+            row = session.scalar(
+                select(ProxySession).where(
+                    ProxySession.service_sid == service_sid, ProxySession.unique_name == sid
+                )
+            )
+        if row is None or row.owner != owner or row.service_sid != service_sid:
+            raise ResourceNotFound(
+                f"The requested resource /Services/{service_sid}/Sessions/{sid} was not found"
+            )
+        return row
+
+    def _expiry(
+        self, service: ProxyService, ttl: int | None, date_expiry: dt.datetime | None, now: dt.datetime
+    ) -> dt.datetime:
+        settings = self.services.settings
+        if ttl is not None and date_expiry is not None:
+            raise InvalidParameter("Ttl: give Ttl or DateExpiry, not both")
+        if date_expiry is not None:
+            expiry = date_expiry
+            if expiry <= now:
+                raise InvalidParameter("DateExpiry: is in the past")
+            field = "DateExpiry"
+        else:
+            seconds = ttl or service.default_ttl
+            expiry = now + (dt.timedelta(seconds=seconds) if seconds else settings.default_ttl)
+            field = "Ttl" if ttl else "DefaultTtl"
+        if expiry - now > settings.max_ttl:
+            raise InvalidParameter(
+                f"{field}: is more than {settings.max_ttl.days} days away (maskline's maximum)"
+            )
+        return expiry
+
+    def create_session(
+        self,
+        owner: str,
+        service_sid: str,
+        *,
+        unique_name: str | None,
+        ttl: int | None,
+        date_expiry: dt.datetime | None,
+        mode: str | None,
+        status: str | None,
+        participants: Sequence[tuple[str, str | None]] = (),
+        actor: str = "",
+    ) -> SessionState:
+        """A new session; with ``participants`` (identifier, friendly name), all
+        of them join or the session is not kept (the error names which one)."""
+        state = self._create_session(
+            owner,
+            service_sid,
+            unique_name=unique_name,
+            ttl=ttl,
+            date_expiry=date_expiry,
+            mode=mode,
+            status=status,
+        )
+        if not participants:
+            return state
+        try:
+            for i, (identifier, friendly_name) in enumerate(participants):
+                try:
+                    self.add_participant(
+                        owner,
+                        service_sid,
+                        state.row.sid,
+                        identifier=identifier,
+                        friendly_name=friendly_name,
+                        actor=actor,
+                    )
+                except ProxyError as exc:
+                    exc.message = f"Participants[{i}].{exc.message}"
+                    raise
+        except Exception:
+            try:
+                self.delete_session(owner, service_sid, state.row.sid, actor=actor)
+            except Exception as cleanup:  # the first error is the one to answer with
+                log.warning("could not remove session %s: %s", state.row.sid, type(cleanup).__name__)
+            raise
+        return self.get_session(owner, service_sid, state.row.sid)
+
+    def _create_session(
+        self,
+        owner: str,
+        service_sid: str,
+        *,
+        unique_name: str | None,
+        ttl: int | None,
+        date_expiry: dt.datetime | None,
+        mode: str | None,
+        status: str | None,
+    ) -> SessionState:
+        if status not in (None, "open", "in-progress"):
+            raise InvalidParameter("Status: a new session is open or in-progress")
+        now = self._now()
+        with self._db.session() as session:
+            service = self._service(session, owner, service_sid)
+            expiry = self._expiry(service, ttl, date_expiry, now)
+            if unique_name is not None and session.scalar(
+                select(ProxySession.sid).where(
+                    ProxySession.service_sid == service_sid, ProxySession.unique_name == unique_name
+                )
+            ):
+                raise ResourceConflict("UniqueName: a Session with this unique name already exists")
+            row = ProxySession(
+                sid=new_sid("session"),
+                service_sid=service_sid,
+                owner=owner,
+                unique_name=unique_name,
+                ttl=ttl or 0,
+                date_expiry=expiry,
+                mode=mode or "voice-and-message",
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+        return self.state(row)
+
+    def state(self, row: ProxySession) -> SessionState:
+        """The session as shown: status from its binding and interactions."""
+        now = self._now()
+        binding: Binding | None = None
+        first = last = None
+        with self._db.session() as session:
+            if row.binding_id is not None:
+                binding = session.get(Binding, row.binding_id)
+                first, last = session.execute(
+                    select(func.min(Interaction.started_at), func.max(Interaction.started_at)).where(
+                        Interaction.binding_id == row.binding_id, Interaction.owner == row.owner
+                    )
+                ).one()
+        status, reason, ended = row.status, row.closed_reason, row.date_ended
+        if status != "closed":
+            if binding is not None and not binding.is_live(now):
+                status = "closed"
+                reason = reason or ("ttl" if binding.status != "unbound" else "unbound")
+                ended = binding.ended_at or binding.expires_at
+            elif binding is None and row.date_expiry <= now:
+                status, reason, ended = "closed", "ttl", row.date_expiry
+            elif first is not None:
+                status = "in-progress"
+        return SessionState(
+            row=row,
+            status=status,
+            closed_reason=reason,
+            date_ended=ended,
+            date_started=binding.created_at if binding is not None else None,
+            date_last_interaction=last,
+        )
+
+    def get_session(self, owner: str, service_sid: str, sid: str) -> SessionState:
+        with self._db.session() as session:
+            row = self._session(session, owner, service_sid, sid)
+        return self.state(row)
+
+    def list_sessions(self, owner: str, service_sid: str, *, offset: int, limit: int) -> list[SessionState]:
+        with self._db.session() as session:
+            self._service(session, owner, service_sid)
+            rows = list(
+                session.scalars(
+                    select(ProxySession)
+                    .where(ProxySession.service_sid == service_sid, ProxySession.owner == owner)
+                    .order_by(ProxySession.created_at, ProxySession.sid)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            )
+        return [self.state(row) for row in rows]
+
+    def update_session(
+        self,
+        owner: str,
+        service_sid: str,
+        sid: str,
+        *,
+        ttl: int | None,
+        date_expiry: dt.datetime | None,
+        status: str | None,
+        actor: str,
+    ) -> SessionState:
+        """Close it (status=closed: its binding is unbound) or give it a new expiry."""
+        if status not in (None, "closed", "in-progress", "open"):
+            raise InvalidParameter("Status: must be closed, or in-progress to keep it open")
+        now = self._now()
+        with self._db.session() as session:
+            row = self._session(session, owner, service_sid, sid)
+            service = self._service(session, owner, service_sid)
+        current = self.state(row)
+        if status == "closed":
+            if ttl is not None or date_expiry is not None:
+                raise InvalidParameter("Status: a session closed cannot also get a new Ttl or DateExpiry")
+            if current.status != "closed" and row.binding_id is not None:
+                self._unbind(row.binding_id, owner, actor=actor, reason="twilio proxy: session closed")
+            with self._db.session() as session:
+                stored = self._session(session, owner, service_sid, row.sid)
+                if stored.status != "closed":
+                    stored.status, stored.closed_reason = "closed", "api"
+                    stored.date_ended = current.date_ended or now
+                stored.updated_at = now
+                row = stored
+            return self.state(row)
+        if current.status == "closed":
+            raise ResourceConflict(
+                "Status: the session is closed; a closed session cannot be reopened in maskline"
+            )
+        if ttl is None and date_expiry is None:
+            return current
+        expiry = self._expiry(service, ttl, date_expiry, now)
+        if row.binding_id is not None:
+            try:
+                self.services.numbers.bindings.extend(
+                    row.binding_id,
+                    owner=owner,
+                    expires_at=expiry,
+                    actor=actor,
+                    reason="twilio proxy: session updated",
+                )
+            except (BindingNotFound, BindingNotLive):
+                raise ResourceConflict("Status: the session's binding has ended") from None
+            except InvalidRequest as exc:
+                raise InvalidParameter(f"DateExpiry: {exc.reason}") from None
+            except RoutingUnavailable:
+                raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
+        with self._db.session() as session:
+            stored = self._session(session, owner, service_sid, row.sid)
+            stored.date_expiry = expiry
+            if ttl is not None:
+                stored.ttl = ttl
+            stored.updated_at = now
+            row = stored
+        return self.state(row)
+
+    def delete_session(self, owner: str, service_sid: str, sid: str, *, actor: str) -> None:
+        with self._db.session() as session:
+            row = self._session(session, owner, service_sid, sid)
+        if row.binding_id is not None:
+            self._unbind(row.binding_id, owner, actor=actor, reason="twilio proxy: session deleted")
+        with self._db.session() as session:
+            session.delete(self._session(session, owner, service_sid, row.sid))
+
+    def _unbind(self, binding_id: str, owner: str, *, actor: str, reason: str) -> None:
+        try:
+            self.services.numbers.bindings.unbind(binding_id, owner=owner, actor=actor, reason=reason)
+        except BindingNotFound:
+            pass  # gone already: nothing routes through it
+        except RoutingUnavailable:
+            raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
+
+    # -- participants ------------------------------------------------------------------
+
+    def _participants(self, session: Session, session_sid: str) -> list[ProxyParticipant]:
+        return list(
+            session.scalars(
+                select(ProxyParticipant)
+                .where(ProxyParticipant.session_sid == session_sid)
+                .order_by(ProxyParticipant.created_at, ProxyParticipant.role)
+            )
+        )
+
+    def _relay_of(self, row: ProxySession) -> str | None:
+        if row.binding_id is None:
+            return None
+        with self._db.session() as session:
+            relay: str | None = session.scalar(
+                select(Binding.relay_number).where(Binding.id == row.binding_id)
+            )
+            return relay
+
+    def add_participant(
+        self,
+        owner: str,
+        service_sid: str,
+        session_sid: str,
+        *,
+        identifier: str,
+        friendly_name: str | None,
+        actor: str,
+    ) -> ParticipantState:
+        """Seal the identifier; with the second participant, bind the session (axb)."""
+        vault = self.services.vault
+        region = self.services.settings.default_region
+        try:
+            e164 = vault.normalize(identifier, field="Identifier", region=region)
+        except InvalidPhoneNumber as exc:
+            raise InvalidParameter(f"Identifier: {exc.reason}") from None
+        now = self._now()
+        if self.get_session(owner, service_sid, session_sid).status == "closed":
+            raise ResourceConflict("Status: the session is closed")
+        with self._db.session() as session:
+            found = self._session(session, owner, service_sid, session_sid)
+            # Locked: two participants added at once take one role each.
+            row = session.get(ProxySession, found.sid, with_for_update=True) or found
+            if row.binding_id is not None:
+                raise ResourceConflict(
+                    "Identifier: this session's binding ended when a participant was removed; "
+                    "create a new session"
+                )
+            existing = self._participants(session, row.sid)
+            if len(existing) >= 2:
+                raise ResourceConflict("Identifier: a session has at most two participants")
+            if session.get(RelayNumber, e164) is not None:
+                raise InvalidParameter(
+                    "Identifier: is a relay number of this pool; relay numbers cannot be participants"
+                )
+            token = vault.put_normalized(session, e164).token
+            if any(p.token == token for p in existing):
+                raise InvalidParameter("Identifier: is already a participant of this session")
+            taken = {p.role for p in existing}
+            role = next(r for r in ROLES if r not in taken)
+            participant = ProxyParticipant(
+                sid=new_sid("participant"),
+                session_sid=row.sid,
+                role=role,
+                token=token,
+                identifier_masked=mask_identifier(e164),
+                friendly_name=friendly_name,
+                created_at=now,
+                updated_at=now,
+            )
+            if not existing:
+                session.add(participant)
+                return ParticipantState(row=participant, proxy_identifier=None)
+            other = existing[0]
+            other_token, other_role = other.token, other.role
+            expiry = row.date_expiry
+        if other_token is None:
+            raise ResourceConflict(
+                "Identifier: the first participant's number was collected before a second one joined; "
+                "remove and add it again"
+            )
+        other_number = self._db.read(lambda connection: vault.open_readonly(connection, other_token))
+        request = BindRequest(
+            order_id=row.sid,
+            mode="axb",
+            parties={other_role: other_number, role: e164},
+            owner=owner,
+            expires_at=expiry,
+            actor=actor,
+        )
+
+        def attach(session: Session, view: BindingView) -> None:
+            # In the binding's transaction: the session takes the binding and
+            # the participant is stored exactly when the binding commits.
+            stored = session.get(ProxySession, row.sid, with_for_update=True)
+            if stored is None or stored.binding_id is not None:
+                raise ResourceConflict("Identifier: the session changed meanwhile; retry")
+            stored.binding_id = view.id
+            stored.updated_at = now
+            session.add(participant)
+
+        try:
+            view = self.services.numbers.bindings.bind(request, within=attach)
+        except (InvalidRequest, InvalidPhoneNumber) as exc:
+            raise InvalidParameter(f"Identifier: {exc.reason}") from None
+        except PoolExhausted:
+            raise ResourceConflict(
+                "no relay number of the pool can take this session; the pool needs more"
+            ) from None
+        except RoutingUnavailable:
+            raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
+        return ParticipantState(row=participant, proxy_identifier=view.relay_number)
+
+    def _participant(
+        self, session: Session, owner: str, service_sid: str, session_sid: str, sid: str
+    ) -> tuple[ProxySession, ProxyParticipant]:
+        row = self._session(session, owner, service_sid, session_sid)
+        participant = session.get(ProxyParticipant, sid) if is_sid(sid, "participant") else None
+        if participant is None or participant.session_sid != row.sid:
+            raise ResourceNotFound(
+                f"The requested resource /Services/{service_sid}/Sessions/{session_sid}"
+                f"/Participants/{sid} was not found"
+            )
+        return row, participant
+
+    def get_participant(self, owner: str, service_sid: str, session_sid: str, sid: str) -> ParticipantState:
+        with self._db.session() as session:
+            row, participant = self._participant(session, owner, service_sid, session_sid, sid)
+        return ParticipantState(row=participant, proxy_identifier=self._relay_of(row))
+
+    def list_participants(
+        self, owner: str, service_sid: str, session_sid: str, *, offset: int, limit: int
+    ) -> list[ParticipantState]:
+        with self._db.session() as session:
+            row = self._session(session, owner, service_sid, session_sid)
+            rows = self._participants(session, row.sid)[offset : offset + limit]
+        relay = self._relay_of(row)
+        return [ParticipantState(row=p, proxy_identifier=relay) for p in rows]
+
+    def delete_participant(
+        self, owner: str, service_sid: str, session_sid: str, sid: str, *, actor: str
+    ) -> None:
+        """Removing a participant ends the session's binding (an axb binding needs both)."""
+        with self._db.session() as session:
+            row, _participant = self._participant(session, owner, service_sid, session_sid, sid)
+        if row.binding_id is not None:
+            self._unbind(row.binding_id, owner, actor=actor, reason="twilio proxy: participant removed")
+        with self._db.session() as session:
+            _row, participant = self._participant(session, owner, service_sid, session_sid, sid)
+            session.delete(participant)
+
+    # -- interactions ---------------------------------------------------------------
+
+    def interactions(
+        self, owner: str, service_sid: str, session_sid: str
+    ) -> tuple[ProxySession, list[Interaction], dict[str, str]]:
+        """(the session, its binding's interactions oldest first, role -> participant sid)."""
+        with self._db.session() as session:
+            row = self._session(session, owner, service_sid, session_sid)
+            roles = {p.role: p.sid for p in self._participants(session, row.sid)}
+            if row.binding_id is None:
+                return row, [], roles
+            found = list(
+                session.scalars(
+                    select(Interaction)
+                    .where(Interaction.binding_id == row.binding_id, Interaction.owner == owner)
+                    .order_by(Interaction.started_at, Interaction.sid)
+                )
+            )
+        return row, found, roles
+
+    # -- message interactions ----------------------------------------------------------
+
+    def send_message(
+        self,
+        owner: str,
+        service_sid: str,
+        session_sid: str,
+        participant_sid: str,
+        *,
+        body: str | None,
+        media_urls: list[str],
+        actor: str,
+    ) -> SentMessage:
+        """An SMS from the relay number to the participant, through Twilio's REST API."""
+        if not body and not media_urls:
+            raise InvalidParameter("Body: give Body or MediaUrl")
+        if body is not None and len(body) > MAX_BODY:
+            raise InvalidParameter(f"Body: is longer than {MAX_BODY} characters")
+        settings = self.services.settings
+        now = self._now()
+        with self._db.session() as session:
+            row, participant = self._participant(session, owner, service_sid, session_sid, participant_sid)
+        if row.mode == "voice-only":
+            raise InvalidParameter("Mode: the session is voice-only; it takes no messages")
+        state = self.state(row)
+        if state.status == "closed" or row.binding_id is None or participant.token is None:
+            raise ResourceConflict("Status: the session is not open with two participants")
+        binding_id, token = row.binding_id, participant.token
+        relay = self._relay_of(row)
+        assert relay is not None
+        if not settings.public_url:
+            raise ServiceUnavailable(
+                "message interactions need MASKLINE_PUBLIC_URL (the URLs Twilio calls back)"
+            )
+        from maskline.webhooks.services import DecisionStore, Quotas
+
+        try:
+            if self._client is None:
+                self._client = make_client(settings)
+            redis = self.services.redis
+            quotas = Quotas(redis, limits={"sms": (settings.sms_per_hour, settings.sms_per_day)})
+            allowed = quotas.take(relay, binding_id, "sms", now=epoch(now))
+            vault = self.services.vault
+            number = self._db.read(lambda connection: vault.open_readonly(connection, token))
+            with self._db.session() as session:
+                self.services.audit.append(
+                    session,
+                    AuditEntry(
+                        actor=actor,
+                        action="message.requested",
+                        subject=binding_id,
+                        data={"owner": owner, "to_role": participant.role, "relay_number": relay},
+                    ),
+                )
+        except Exception as exc:
+            if isinstance(exc, ServiceUnavailable):
+                raise
+            log.warning("message interaction on %s: backend failed (%s)", binding_id, type(exc).__name__)
+            raise ServiceUnavailable(f"a backend failed ({type(exc).__name__}); retry later") from None
+        if not allowed:
+            raise TooManyRequests("this session's message quota is used up")
+        client = self._client
+        try:
+            message = calling(
+                lambda: client.messages.create(
+                    to=number,
+                    from_=relay,
+                    body=body,
+                    media_url=media_urls or None,
+                    status_callback=f"{settings.public_url}{SMS_STATUS_PATH}",
+                ),
+                region=settings.default_region,
+            )
+        except TwilioError as exc:
+            log.warning("message interaction on %s: Twilio: %s", binding_id, exc.summary())
+            raise
+        sid = str(message.sid)
+        status = str(message.status or "queued")
+        decision = StepDecision(
+            action="connect",
+            binding_id=binding_id,
+            from_role="api",
+            target_role=participant.role,
+            target_token=token,
+        )
+        try:
+            # The status callback then finds the interaction's binding and roles.
+            DecisionStore.from_settings(self.services.redis, settings).record(
+                sid, "api:1", decision, now=epoch(now)
+            )
+        except Exception as exc:
+            log.warning("message interaction bookkeeping failed: %s", type(exc).__name__)
+        interaction = Interaction(
+            sid=sid,
+            binding_id=binding_id,
+            owner=owner,
+            type="sms",
+            from_role="api",
+            to_role=participant.role,
+            status=status,
+            started_at=now,
+        )
+        with self._db.session() as session:
+            if session.get(Interaction, sid) is None:
+                session.add(interaction)
+        log.info("message interaction %s on binding %s to %s", sid, binding_id, participant.role)
+        return SentMessage(interaction=interaction, participant=participant)
