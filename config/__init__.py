@@ -143,6 +143,12 @@ class Settings:
     aliyun_max_skew: dt.timedelta = dt.timedelta(minutes=15)
     # Accept the older HMAC-SHA1 signatures (version 1.0, "v2" in the SDK).
     aliyun_signature_v2: bool = False
+    # Where the worker pushes end-of-call receipts (Alibaba's SecretReport
+    # shape, party numbers masked) of calls on the face's subscriptions,
+    # signed with the secret like events; none if unset. https (http only to
+    # loopback, outside production), as every outbound URL.
+    aliyun_report_url: str | None = None
+    aliyun_report_secret: str | None = None
     # -- metrics ------------------------------------------------------------
     # When set, /metrics wants "Authorization: Bearer <token>".
     metrics_token: str | None = None
@@ -206,6 +212,10 @@ class Settings:
             # Alerts are sent signed or not at all; a URL alone would mean
             # alerts silently never leave the console.
             raise SettingsError("MASKLINE_ALERTS_URL needs MASKLINE_ALERTS_SECRET, which signs the alerts")
+        if self.aliyun_report_url and not self.aliyun_report_secret:
+            raise SettingsError(
+                "MASKLINE_ALIYUN_REPORT_URL needs MASKLINE_ALIYUN_REPORT_SECRET, which signs the receipts"
+            )
 
     @property
     def is_production(self) -> bool:
@@ -568,6 +578,10 @@ def _insider_settings(get: Any) -> dict[str, Any]:
         values["aliyun_max_skew"] = parse_duration("MASKLINE_ALIYUN_MAX_SKEW", v)
     if (v := get("ALIYUN_SIGNATURE_V2")) is not None:
         values["aliyun_signature_v2"] = _parse_bool("MASKLINE_ALIYUN_SIGNATURE_V2", v)
+    if (v := get("ALIYUN_REPORT_URL")) is not None:
+        values["aliyun_report_url"] = _parse_public_url("MASKLINE_ALIYUN_REPORT_URL", v)
+    if (v := get("ALIYUN_REPORT_SECRET")) is not None:
+        values["aliyun_report_secret"] = v
     if (v := get("AUDIT_SIGNING_KEY_FILE")) is not None:
         values["audit_signing_key_file"] = Path(v)
     if (v := get("AUDIT_SIGNING_KEY")) is not None:

@@ -200,13 +200,18 @@ def build_events(services: Services) -> EventsServices:
 
 
 def _reserved_receivers(settings: Settings) -> dict[str, tuple[str, str]]:
-    """maskline's own outbox receivers: alerts go to the configured URL, signed
-    with the alerts secret (never logged; the owner name is what logs show)."""
+    """maskline's own outbox receivers: alerts, and the Alibaba face's call
+    receipts, go to their configured URLs, each signed with its own secret
+    (never logged; the owner name is what logs show)."""
     from maskline.audit.interfaces import ALERTS_OWNER
+    from maskline.compat.aliyun.interfaces import REPORT_OWNER
 
+    reserved = {}
     if settings.alerts_url and settings.alerts_secret:
-        return {ALERTS_OWNER: (settings.alerts_url, settings.alerts_secret)}
-    return {}
+        reserved[ALERTS_OWNER] = (settings.alerts_url, settings.alerts_secret)
+    if settings.aliyun_report_url and settings.aliyun_report_secret:
+        reserved[REPORT_OWNER] = (settings.aliyun_report_url, settings.aliyun_report_secret)
+    return reserved
 
 
 def build_alerts(services: Services) -> AlertService:
@@ -239,7 +244,7 @@ def build_alerts(services: Services) -> AlertService:
         db=services.db,
         redis=lambda: client,
         settings=settings,
-        outbox=services.events.outbox if _reserved_receivers(settings) else None,
+        outbox=services.events.outbox if settings.alerts_url and settings.alerts_secret else None,
         clock=services.clock,
         close_redis=not shared,
     )

@@ -56,8 +56,10 @@ def signed_post(
     *,
     when: dt.datetime | None = None,
     nonce: str = "replayed-nonce-0123456789abcdef",
+    headers_out: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """POST / signed with the SDK's ACS3-HMAC-SHA256 code; (status, JSON body)."""
+    """POST / signed with the SDK's ACS3-HMAC-SHA256 code; (status, JSON body).
+    The answer's headers are copied into ``headers_out`` when given."""
     stamp = (when or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     payload = hashlib.sha256(b"").hexdigest()
     signing = DaraRequest()
@@ -77,6 +79,10 @@ def signed_post(
     sent = urllib.request.Request(url, data=b"", method="POST", headers=headers)  # noqa: S310 (loopback)
     try:
         with urllib.request.urlopen(sent, timeout=30) as response:  # noqa: S310 (loopback)
+            if headers_out is not None:
+                headers_out.update(response.headers.items())
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
+        if headers_out is not None:
+            headers_out.update(exc.headers.items())
         return exc.code, json.loads(exc.read())

@@ -14,6 +14,7 @@ import ipaddress
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -87,11 +88,22 @@ def _binding_data(view: BindingView) -> dict[str, object]:
     }
 
 
+InteractionListener = Callable[[Session, InteractionRecord], None]
+
+
 class Outbox:
     """Adds events to the outbox inside the caller's transaction."""
 
     def __init__(self, *, clock: Clock = system_clock) -> None:
         self._clock = clock
+        self._interaction_listeners: list[InteractionListener] = []
+
+    def on_interaction(self, listener: InteractionListener) -> None:
+        """Call ``listener(session, interaction)`` from :meth:`interaction_completed`,
+        in the interaction's transaction, whether or not its owner takes events:
+        for outbox rows of other receivers (e.g. a compat face's call receipts).
+        An exception rolls the transaction back, as any failing write would."""
+        self._interaction_listeners.append(listener)
 
     def add(self, session: Session, *, owner: str, type: EventType, data: dict[str, object]) -> str | None:
         """Queue an event for ``owner``; its id, or None if the owner takes no events."""
@@ -104,15 +116,30 @@ class Outbox:
         """Queue an event for ``owner`` whether or not it has an events URL:
         for maskline's own receivers (e.g. alerts), which the caller knows
         are configured. Returns the event id."""
-        now = self._clock()
         event_id = new_event_id()
-        payload = {"id": event_id, "type": type, "created_at": _timestamp(now), "data": data}
+        payload = {"id": event_id, "type": type, "created_at": _timestamp(self._clock()), "data": data}
+        return self.enqueue_body(
+            session,
+            owner=owner,
+            type=type,
+            body=json.dumps(payload, separators=(",", ":")),
+            event_id=event_id,
+        )
+
+    def enqueue_body(
+        self, session: Session, *, owner: str, type: str, body: str, event_id: str | None = None
+    ) -> str:
+        """Queue ``body``, sent as it is (a vendor's own shape, without maskline's
+        envelope), signed and retried as any event. Returns the event id (also
+        sent in Maskline-Event-Id)."""
+        now = self._clock()
+        event_id = event_id or new_event_id()
         session.add(
             OutboxEvent(
                 event_id=event_id,
                 owner=owner,
                 type=type,
-                payload=json.dumps(payload, separators=(",", ":")),
+                payload=body,
                 status="pending",
                 attempts=0,
                 next_attempt_at=now,
@@ -149,6 +176,8 @@ class Outbox:
         """A call or message reached its final status (called once per interaction)."""
         if not interaction.owner:
             return None
+        for listener in self._interaction_listeners:
+            listener(session, interaction)
         binding = session.execute(
             select(Binding.order_id, Binding.relay_number).where(Binding.id == interaction.binding_id)
         ).one_or_none()

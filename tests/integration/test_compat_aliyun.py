@@ -416,3 +416,46 @@ def test_a_nonce_is_one_redis_key_that_outlives_the_skew_window(
     keys = sorted(redis_client.scan_iter("ml:aliyun:nonce:*"))
     assert keys == [b"ml:aliyun:nonce:MLAKone:nonce-0001", b"ml:aliyun:nonce:MLAKtwo:nonce-0001"]
     assert 15 * 60 * 1000 < redis_client.pttl(keys[0]) <= 30 * 60 * 1000
+
+
+def test_past_its_limit_an_access_key_is_throttled_per_scope(
+    services: Services, redis_client: Any, settings: Settings
+) -> None:
+    limits = {**settings.api_rate_limits, "bindings:read": "2/hour"}
+    clock = FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    app = create_app(with_overrides(settings, api_rate_limits=limits), clock=clock)
+    built = services_of(app)
+    add_relay_numbers(built, X1, X2)
+    mine = _issue(built, "shop-1", ["bindings:write", "bindings:read"])
+    other = _issue(built, "shop-1", ["bindings:read"])
+    query = {"PoolKey": "US", "SubsId": "bd_aaaaaaaaaaaaaaaa"}
+
+    headers: dict[str, str] = {}
+
+    def detail(endpoint: str, key: dict[str, Any], nonce: str) -> tuple[int, str]:
+        headers.clear()
+        status, body = signed_post(
+            endpoint,
+            key["access_key_id"],
+            key["access_key_secret"],
+            "QuerySubscriptionDetail",
+            query,
+            nonce=nonce,
+            headers_out=headers,
+        )
+        return status, body["Code"]
+
+    with _serve(app) as endpoint:
+        answers = [detail(endpoint, mine, f"limit-nonce-{i:04d}") for i in range(3)]
+        assert answers == [(200, "isv.NO_NOT_EXIST")] * 2 + [(429, "Throttling.User")]
+        assert 1 <= int(headers["Retry-After"]) <= 3600
+        client = sdk(endpoint, mine["access_key_id"], mine["access_key_secret"])
+        request = pls.QuerySubscriptionDetailRequest(pool_key="US", subs_id="bd_aaaaaaaaaaaaaaaa")
+        assert sdk_error(lambda: client.query_subscription_detail(request)) == (429, "Throttling.User")
+        # Another key, and another scope of the same key, have budgets of their own.
+        assert detail(endpoint, other, "limit-nonce-other") == (200, "isv.NO_NOT_EXIST")
+        bind = pls.BindAxbRequest(
+            pool_key="US", phone_no_a=A, phone_no_b=B, expiration=_expiry(clock), out_order_id="o-1"
+        )
+        assert client.bind_axb(bind).body.code == "OK"
+    built.close()

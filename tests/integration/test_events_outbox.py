@@ -266,3 +266,24 @@ def test_a_delivered_message_queues_interaction_completed(
         "merchant",
         "buyer",
     )
+
+
+def test_interaction_listeners_run_once_in_its_transaction_whether_or_not_the_owner_takes_events(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    services = services_of(app)
+    seen: list[str] = []
+
+    def listener(session: Any, interaction: Any) -> None:
+        seen.append(interaction.sid)
+        services.events.outbox.enqueue_body(session, owner="@test", type="test.raw", body='[{"as":"is"}]')
+
+    services.events.outbox.on_interaction(listener)
+    view = bind(owner="shop-z")  # takes no events
+    call_sid = sid()
+    twilio.call(MERCHANT, view.relay_number, call_sid)
+    twilio.call_status(call_sid, "completed", 3)
+    twilio.call_status(call_sid, "completed", 3)  # a retry: not again
+    assert seen == [call_sid]
+    [row] = outbox(services)
+    assert (row.owner, row.type, row.payload, row.status) == ("@test", "test.raw", '[{"as":"is"}]', "pending")

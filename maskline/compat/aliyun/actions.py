@@ -20,6 +20,7 @@ Mapping:
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from maskline.api.keys import Principal
 from maskline.compat.aliyun.interfaces import BusinessError, ServiceUnavailable, invalid_parameter
 from maskline.compat.aliyun.models import AliyunAxgGroup, AliyunAxgMember
+from maskline.compat.aliyun.receipts import Receipts, binding_for
 from maskline.numbers.interfaces import (
     BindingNotFound,
     BindingNotLive,
@@ -163,17 +165,36 @@ def mask(e164: str) -> str:
 class Actions:
     """One method per Dyplsapi action: (parameters, principal) -> the answer's fields."""
 
-    def __init__(self, *, services: Any) -> None:
+    def __init__(self, *, services: Any, receipts: Receipts) -> None:
         self.services = services
+        self.receipts = receipts
+        self._listening = False
+        self._lock = threading.Lock()
 
     @property
     def bindings(self) -> Any:
-        return self.services.numbers.bindings
+        bindings = self.services.numbers.bindings
+        if not self._listening:
+            # Registered on first use, not at start-up: the binding service
+            # needs Redis, and the face binds only through this property.
+            with self._lock:
+                if not self._listening:
+                    bindings.on_event(self.receipts.on_binding_event)
+                    self._listening = True
+        return bindings
 
-    def _bind(self, req: BindRequest) -> dict[str, Any]:
+    def _bind(
+        self, req: BindRequest, params: dict[str, str], *, allow_param: str | None = None
+    ) -> dict[str, Any]:
+        """Bind; ``allow_param`` names the parameter the allow-list came from, if not PhoneNoB."""
+        bindings = self.bindings
         try:
-            view = self.bindings.bind(req)
+            # The binding is marked as this face's (with its PoolKey) in its own transaction.
+            with binding_for(actor=req.actor or "", pool_key=params["PoolKey"]):
+                view = bindings.bind(req)
         except _NUMBERS_ERRORS as exc:
+            if allow_param and isinstance(exc, InvalidRequest) and exc.field.startswith("allow"):
+                raise invalid_parameter(allow_param, exc.reason) from None
             raise _translate(exc) from None
         return _bind_dto(view)
 
@@ -193,7 +214,7 @@ class Actions:
     def bind_axb(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         common = self._common(params, principal)
         parties = {"a": _required(params, "PhoneNoA"), "b": _required(params, "PhoneNoB")}
-        return self._bind(BindRequest(mode="axb", parties=parties, **common))
+        return self._bind(BindRequest(mode="axb", parties=parties, **common), params)
 
     def bind_axn_extension(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         _unsupported(params, "Extension", "Extend")
@@ -201,7 +222,7 @@ class Actions:
         parties = {"buyer": _required(params, "PhoneNoA")}
         b = params.get("PhoneNoB")
         allow: list[str] | Literal["any"] = [b] if b else "any"
-        return self._bind(BindRequest(mode="axe", parties=parties, allow=allow, **common))
+        return self._bind(BindRequest(mode="axe", parties=parties, allow=allow, **common), params)
 
     def _subscription(self, params: dict[str, str], principal: Principal, number_param: str) -> BindingView:
         _region(params)
@@ -413,14 +434,8 @@ class Actions:
                 "GroupId", f"maskline allows at most {MAX_ALLOWED_CALLERS} callers per binding"
             )
         parties = {"buyer": a, **({"b": b} if b else {})}
-        try:
-            view = self.bindings.bind(BindRequest(mode="axe", parties=parties, allow=allow or None, **common))
-        except _NUMBERS_ERRORS as exc:
-            if isinstance(exc, InvalidRequest) and exc.field.startswith("allow"):
-                raise invalid_parameter("GroupId", exc.reason) from None
-            raise _translate(exc) from None
-        body = _bind_dto(view)
-        return body
+        request = BindRequest(mode="axe", parties=parties, allow=allow or None, **common)
+        return self._bind(request, params, allow_param="GroupId")
 
 
 Handler = Callable[[Actions, dict[str, str], Principal], dict[str, Any]]

@@ -10,6 +10,7 @@ Exception tree (each is one Alibaba error code and an HTTP status)::
     │    UnsupportedSignatureVersion 400)
     ├── Forbidden                Forbidden.RAM 403: the key lacks the scope
     ├── BadAction                InvalidAction.NotFound 404, InvalidVersion 400
+    ├── Throttled                Throttling.User 429: the AccessKey is past its rate limit
     ├── ServiceUnavailable       ServiceUnavailable 503: Redis or SQL down; nothing changed
     └── BusinessError            HTTP 200, as Alibaba's clients expect
         (isv.INVALID_PARAMETERS, isv.NO_AVAILABLE_NUMBER, isv.NO_NOT_EXIST, ...)
@@ -22,6 +23,11 @@ from __future__ import annotations
 # The purpose bound into a sealed AccessKey secret (AAD): it opens nowhere else.
 SECRET_PURPOSE = "aliyun-access-key-secret"  # noqa: S105 (a label, not a secret)
 API_VERSION = "2017-05-25"
+# The outbox's reserved owner of call receipts (SecretReport): its URL and
+# secret come from the settings. Owner names start with a letter or digit,
+# so no real owner can take it.
+REPORT_OWNER = "@aliyun-report"
+REPORT_EVENT = "aliyun.secret_report"
 
 
 class AliyunError(Exception):
@@ -50,6 +56,16 @@ class Forbidden(AliyunError):
 
 class BadAction(AliyunError):
     """The action or API version is not one this face serves."""
+
+
+class Throttled(AliyunError):
+    """The AccessKey is past its rate limit in this scope (with Retry-After)."""
+
+    status = 429
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__("Throttling.User", "Request was denied due to user flow control.")
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(AliyunError):

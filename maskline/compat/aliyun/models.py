@@ -4,8 +4,9 @@ key) and AXG number groups, whose members are vault tokens.
 The AccessKey secret is needed in clear to verify HMAC signatures, so it is
 sealed in the vault (``secret_token`` names the entry; purpose
 :data:`~maskline.compat.aliyun.interfaces.SECRET_PURPOSE`), never stored as
-text nor only hashed. A subscription (``SubsId``) is the binding itself: no
-table maps one onto the other.
+text nor only hashed. A subscription (``SubsId``) is the binding itself;
+:class:`AliyunSubscription` marks the bindings this face made, with their
+PoolKey, for call receipts.
 """
 
 from __future__ import annotations
@@ -53,3 +54,16 @@ class AliyunAxgMember(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("aliyun_axg_groups.id"), primary_key=True)
     token: Mapped[str] = mapped_column(ForeignKey("vault_entries.token"), primary_key=True, index=True)
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AliyunSubscription(Base):
+    """A binding made through this face (its SubsId), written in the binding's
+    own transaction: its calls get SecretReport receipts, which carry the
+    PoolKey it was bound with. No number: the binding holds vault tokens."""
+
+    __tablename__ = "aliyun_subscriptions"
+
+    binding_id: Mapped[str] = mapped_column(ForeignKey("bindings.id", ondelete="CASCADE"), primary_key=True)
+    pool_key: Mapped[str] = mapped_column(String(64))
+    api_key_id: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,7 +1,8 @@
 """``POST /``: Alibaba Cloud's Dyplsapi (2017-05-25) in RPC style, as its SDK sends it.
 
 Order of work: the action and version (``x-acs-action`` / ``Action``), the
-signature with its AccessKey, time and nonce, the scope, then the
+signature with its AccessKey, time and nonce, the scope, the AccessKey's
+rate limit in that scope (``api_rate_limits``, as /v1), then the
 parameters, then maskline's own services. Authentication and protocol
 errors use HTTP 4xx with Alibaba's codes; refused operations answer HTTP 200
 with a business code, as Alibaba does and its clients expect. No answer
@@ -28,9 +29,12 @@ from maskline.compat.aliyun.interfaces import (
     BadAction,
     Forbidden,
     ServiceUnavailable,
+    Throttled,
 )
-from maskline.compat.aliyun.services import AccessKeys, NonceStore
+from maskline.compat.aliyun.receipts import Receipts
+from maskline.compat.aliyun.services import AccessKeys, NonceStore, RateLimits
 from maskline.compat.aliyun.signature import Incoming, verify
+from maskline.redis_backend import storage_uri
 
 bp = Blueprint("aliyun", __name__)
 log = logging.getLogger(__name__)
@@ -44,7 +48,21 @@ class _Face:
         self.keys = AccessKeys(
             db=services.db, vault=services.vault, audit=services.audit, clock=services.clock
         )
-        self.actions = actions.Actions(services=services)
+        settings = services.settings
+        self.receipts = Receipts(
+            vault=services.vault,
+            outbox=services.events.outbox,
+            clock=services.clock,
+            report=bool(settings.aliyun_report_url and settings.aliyun_report_secret),
+        )
+        # Calls on the face's subscriptions end here: a receipt joins the
+        # interaction's transaction (when a report URL is configured).
+        services.events.outbox.on_interaction(self.receipts.interaction_completed)
+        self.actions = actions.Actions(services=services, receipts=self.receipts)
+        self.limits = RateLimits(
+            storage_uri=storage_uri(settings.redis_url, instance_path=settings.instance_path),
+            limits=settings.api_rate_limits,
+        )
 
     @property
     def nonces(self) -> NonceStore:
@@ -64,7 +82,10 @@ def _answer(body: dict[str, Any], status: int = 200) -> Response:
 
 
 def _error(exc: AliyunError, request_id: str) -> Response:
-    return _answer({"RequestId": request_id, "Code": exc.code, "Message": exc.message}, exc.status)
+    response = _answer({"RequestId": request_id, "Code": exc.code, "Message": exc.message}, exc.status)
+    if isinstance(exc, Throttled):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _single(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
@@ -134,6 +155,7 @@ def rpc() -> ResponseReturnValue:
         scope, run = handler
         if scope not in principal.scopes:
             raise Forbidden(f"this AccessKey lacks the {scope} scope")
+        _face().limits.hit(principal.key_id, scope)
         params = {**incoming.query, **incoming.form}
         body = run(_face().actions, params, principal)
     except AliyunError as exc:

@@ -1,4 +1,5 @@
-"""Alibaba Dyplsapi face: AccessKeys (secrets sealed in the vault), AXG groups of vault tokens (issue 8).
+"""Alibaba Dyplsapi face: AccessKeys (secrets sealed in the vault), AXG groups of vault tokens,
+the subscriptions it made (for call receipts) (issue 8).
 
 Revision ID: 0009
 Revises: 0008
@@ -66,9 +67,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("aliyun_axg_members", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_aliyun_axg_members_token"), ["token"], unique=False)
+    op.create_table(
+        "aliyun_subscriptions",
+        sa.Column("binding_id", sa.String(length=24), nullable=False),
+        sa.Column("pool_key", sa.String(length=64), nullable=False),
+        sa.Column("api_key_id", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["binding_id"],
+            ["bindings.id"],
+            name=op.f("fk_aliyun_subscriptions_binding_id_bindings"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("binding_id", name=op.f("pk_aliyun_subscriptions")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("aliyun_subscriptions")
     with op.batch_alter_table("aliyun_axg_members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_aliyun_axg_members_token"))
     op.drop_table("aliyun_axg_members")
