@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 from flask import Flask
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
@@ -25,10 +26,12 @@ from twilio.rest import Client
 from maskline import services_of
 from maskline.api.keys import ApiKeyService
 from maskline.audit.models import AuditRecord
+from maskline.compat.ratelimits import ScopedRateLimits
 from maskline.compat.twilio.callbacks import CallbackWorker
 from maskline.compat.twilio.credentials import open_token, rewrap_tokens, tokens_using
 from maskline.compat.twilio.interfaces import derived_sid
 from maskline.compat.twilio.models import ProxyParticipant, ProxySession, TwilioCredential
+from maskline.numbers.interfaces import BindRequest
 from maskline.numbers.models import Binding
 from maskline.vault import keyring as kr
 from tests.compat_twilio_helpers import (
@@ -430,6 +433,94 @@ def test_a_voice_only_session_takes_no_message(
     error = refused(lambda: messages.message_interactions.create(body="hi"))
     assert (error.status, error.code) == (400, 20001) and "Mode" in error.msg
     assert fake_twilio.messages == []
+
+
+def rejections(reason: str) -> float:
+    return REGISTRY.get_sample_value("maskline_webhook_rejections_total", {"reason": reason}) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("mode", "calls", "texts"),
+    [("voice-only", True, False), ("message-only", False, True), ("voice-and-message", True, True)],
+)
+def test_a_session_s_mode_decides_which_inbound_traffic_it_carries(
+    app: Flask, client: Client, service: Any, mode: str, calls: bool, texts: bool
+) -> None:
+    session, first, _second = bound(client, service, mode=mode)
+    assert session.mode == mode
+    twilio = Twilio(app, base=PUBLIC)
+    before = rejections("intercepted")
+
+    dialed = twilio.call(BUYER, first.proxy_identifier).dialed
+    answer = twilio.sms(MERCHANT, first.proxy_identifier, "hello")
+    again = twilio.call(MERCHANT, first.proxy_identifier).dialed  # the cached answer, both ways
+
+    assert dialed == ((first.proxy_identifier, MERCHANT) if calls else None)
+    assert again == ((first.proxy_identifier, BUYER) if calls else None)
+    forwarded = answer.find("Message")
+    assert (forwarded is not None) == texts
+    if forwarded is not None:
+        assert (forwarded.get("to"), forwarded.get("from")) == (BUYER, first.proxy_identifier)
+    assert rejections("intercepted") == before + (0 if calls else 2) + (0 if texts else 1)
+
+
+def test_a_binding_of_no_session_is_not_filtered_by_mode(app: Flask, client: Client, service: Any) -> None:
+    bound(client, service, mode="voice-only")  # a restricted session elsewhere
+    view = services_of(app).numbers.bindings.bind(
+        BindRequest(order_id="o-plain", mode="axb", parties={"buyer": BUYER, "merchant": MERCHANT})
+    )
+    answer = Twilio(app, base=PUBLIC).sms(BUYER, view.relay_number, "hello")
+
+    forwarded = answer.find("Message")
+    assert forwarded is not None and forwarded.get("to") == MERCHANT
+
+
+# -- rate limits --------------------------------------------------------------------------
+
+
+def test_past_its_limit_a_key_gets_twilio_s_429_per_scope(make_app: AppMaker, fake_twilio: Any) -> None:
+    app = make_app(
+        public_url=PUBLIC,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_api_url=fake_twilio.url,
+        api_rate_limits={"bindings:read": "2/hour", "bindings:write": "100/second", "calls:write": "1/hour"},
+    )
+    mine, theirs = credentials(app, "shop-a"), credentials(app, "shop-a")
+    with app_serving(app) as base_url:
+        client = mine.client(base_url)
+        assert [s.sid for s in client.proxy.v1.services.list()] == []
+        created = client.proxy.v1.services.create(unique_name="limited")
+        assert client.proxy.v1.services(created.sid).fetch().sid == created.sid
+
+        error = refused(lambda: client.proxy.v1.services(created.sid).fetch())
+        assert (error.status, error.code) == (429, 20429) and error.msg.endswith(": Too Many Requests")
+        raw = requests.get(
+            f"{base_url}/twilio-proxy/v1/Services", auth=(mine.account_sid, mine.auth_token), timeout=10
+        )
+        assert raw.status_code == 429 and 1 <= int(raw.headers["Retry-After"]) <= 3600
+        assert raw.json() == {
+            "code": 20429,
+            "message": "Too Many Requests",
+            "more_info": "https://www.twilio.com/docs/errors/20429",
+            "status": 429,
+        }
+        # Another scope of the same key, and another key, have budgets of their own.
+        assert client.proxy.v1.services(created.sid).update(default_ttl=60).default_ttl == 60
+        assert theirs.client(base_url).proxy.v1.services(created.sid).fetch().sid == created.sid
+
+
+def test_a_rate_limit_store_that_is_down_lets_requests_through(
+    app: Flask, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on port 1: every count fails to reach its store.
+    app.extensions["maskline.compat.twilio"].limits = ScopedRateLimits(
+        storage_uri="redis://127.0.0.1:1/0", limits={"bindings:read": "1/hour"}, face="twilio"
+    )
+    with caplog.at_level("WARNING", logger="maskline.compat.ratelimits"):
+        assert [client.proxy.v1.services.list() for _ in range(3)] == [[], [], []]
+    assert [r.getMessage() for r in caplog.records].count(
+        "twilio rate limit not counted: ConnectionError"
+    ) == 3
 
 
 # -- who may ------------------------------------------------------------------------------

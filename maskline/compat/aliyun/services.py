@@ -9,8 +9,6 @@ against a hash.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import math
 import secrets
 import string
 import threading
@@ -25,13 +23,13 @@ from maskline.audit.services import AuditLog
 from maskline.clock import Clock
 from maskline.compat.aliyun.interfaces import SECRET_PURPOSE, AuthError, ServiceUnavailable, Throttled
 from maskline.compat.aliyun.models import AliyunAccessKey
+from maskline.compat.ratelimits import ScopedRateLimits
 from maskline.db import Database
 from maskline.vault import sealing
 from maskline.vault.interfaces import VaultError
 from maskline.vault.models import VaultEntry
 from maskline.vault.services import VaultService, new_token
 
-log = logging.getLogger(__name__)
 ACCESS_KEY_PREFIX = "MLAK"
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
@@ -151,34 +149,15 @@ class NonceStore:
             raise AuthError("SignatureNonceUsed", "the signature nonce has been used already")
 
 
-class RateLimits:
-    """Per-AccessKey rate limits, per scope, as /v1 has them (``api_rate_limits``).
-
-    Counted with the ``limits`` library (Flask-Limiter's own) in the same
-    Redis, fixed windows, one key per (API key, scope, limit): single-slot,
-    so it runs on Redis Cluster. A counter store that cannot be reached lets
-    the request through and says so in the log: limits guard against abuse,
-    while signatures and routing stay fail-closed.
-    """
+class RateLimits(ScopedRateLimits):
+    """Per-AccessKey rate limits, per scope, as /v1 has them (``api_rate_limits``);
+    open when the counter store is down (see :mod:`maskline.compat.ratelimits`)."""
 
     def __init__(self, *, storage_uri: str, limits: Mapping[str, str]) -> None:
-        from limits import parse_many
-        from limits.storage import storage_from_string
-        from limits.strategies import FixedWindowRateLimiter
-
-        options: dict[str, Any] = {"key_prefix": "ml:rl:aliyun"} if storage_uri.startswith("redis") else {}
-        self._limiter = FixedWindowRateLimiter(storage_from_string(storage_uri, **options))
-        self._limits = {scope: parse_many(value) for scope, value in limits.items()}
+        super().__init__(storage_uri=storage_uri, limits=limits, face="aliyun")
 
     def hit(self, key_id: str, scope: str) -> None:
         """Count one request of ``key_id`` in ``scope``; Throttled past a limit."""
-        for item in self._limits.get(scope, []):
-            try:
-                allowed = self._limiter.hit(item, key_id, scope)
-                if allowed:
-                    continue
-                reset = self._limiter.get_window_stats(item, key_id, scope).reset_time
-            except Exception as exc:
-                log.warning("aliyun rate limit not counted: %s", type(exc).__name__)
-                return
-            raise Throttled(retry_after=max(1, math.ceil(reset - time.time())))
+        retry_after = self.retry_after(key_id, scope)
+        if retry_after is not None:
+            raise Throttled(retry_after=retry_after)

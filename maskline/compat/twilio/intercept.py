@@ -18,6 +18,14 @@ no Service has an intercept URL (checked every :data:`REFRESH` seconds), and
 otherwise an indexed query per binding every :data:`REFRESH` seconds (so a
 changed intercept URL takes effect within that). The form carries sids and
 roles only.
+
+Before that, the session's ``mode``: a ``voice-only`` session's binding
+refuses texts and a ``message-only`` one refuses calls (rejected as an
+intercept is, so counted with the webhook rejections). A session's mode never
+changes and its binding id is set in the binding's own transaction, so the
+answer per binding is looked up once (an indexed query) and kept; only while
+the binding's row is not yet visible (the instant between routing it and
+committing it) is nothing kept.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from maskline.compat.twilio.credentials import open_token
 from maskline.compat.twilio.interfaces import derived_sid
 from maskline.compat.twilio.models import ProxyParticipant, ProxyService, ProxySession
 from maskline.events.services import check_events_url
+from maskline.numbers.models import Binding
 from maskline.webhooks.interfaces import StepDecision
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,8 @@ TIMEOUT = 3.0
 # Seconds between checks whether any Service has an intercept URL, and how
 # long an unsealed token is kept (a revocation stops signing within it).
 REFRESH = 30.0
+# What each session mode refuses: the kind of interaction it does not carry.
+REFUSES = {"voice-only": "sms", "message-only": "call"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,8 @@ class Interceptor:
         # are to bindings of no Proxy session, and a call's binding is asked
         # about again on every call for a while.
         self._targets: dict[str, tuple[float, _Target | None]] = {}
+        # binding id -> its session's mode ("" for a binding of no session).
+        self._modes: dict[str, str] = {}
 
     def _db(self) -> Any:
         # The webhook path's database client: its statements time out fast.
@@ -100,6 +113,26 @@ class Interceptor:
         with self._lock:
             self._any, self._any_until = found is not None, now + REFRESH
         return found is not None
+
+    def _mode(self, binding_id: str) -> str:
+        with self._lock:
+            cached = self._modes.get(binding_id)
+        if cached is not None:
+            return cached
+        with self._db().session() as session:
+            row = session.execute(
+                select(Binding.id, ProxySession.mode)
+                .outerjoin(ProxySession, ProxySession.binding_id == Binding.id)
+                .where(Binding.id == binding_id)
+            ).first()
+        if row is None:  # routed but not committed yet: ask again next time
+            return ""
+        mode = row[1] or ""
+        with self._lock:
+            if len(self._modes) > 100_000:
+                self._modes.clear()
+            self._modes[binding_id] = mode
+        return mode
 
     def _target(self, binding_id: str) -> _Target | None:
         now = self._monotonic()
@@ -157,11 +190,15 @@ class Interceptor:
         if not decision.binding_id:
             return True
         try:
+            mode = self._mode(decision.binding_id)
+            if REFUSES.get(mode) == kind:
+                log.info("a %s session refused a %s on binding %s", mode, kind, decision.binding_id)
+                return False
             if not self._anyone_intercepts():
                 return True
             target = self._target(decision.binding_id)
         except Exception as exc:
-            # Whether the session intercepts cannot be told: the webhook
+            # The session's mode, or whether it intercepts, cannot be told: the webhook
             # service answers a failing backend by failing closed anyway.
             log.warning("intercept lookup failed: %s", type(exc).__name__)
             raise

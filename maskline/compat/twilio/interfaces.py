@@ -11,6 +11,7 @@ Every error is Twilio's error body ``{code, message, more_info, status}``
     ├── MethodNotAllowed     405  20004  the resource does not take that method
     ├── ResourceConflict     409  20409  unique name taken, session closed, pool exhausted
     ├── TooManyRequests      429  20429  the binding's message quota is used up
+    │   └── RateLimited           429  20429  the key's rate limit in the scope (Retry-After)
     ├── UpstreamFailed       502  20500  Twilio refused or could not be reached (messages)
     └── ServiceUnavailable   503  20503  Redis or the database cannot be reached; retry
 
@@ -95,6 +96,14 @@ class ResourceConflict(ProxyError):
 
 class TooManyRequests(ProxyError):
     status, code = 429, 20429
+
+
+class RateLimited(TooManyRequests):
+    """Past the credentials' key's rate limit in a scope; answered with ``Retry-After``."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too Many Requests")
+        self.retry_after = retry_after
 
 
 class UpstreamFailed(ProxyError):

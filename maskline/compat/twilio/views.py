@@ -3,7 +3,9 @@ authenticate, read the form, call :class:`ProxyFace`, render Twilio's JSON.
 
 Order of work: HTTP Basic credentials (401), the key's scope (403; reads
 need ``bindings:read``, changes ``bindings:write``, message interactions
-``calls:write``), the form (400 naming the parameter), then the service.
+``calls:write``), the key's rate limit in that scope (429 with
+``Retry-After``; ``api_rate_limits`` as /v1, open if Redis is down), the
+form (400 naming the parameter), then the service.
 Another owner's resources are 404. No response carries a party number.
 """
 
@@ -25,6 +27,7 @@ from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from maskline.api.keys import Principal
 from maskline.api.requests import parse_timestamp
+from maskline.compat.ratelimits import ScopedRateLimits
 from maskline.compat.twilio import wire
 from maskline.compat.twilio.credentials import CredentialChecker
 from maskline.compat.twilio.interfaces import (
@@ -33,6 +36,7 @@ from maskline.compat.twilio.interfaces import (
     MethodNotAllowed,
     PermissionDenied,
     ProxyError,
+    RateLimited,
     ResourceConflict,
     ResourceNotFound,
     ServiceUnavailable,
@@ -49,6 +53,7 @@ from maskline.compat.twilio.services import (
 )
 from maskline.events.interfaces import InvalidEventsUrl
 from maskline.events.services import check_events_url
+from maskline.redis_backend import storage_uri
 from maskline.twilio_rest import TwilioError
 
 bp = Blueprint("twilio_proxy", __name__, url_prefix=BASE_PATH)
@@ -78,6 +83,12 @@ class _Face:
         self.services = services
         self.proxy = ProxyFace(services=services)
         self.credentials = CredentialChecker(db=services.db)
+        settings = services.settings
+        self.limits = ScopedRateLimits(
+            storage_uri=storage_uri(settings.redis_url, instance_path=settings.instance_path),
+            limits=settings.api_rate_limits,
+            face="twilio",
+        )
 
 
 def _face() -> _Face:
@@ -130,8 +141,12 @@ def requires(scope: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @functools.wraps(view)
         def checked(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-            if scope not in _principal().scopes:
+            principal = _principal()
+            if scope not in principal.scopes:
                 raise PermissionDenied(f"these credentials' key lacks the {scope} scope")
+            retry_after = _face().limits.retry_after(principal.key_id, scope)
+            if retry_after is not None:
+                raise RateLimited(retry_after)
             return view(*args, **kwargs)
 
         return checked
@@ -147,6 +162,8 @@ def _error(exc: ProxyError) -> Response:
     response.status_code = exc.status
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="maskline Twilio Proxy"'
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
