@@ -31,6 +31,7 @@ from maskline import services_of
 from maskline.numbers.interfaces import BindingView, BindRequest
 from maskline.numbers.models import BindingMember
 from maskline.webhooks.bridge import Bridge, BridgeStore
+from maskline.webhooks.services import DecisionStore
 from tests.integration.conftest import AUTH_TOKEN, BUYER, COURIER, MERCHANT, STRANGER, AppMaker
 from tests.integration.fuzz_helpers import access_log_line, leaks, watching_logs, written_forms
 
@@ -354,6 +355,19 @@ class Tally:
         )
 
 
+def decision_stored(scene: Scene, req: Fuzzed) -> bool:
+    """Whether the app stored a decision for this request's step. An answer
+    after a backend failure (the apology, or an empty SMS answer) stores none,
+    so the step's decision is made by a later request, perhaps another To."""
+    if req.route == "/sms":
+        sid, step = req.first("MessageSid"), "sms:1"
+    elif req.route == "/voice":
+        sid, step = req.first("CallSid"), "voice:1"
+    else:
+        sid, step = req.first("CallSid"), f"ext:{next((v for k, v in req.query if k == 'attempt'), '1')}"
+    return bool(sid) and bool(services_of(scene.app).redis.hexists(DecisionStore.key(sid or ""), step))
+
+
 def check_connects(scene: Scene, req: Fuzzed, root: ET.Element, tally: Tally) -> None:
     """Each <Dial> and <Message> joins two parties of one binding, from the relay number; then
     the party number is blanked out, as it is the one place it may be."""
@@ -406,8 +420,8 @@ def judge(scene: Scene, req: Fuzzed, response: Any, log_lines: list[str], tally:
         assert response.mimetype == "text/xml"
         root = ET.fromstring(text)  # noqa: S314 (TwiML from the app under test)
         assert root.tag == "Response"
-        if req.route in {"/voice", "/voice/extension", "/sms"}:
-            tally.decider(req)  # the first answered request of a step decides it
+        if req.route in {"/voice", "/voice/extension", "/sms"} and decision_stored(scene, req):
+            tally.decider(req)  # the first request whose decision was stored decides the step
         check_connects(scene, req, root, tally)
         shown = ET.tostring(root, encoding="unicode")
     headers = "\n".join(f"{name}: {value}" for name, value in response.headers.items())
