@@ -48,6 +48,17 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_CAP = dt.timedelta(hours=1)
+
+
+def backoff(attempts: int, jitter: float) -> dt.timedelta:
+    """The wait after failed attempt number ``attempts`` (1 is the first);
+    ``jitter`` in [0, 1). Between half and all of a doubling ceiling: retries
+    that failed together spread out, and none waits longer than the cap."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(max(attempts - 1, 0), 16))
+    wait: dt.timedelta = ceiling * (0.5 + 0.5 * jitter)
+    return wait
+
+
 # Longer than a whole batch of timed-out requests takes.
 LEASE = dt.timedelta(minutes=10)
 BATCH = 20
@@ -180,11 +191,7 @@ class Deliverer:
 
     def backoff(self, attempts: int) -> dt.timedelta:
         """The wait after failed attempt number ``attempts`` (1 is the first)."""
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(max(attempts - 1, 0), 16))
-        # Between half and all of the ceiling: retries of events that failed
-        # together spread out, and none waits longer than the ceiling.
-        wait: dt.timedelta = ceiling * (0.5 + 0.5 * self._jitter())
-        return wait
+        return backoff(attempts, self._jitter())
 
     def _deliver(self, now: dt.datetime, report: DeliveryReport) -> None:
         taken = 0

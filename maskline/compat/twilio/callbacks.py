@@ -41,7 +41,7 @@ from twilio.request_validator import RequestValidator
 from maskline.compat.twilio import wire
 from maskline.compat.twilio.credentials import open_token
 from maskline.compat.twilio.models import ProxyCallback, ProxyParticipant, ProxyService, ProxySession
-from maskline.events.delivery import BACKOFF_BASE, BACKOFF_CAP, LEASE, describe_failure
+from maskline.events.delivery import LEASE, backoff, describe_failure
 from maskline.events.interfaces import InvalidEventsUrl
 from maskline.events.services import check_events_url, is_loopback
 from maskline.numbers.models import Binding
@@ -267,9 +267,8 @@ class CallbackWorker:
     # -- sending -------------------------------------------------------------------------
 
     def backoff(self, attempts: int) -> dt.timedelta:
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(max(attempts - 1, 0), 16))
-        wait: dt.timedelta = ceiling * (0.5 + 0.5 * self._jitter())
-        return wait
+        """The events' backoff, so both kinds of retry behave alike."""
+        return backoff(attempts, self._jitter())
 
     def deliver(self, now: dt.datetime, report: CallbackReport) -> None:
         db = self.services.db
