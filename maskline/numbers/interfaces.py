@@ -94,6 +94,13 @@ class BindRequest:
     expires_at: dt.datetime | None = None
     fallback: Literal["axe"] | None = None
     region: str | None = None
+    # Only these relay numbers may take the binding (None: the whole pool):
+    # a compatibility face's own pool, or the one number its caller named.
+    # The deployment's geo policy does not apply to a list given here.
+    relay_numbers: frozenset[str] | None = None
+    # Relay numbers tried first, in this order, before the usual ranking
+    # (a participant's number from an earlier session, a preferred city).
+    prefer_relays: tuple[str, ...] = ()
     # Record calls (announced to both sides).
     record: bool = False
     # The binding's own SMS policy; None keeps the deployment's. An empty

@@ -327,7 +327,7 @@ class BindingService:
         with self.db.session() as session:
             parties, callers, pool = self._seal_all(session, req)
             anchor = self._anchor(parties)
-            candidates = self._candidates(session, pool, anchor, now)
+            candidates = self._candidates(session, pool, anchor, now, req)
             occupied = self._occupied(session, parties, now)
             binding_id = new_binding_id()
             axb_candidates = [x for x in candidates if x not in occupied]
@@ -344,7 +344,7 @@ class BindingService:
                     axe_candidates, binding_id, "axe", parties, callers, False, expires, now
                 )
             if attempt is None:
-                raise self._exhausted(parties, candidates, busy)
+                raise self._exhausted(parties, candidates, busy, restricted=req.relay_numbers is not None)
             relay, extension, bound, allowed = attempt
             binding = Binding(
                 id=binding_id,
@@ -415,15 +415,25 @@ class BindingService:
         return {relay: tokens[token] for relay, token in rows}
 
     def _candidates(
-        self, session: Session, pool: list[_PoolNumber], anchor: _Sealed, now: dt.datetime
+        self, session: Session, pool: list[_PoolNumber], anchor: _Sealed, now: dt.datetime, req: BindRequest
     ) -> list[str]:
-        """The pool's usable numbers, best first: the anchor's area, then its
-        country, then the rest; least loaded first within each."""
+        """The pool's usable numbers, best first: the request's preferred
+        numbers in its order, then the anchor's area, then its country, then
+        the rest; least loaded first within each. Only ``req.relay_numbers``
+        if it is given."""
         country, area = regions.describe(anchor.e164)
         load = self.load_counts.counts(session, now, max_age=self.policy.load_max_age)
         ranked = []
-        strict = self.policy.geo_policy == "strict"
+        only = req.relay_numbers
+        strict = self.policy.geo_policy == "strict" and only is None
+        preferred = {e164: i for i, e164 in enumerate(reversed(req.prefer_relays))}
         for e164, r_country, r_area in pool:
+            if only is not None and e164 not in only:
+                continue
+            if e164 in preferred:
+                # Before every tier; the earliest preference first.
+                ranked.append((-1 - preferred[e164], 0, 0.0, e164))
+                continue
             if r_country == country and area and r_area == area:
                 tier = 0
             elif r_country == country:
@@ -515,7 +525,27 @@ class BindingService:
         low = 10 ** (digits - 1)  # never a leading zero
         return [str(low + secrets.randbelow(9 * low)) for _ in range(count)]
 
-    def _exhausted(self, parties: list[_Sealed], candidates: list[str], busy: Counter[int]) -> PoolExhausted:
+    def _exhausted(
+        self, parties: list[_Sealed], candidates: list[str], busy: Counter[int], *, restricted: bool = False
+    ) -> PoolExhausted:
+        if restricted:
+            # The caller named the numbers: say so, not "the pool".
+            if not candidates:
+                return PoolExhausted(
+                    "none of the relay numbers this binding may take is in the pool, active "
+                    "and voice-capable",
+                    needed=1,
+                )
+            role = None
+            if busy:
+                position, _count = busy.most_common(1)[0]
+                role = parties[position].role if position < len(parties) else None
+            return PoolExhausted(
+                f"none of the {len(candidates)} relay number(s) this binding may take is free "
+                "(each already carries one of its parties, is cooling down for it, or is full)",
+                role=role,
+                needed=1,
+            )
         if self.policy.geo_policy == "strict" and not candidates:
             return NoNumberInRegion(
                 "no active relay number in the buyer's area (geo policy strict); "

@@ -249,3 +249,42 @@ def test_locked_and_retired_numbers_take_no_new_bindings(services: Services, num
     add_relay_numbers(services, X2, status="retired")
     with pytest.raises(PoolExhausted):
         numbers.bindings.bind(axb())
+
+
+def test_relay_numbers_limit_the_choice_and_prefer_relays_go_first(services: Services, numbers: Any) -> None:
+    # The buyer's own area (415) would win without either.
+    add_relay_numbers(services, "+12125550100", "+14155550100", "+13125550100")
+    only = frozenset({"+12125550100", "+13125550100"})
+    for i in range(4):
+        view = numbers.bindings.bind(
+            axb(f"o-{i}", buyer=f"+1415555017{i}", merchant=f"+1212555018{i}", relay_numbers=only)
+        )
+        assert view.relay_number in only
+    preferred = numbers.bindings.bind(
+        axb("o-p", buyer="+14155550179", prefer_relays=("+13125550100", "+12125550100"))
+    )
+    assert preferred.relay_number == "+13125550100"
+
+
+def test_a_named_relay_number_that_cannot_take_the_binding_is_exhaustion_not_another_number(
+    services: Services, numbers: Any
+) -> None:
+    from maskline.numbers.interfaces import NoNumberInRegion
+    from maskline.numbers.services import BindingPolicy
+
+    add_relay_numbers(services, X1, X2)
+    add_relay_numbers(services, "+12125550199", status="locked")
+    numbers.bindings.bind(axb("o-1", relay_numbers=frozenset({X1})))
+    # The same parties again: X1 already carries them, X2 is not allowed.
+    with pytest.raises(PoolExhausted, match="none of the 1 relay number") as busy:
+        numbers.bindings.bind(axb("o-2", relay_numbers=frozenset({X1})))
+    assert busy.value.role in ("buyer", "merchant")
+    with pytest.raises(PoolExhausted, match="in the pool, active and voice-capable") as locked:
+        numbers.bindings.bind(axb("o-3", relay_numbers=frozenset({"+12125550199"})))
+    assert not isinstance(locked.value, NoNumberInRegion)
+    # The strict geo policy does not apply to numbers the caller named.
+    numbers.bindings.policy = BindingPolicy(geo_policy="strict")
+    view = numbers.bindings.bind(axb("o-4", buyer=COURIER, relay_numbers=frozenset({X2})))
+    assert view.relay_number == X2
+    with services.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Binding)) == 2
