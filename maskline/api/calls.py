@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from maskline.api.interfaces import Conflict, FieldError, Unprocessable
 from maskline.audit.interfaces import AuditEntry
@@ -108,9 +109,22 @@ class ClickToCall:
             )
         return self._parts
 
-    def place(self, binding_id: str, *, owner: str, from_role: str, actor: str) -> PlacedCall:
+    def place(
+        self,
+        binding_id: str,
+        *,
+        owner: str,
+        from_role: str,
+        actor: str,
+        before_dial: Callable[[Session], None] | None = None,
+    ) -> PlacedCall:
         """Raises BindingNotFound, Conflict, Unprocessable, CallQuotaExceeded,
-        ClickToCallUnavailable or TwilioError (scrubbed)."""
+        ClickToCallUnavailable or TwilioError (scrubbed).
+
+        ``before_dial(session)`` runs in the transaction of the audit record
+        written just before Twilio is asked for the call (the Idempotency-Key
+        is marked there); what it raises stops the call.
+        """
         now = self.services.clock()
         relay, initiator, other = self._parties(binding_id, owner, from_role, now)
         if not self.settings.public_url:
@@ -134,10 +148,13 @@ class ClickToCall:
         )
         ref = self._guarded(lambda: bridges.put(bridge))
         try:
-            self._guarded(lambda: self._audit(actor, owner, bridge))
-        except ClickToCallUnavailable:
+            self._audit(actor, owner, bridge, before_dial)
+        except Conflict:
             self._quietly(lambda: bridges.drop(ref))
             raise
+        except Exception as exc:
+            self._quietly(lambda: bridges.drop(ref))
+            raise ClickToCallUnavailable(f"a backend failed ({type(exc).__name__}); retry later") from None
         public = self.settings.public_url
         try:
             call = calling(
@@ -206,10 +223,15 @@ class ClickToCall:
         other = next(p for p in people if p.role != from_role)
         return relay, initiator, other
 
-    def _audit(self, actor: str, owner: str, bridge: Bridge) -> None:
+    def _audit(
+        self, actor: str, owner: str, bridge: Bridge, before_dial: Callable[[Session], None] | None
+    ) -> None:
         """The chain records who had whom rung, by role (the call is not a SQL
-        change, so the record has a transaction of its own)."""
+        change, so the record has a transaction of its own, shared with
+        ``before_dial``)."""
         with self.services.db.session() as session:
+            if before_dial is not None:
+                before_dial(session)
             self.services.audit.append(
                 session,
                 AuditEntry(

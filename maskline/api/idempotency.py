@@ -13,6 +13,16 @@ commit (committed, but the client saw a 503: the retry replays it). A key
 left pending by such a request, which could not release it, is taken over
 by its retry (``take_over_pending``); should the first one still be running,
 whichever completes first wins and the other's binding is rolled back.
+
+Click-to-call cannot be rolled back: Twilio rings the phone. Its request
+marks the key ``STARTED`` (:meth:`start`) in the transaction of the audit
+record written just before it asks Twilio, and a Twilio answer that may
+have come after the call was placed (a read timeout) is kept as the key's
+answer, not released. A key whose request died (the database went away
+before it could answer) is judged after ``PENDING_LEASE``, longer than any
+request runs: still ``PENDING``, no call was asked for, so a retry takes it
+over; ``STARTED``, the call may have been placed, so a retry is told so
+(409) and never rings again under that key.
 """
 
 from __future__ import annotations
@@ -34,13 +44,27 @@ from maskline.clock import Clock
 from maskline.db import Database
 
 PENDING = 0
+# Pending, and the request's side effect (a Twilio call) may have begun.
+STARTED = 1
 MAX_KEY_LENGTH = 255
+# Longer than any request runs (gunicorn's 30 s worker timeout; Twilio's
+# REST calls time out after 10 s): a key pending for longer was abandoned.
+PENDING_LEASE = dt.timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
 class Replay:
     status: int
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A request's hold on a key: ``since`` tells it from a later taker's."""
+
+    owner: str
+    key: str
+    since: dt.datetime
 
 
 class IdempotencyStore:
@@ -61,12 +85,14 @@ class IdempotencyStore:
 
     def begin(
         self, owner: str, key: str, fingerprint: str, *, take_over_pending: bool = False
-    ) -> Replay | None:
-        """Claim ``key`` for this request, or return the stored answer to replay.
+    ) -> Replay | Lease:
+        """Claim ``key`` for this request (a :class:`Lease`), or return the
+        stored answer to replay.
 
         Raises Conflict if the key was used with a different request, or a
         request with it is still being handled (unless ``take_over_pending``:
-        for requests that :meth:`complete` their answer atomically).
+        for requests that :meth:`complete` their answer atomically), or one
+        that died after :meth:`start` may have done what it was asked.
         """
         now = self.clock()
         try:
@@ -88,18 +114,66 @@ class IdempotencyStore:
                         )
                     )
                     session.flush()
-                    return None
+                    return Lease(owner, key, now)
                 if not hmac.compare_digest(row.request_hash, fingerprint):
                     raise Conflict("this Idempotency-Key was used with a different request")
                 if row.status == PENDING and take_over_pending:
-                    return None
-                if row.status == PENDING:
+                    return Lease(owner, key, row.created_at)
+                abandoned = row.created_at <= now - PENDING_LEASE
+                if row.status == PENDING and abandoned:
+                    return self._take_over(session, row, now)
+                if row.status == STARTED and abandoned:
+                    raise Conflict(
+                        "the first request with this Idempotency-Key stopped after asking Twilio for the "
+                        "call, so it may have been placed; send a new Idempotency-Key to place another"
+                    )
+                if row.status in (PENDING, STARTED):
                     raise Conflict("a request with this Idempotency-Key is still being handled; retry later")
                 return Replay(row.status, json.loads(row.response))
         except IntegrityError:
             raise Conflict(
                 "a request with this Idempotency-Key is still being handled; retry later"
             ) from None
+
+    @staticmethod
+    def _take_over(session: Session, row: IdempotencyRecord, now: dt.datetime) -> Lease:
+        """Claim an abandoned pending key; of two retries at once, one wins.
+
+        The stamp moves to ``now`` only where it is still the one read, so
+        the dead request (should it wake) can no longer :meth:`start` it.
+        """
+        result = session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.owner == row.owner,
+                IdempotencyRecord.key == row.key,
+                IdempotencyRecord.status == PENDING,
+                IdempotencyRecord.created_at == row.created_at,
+            )
+            .values(created_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("a request with this Idempotency-Key is still being handled; retry later")
+        return Lease(row.owner, row.key, now)
+
+    def start(self, session: Session, lease: Lease) -> None:
+        """Mark the key ``STARTED`` in ``session``'s transaction, the one written
+        just before an effect that cannot be undone. Conflict (rolling that
+        transaction back) if the key is no longer this request's."""
+        result = session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.owner == lease.owner,
+                IdempotencyRecord.key == lease.key,
+                IdempotencyRecord.status == PENDING,
+                IdempotencyRecord.created_at == lease.since,
+            )
+            .values(status=STARTED)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("another request with this Idempotency-Key took it over; nothing was done")
 
     def complete(
         self, session: Session, owner: str, key: str, fingerprint: str, status: int, body: dict[str, Any]
@@ -123,16 +197,19 @@ class IdempotencyStore:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict("another request with this Idempotency-Key was handled meanwhile; retry")
 
-    def finish(self, owner: str, key: str, status: int, body: dict[str, Any]) -> None:
-        """Store a success to replay; release the key after anything else.
+    def finish(self, lease: Lease, status: int, body: dict[str, Any], *, keep: bool = False) -> None:
+        """Store a success (or, with ``keep``, an answer after which the
+        request may have had its effect) to replay; release the key after
+        anything else.
 
-        A completed record is left as it is: its answer is the one to replay.
+        A completed record is left as it is: its answer is the one to replay;
+        so is a key another request has taken over since.
         """
         with self.db.session() as session:
-            row = session.get(IdempotencyRecord, (owner, key))
-            if row is None or row.status != PENDING:
+            row = session.get(IdempotencyRecord, (lease.owner, lease.key))
+            if row is None or row.status not in (PENDING, STARTED) or row.created_at != lease.since:
                 return
-            if 200 <= status < 300:
+            if 200 <= status < 300 or keep:
                 row.status = status
                 row.response = json.dumps(body, sort_keys=True)
             else:

@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from maskline.api import requests as parse
 from maskline.api.calls import CallQuotaExceeded, ClickToCall, ClickToCallUnavailable
-from maskline.api.idempotency import IdempotencyStore
+from maskline.api.idempotency import IdempotencyStore, Lease, Replay
 from maskline.api.interfaces import (
     ApiError,
     BadRequest,
@@ -267,16 +267,22 @@ def _settings() -> Any:
 # -- bindings ------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Claim:
-    """The request's claim on its Idempotency-Key, for completing it atomically."""
+    """The request's claim on its Idempotency-Key, for completing it atomically
+    or marking it before an effect that cannot be undone."""
 
-    owner: str
-    key: str
+    lease: Lease
     fingerprint: str
+    # Set by the handler: its failure came after the effect may have happened,
+    # so the failure is the answer to replay, and the key is not released.
+    keep_failure: bool = False
 
     def complete(self, session: Any, status: int, body: dict[str, Any]) -> None:
-        _api().idempotency.complete(session, self.owner, self.key, self.fingerprint, status, body)
+        _api().idempotency.complete(session, self.lease.owner, self.lease.key, self.fingerprint, status, body)
+
+    def start(self, session: Any) -> None:
+        _api().idempotency.start(session, self.lease)
 
 
 def _idempotently(handle: Callable[[_Claim | None], Response], *, atomic: bool = False) -> Response:
@@ -298,20 +304,24 @@ def _idempotently(handle: Callable[[_Claim | None], Response], *, atomic: bool =
         )
     owner = _owner()
     fingerprint = api.idempotency.fingerprint(request.method, request.path, request.get_data(cache=True))
-    replay = api.idempotency.begin(owner, key, fingerprint, take_over_pending=atomic)
-    if replay is not None:
-        response = jsonify(replay.body)
-        response.status_code = replay.status
+    held = api.idempotency.begin(owner, key, fingerprint, take_over_pending=atomic)
+    if isinstance(held, Replay):
+        response = jsonify(held.body)
+        response.status_code = held.status
         response.headers["Idempotent-Replayed"] = "true"
         return response
+    claim = _Claim(held, fingerprint)
     status, answer = 500, {}
     try:
-        response = handle(_Claim(owner, key, fingerprint))
+        response = handle(claim)
         status, answer = response.status_code, response.get_json()
         return response
+    except ApiError as exc:
+        status, answer = exc.status, exc.to_json()
+        raise
     finally:
         if not (atomic and 200 <= status < 300):  # an atomic success is stored already
-            api.idempotency.finish(owner, key, status, answer)
+            api.idempotency.finish(held, status, answer, keep=claim.keep_failure)
 
 
 @bp.post("/bindings")
@@ -499,13 +509,19 @@ def place_call(binding_id: str) -> ResponseReturnValue:
     if errors or not isinstance(from_role, str):
         raise Unprocessable("invalid field", fields=errors)
     # A retried POST with the same Idempotency-Key must not ring the phone twice.
-    return _idempotently(lambda _claim: _place_call(binding_id, owner, from_role))
+    return _idempotently(lambda claim: _place_call(binding_id, owner, from_role, claim))
 
 
-def _place_call(binding_id: str, owner: str, from_role: str) -> Response:
+def _place_call(binding_id: str, owner: str, from_role: str, claim: _Claim | None) -> Response:
     api = _api()
     try:
-        call = api.calls.place(binding_id, owner=owner, from_role=from_role, actor=_actor())
+        call = api.calls.place(
+            binding_id,
+            owner=owner,
+            from_role=from_role,
+            actor=_actor(),
+            before_dial=None if claim is None else claim.start,
+        )
     except BindingNotFound as exc:
         raise _translate(exc) from None
     except CallQuotaExceeded as exc:
@@ -518,6 +534,8 @@ def _place_call(binding_id: str, owner: str, from_role: str) -> Response:
         else:
             outcome = "the call may have been placed" if exc.maybe_done else "no call was placed"
             message = f"{exc.message}; {outcome}"
+        if claim is not None and exc.maybe_done:
+            claim.keep_failure = True  # a retry with this key must not ring again
         raise UpstreamError(message, twilio_status=exc.status, twilio_code=exc.code) from None
     response = jsonify(call.to_json())
     response.status_code = 201

@@ -7,6 +7,7 @@ callback stores the interaction. Errors never carry a party number.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -290,3 +291,67 @@ def test_a_retried_click_to_call_with_its_idempotency_key_rings_once(
     assert len(fake_twilio.calls) == 1
     other = api.post(path, {"from_role": "buyer"}, headers={"Idempotency-Key": "ring-1"})
     assert other.status == 409 and len(fake_twilio.calls) == 1
+
+
+def _dead_request(app: Flask, key: str, body: dict[str, Any], path: str, *, started: bool) -> Any:
+    """A click-to-call that claimed ``key`` and died (its database went away)
+    before it could answer: before asking Twilio, or (``started``) after."""
+    from maskline.api.views import EXTENSION_KEY
+
+    store = app.extensions[EXTENSION_KEY].idempotency
+    lease = store.begin("shop-a", key, store.fingerprint("POST", path, json.dumps(body).encode()))
+    if started:
+        with services_of(app).db.session() as session:
+            store.start(session, lease)
+    return lease
+
+
+def test_a_click_to_call_key_its_request_abandoned_before_dialling_is_taken_over_after_the_lease(
+    app: Flask, api: ApiClient, fake_twilio: FakeTwilio, clock: FixedClock
+) -> None:
+    path = f"/v1/bindings/{create(api)['id']}/calls"
+    body = {"from_role": "merchant"}
+    _dead_request(app, "ring-1", body, path, started=False)
+    early = api.post(path, body, headers={"Idempotency-Key": "ring-1"})
+    assert early.status == 409 and "still being handled" in early.body["error"]["message"]
+    clock.advance(minutes=3)
+    retry = api.post(path, body, headers={"Idempotency-Key": "ring-1"})
+    again = api.post(path, body, headers={"Idempotency-Key": "ring-1"})
+    assert (retry.status, again.status, again.body) == (201, 201, retry.body)
+    assert len(fake_twilio.calls) == 1
+
+
+def test_a_click_to_call_key_abandoned_after_asking_twilio_never_rings_again(
+    app: Flask, api: ApiClient, fake_twilio: FakeTwilio, clock: FixedClock
+) -> None:
+    path = f"/v1/bindings/{create(api)['id']}/calls"
+    body = {"from_role": "merchant"}
+    _dead_request(app, "ring-1", body, path, started=True)
+    clock.advance(minutes=3)
+    retry = api.post(path, body, headers={"Idempotency-Key": "ring-1"})
+    assert retry.status == 409 and "may have been placed" in retry.body["error"]["message"]
+    assert fake_twilio.calls == []
+    fresh = api.post(path, body, headers={"Idempotency-Key": "ring-2"})
+    assert fresh.status == 201 and len(fake_twilio.calls) == 1
+
+
+def test_a_request_whose_key_was_taken_over_cannot_dial(
+    app: Flask, api: ApiClient, clock: FixedClock
+) -> None:
+    from maskline.api.interfaces import Conflict
+    from maskline.api.views import EXTENSION_KEY
+
+    path = f"/v1/bindings/{create(api)['id']}/calls"
+    store = app.extensions[EXTENSION_KEY].idempotency
+    fingerprint = store.fingerprint("POST", path, b"{}")
+    slow = store.begin("shop-a", "ring-1", fingerprint)
+    clock.advance(minutes=3)
+    taker = store.begin("shop-a", "ring-1", fingerprint)
+    with services_of(app).db.session() as session, pytest.raises(Conflict, match="took it over"):
+        store.start(session, slow)
+    store.finish(slow, 503, {})  # the slow one gives up: the taker's hold stays
+    with services_of(app).db.session() as session:
+        store.start(session, taker)
+    store.finish(taker, 502, {"error": {"code": "twilio_error"}}, keep=True)
+    replay = store.begin("shop-a", "ring-1", fingerprint)
+    assert (replay.status, replay.body) == (502, {"error": {"code": "twilio_error"}})
