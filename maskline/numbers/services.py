@@ -420,7 +420,8 @@ class BindingService:
         """The pool's usable numbers, best first: the request's preferred
         numbers in its order, then the anchor's area, then its country, then
         the rest; least loaded first within each. Only ``req.relay_numbers``
-        if it is given."""
+        if it is given; else only the anchor's area under the strict geo
+        policy, preferred numbers included."""
         country, area = regions.describe(anchor.e164)
         load = self.load_counts.counts(session, now, max_age=self.policy.load_max_age)
         ranked = []
@@ -430,17 +431,18 @@ class BindingService:
         for e164, r_country, r_area in pool:
             if only is not None and e164 not in only:
                 continue
-            if e164 in preferred:
-                # Before every tier; the earliest preference first.
-                ranked.append((-1 - preferred[e164], 0, 0.0, e164))
-                continue
             if r_country == country and area and r_area == area:
                 tier = 0
             elif r_country == country:
                 tier = 1
             else:
                 tier = 2
+            # The deployment's strict policy binds preferences too.
             if strict and tier != 0:
+                continue
+            if e164 in preferred:
+                # Before every tier; the earliest preference first.
+                ranked.append((-1 - preferred[e164], 0, 0.0, e164))
                 continue
             # Random tie-break spreads concurrent binds of one party over
             # equally loaded numbers instead of piling them on the first.

@@ -288,3 +288,12 @@ def test_a_named_relay_number_that_cannot_take_the_binding_is_exhaustion_not_ano
     assert view.relay_number == X2
     with services.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Binding)) == 2
+
+
+def test_the_strict_geo_policy_outranks_a_preference(services: Services, numbers: Any) -> None:
+    from maskline.numbers.services import BindingPolicy
+
+    add_relay_numbers(services, "+12125550100", "+14155550100")
+    numbers.bindings.policy = BindingPolicy(geo_policy="strict")
+    view = numbers.bindings.bind(axb(prefer_relays=("+12125550100",)))  # the buyer is in 415
+    assert view.relay_number == "+14155550100"
