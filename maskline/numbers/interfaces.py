@@ -32,6 +32,7 @@ RejectReason = Literal[
     "bad_extension",
     "unavailable",
     "no_recent_caller",
+    "not_pool_number",
 ]
 
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections import defaultdict
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, selectinload
 
 from maskline.clock import Clock
@@ -62,6 +65,59 @@ def pool_numbers(db: Database) -> list[str]:
     """Relay numbers that should have routing data (all but retired ones)."""
     with db.session() as session:
         return list(session.scalars(select(RelayNumber.e164).where(RelayNumber.status != "retired")))
+
+
+class RoutedNumbers:
+    """Whether a relay number should have routes: in the pool and not retired,
+    exactly the numbers :func:`rebuild_routes` gives a generation marker.
+
+    Asked only when a number's marker is missing, to tell "Redis lost this
+    number's data" (rebuild) from "no number of ours" (route nowhere, and
+    rebuild nothing: a rebuild would not give it a marker either, so every
+    call to it would start another full rebuild). The hot path never asks.
+
+    One primary-key query per number, remembered either way for
+    ``ttl_seconds``: a number Twilio keeps sending by mistake costs one query
+    per ``ttl_seconds``, not one per request. At most ``max_entries`` numbers
+    are remembered (least recently asked go first).
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        ttl_seconds: float = 30.0,
+        max_entries: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._monotonic = monotonic
+        self._known: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, relay_number: str) -> bool:
+        """True if ``relay_number`` should have routes; raises what SQL raises."""
+        now = self._monotonic()
+        with self._lock:
+            known = self._known.get(relay_number)
+            if known is not None and now - known[1] < self._ttl:
+                self._known.move_to_end(relay_number)
+                return known[0]
+
+        def status(connection: Connection) -> str | None:
+            return connection.execute(
+                select(RelayNumber.status).where(RelayNumber.e164 == relay_number)
+            ).scalar_one_or_none()
+
+        routed = self._db.read(status) not in (None, "retired")
+        with self._lock:
+            self._known[relay_number] = (routed, now)
+            self._known.move_to_end(relay_number)
+            while len(self._known) > self._max:
+                self._known.popitem(last=False)
+        return routed
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,11 @@
 The caller is recognised by blind index only (an HMAC computed in memory);
 the decision takes one Redis round trip. Anything that prevents a decision
 is a reject with reason ``unavailable``: routing fails closed.
+
+A relay number without a generation marker is either a pool number whose
+routes Redis lost (``unavailable``, and a rebuild from SQL starts) or no
+number of the pool at all (``not_pool_number``: a rebuild would not give it
+a marker, so it starts none).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import phonenumbers
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.numbers.interfaces import RouteDecision, RoutingUnavailable
-from maskline.numbers.rebuild import AutoRebuilder
+from maskline.numbers.rebuild import AutoRebuilder, RoutedNumbers
 from maskline.numbers.routes import RouteStore, epoch, short_index
 from maskline.vault.services import VaultService
 
@@ -35,12 +40,15 @@ class Router:
         vault: VaultService,
         routes: RouteStore,
         rebuilder: AutoRebuilder | None = None,
+        routed: RoutedNumbers | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.db = db
         self.vault = vault
         self.routes = routes
         self.rebuilder = rebuilder
+        # Asked over this router's own SQL client (the webhook path's has short timeouts).
+        self.routed = routed if routed is not None else RoutedNumbers(db=db)
         self._clock = clock
 
     def caller_index(self, caller: str) -> bytes | None:
@@ -84,12 +92,27 @@ class Router:
             log.warning("routing failed closed: %s", type(exc).__name__)
             return self._reject("unavailable")
         if decision.action == "reject":
-            if decision.reason == "unavailable" and self.rebuilder is not None:
-                self.rebuilder.trigger()
+            if decision.reason == "unavailable":
+                return self._without_marker(relay)
             return decision
         if decision.extra.get("remember_caller") and decision.binding_id:
             self._remember(relay, decision, caller)
         return decision
+
+    def _without_marker(self, relay: str) -> RouteDecision:
+        """Redis answers but holds no generation marker for ``relay``."""
+        try:
+            routed = self.routed(relay)
+        except Exception as exc:  # cannot tell: fail closed, and let the rebuild find out
+            log.warning("pool lookup failed: %s", type(exc).__name__)
+            routed = True
+        if not routed:
+            # Misdirected traffic (say, an account number pointed at maskline):
+            # a rebuild would not give it a marker, so it would start one per call.
+            return self._reject("not_pool_number")
+        if self.rebuilder is not None:
+            self.rebuilder.trigger()  # one at a time; resolve fails closed until it is done
+        return self._reject("unavailable")
 
     def _remember(self, relay: str, decision: RouteDecision, caller: str) -> None:
         """An open extension's caller becomes who the bound party calls back."""

@@ -54,6 +54,7 @@ INTEGRATION_MODULES = [
     "test_webhooks_status.py",
     "test_webhooks_recording.py",
     "test_webhook_backends.py",
+    "test_not_pool_numbers.py",
     "test_api_access.py",
     "test_api_bindings.py",
     "test_api_calls.py",
