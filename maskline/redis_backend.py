@@ -144,8 +144,14 @@ def storage_uri(redis_url: str | None, *, instance_path: Path) -> str:
     The in-process fakeredis cannot be shared, so the counters then live in
     this process's memory (development only, like that Redis itself). The
     ``limits`` library reads ``redis+cluster://host:port,...`` itself; each
-    counter is one key, so it needs no cross-slot command.
+    counter is one key, so it needs no cross-slot command. A cluster URL is
+    given a scheme of maskline's that connects on first use, not while the
+    app is built (see :mod:`maskline.limiter_storage`).
     """
+    if is_cluster_url(redis_url):
+        from maskline.limiter_storage import lazy_cluster_uri  # registers its scheme with limits
+
+        return lazy_cluster_uri(redis_url or "")
     if redis_url:
         return redis_url
     port = read_embedded_port(instance_path)

@@ -80,9 +80,20 @@ class Services:
 
     @property
     def numbers(self) -> NumbersServices:
-        """Pool, bindings, router and sweeper (built on first use: they need Redis)."""
+        """Pool, bindings, router and sweeper (built on first use: they need Redis).
+
+        A Redis Cluster client asks for the slot map as it is made: while the
+        cluster is down, this raises RoutingUnavailable (and is retried on the
+        next use), as any routing-store call on a down Redis does.
+        """
         if self._numbers is None:
-            self._numbers = build_numbers(self)
+            from maskline.numbers.interfaces import RoutingUnavailable
+            from maskline.redis_backend import REDIS_ERRORS
+
+            try:
+                self._numbers = build_numbers(self)
+            except REDIS_ERRORS as exc:
+                raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
         numbers: NumbersServices = self._numbers
         return numbers
 

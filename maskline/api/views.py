@@ -188,6 +188,13 @@ def _database_unavailable(exc: Exception) -> ResponseReturnValue:
     return _error(Unavailable("the database cannot be reached; retry later"))
 
 
+@bp.errorhandler(RoutingUnavailable)
+def _routing_unavailable(exc: RoutingUnavailable) -> ResponseReturnValue:
+    # Outside the calls that translate it themselves (e.g. a Redis Cluster
+    # client that could not be made to read a binding): 503, never a 500.
+    return _error(_translate(exc))
+
+
 @bp.errorhandler(RateLimitExceeded)
 def _rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
     response = jsonify(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ import pytest
 
 from maskline.redis_backend import port_file
 from tests.e2e.conftest import Cli, free_port, maskline_executable, stop, wait_for
+from tests.e2e.test_no_number_leaks import find_leaks
 
 
 @dataclass
@@ -159,3 +163,62 @@ def test_metrics_sum_every_gunicorn_worker(server: Server) -> None:
         text = response.read().decode()
     # Whichever of the two workers answered the scrape, it counts all of them.
     assert _metric(text, "maskline_webhook_signature_failures_total") == forged
+
+
+def _raw_request(server: Server, request_line: bytes) -> bytes:
+    """Send one request line as is (no client library normalises it); the answer's first line."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request_line + b"\r\nHost: 127.0.0.1\r\n\r\n")
+        return sock.recv(4096).split(b"\r\n", 1)[0]
+
+
+def _status(server: Server, path: str) -> int:
+    try:
+        with urllib.request.urlopen(server.base_url + path, timeout=10) as response:  # noqa: S310 (loopback)
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code
+
+
+def _log_lines_with(server: Server, marker: str, count: int) -> list[str] | None:
+    lines = [line for line in server.log.read_text(errors="replace").splitlines() if marker in line]
+    return lines if len(lines) >= count else None
+
+
+FULL_WIDTH = "".join(chr(0xFF10 + int(d)) for d in "4155550132")  # 4155550132 in full-width digits
+
+
+def test_the_access_log_masks_numbers_in_paths_and_keeps_the_request(server: Server) -> None:
+    paths = [
+        "/v1/bindings/+14155550132",
+        "/v1/bindings/%2B1%20415%20555%200132",
+        "/v1/bindings/(415)%20555-0132",
+        "/v1/bindings/" + urllib.parse.quote(FULL_WIDTH),
+        "/v1/bindings?x=+14155550132&y=%2B1%20(415)%20555-0132",
+        "/v1/bindings/13800138000?region=CN",
+    ]
+    for path in paths:
+        assert _status(server, path) in (401, 404)
+    # gunicorn's error log quotes a request line it cannot parse.
+    assert _raw_request(server, b"GET /+1 415 555 0132 HTTP/1.1").startswith(b"HTTP/1.1 400")
+
+    access = wait_for(lambda: _log_lines_with(server, '"GET /v1/bindings', len(paths)), server.process)
+    refused = wait_for(lambda: _log_lines_with(server, "Invalid request", 1), server.process)
+
+    log = server.log.read_text(errors="replace")
+    assert find_leaks("serve log", log) == []
+    assert find_leaks("serve log", log, [FULL_WIDTH]) == []
+    # Still useful: address, method, path (numbers masked), status, bytes, duration.
+    line = re.compile(r'^127\.0\.0\.1 "GET (/v1/bindings[^"]*)" (\d{3}) \d+ \d+\.\d{6}s$')
+    matches = [line.match(text) for text in access]
+    assert all(matches), access
+    # Two workers write the lines: in no particular order.
+    assert sorted((m.group(1), m.group(2)) for m in matches if m) == [
+        ("/v1/bindings", "401"),  # never the query string
+        *[("/v1/bindings/[phone removed]", "401")] * 5,
+    ]
+    assert "[phone removed]" in refused[0]
+    # gunicorn's own lines keep their ports and pids.
+    assert re.search(r"Listening at: http://127\.0\.0\.1:\d+ \(\d+\)", log)

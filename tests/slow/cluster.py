@@ -77,8 +77,10 @@ class ThrowawayCluster:
     def client(self) -> RedisCluster:
         return connect_cluster(self.url, timeout=5.0)
 
-    def start(self) -> None:
-        ports = _distinct_free_ports(2 * PRIMARIES)
+    def start(self, ports: list[int] | None = None) -> None:
+        """Start the nodes and make them a cluster; ``ports``: each node's
+        client and bus port, in turn (default: free ones)."""
+        ports = ports or distinct_free_ports(2 * PRIMARIES)
         self.nodes = [
             ClusterNode(base=self.base / f"node-{i}", port=ports[2 * i], bus_port=ports[2 * i + 1])
             for i in range(PRIMARIES)
@@ -122,7 +124,7 @@ class ThrowawayCluster:
                 node.kill()
 
 
-def _distinct_free_ports(count: int) -> list[int]:
+def distinct_free_ports(count: int) -> list[int]:
     ports: list[int] = []
     while len(ports) < count:
         port = free_port()
