@@ -494,6 +494,10 @@ from maskline.audit.cli import audit as _audit_group  # noqa: E402
 
 main.add_command(_audit_group)
 
+from maskline.compat.aliyun.cli import aliyun as _aliyun  # noqa: E402
+
+main.add_command(_aliyun)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

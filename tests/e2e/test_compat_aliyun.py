@@ -37,6 +37,9 @@ A, B = "+14155550132", "+12125550143"  # the buyer and merchant of the leak sear
 BUYER, COURIER = "+13125550154", "+16175550165"
 MEMBER, STRANGER = "+16175550176", "+17185550187"  # a number of AXG group G, and one outside it
 CALLER, CALLEE = "+12065550198", "+15035550109"  # the parties of the receipt's call
+# Parties of the PoolKey, PhoneNoX and CallRestrict tests.
+SHOPPER, SELLER, RIDER, HELPER = "+19175550121", "+14045550132", "+17025550143", "+13055550154"
+VENDOR, CLIENT = "+15125550165", "+16195550176"
 REPORT_SECRET = "e2e-receipt-secret"
 
 
@@ -253,11 +256,115 @@ def test_a_wrong_signature_an_old_timestamp_and_a_reused_nonce_are_refused(face:
     assert (again[0], again[1]["Code"]) == (400, "SignatureNonceUsed")
 
 
+def test_a_pool_key_managed_with_the_cli_limits_the_numbers_bound(face: Face) -> None:
+    added = face.cli.out("aliyun", "pool", "add", "FC-E2E-1", RELAYS[1], "--owner", "shop-1")
+    assert added == f"added 1 number(s) to FC-E2E-1 of shop-1: {RELAYS[1]}"
+    listed = json.loads(face.cli.out("aliyun", "pool", "list", "--owner", "shop-1", "--json"))
+    assert listed == [{"owner": "shop-1", "pool_key": "FC-E2E-1", "number": RELAYS[1], "status": "active"}]
+    refused = face.cli.run("aliyun", "pool", "add", "FC-E2E-1", HELPER, "--owner", "shop-1", ok=False)
+    assert "NUMBER[0] is not a relay number of the pool" in refused.stderr
+    client = face.client()
+    for seller in (SELLER, RIDER):
+        bound = client.bind_axb(
+            pls.BindAxbRequest(
+                pool_key="FC-E2E-1",
+                phone_no_a=SHOPPER,
+                phone_no_b=seller,
+                expiration=expiration(24),
+                out_order_id="order-5",
+            )
+        ).body
+        if seller == SELLER:
+            assert (bound.code, bound.secret_bind_dto.secret_no) == ("OK", RELAYS[1])
+        else:  # SHOPPER holds the PoolKey's only number: RELAYS[0] is not this PoolKey's
+            assert bound.code == "isv.NO_AVAILABLE_NUMBER"
+    removed = face.cli.out("aliyun", "pool", "remove", "FC-E2E-1", RELAYS[1], "--owner", "shop-1")
+    assert removed == f"removed 1 number(s) from FC-E2E-1 of shop-1: {RELAYS[1]}"
+    assert json.loads(face.cli.out("aliyun", "pool", "list", "--json")) == []
+    audit = face.cli.out("audit", "verify")
+    assert audit  # the chain, with the pool changes in it, still verifies
+
+
+def test_phone_no_x_and_call_restrict_through_the_carrier(face: Face) -> None:
+    client = face.client()
+    named = RELAYS[0]
+    bound = client.bind_axb(
+        pls.BindAxbRequest(
+            pool_key="US",
+            phone_no_a=HELPER,
+            phone_no_b=RIDER,
+            phone_no_x=named,
+            expiration=expiration(24),
+            out_order_id="order-6",
+            call_restrict="CONTROL_AX_DISABLE",
+        )
+    ).body
+    assert (bound.code, bound.secret_bind_dto.secret_no) == ("OK", named)
+    subs_id = bound.secret_bind_dto.subs_id
+    refused = face.carrier.call(from_number=HELPER, to_number=named)
+    assert (refused.outcome, refused.dialed) == ("rejected", None)
+    connected = face.carrier.call(from_number=RIDER, to_number=named)
+    assert (connected.outcome, connected.dialed, connected.caller_id) == ("connected", HELPER, named)
+    detail = client.query_subscription_detail(
+        pls.QuerySubscriptionDetailRequest(pool_key="US", subs_id=subs_id)
+    ).body.secret_bind_detail_dto
+    assert detail.call_restrict == "CONTROL_AX_DISABLE"
+    # The same X again for a party already on it: refused, never another number.
+    again = client.bind_axb(
+        pls.BindAxbRequest(
+            pool_key="US",
+            phone_no_a=HELPER,
+            phone_no_b=SELLER,
+            phone_no_x=named,
+            expiration=expiration(24),
+            out_order_id="order-7",
+        )
+    ).body
+    assert again.code == "isv.NO_AVAILABLE_NUMBER" and f"PhoneNoX {named}" in again.message
+
+
+def test_update_call_restrict_refuses_b_through_the_carrier(face: Face) -> None:
+    client = face.client()
+    bound = client.bind_axb(
+        pls.BindAxbRequest(
+            pool_key="US", phone_no_a=VENDOR, phone_no_b=CLIENT, expiration=expiration(24), out_id="order-8"
+        )
+    ).body
+    x, subs_id = bound.secret_bind_dto.secret_no, bound.secret_bind_dto.subs_id
+    update = pls.UpdateSubscriptionRequest(
+        pool_key="US", subs_id=subs_id, operate_type="updateCallRestrict", call_restrict="CONTROL_BX_DISABLE"
+    )
+    assert client.update_subscription(update).body.code == "OK"
+    refused = face.carrier.call(from_number=CLIENT, to_number=x)
+    assert (refused.outcome, refused.dialed) == ("rejected", None)
+    connected = face.carrier.call(from_number=VENDOR, to_number=x)
+    assert (connected.outcome, connected.dialed) == ("connected", CLIENT)
+    update.operate_type, update.call_restrict = "updateNoB", None
+    update.phone_no_b = RIDER
+    body = client.update_subscription(update).body
+    assert body.code == "isv.INVALID_PARAMETERS" and body.message.startswith("OperateType: updateNoB")
+
+
 def test_no_party_number_in_the_server_log_cli_output_or_sql(face: Face) -> None:
     # Runs last in the module: the log holds every request above.
     forms = [
         f
-        for n in (A, B, BUYER, COURIER, MEMBER, STRANGER, CALLER, CALLEE)
+        for n in (
+            A,
+            B,
+            BUYER,
+            COURIER,
+            MEMBER,
+            STRANGER,
+            CALLER,
+            CALLEE,
+            SHOPPER,
+            SELLER,
+            RIDER,
+            HELPER,
+            VENDOR,
+            CLIENT,
+        )
         for f in (n, n[1:], n[2:], f"{n[2:5]}-{n[5:8]}-{n[8:]}")
     ]
     log = face.server.log_text()

@@ -128,21 +128,22 @@ def test_hmac_sha1_signatures_work_where_enabled(face: Face) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "field", "code"),
     [
-        ({"phone_no_a": "12345"}, "PhoneNoA"),
-        ({"phone_no_b": "not a number"}, "PhoneNoB"),
-        ({"expiration": "2026-13-01 00:00:00"}, "Expiration"),
-        ({"out_order_id": None}, "OutOrderId"),
-        ({"phone_no_x": X1}, "PhoneNoX"),
-        ({"phone_no_a": X2}, "PhoneNoA"),
+        ({"phone_no_a": "12345"}, "PhoneNoA", "isv.MOBILE_NUMBER_ILLEGAL"),
+        ({"phone_no_b": "not a number"}, "PhoneNoB", "isv.MOBILE_NUMBER_ILLEGAL"),
+        ({"expiration": "2026-13-01 00:00:00"}, "Expiration", "isv.EXPIRE_DATE_ILLEGAL"),
+        ({"expiration": "2020-01-01 00:00:00"}, "Expiration", "isv.EXPIRE_DATE_ILLEGAL"),
+        ({"out_order_id": None}, "OutOrderId", "isv.INVALID_PARAMETERS"),
+        ({"phone_no_x": "+14155550199"}, "PhoneNoX", "isv.INVALID_PARAMETERS"),
+        ({"phone_no_a": X2}, "PhoneNoA", "isv.INVALID_PARAMETERS"),
     ],
 )
 def test_bad_parameters_are_business_errors_naming_the_field(
-    face: Face, change: dict[str, Any], field: str
+    face: Face, change: dict[str, Any], field: str, code: str
 ) -> None:
     body = face.bind_axb(**change)
-    assert body.code == "isv.INVALID_PARAMETERS"
+    assert body.code == code
     assert body.message.startswith(f"{field}:")
     assert "555" not in body.message
     with face.services.db.session() as session:
@@ -175,7 +176,7 @@ def test_update_query_and_unbind(face: Face) -> None:
     unbind = pls.UnbindSubscriptionRequest(pool_key="US", subs_id=dto.subs_id, secret_no=dto.secret_no)
     assert client.unbind_subscription(unbind).body.code == "OK"
     assert client.query_subscription_detail(query).body.secret_bind_detail_dto.status == 0
-    assert client.update_subscription(update).body.code == "isv.SUBS_EXPIRED"
+    assert client.update_subscription(update).body.code == "isv.NO_NOT_EXIST"
 
 
 def test_another_owner_sees_no_subscription(face: Face) -> None:
@@ -363,7 +364,7 @@ def test_another_owners_group_does_not_exist(face: Face) -> None:
 
 def test_a_bad_group_number_is_named_and_nothing_is_stored(face: Face) -> None:
     body = face.client().create_axg_group(pls.CreateAxgGroupRequest(pool_key="US", numbers=f"{B},12345")).body
-    assert body.code == "isv.INVALID_PARAMETERS" and body.message.startswith("Numbers[1]:")
+    assert body.code == "isv.MOBILE_NUMBER_ILLEGAL" and body.message.startswith("Numbers[1]:")
     with face.services.db.session() as session:
         assert session.scalars(select(AliyunAxgGroup)).all() == []
 

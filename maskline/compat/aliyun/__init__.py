@@ -8,7 +8,8 @@ from flask import Flask
 
 
 def init_app(app: Flask, services: Any) -> None:
-    """Register the Dyplsapi RPC endpoint on ``app``."""
+    """Register the Dyplsapi RPC endpoint on ``app``, and its CallRestrict
+    interceptor with the app's webhook service."""
     from maskline.compat.aliyun.views import init_app as init_views
 
     init_views(app, services)

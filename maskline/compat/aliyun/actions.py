@@ -7,14 +7,21 @@ Mapping:
 * BindAxnExtension: an ``axe`` binding of A; with PhoneNoB, B is its only
   allowed caller (and A calling X reaches B); without, any caller who keys
   the extension (Alibaba's AXN), as the caller asked for explicitly.
-* PoolKey: maskline has one pool per deployment. A two-letter region code
-  (``CN``, ``US``) also says in which region national numbers are read;
-  any other key reads them in the deployment's default region.
+* PoolKey: the owner's PoolKey may have relay numbers of its own
+  (``maskline aliyun pool add``); a bind under it draws only from them. A
+  PoolKey with none draws from the whole deployment pool. A two-letter
+  region code (``CN``, ``US``) also says in which region national numbers
+  are read; any other key reads them in the deployment's default region.
+* PhoneNoX: the bind takes that relay number or fails (never another).
+* ExpectCity: relay numbers geocoded in that city are tried first.
+* CallRestrict: stored with the subscription, enforced on the webhook path
+  (see :mod:`maskline.compat.aliyun.restrict`).
 * Expiration: ``yyyy-MM-dd HH:mm:ss`` in Beijing time (UTC+8).
 * OutOrderId (else OutId) is the order id, which every binding needs.
 * BindAxg: an ``axe`` binding of A whose allow-list is group G's numbers at
   the time of the bind (B, if given, is allowed as a party). A group's
-  numbers are vault tokens; CreateAxgGroup / OperateAxgGroup change them.
+  numbers are vault tokens; CreateAxgGroup / OperateAxgGroup change them,
+  and UpdateSubscription ``updateAxgGroup`` gives a binding another group's.
 """
 
 from __future__ import annotations
@@ -29,9 +36,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from maskline.api.keys import Principal
-from maskline.compat.aliyun.interfaces import BusinessError, ServiceUnavailable, invalid_parameter
-from maskline.compat.aliyun.models import AliyunAxgGroup, AliyunAxgMember
-from maskline.compat.aliyun.receipts import Receipts, binding_for
+from maskline.audit.interfaces import AuditEntry
+from maskline.compat.aliyun import restrict
+from maskline.compat.aliyun.interfaces import (
+    BusinessError,
+    ServiceUnavailable,
+    invalid_number,
+    invalid_parameter,
+)
+from maskline.compat.aliyun.models import AliyunAxgGroup, AliyunAxgMember, AliyunSubscription
+from maskline.compat.aliyun.pools import Cities, pool_numbers, usable_numbers
+from maskline.compat.aliyun.receipts import Receipts, binding_for, regrouping
 from maskline.numbers.interfaces import (
     BindingNotFound,
     BindingNotLive,
@@ -41,7 +56,7 @@ from maskline.numbers.interfaces import (
     PoolExhausted,
     RoutingUnavailable,
 )
-from maskline.numbers.models import Binding
+from maskline.numbers.models import Binding, RelayNumber
 from maskline.numbers.services import MAX_ALLOWED_CALLERS
 from maskline.vault.interfaces import InvalidPhoneNumber, VaultEntryErased, VaultError
 from maskline.webhooks.models import Interaction
@@ -52,6 +67,16 @@ MAX_ORDER_ID = 128
 # Alibaba's limit of a group G; a binding still takes at most 20 allowed callers.
 MAX_GROUP_NUMBERS = 200
 GROUP_OPERATIONS = ("addNumbers", "deleteNumbers", "overwriteNumbers")
+MAX_CITY = 64
+# UpdateSubscription's OperateTypes maskline maps, and why it refuses the others.
+UPDATE_OPERATIONS = ("updateExpire", "updateCallRestrict", "updateAxgGroup", "updateCallDisplayType")
+REFUSED_UPDATES = {
+    "updateNoA": "would replace a party of a live binding, which maskline never does; unbind and bind again",
+    "updateNoB": "would replace a party of a live binding, which maskline never does; unbind and bind again",
+    "updateOutId": "the order id of a binding never changes in maskline; unbind and bind again",
+    "updateIsRecordingEnabled": "recording is chosen at the bind (both sides hear it announced); "
+    "unbind and bind again",
+}
 # maskline's field names back to the parameters they came from.
 _FIELDS = {
     "parties.a": "PhoneNoA",
@@ -122,16 +147,42 @@ def _unsupported(params: dict[str, str], *names: str) -> None:
             raise invalid_parameter(name, "is not supported by maskline")
 
 
+def _text(params: dict[str, str], name: str, limit: int) -> str | None:
+    """An optional free-text parameter: at most ``limit`` characters, no control characters."""
+    value = params.get(name)
+    if not value or not value.strip():
+        return None
+    if len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise invalid_parameter(name, f"at most {limit} characters, no control characters")
+    return value
+
+
+def _call_restrict(params: dict[str, str], *, b_given: bool, allowed: tuple[str, ...]) -> str | None:
+    """CallRestrict, if given: one of ``allowed``; CONTROL_BX_DISABLE needs a B."""
+    value = params.get("CallRestrict")
+    if not value:
+        return None
+    if value not in allowed:
+        raise invalid_parameter("CallRestrict", f"must be one of {', '.join(allowed)}")
+    if value == restrict.BX_DISABLE and not b_given:
+        raise invalid_parameter("CallRestrict", "CONTROL_BX_DISABLE needs a B (PhoneNoB); there is none")
+    return value
+
+
 def _translate(exc: Exception) -> BusinessError | ServiceUnavailable:
     """The numbers and vault packages' errors in Alibaba's codes (no numbers in them)."""
-    if isinstance(exc, InvalidRequest | InvalidPhoneNumber):
+    if isinstance(exc, InvalidPhoneNumber):
+        return invalid_number(_param(exc.field), exc.reason)
+    if isinstance(exc, InvalidRequest):
         return invalid_parameter(_param(exc.field), exc.reason)
     if isinstance(exc, PoolExhausted):
         return BusinessError("isv.NO_AVAILABLE_NUMBER", "no relay number of the pool can take this binding")
     if isinstance(exc, BindingNotFound):
         return BusinessError("isv.NO_NOT_EXIST", "no such subscription")
     if isinstance(exc, BindingNotLive):
-        return BusinessError("isv.SUBS_EXPIRED", "the subscription has ended")
+        # Alibaba has no code of its own for an ended subscription: to its
+        # clients it no longer exists.
+        return BusinessError("isv.NO_NOT_EXIST", "the subscription has ended")
     if isinstance(exc, RoutingUnavailable):
         return ServiceUnavailable("the routing store cannot be reached; retry later")
     raise exc
@@ -165,9 +216,14 @@ def mask(e164: str) -> str:
 class Actions:
     """One method per Dyplsapi action: (parameters, principal) -> the answer's fields."""
 
-    def __init__(self, *, services: Any, receipts: Receipts) -> None:
+    def __init__(
+        self, *, services: Any, receipts: Receipts, restrictions: restrict.CallRestrictions | None = None
+    ) -> None:
         self.services = services
         self.receipts = receipts
+        # The webhook path's interceptor: told when a restriction changes here.
+        self.restrictions = restrictions
+        self.cities = Cities()
         self._listening = False
         self._lock = threading.Lock()
 
@@ -184,32 +240,86 @@ class Actions:
         return bindings
 
     def _bind(
-        self, req: BindRequest, params: dict[str, str], *, allow_param: str | None = None
+        self,
+        req: BindRequest,
+        params: dict[str, str],
+        *,
+        allow_param: str | None = None,
+        group_id: int | None = None,
     ) -> dict[str, Any]:
         """Bind; ``allow_param`` names the parameter the allow-list came from, if not PhoneNoB."""
         bindings = self.bindings
+        call_restrict = _call_restrict(
+            params, b_given=bool(params.get("PhoneNoB")), allowed=restrict.RESTRICTIONS
+        )
         try:
-            # The binding is marked as this face's (with its PoolKey) in its own transaction.
-            with binding_for(actor=req.actor or "", pool_key=params["PoolKey"]):
+            # The binding is marked as this face's (with its PoolKey, CallRestrict
+            # and group) in its own transaction.
+            with binding_for(
+                actor=req.actor or "",
+                pool_key=params["PoolKey"],
+                call_restrict=call_restrict,
+                group_id=group_id,
+            ):
                 view = bindings.bind(req)
+        except PoolExhausted as exc:
+            if req.relay_numbers is not None and len(req.relay_numbers) == 1 and params.get("PhoneNoX"):
+                # The caller named X: say that X cannot take it (relay numbers are public).
+                [x] = req.relay_numbers
+                raise BusinessError(
+                    "isv.NO_AVAILABLE_NUMBER", f"PhoneNoX {x} cannot take this binding: {exc}"
+                ) from None
+            raise _translate(exc) from None
         except _NUMBERS_ERRORS as exc:
             if allow_param and isinstance(exc, InvalidRequest) and exc.field.startswith("allow"):
                 raise invalid_parameter(allow_param, exc.reason) from None
             raise _translate(exc) from None
+        if call_restrict is not None and self.restrictions is not None:
+            self.restrictions.forget(view.id)  # this process checks for restrictions again at once
         return _bind_dto(view)
 
     def _common(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
-        _unsupported(
-            params, "PhoneNoX", "CallRestrict", "RingConfig", "ASRStatus", "ASRModelId", "DtmfConfig"
-        )
-        return {
+        _unsupported(params, "RingConfig", "ASRStatus", "ASRModelId", "DtmfConfig")
+        region = _region(params)
+        common = {
             "order_id": _order_id(params),
             "owner": principal.owner,
-            "region": _region(params),
+            "region": region,
             "expires_at": parse_expiration(params.get("Expiration")),
             "record": _flag(params, "IsRecordingEnabled"),
             "actor": f"apikey:{principal.key_id}",
         }
+        return {**common, **self._relays(params, principal, region)}
+
+    def _relays(self, params: dict[str, str], principal: Principal, region: str | None) -> dict[str, Any]:
+        """Which relay numbers the bind may take (``relay_numbers``) and tries
+        first (``prefer_relays``): PoolKey's own numbers, PhoneNoX, ExpectCity."""
+        city = _text(params, "ExpectCity", MAX_CITY)
+        x_raw = params.get("PhoneNoX")
+        pool_key = params["PoolKey"]
+        with self.services.db.session() as session:
+            own = pool_numbers(session, owner=principal.owner, pool_key=pool_key)
+            if x_raw:
+                return {"relay_numbers": frozenset({self._phone_no_x(session, x_raw, region, own)})}
+            if city is None:
+                return {"relay_numbers": own or None}
+            candidates = own or frozenset(usable_numbers(session))
+        return {"relay_numbers": own or None, "prefer_relays": self.cities.in_city(city, candidates)}
+
+    def _phone_no_x(self, session: Session, raw: str, region: str | None, own: frozenset[str]) -> str:
+        """PhoneNoX in E.164, if the bind may use it: a number of the pool (of
+        the PoolKey's numbers, when it has any). A value that is not a relay
+        number is never echoed: it could be someone's own number."""
+        try:
+            x: str = self.services.vault.normalize(raw, field="PhoneNoX", region=region)
+        except InvalidPhoneNumber as exc:
+            raise invalid_number("PhoneNoX", exc.reason) from None
+        relay = session.get(RelayNumber, x)
+        if relay is None or relay.status == "retired":
+            raise invalid_parameter("PhoneNoX", "is not a relay number of this pool")
+        if own and x not in own:
+            raise invalid_parameter("PhoneNoX", f"{x} is not one of this PoolKey's numbers")
+        return x
 
     def bind_axb(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         common = self._common(params, principal)
@@ -239,14 +349,99 @@ class Actions:
     def update_subscription(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         view = self._subscription(params, principal, "PhoneNoX")
         operation = _required(params, "OperateType")
-        if operation != "updateExpire":
-            raise invalid_parameter("OperateType", "maskline supports updateExpire only")
+        if operation in REFUSED_UPDATES:
+            reason = REFUSED_UPDATES[operation]
+            raise invalid_parameter("OperateType", f"{operation} is not supported: {reason}")
+        if operation not in UPDATE_OPERATIONS:
+            raise invalid_parameter("OperateType", f"must be one of {', '.join(UPDATE_OPERATIONS)}")
+        if operation == "updateCallRestrict":
+            return self._update_call_restrict(view, params, principal)
+        if operation == "updateAxgGroup":
+            return self._update_axg_group(view, params, principal)
+        if operation == "updateCallDisplayType":
+            # Alibaba's only value: X is shown to both sides, which maskline always does.
+            if params.get("CallDisplayType") != "1":
+                raise invalid_parameter("CallDisplayType", "must be 1 (X shown on both sides)")
+            if view.status != "active":
+                raise _translate(BindingNotLive("ended"))
+            return {}
         expires_at = parse_expiration(params.get("Expiration"))
         try:
             self.bindings.extend(
                 view.id, owner=principal.owner, expires_at=expires_at, actor=f"apikey:{principal.key_id}"
             )
         except _NUMBERS_ERRORS as exc:
+            raise _translate(exc) from None
+        return {}
+
+    def _own_subscription(self, session: Session, view: BindingView, operation: str) -> AliyunSubscription:
+        """The face's row of a live subscription it made (for operations only it records)."""
+        if view.status != "active":
+            raise _translate(BindingNotLive("ended"))
+        subscription = session.get(AliyunSubscription, view.id, with_for_update=True)
+        if subscription is None:
+            raise invalid_parameter(
+                "OperateType", f"{operation} applies to subscriptions bound through this interface only"
+            )
+        return subscription
+
+    def _update_call_restrict(
+        self, view: BindingView, params: dict[str, str], principal: Principal
+    ) -> dict[str, Any]:
+        if not params.get("CallRestrict"):
+            raise invalid_parameter("CallRestrict", "is required with updateCallRestrict")
+        with self.services.db.session() as session:
+            subscription = self._own_subscription(session, view, "updateCallRestrict")
+            binding = session.get(Binding, view.id)
+            assert binding is not None
+            # Has a B: an axb binding, an AXG one with a party b, an AXN one with its allowed caller.
+            roles = {m.role for m in binding.members}
+            b_role = "b" if view.mode == "axb" or subscription.group_id is not None else "caller"
+            b_given = b_role in roles
+            value = _call_restrict(params, b_given=b_given, allowed=(*restrict.RESTRICTIONS, restrict.CLEAR))
+            subscription.call_restrict = None if value == restrict.CLEAR else value
+            self.services.audit.append(
+                session,
+                AuditEntry(
+                    actor=f"apikey:{principal.key_id}",
+                    action="aliyun.subscription.call_restrict",
+                    subject=view.id,
+                    data={"call_restrict": subscription.call_restrict},
+                ),
+            )
+        if self.restrictions is not None:
+            self.restrictions.forget(view.id)
+        return {}
+
+    def _update_axg_group(
+        self, view: BindingView, params: dict[str, str], principal: Principal
+    ) -> dict[str, Any]:
+        with self.services.db.session() as session:
+            subscription = self._own_subscription(session, view, "updateAxgGroup")
+            if subscription.group_id is None:
+                raise invalid_parameter("OperateType", "updateAxgGroup applies to AXG subscriptions only")
+            group = self._group(session, params, principal)
+            binding = session.get(Binding, view.id)
+            assert binding is not None
+            # A and B stay; only G's numbers (role "caller") are replaced.
+            parties = {m.token for m in binding.members if m.role != "caller"}
+            has_b = any(m.role == "b" for m in binding.members)
+            allow = [n for t, n in self._group_numbers(session, group) if t not in parties]
+        if not allow and not has_b:
+            raise invalid_parameter("GroupId", "the group has no numbers to allow")
+        if len(allow) > MAX_ALLOWED_CALLERS:
+            raise invalid_parameter(
+                "GroupId", f"maskline allows at most {MAX_ALLOWED_CALLERS} callers per binding"
+            )
+        actor = f"apikey:{principal.key_id}"
+        try:
+            with regrouping(actor=actor, binding_id=view.id, group_id=group.id):
+                self.bindings.update(
+                    view.id, owner=principal.owner, allow=allow, actor=actor, reason="updateAxgGroup"
+                )
+        except _NUMBERS_ERRORS as exc:
+            if isinstance(exc, InvalidRequest) and exc.field.startswith("allow"):
+                raise invalid_parameter("GroupId", exc.reason) from None
             raise _translate(exc) from None
         return {}
 
@@ -261,6 +456,10 @@ class Actions:
     def query_subscription_detail(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         view = self._subscription(params, principal, "PhoneNoX")
         masked = self._masked_parties(view.id)
+        with self.services.db.session() as session:
+            subscription = session.get(AliyunSubscription, view.id)
+            call_restrict = subscription.call_restrict if subscription else None
+            group_id = subscription.group_id if subscription else None
         return {
             "SecretBindDetailDTO": {
                 "SubsId": view.id,
@@ -272,8 +471,8 @@ class Actions:
                 "GmtCreate": beijing(view.created_at),
                 "Status": 1 if view.status == "active" else 0,
                 "NeedRecord": view.record,
-                "CallRestrict": None,
-                "GroupId": None,
+                "CallRestrict": call_restrict,
+                "GroupId": group_id,
             }
         }
 
@@ -329,7 +528,7 @@ class Actions:
                 vault.normalize(item, field=f"Numbers[{i}]", region=region) for i, item in enumerate(items)
             ]
         except InvalidPhoneNumber as exc:
-            raise invalid_parameter(exc.field, exc.reason) from None
+            raise invalid_number(exc.field, exc.reason) from None
         return list(dict.fromkeys(normalized))
 
     def _group(self, session: Session, params: dict[str, str], principal: Principal) -> AliyunAxgGroup:
@@ -412,20 +611,11 @@ class Actions:
             if b:
                 parties_e164.add(vault.normalize(b, field="PhoneNoB", region=common["region"]))
         except InvalidPhoneNumber as exc:
-            raise invalid_parameter(exc.field, exc.reason) from None
+            raise invalid_number(exc.field, exc.reason) from None
         with self.services.db.session() as session:
             group = self._group(session, params, principal)
-            tokens = session.scalars(
-                select(AliyunAxgMember.token)
-                .where(AliyunAxgMember.group_id == group.id)
-                .order_by(AliyunAxgMember.added_at, AliyunAxgMember.token)
-            ).all()
-            numbers = []
-            for token in tokens:
-                try:
-                    numbers.append(vault.open(session, token))
-                except VaultEntryErased:
-                    continue  # erased (PIPL / GDPR) since it joined the group: gone from it too
+            group_id = group.id
+            numbers = [n for _token, n in self._group_numbers(session, group)]
         allow = [n for n in numbers if n not in parties_e164]
         if not allow and not b:
             raise invalid_parameter("GroupId", "the group has no numbers to allow")
@@ -435,7 +625,22 @@ class Actions:
             )
         parties = {"buyer": a, **({"b": b} if b else {})}
         request = BindRequest(mode="axe", parties=parties, allow=allow or None, **common)
-        return self._bind(request, params, allow_param="GroupId")
+        return self._bind(request, params, allow_param="GroupId", group_id=group_id)
+
+    def _group_numbers(self, session: Session, group: AliyunAxgGroup) -> list[tuple[str, str]]:
+        """(vault token, number) of group G's members, oldest first; erased ones left out."""
+        tokens = session.scalars(
+            select(AliyunAxgMember.token)
+            .where(AliyunAxgMember.group_id == group.id)
+            .order_by(AliyunAxgMember.added_at, AliyunAxgMember.token)
+        ).all()
+        numbers = []
+        for token in tokens:
+            try:
+                numbers.append((token, self.services.vault.open(session, token)))
+            except VaultEntryErased:
+                continue  # erased (PIPL / GDPR) since it joined the group: gone from it too
+        return numbers
 
 
 Handler = Callable[[Actions, dict[str, str], Principal], dict[str, Any]]

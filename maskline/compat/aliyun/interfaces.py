@@ -13,7 +13,8 @@ Exception tree (each is one Alibaba error code and an HTTP status)::
     ├── Throttled                Throttling.User 429: the AccessKey is past its rate limit
     ├── ServiceUnavailable       ServiceUnavailable 503: Redis or SQL down; nothing changed
     └── BusinessError            HTTP 200, as Alibaba's clients expect
-        (isv.INVALID_PARAMETERS, isv.NO_AVAILABLE_NUMBER, isv.NO_NOT_EXIST, ...)
+        (isv.INVALID_PARAMETERS, isv.MOBILE_NUMBER_ILLEGAL, isv.EXPIRE_DATE_ILLEGAL,
+         isv.NO_AVAILABLE_NUMBER, isv.NO_NOT_EXIST)
 
 Messages name fields, never a party number.
 """
@@ -82,5 +83,13 @@ class BusinessError(AliyunError):
 
 
 def invalid_parameter(field: str, reason: str) -> BusinessError:
-    """``isv.INVALID_PARAMETERS`` naming the field (never its value)."""
-    return BusinessError("isv.INVALID_PARAMETERS", f"{field}: {reason}")
+    """``isv.INVALID_PARAMETERS`` naming the field (never its value), or
+    Alibaba's narrower ``isv.EXPIRE_DATE_ILLEGAL`` for ``Expiration``."""
+    code = "isv.EXPIRE_DATE_ILLEGAL" if field == "Expiration" else "isv.INVALID_PARAMETERS"
+    return BusinessError(code, f"{field}: {reason}")
+
+
+def invalid_number(field: str, reason: str) -> BusinessError:
+    """``isv.MOBILE_NUMBER_ILLEGAL``: the field is not a usable phone number
+    (the value is never repeated: it is someone's number, or a mistyped one)."""
+    return BusinessError("isv.MOBILE_NUMBER_ILLEGAL", f"{field}: {reason}")

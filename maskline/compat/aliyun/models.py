@@ -6,7 +6,9 @@ sealed in the vault (``secret_token`` names the entry; purpose
 :data:`~maskline.compat.aliyun.interfaces.SECRET_PURPOSE`), never stored as
 text nor only hashed. A subscription (``SubsId``) is the binding itself;
 :class:`AliyunSubscription` marks the bindings this face made, with their
-PoolKey, for call receipts.
+PoolKey (for call receipts), their one-way call restriction and, for AXG,
+their group G. :class:`AliyunPoolNumber` gives an owner's PoolKey relay
+numbers of its own (``maskline aliyun pool``); relay numbers are public.
 """
 
 from __future__ import annotations
@@ -67,3 +69,24 @@ class AliyunSubscription(Base):
     pool_key: Mapped[str] = mapped_column(String(64))
     api_key_id: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Alibaba's one-way restriction (CONTROL_AX_DISABLE: A cannot call X;
+    # CONTROL_BX_DISABLE: B cannot); NULL: none. Enforced on the webhook path.
+    call_restrict: Mapped[str | None] = mapped_column(String(24), index=True)
+    # The AXG group G whose numbers are the binding's allowed callers (BindAxg,
+    # UpdateSubscription updateAxgGroup); NULL for AXB and AXN.
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("aliyun_axg_groups.id"), index=True)
+
+
+class AliyunPoolNumber(Base):
+    """A relay number of an owner's PoolKey: a bind under that PoolKey draws
+    only from its numbers. A PoolKey with none draws from the whole pool.
+    Keyed per owner (AccessKeys belong to an owner): two owners may use the
+    same PoolKey name for different numbers, and a number may be in several
+    PoolKeys."""
+
+    __tablename__ = "aliyun_pool_numbers"
+
+    owner: Mapped[str] = mapped_column(String(120), primary_key=True)
+    pool_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    e164: Mapped[str] = mapped_column(ForeignKey("relay_numbers.e164"), primary_key=True, index=True)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

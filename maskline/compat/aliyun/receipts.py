@@ -7,7 +7,10 @@ Two listeners, each running inside someone else's transaction:
   binding's own transaction, with the PoolKey it was asked for. The face
   says which bind is its own through :func:`binding_for`, a context
   variable set around its call to ``bind`` (the listener is told the
-  binding's actor, and the actor must match).
+  binding's actor, and the actor must match). The row also keeps the
+  bind's CallRestrict and AXG group; UpdateSubscription ``updateAxgGroup``
+  changes the group in the allow-list update's own transaction, through
+  :func:`regrouping`.
 * :meth:`Receipts.interaction_completed` (on the outbox): a call on such a
   binding reached its final status; with a report URL configured, one
   outbox row for the reserved owner :data:`REPORT_OWNER` is added in the
@@ -53,21 +56,47 @@ RELEASE_CAUSES = {"completed": 16, "busy": 17, "no-answer": 19, "canceled": 16, 
 class _Binding:
     actor: str
     pool_key: str
+    call_restrict: str | None = None
+    group_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Regroup:
+    actor: str
+    binding_id: str
+    group_id: int
 
 
 _pending: contextvars.ContextVar[_Binding | None] = contextvars.ContextVar(
     "maskline_aliyun_binding", default=None
 )
+_regroup: contextvars.ContextVar[_Regroup | None] = contextvars.ContextVar(
+    "maskline_aliyun_regroup", default=None
+)
 
 
 @contextlib.contextmanager
-def binding_for(*, actor: str, pool_key: str) -> Iterator[None]:
-    """Within this block, a binding created by ``actor`` is the face's own."""
-    token = _pending.set(_Binding(actor, pool_key))
+def binding_for(
+    *, actor: str, pool_key: str, call_restrict: str | None = None, group_id: int | None = None
+) -> Iterator[None]:
+    """Within this block, a binding created by ``actor`` is the face's own
+    (with its CallRestrict and, for AXG, its group G)."""
+    token = _pending.set(_Binding(actor, pool_key, call_restrict, group_id))
     try:
         yield
     finally:
         _pending.reset(token)
+
+
+@contextlib.contextmanager
+def regrouping(*, actor: str, binding_id: str, group_id: int) -> Iterator[None]:
+    """Within this block, an update of ``binding_id`` by ``actor`` makes
+    ``group_id`` its group G, in the update's transaction."""
+    token = _regroup.set(_Regroup(actor, binding_id, group_id))
+    try:
+        yield
+    finally:
+        _regroup.reset(token)
 
 
 def beijing(when: dt.datetime) -> str:
@@ -85,10 +114,18 @@ class Receipts:
         self.report = report
 
     def on_binding_event(self, session: Session, event: BindingEvent | PoolExhaustedEvent) -> None:
-        pending = _pending.get()
-        if pending is None or not isinstance(event, BindingEvent) or event.type != "binding.created":
+        if not isinstance(event, BindingEvent):
             return
-        if event.actor != pending.actor:
+        if event.type == "binding.updated":
+            regroup = _regroup.get()
+            if regroup is not None and (event.actor, event.binding.id) == (regroup.actor, regroup.binding_id):
+                subscription = session.get(AliyunSubscription, event.binding.id)
+                if subscription is None:  # checked before the update: raising undoes it
+                    raise LookupError("the subscription's row is gone")
+                subscription.group_id = regroup.group_id
+            return
+        pending = _pending.get()
+        if pending is None or event.type != "binding.created" or event.actor != pending.actor:
             return
         session.add(
             AliyunSubscription(
@@ -96,6 +133,8 @@ class Receipts:
                 pool_key=pending.pool_key,
                 api_key_id=pending.actor.removeprefix("apikey:"),
                 created_at=event.at,
+                call_restrict=pending.call_restrict,
+                group_id=pending.group_id,
             )
         )
 

@@ -32,6 +32,7 @@ from maskline.compat.aliyun.interfaces import (
     Throttled,
 )
 from maskline.compat.aliyun.receipts import Receipts
+from maskline.compat.aliyun.restrict import CallRestrictions, register
 from maskline.compat.aliyun.services import AccessKeys, NonceStore, RateLimits
 from maskline.compat.aliyun.signature import Incoming, verify
 from maskline.redis_backend import storage_uri
@@ -58,7 +59,11 @@ class _Face:
         # Calls on the face's subscriptions end here: a receipt joins the
         # interaction's transaction (when a report URL is configured).
         services.events.outbox.on_interaction(self.receipts.interaction_completed)
-        self.actions = actions.Actions(services=services, receipts=self.receipts)
+        # CallRestrict, asked on the webhook path before a call is connected.
+        self.restrictions = CallRestrictions(services=services)
+        self.actions = actions.Actions(
+            services=services, receipts=self.receipts, restrictions=self.restrictions
+        )
         self.limits = RateLimits(
             storage_uri=storage_uri(settings.redis_url, instance_path=settings.instance_path),
             limits=settings.api_rate_limits,
@@ -167,5 +172,7 @@ def rpc() -> ResponseReturnValue:
 
 
 def init_app(app: Flask, services: Any) -> None:
-    app.extensions[EXTENSION_KEY] = _Face(services=services)
+    face = _Face(services=services)
+    app.extensions[EXTENSION_KEY] = face
     app.register_blueprint(bp)
+    register(app.extensions, face.restrictions)
