@@ -270,6 +270,22 @@ class WebhookService:
         # bounds its own time; a "no" rejects the step, and one that raises
         # fails it closed like any backend failure (the apology).
         self.interceptors: list[Callable[[str, StepDecision, str], bool]] = []
+        # Told of a call or text that a decision refused (kind, sid, relay,
+        # caller, decision), e.g. the Twilio Proxy face's out-of-session
+        # callback. Each must be cheap and never wait on the network; one that
+        # raises is logged and changes nothing for the caller.
+        self.rejections: list[Callable[[str, str, str, str, StepDecision], None]] = []
+
+    def _tell_rejected(
+        self, kind: str, sid: str, relay: str, caller: str, decision: StepDecision
+    ) -> StepDecision:
+        if decision.action == "reject" and self.rejections:
+            for listener in self.rejections:
+                try:
+                    listener(kind, sid, relay, caller, decision)
+                except Exception as exc:
+                    log.warning("rejection listener failed: %s", type(exc).__name__)
+        return decision
 
     def _intercept(self, kind: str, sid: str, decision: StepDecision) -> StepDecision:
         if decision.action != "connect":
@@ -338,7 +354,13 @@ class WebhookService:
                 call_sid,
                 "voice:1",
                 relay,
-                lambda: self._intercept("call", call_sid, self._decide_call(relay, caller)),
+                lambda: self._tell_rejected(
+                    "call",
+                    call_sid,
+                    relay,
+                    caller,
+                    self._intercept("call", call_sid, self._decide_call(relay, caller)),
+                ),
             )
         except Exception as exc:  # never a 500 to Twilio, never a wrong party
             return self.apology("voice", exc)
@@ -448,8 +470,14 @@ class WebhookService:
                 self.reject("completed")
                 return twiml.EMPTY_MESSAGING
             if stored is None:
-                decision = self._intercept(
-                    "sms", message_sid, self._decide_sms(relay, sender, has_media=bool(media))
+                decision = self._tell_rejected(
+                    "sms",
+                    message_sid,
+                    relay,
+                    sender,
+                    self._intercept(
+                        "sms", message_sid, self._decide_sms(relay, sender, has_media=bool(media))
+                    ),
                 )
                 stored = store.record(message_sid, "sms:1", decision, now=self._now())
             else:

@@ -31,7 +31,7 @@ from maskline.sim.carrier import CarrierSimulator, HttpTransport
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, clean_tables
 from tests.e2e.conftest import Cli, RunningServer, maskline_environ, serving
 from tests.e2e.test_no_number_leaks import find_leaks
-from tests.receiver import receiving
+from tests.receiver import Receiver, receiving
 
 AUTH_TOKEN = "e2e-twilio-auth-token"
 RELAYS = ("+14155550100", "+14155550101", "+14155550102")
@@ -129,9 +129,22 @@ def proxy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="module")
-def service(proxy: Proxy) -> Any:
-    """A Service with the pool's numbers: two by number, one by PN sid."""
-    created = proxy.client.proxy.v1.services.create(unique_name="orders", default_ttl=3600)
+def out_of_session() -> Iterator[Receiver]:
+    """Receives the Service's out-of-session callbacks (sent by ``maskline worker``)."""
+    with receiving() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def service(proxy: Proxy, out_of_session: Receiver) -> Any:
+    """A Service with the pool's numbers: two by number, one by PN sid.
+
+    Made before any call is refused: the server reads which numbers have an
+    out-of-session URL on the first refusal, then every 30 s.
+    """
+    created = proxy.client.proxy.v1.services.create(
+        unique_name="orders", default_ttl=3600, out_of_session_callback_url=out_of_session.url("/oos")
+    )
     proxy.keep()
     numbers = proxy.client.proxy.v1.services(created.sid).phone_numbers
     for relay in RELAYS[:2]:
@@ -249,6 +262,7 @@ def test_maskline_worker_sends_the_session_s_callback_signed(proxy: Proxy) -> No
     with receiving() as receiver:
         url = receiver.url("/proxy")
         service = proxy.client.proxy.v1.services.create(unique_name="with-callback", callback_url=url)
+        proxy.client.proxy.v1.services(service.sid).phone_numbers.create(phone_number=RELAYS[1])
         sessions = proxy.client.proxy.v1.services(service.sid).sessions
         session = sessions.create()
         sessions(session.sid).participants.create(identifier=buyer)
@@ -261,6 +275,46 @@ def test_maskline_worker_sends_the_session_s_callback_signed(proxy: Proxy) -> No
     assert RequestValidator(proxy.auth_token).validate(url, form, got.headers["X-Twilio-Signature"])
     assert (form["sessionSid"], form["sessionStatus"]) == (session.sid, "closed")
     proxy.answers.append(got.body.decode())
+
+
+def test_a_participant_names_the_proxy_number_both_share(proxy: Proxy, service: Any) -> None:
+    buyer, merchant = proxy.parties()
+    sessions = proxy.client.proxy.v1.services(service.sid).sessions
+    session = sessions.create(unique_name="order-named")
+    participants = sessions(session.sid).participants
+    first = participants.create(identifier=buyer, proxy_identifier_sid=derived_sid("phone_number", RELAYS[2]))
+    proxy.keep()
+    second = participants.create(identifier=merchant)
+    proxy.keep()
+
+    assert first.proxy_identifier == second.proxy_identifier == RELAYS[2]
+    call = proxy.carrier.call(from_number=merchant, to_number=RELAYS[2])
+    assert (call.outcome, call.dialed, call.caller_id) == ("connected", buyer, RELAYS[2])
+
+
+def test_a_call_no_session_routes_is_called_back_out_of_session(
+    proxy: Proxy, service: Any, out_of_session: Receiver
+) -> None:
+    stranger, _unused = proxy.parties()
+    call = proxy.carrier.call(from_number=stranger, to_number=RELAYS[0])
+    assert (call.outcome, call.dialed) == ("rejected", None)  # maskline's refusal, whatever the callback says
+    proxy.cli.run("worker", "--once")
+
+    forms = [{k: v[-1] for k, v in parse_qs(got.body.decode()).items()} for got in out_of_session.received]
+    (got,) = [
+        g for g, f in zip(out_of_session.received, forms, strict=True) if f.get("CallSid") == call.call_sid
+    ]
+    form = {k: v[-1] for k, v in parse_qs(got.body.decode()).items()}
+    assert RequestValidator(proxy.auth_token).validate(
+        out_of_session.url("/oos"), form, got.headers["X-Twilio-Signature"]
+    )
+    assert (form["To"], form["From"], form["outOfSessionReason"]) == (
+        RELAYS[0],
+        f"+1{'*' * 8}{stranger[-2:]}",
+        "no-session",
+    )
+    assert (form["AccountSid"], form["interactionServiceSid"]) == (proxy.account_sid, service.sid)
+    proxy.answers += [g.body.decode() for g in out_of_session.received]
 
 
 def test_no_party_number_in_any_answer_or_the_log(proxy: Proxy) -> None:

@@ -5,12 +5,18 @@ As Proxy sends them: a form-encoded ``POST``, signed with ``X-Twilio-Signature``
 credentials that created the Service, so a receiver checks it exactly as it
 checked Twilio's. The token is unsealed for this only (see credentials).
 
-Two kinds, each queued once (``twilio_callbacks.key`` is unique):
+Three kinds, each queued once (``twilio_callbacks.key`` is unique):
 
 * an **interaction** reached its final status (a call or message relayed, or
   a MessageInteraction): ``interaction*`` / ``inbound*`` / ``outbound*`` fields;
 * a **session** closed (by an update, a delete of a participant, or its
-  expiry): ``session*`` fields.
+  expiry): ``session*`` fields;
+* a call or text **out of session** (queued on the webhook path, see
+  :mod:`maskline.compat.twilio.outofsession`): the inbound request's fields,
+  its ``From`` masked.
+
+Each run also extends sessions whose ``ttl`` counts from their last
+interaction (:meth:`ProxyFace.slide_expiries`).
 
 Each worker run first finds what happened since (SQL is the source of truth:
 interactions and bindings are read, never a webhook's memory), queues it in
@@ -88,6 +94,15 @@ def post_form(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
         return exc.code
 
 
+def _account_field(form: dict[str, str]) -> str:
+    """Where a form names the signing account: as the callback of its kind does."""
+    if "interactionSid" in form:
+        return "interactionAccountSid"
+    if "sessionSid" in form:
+        return "sessionAccountSid"
+    return "AccountSid"  # out of session: the inbound request's own field
+
+
 def _camel(prefix: str, name: str) -> str:
     head, *rest = name.split("_")
     word = head + "".join(part.capitalize() for part in rest)
@@ -117,6 +132,7 @@ def session_form(body: dict[str, Any]) -> dict[str, str]:
 
 @dataclass
 class CallbackReport:
+    extended: int = 0
     queued: int = 0
     delivered: int = 0
     retried: int = 0
@@ -125,8 +141,8 @@ class CallbackReport:
 
     def summary(self) -> str:
         return (
-            f"twilio proxy callbacks queued {self.queued}, delivered {self.delivered}, "
-            f"retried {self.retried}, failed {self.failed}"
+            f"twilio proxy sessions extended {self.extended}; callbacks queued {self.queued}, "
+            f"delivered {self.delivered}, retried {self.retried}, failed {self.failed}"
         )
 
 
@@ -155,15 +171,22 @@ class CallbackWorker:
         self.base = f"{root}/twilio-proxy/v1"
 
     def run_once(self, now: dt.datetime) -> CallbackReport:
-        """Queue what is owed, then send what is due. Never raises (steps report by type)."""
+        """Extend sessions' ttl from their last interaction, queue what is owed,
+        then send what is due. Never raises (steps report by type)."""
         report = CallbackReport()
-        for name, step in (("queue", self.queue), ("deliver", self.deliver)):
+        for name, step in (("extend", self.extend), ("queue", self.queue), ("deliver", self.deliver)):
             try:
                 step(now, report)
             except Exception as exc:
                 log.warning("twilio proxy callbacks: %s failed: %s", name, type(exc).__name__)
                 report.errors.append(f"{name}: {type(exc).__name__}")
         return report
+
+    def extend(self, now: dt.datetime, report: CallbackReport) -> None:
+        """A session's ``ttl`` counts from its last interaction (see ProxyFace.slide_expiries)."""
+        from maskline.compat.twilio.services import ProxyFace
+
+        report.extended += ProxyFace(services=self.services).slide_expiries(now)
 
     # -- finding what is owed ----------------------------------------------------------
 
@@ -310,10 +333,7 @@ class CallbackWorker:
         token = tokens[account_sid]
         if token is None:
             return "!the credentials that sign this service's callbacks are revoked (or cannot be unsealed)"
-        form = {
-            **form,
-            "interactionAccountSid" if "interactionSid" in form else "sessionAccountSid": account_sid,
-        }
+        form = {**form, _account_field(form): account_sid}
         signature = RequestValidator(token).compute_signature(url, form)
         body = urllib.parse.urlencode(form).encode()
         try:

@@ -21,7 +21,10 @@ roles only.
 
 Before that, the session's ``mode``: a ``voice-only`` session's binding
 refuses texts and a ``message-only`` one refuses calls (rejected as an
-intercept is, so counted with the webhook rejections). A session's mode never
+intercept is, so counted with the webhook rejections). While no session of
+the deployment has another mode than ``voice-and-message`` (asked every
+:data:`REFRESH` seconds, at once in the process that creates one), this costs
+nothing. Once one has, it stays so for the process: a session's mode never
 changes and its binding id is set in the binding's own transaction, so the
 answer per binding is looked up once (an indexed query) and kept; only while
 the binding's row is not yet visible (the instant between routing it and
@@ -89,6 +92,10 @@ class Interceptor:
         self._lock = threading.Lock()
         self._any_until = 0.0
         self._any = False
+        # Whether any session has a mode other than voice-and-message: once
+        # True it stays True (modes never change, and sessions are rarely deleted).
+        self._restricts_until = 0.0
+        self._restricts = False
         self._tokens: dict[str, tuple[float, str | None]] = {}
         # binding id -> (until, its intercepting session or None): most calls
         # are to bindings of no Proxy session, and a call's binding is asked
@@ -113,6 +120,26 @@ class Interceptor:
         with self._lock:
             self._any, self._any_until = found is not None, now + REFRESH
         return found is not None
+
+    def restricted_mode_seen(self) -> None:
+        """A session with a non-default mode was created (in this process)."""
+        with self._lock:
+            self._restricts = True
+
+    def _anyone_restricts(self) -> bool:
+        now = self._monotonic()
+        with self._lock:
+            if self._restricts or now < self._restricts_until:
+                return self._restricts
+        with self._db().session() as session:
+            # IN, not !=: answered from the index on mode, however many sessions.
+            found = session.scalar(
+                select(ProxySession.sid).where(ProxySession.mode.in_(list(REFUSES))).limit(1)
+            )
+        with self._lock:
+            self._restricts = self._restricts or found is not None
+            self._restricts_until = now + REFRESH
+            return self._restricts
 
     def _mode(self, binding_id: str) -> str:
         with self._lock:
@@ -190,7 +217,7 @@ class Interceptor:
         if not decision.binding_id:
             return True
         try:
-            mode = self._mode(decision.binding_id)
+            mode = self._mode(decision.binding_id) if self._anyone_restricts() else ""
             if REFUSES.get(mode) == kind:
                 log.info("a %s session refused a %s on binding %s", mode, kind, decision.binding_id)
                 return False
@@ -246,8 +273,15 @@ class Interceptor:
         return fallback
 
 
-def register(app_extensions: dict[str, Any], services: Any) -> None:
-    """Add the interceptor to the webhook service of this app (if it has one)."""
+def register(app_extensions: dict[str, Any], services: Any) -> Interceptor | None:
+    """Add the interceptor to the webhook service of this app (if it has one),
+    and the out-of-session callback to its rejections."""
+    from maskline.compat.twilio.outofsession import OutOfSession
+
     hooks = app_extensions.get("maskline.webhooks")
-    if hooks is not None:
-        hooks.service.interceptors.append(Interceptor(services=services))
+    if hooks is None:
+        return None
+    interceptor = Interceptor(services=services)
+    hooks.service.interceptors.append(interceptor)
+    hooks.service.rejections.append(OutOfSession(services=services))
+    return interceptor

@@ -5,6 +5,10 @@ Every error is Twilio's error body ``{code, message, more_info, status}``
 
     ProxyError
     ├── InvalidParameter     400  20001  a field is missing or invalid (named; nothing changed)
+    ├── NoProxyNumber        400  802xx  no number of the Service can take the session
+    │                              (Proxy's own codes: 80205 none, 80207 only reserved,
+    │                              80203 none in the country, 80206 none in the area,
+    │                              80208 all in use; 80601 a named number not in the Service)
     ├── Unauthenticated      401  20003  no or wrong account sid / auth token
     ├── PermissionDenied     403  20403  the credentials' key lacks the scope
     ├── ResourceNotFound     404  20404  no such resource for these credentials' owner
@@ -72,6 +76,22 @@ class ProxyError(Exception):
 
 class InvalidParameter(ProxyError):
     status, code = 400, 20001
+
+
+class NoProxyNumber(ProxyError):
+    """No number of the Service can take the session, with Proxy's own code."""
+
+    status = 400
+    NO_NUMBERS = 80205  # "No Proxies For Service"
+    ONLY_RESERVED = 80207  # "No unreserved numbers in proxy pool"
+    NONE_IN_COUNTRY = 80203  # "No Available Proxy For Country"
+    NONE_IN_AREA = 80206  # "No Available Proxy" (GeoMatchLevel)
+    ALL_IN_USE = 80208  # "No Available Unused Proxy"
+    NOT_IN_SERVICE = 80601  # "Phone Number Not Available" (a named ProxyIdentifier)
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Unauthenticated(ProxyError):

@@ -97,13 +97,17 @@ class ProxySession(Base):
     unique_name: Mapped[str | None] = mapped_column(String(191))
     ttl: Mapped[int] = mapped_column(Integer, default=0)
     date_expiry: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    mode: Mapped[str] = mapped_column(String(20))
+    # Indexed: the webhook path asks whether any session restricts its mode.
+    mode: Mapped[str] = mapped_column(String(20), index=True)
     # open until closed by an update (or its binding ended); shown as
     # in-progress once the binding has had an interaction.
     status: Mapped[str] = mapped_column(String(12))
     closed_reason: Mapped[str | None] = mapped_column(String(120))
     # A plain column, as interactions have: the session outlives retention.
     binding_id: Mapped[str | None] = mapped_column(String(24), index=True)
+    # The expiry is a DateExpiry: interactions do not move it (a ttl counts
+    # from the last interaction, as in Twilio).
+    expiry_fixed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     date_ended: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -125,9 +129,15 @@ class ProxyParticipant(Base):
         ForeignKey("twilio_sessions.sid", ondelete="CASCADE"), index=True
     )
     role: Mapped[str] = mapped_column(String(32))
-    token: Mapped[str | None] = mapped_column(ForeignKey("vault_entries.token", ondelete="SET NULL"))
+    # Indexed: sticky number selection finds a pair's earlier sessions by token.
+    token: Mapped[str | None] = mapped_column(
+        ForeignKey("vault_entries.token", ondelete="SET NULL"), index=True
+    )
     identifier_masked: Mapped[str] = mapped_column(String(24))
     friendly_name: Mapped[str | None] = mapped_column(String(255))
+    # The relay number (public) asked for with ProxyIdentifier(Sid), kept
+    # until the session binds on it.
+    proxy_e164: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
@@ -135,8 +145,9 @@ class ProxyParticipant(Base):
 class ProxyCallback(Base):
     """A Proxy callback to send: a form, its URL, and the credentials that sign it.
 
-    ``key`` is what the callback is about (``<interaction sid>:<status>`` or
-    ``<session sid>:closed``), unique, so the worker that finds it twice
+    ``key`` is what the callback is about (``<interaction sid>:<status>``,
+    ``<session sid>:closed``, or ``oos:<CallSid|MessageSid>:<service sid>``
+    for an out-of-session callback), unique, so the worker that finds it twice
     queues it once. The form carries sids, roles, statuses and the (public)
     relay number only; never a party number.
     """

@@ -7,8 +7,11 @@ Mapping:
   derived from the E.164 form, so the same number has the same PN sid in
   every Service);
 * a **Session** (KC) is an ``axb`` binding of the credentials' owner, made
-  when its second Participant joins (``order_id`` is the session sid), and
-  ended when the session is closed, deleted or loses a participant;
+  when its second Participant joins (``order_id`` is the session sid) on one
+  of its Service's numbers (not reserved, unless a participant named it;
+  matching ``geo_match_level``; per ``number_selection_behavior``), and
+  ended when the session is closed, deleted or loses a participant. A
+  ``ttl`` counts from the last interaction (moved by the worker);
 * a **Participant** (KP) is a role of that binding (``participant1`` /
   ``participant2``): its number is sealed in the vault at once, the row keeps
   the token and a masked identifier only; its proxy identifier is the
@@ -25,16 +28,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from maskline.audit.interfaces import AuditEntry
 from maskline.compat.twilio.interfaces import (
     InvalidParameter,
+    NoProxyNumber,
     ProxyError,
     ResourceConflict,
     ResourceNotFound,
@@ -45,6 +49,7 @@ from maskline.compat.twilio.interfaces import (
     new_sid,
 )
 from maskline.compat.twilio.models import ProxyParticipant, ProxyPhoneNumber, ProxyService, ProxySession
+from maskline.numbers import regions
 from maskline.numbers.interfaces import (
     BindingNotFound,
     BindingNotLive,
@@ -54,7 +59,7 @@ from maskline.numbers.interfaces import (
     PoolExhausted,
     RoutingUnavailable,
 )
-from maskline.numbers.models import Binding, RelayNumber
+from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.numbers.routes import epoch
 from maskline.twilio_rest import TwilioError, calling, make_client
 from maskline.vault.interfaces import InvalidPhoneNumber
@@ -70,6 +75,9 @@ ROLES = ("participant1", "participant2")
 SMS_STATUS_PATH = "/webhooks/twilio/sms/status"
 MAX_BODY = 1600
 MAX_UNIQUE_NAME = 191
+# How far back the ttl of a session is counted from its interactions (the
+# worker runs every 30 s; this only bounds the query).
+SLIDE_LOOKBACK = dt.timedelta(days=2)
 
 
 def mask_identifier(e164: str) -> str:
@@ -125,6 +133,8 @@ class ProxyFace:
     def __init__(self, *, services: Any) -> None:
         self.services = services
         self._client: Any = None
+        # Told when a session with another mode than voice-and-message is made.
+        self.on_restricted_mode: Callable[[], None] | None = None
 
     @property
     def _db(self) -> Any:
@@ -386,11 +396,12 @@ class ProxyFace:
         date_expiry: dt.datetime | None,
         mode: str | None,
         status: str | None,
-        participants: Sequence[tuple[str, str | None]] = (),
+        participants: Sequence[dict[str, str | None]] = (),
         actor: str = "",
     ) -> SessionState:
-        """A new session; with ``participants`` (identifier, friendly name), all
-        of them join or the session is not kept (the error names which one)."""
+        """A new session; with ``participants`` (``Identifier``, ``FriendlyName``,
+        ``ProxyIdentifier``, ``ProxyIdentifierSid``), all of them join or the
+        session is not kept (the error names which one)."""
         state = self._create_session(
             owner,
             service_sid,
@@ -403,15 +414,17 @@ class ProxyFace:
         if not participants:
             return state
         try:
-            for i, (identifier, friendly_name) in enumerate(participants):
+            for i, item in enumerate(participants):
                 try:
                     self.add_participant(
                         owner,
                         service_sid,
                         state.row.sid,
-                        identifier=identifier,
-                        friendly_name=friendly_name,
+                        identifier=item.get("Identifier") or "",
+                        friendly_name=item.get("FriendlyName"),
                         actor=actor,
+                        proxy_identifier=item.get("ProxyIdentifier"),
+                        proxy_identifier_sid=item.get("ProxyIdentifierSid"),
                     )
                 except ProxyError as exc:
                     exc.message = f"Participants[{i}].{exc.message}"
@@ -454,12 +467,15 @@ class ProxyFace:
                 unique_name=unique_name,
                 ttl=ttl or 0,
                 date_expiry=expiry,
+                expiry_fixed=date_expiry is not None,
                 mode=mode or "voice-and-message",
                 status="open",
                 created_at=now,
                 updated_at=now,
             )
             session.add(row)
+        if row.mode != "voice-and-message" and self.on_restricted_mode is not None:
+            self.on_restricted_mode()
         return self.state(row)
 
     def state(self, row: ProxySession) -> SessionState:
@@ -570,11 +586,78 @@ class ProxyFace:
         with self._db.session() as session:
             stored = self._session(session, owner, service_sid, row.sid)
             stored.date_expiry = expiry
+            # A DateExpiry stays where it is; a ttl counts from the last interaction.
+            stored.expiry_fixed = date_expiry is not None
             if ttl is not None:
                 stored.ttl = ttl
             stored.updated_at = now
             row = stored
         return self.state(row)
+
+    def slide_expiries(self, now: dt.datetime) -> int:
+        """Move the expiry of open sessions with a ``ttl`` (theirs, else the
+        Service's ``default_ttl``) to ``ttl`` seconds after their last
+        interaction, as Twilio counts it. Never a closed session, never one
+        whose expiry is a ``DateExpiry``, never past ``MASKLINE_MAX_TTL``
+        from now, never earlier than it is. Returns how many moved.
+
+        Run by ``maskline worker``: a session is extended within one worker
+        interval of its interaction.
+        """
+        last = func.max(func.coalesce(Interaction.ended_at, Interaction.started_at))
+        with self._db.session() as session:
+            rows = session.execute(
+                select(
+                    ProxySession.sid,
+                    ProxySession.owner,
+                    ProxySession.binding_id,
+                    ProxySession.ttl,
+                    ProxyService.default_ttl,
+                    Binding.expires_at,
+                    last,
+                )
+                .join(ProxyService, ProxyService.sid == ProxySession.service_sid)
+                .join(Binding, Binding.id == ProxySession.binding_id)
+                .join(Interaction, Interaction.binding_id == Binding.id)
+                .where(
+                    ProxySession.status != "closed",
+                    ProxySession.expiry_fixed.is_(False),
+                    or_(ProxySession.ttl > 0, ProxyService.default_ttl > 0),
+                    Binding.status == "active",
+                    Binding.expires_at > now,
+                    Interaction.owner == ProxySession.owner,
+                    Interaction.started_at > now - SLIDE_LOOKBACK,
+                )
+                .group_by(
+                    ProxySession.sid,
+                    ProxySession.owner,
+                    ProxySession.binding_id,
+                    ProxySession.ttl,
+                    ProxyService.default_ttl,
+                    Binding.expires_at,
+                )
+            ).all()
+        limit = now + self.services.settings.max_ttl
+        moved = 0
+        for sid, owner, binding_id, ttl, default_ttl, expires, last_at in rows:
+            wanted = min(last_at + dt.timedelta(seconds=ttl or default_ttl), limit)
+            if wanted <= expires:
+                continue
+            try:
+                self.services.numbers.bindings.extend(
+                    binding_id,
+                    owner=owner,
+                    expires_at=wanted,
+                    reason="twilio proxy: ttl from the last interaction",
+                )
+            except (BindingNotFound, BindingNotLive):
+                continue  # closed or ended meanwhile: it stays so
+            with self._db.session() as session:
+                stored = session.get(ProxySession, sid)
+                if stored is not None and stored.binding_id == binding_id:
+                    stored.date_expiry = wanted
+            moved += 1
+        return moved
 
     def delete_session(self, owner: str, service_sid: str, sid: str, *, actor: str) -> None:
         with self._db.session() as session:
@@ -612,6 +695,49 @@ class ProxyFace:
             )
             return relay
 
+    def _requested_number(
+        self,
+        session: Session,
+        service_sid: str,
+        proxy_identifier: str | None,
+        proxy_identifier_sid: str | None,
+    ) -> str | None:
+        """The Service's number a participant asks for (reserved ones too, as in Twilio)."""
+        by_number = by_sid = None
+        if proxy_identifier:
+            try:
+                e164 = self.services.vault.normalize(
+                    proxy_identifier, field="ProxyIdentifier", region=self.services.settings.default_region
+                )
+            except InvalidPhoneNumber as exc:
+                raise InvalidParameter(f"ProxyIdentifier: {exc.reason}") from None
+            by_number = session.get(ProxyPhoneNumber, (service_sid, e164))
+            if by_number is None:
+                raise NoProxyNumber(
+                    NoProxyNumber.NOT_IN_SERVICE,
+                    "ProxyIdentifier: is not a number of this Service; add it to its PhoneNumbers first",
+                )
+        if proxy_identifier_sid:
+            by_sid = (
+                session.scalar(
+                    select(ProxyPhoneNumber).where(
+                        ProxyPhoneNumber.service_sid == service_sid,
+                        ProxyPhoneNumber.sid == proxy_identifier_sid,
+                    )
+                )
+                if is_sid(proxy_identifier_sid, "phone_number")
+                else None
+            )
+            if by_sid is None:
+                raise NoProxyNumber(
+                    NoProxyNumber.NOT_IN_SERVICE,
+                    "ProxyIdentifierSid: is not the sid of a number of this Service's PhoneNumbers",
+                )
+        if by_number is not None and by_sid is not None and by_number.e164 != by_sid.e164:
+            raise InvalidParameter("ProxyIdentifierSid: names another number than ProxyIdentifier")
+        chosen = by_number or by_sid
+        return chosen.e164 if chosen is not None else None
+
     def add_participant(
         self,
         owner: str,
@@ -621,8 +747,11 @@ class ProxyFace:
         identifier: str,
         friendly_name: str | None,
         actor: str,
+        proxy_identifier: str | None = None,
+        proxy_identifier_sid: str | None = None,
     ) -> ParticipantState:
-        """Seal the identifier; with the second participant, bind the session (axb)."""
+        """Seal the identifier; with the second participant, bind the session (axb)
+        on one of the Service's numbers (the one a participant asked for, if any)."""
         vault = self.services.vault
         region = self.services.settings.default_region
         try:
@@ -634,6 +763,8 @@ class ProxyFace:
             raise ResourceConflict("Status: the session is closed")
         with self._db.session() as session:
             found = self._session(session, owner, service_sid, session_sid)
+            service = self._service(session, owner, service_sid)
+            wanted = self._requested_number(session, service_sid, proxy_identifier, proxy_identifier_sid)
             # Locked: two participants added at once take one role each.
             row = session.get(ProxySession, found.sid, with_for_update=True) or found
             if row.binding_id is not None:
@@ -648,6 +779,13 @@ class ProxyFace:
                 raise InvalidParameter(
                     "Identifier: is a relay number of this pool; relay numbers cannot be participants"
                 )
+            asked = existing[0].proxy_e164 if existing else None
+            if wanted is not None and asked is not None and wanted != asked:
+                field = "ProxyIdentifier" if proxy_identifier else "ProxyIdentifierSid"
+                raise InvalidParameter(
+                    f"{field}: the other participant asked for another number; both participants "
+                    "of a session share one proxy number"
+                )
             token = vault.put_normalized(session, e164).token
             if any(p.token == token for p in existing):
                 raise InvalidParameter("Identifier: is already a participant of this session")
@@ -660,21 +798,39 @@ class ProxyFace:
                 token=token,
                 identifier_masked=mask_identifier(e164),
                 friendly_name=friendly_name,
+                proxy_e164=wanted,
                 created_at=now,
                 updated_at=now,
             )
             if not existing:
                 session.add(participant)
-                return ParticipantState(row=participant, proxy_identifier=None)
+                # The number it asked for is the one it gets, or the session is refused.
+                return ParticipantState(row=participant, proxy_identifier=wanted)
             other = existing[0]
             other_token, other_role = other.token, other.role
             expiry = row.date_expiry
+            chosen = wanted or asked
+            behavior, level = service.number_selection_behavior, service.geo_match_level
         if other_token is None:
             raise ResourceConflict(
                 "Identifier: the first participant's number was collected before a second one joined; "
                 "remove and add it again"
             )
         other_number = self._db.read(lambda connection: vault.open_readonly(connection, other_token))
+        relays: frozenset[str]
+        prefer: tuple[str, ...] = ()
+        if chosen is not None:
+            relays = frozenset({chosen})
+        else:
+            relays, prefer = self._service_relays(
+                service_sid,
+                row.sid,
+                numbers=(other_number, e164),
+                tokens=(other_token, token),
+                behavior=behavior,
+                level=level,
+                now=now,
+            )
         request = BindRequest(
             order_id=row.sid,
             mode="axb",
@@ -682,6 +838,8 @@ class ProxyFace:
             owner=owner,
             expires_at=expiry,
             actor=actor,
+            relay_numbers=relays,
+            prefer_relays=prefer,
         )
 
         def attach(session: Session, view: BindingView) -> None:
@@ -690,6 +848,11 @@ class ProxyFace:
             stored = session.get(ProxySession, row.sid, with_for_update=True)
             if stored is None or stored.binding_id is not None:
                 raise ResourceConflict("Identifier: the session changed meanwhile; retry")
+            if chosen is not None and session.get(ProxyPhoneNumber, (service_sid, chosen)) is None:
+                raise NoProxyNumber(
+                    NoProxyNumber.NOT_IN_SERVICE,
+                    "ProxyIdentifier: the number asked for is no longer in this Service",
+                )
             stored.binding_id = view.id
             stored.updated_at = now
             session.add(participant)
@@ -699,12 +862,148 @@ class ProxyFace:
         except (InvalidRequest, InvalidPhoneNumber) as exc:
             raise InvalidParameter(f"Identifier: {exc.reason}") from None
         except PoolExhausted:
-            raise ResourceConflict(
-                "no relay number of the pool can take this session; the pool needs more"
+            if chosen is not None:
+                field = "ProxyIdentifier" if wanted is None or proxy_identifier else "ProxyIdentifierSid"
+                raise NoProxyNumber(
+                    NoProxyNumber.ALL_IN_USE,
+                    f"{field}: the number asked for cannot take this session (it already carries "
+                    "one of these participants, is cooling down for one, or is full); "
+                    "maskline does not choose another",
+                ) from None
+            raise NoProxyNumber(
+                NoProxyNumber.ALL_IN_USE,
+                "PhoneNumbers: every number of this Service that may take this session already "
+                "carries one of these participants, is cooling down for one, or is full; "
+                "add numbers to the Service",
             ) from None
         except RoutingUnavailable:
             raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
         return ParticipantState(row=participant, proxy_identifier=view.relay_number)
+
+    def _service_relays(
+        self,
+        service_sid: str,
+        session_sid: str,
+        *,
+        numbers: tuple[str, str],
+        tokens: tuple[str, str],
+        behavior: str,
+        level: str,
+        now: dt.datetime,
+    ) -> tuple[frozenset[str], tuple[str, ...]]:
+        """(the Service's numbers this session may take, the ones to try first).
+
+        Not reserved, active with voice, and where the participants are
+        (``geo_match_level``: ``country`` is every participant's country;
+        ``area-code``, and ``overlay`` / ``radius`` approximated by it, is
+        also the area code of one of them). ``prefer-sticky`` tries first
+        the number of the pair's most recent earlier session of the Service;
+        ``avoid-sticky`` leaves that number out while another is free.
+        """
+        with self._db.session() as session:
+            rows = session.execute(
+                select(
+                    ProxyPhoneNumber.e164, ProxyPhoneNumber.is_reserved, RelayNumber.country, RelayNumber.area
+                )
+                .join(RelayNumber, RelayNumber.e164 == ProxyPhoneNumber.e164)
+                .where(
+                    ProxyPhoneNumber.service_sid == service_sid,
+                    RelayNumber.status == "active",
+                    RelayNumber.voice.is_(True),
+                )
+            ).all()
+            if not rows:
+                raise NoProxyNumber(
+                    NoProxyNumber.NO_NUMBERS,
+                    "PhoneNumbers: this Service has no number that can take sessions; "
+                    "add numbers of the pool to it",
+                )
+            unreserved = [(e164, country, area) for e164, reserved, country, area in rows if not reserved]
+            if not unreserved:
+                raise NoProxyNumber(
+                    NoProxyNumber.ONLY_RESERVED,
+                    "PhoneNumbers: every number of this Service is reserved; reserved numbers are "
+                    "used only when a participant names them (ProxyIdentifier)",
+                )
+            places = [regions.describe(n) for n in numbers]
+            countries = {country for country, _area in places}
+            areas = {area for _country, area in places if area}
+            matching = [
+                e164
+                for e164, country, area in unreserved
+                if countries == {country} and (level == "country" or area in areas)
+            ]
+            if not matching:
+                if level == "country":
+                    raise NoProxyNumber(
+                        NoProxyNumber.NONE_IN_COUNTRY,
+                        "GeoMatchLevel: no unreserved number of this Service is in the participants' "
+                        "country (both participants must share it with the number)",
+                    )
+                raise NoProxyNumber(
+                    NoProxyNumber.NONE_IN_AREA,
+                    f"GeoMatchLevel: no unreserved number of this Service is in a participant's "
+                    f"area code ({level}; maskline matches overlay and radius by area code)",
+                )
+            sticky = self._sticky(session, service_sid, session_sid, tokens)
+            if sticky is None or sticky not in matching:
+                return frozenset(matching), ()
+            if behavior == "prefer-sticky":
+                return frozenset(matching), (sticky,)
+            if self._others_free(session, [n for n in matching if n != sticky], tokens, now):
+                matching.remove(sticky)
+            return frozenset(matching), ()
+
+    def _sticky(
+        self, session: Session, service_sid: str, session_sid: str, tokens: tuple[str, str]
+    ) -> str | None:
+        """The number of the most recent earlier session of the Service with
+        these participants (both before one), by vault token: no number in SQL."""
+        shared = func.count(distinct(ProxyParticipant.token))
+        row = session.execute(
+            select(Binding.relay_number)
+            .select_from(ProxySession)
+            .join(ProxyParticipant, ProxyParticipant.session_sid == ProxySession.sid)
+            .join(Binding, Binding.id == ProxySession.binding_id)
+            .where(
+                ProxySession.service_sid == service_sid,
+                ProxySession.sid != session_sid,
+                ProxyParticipant.token.in_(list(tokens)),
+            )
+            .group_by(Binding.relay_number, ProxySession.sid, ProxySession.created_at)
+            .order_by(shared.desc(), ProxySession.created_at.desc(), ProxySession.sid.desc())
+            .limit(1)
+        ).first()
+        return row[0] if row is not None else None
+
+    def _others_free(
+        self, session: Session, others: list[str], tokens: tuple[str, str], now: dt.datetime
+    ) -> bool:
+        """Whether, as far as SQL knows, one of ``others`` can take these
+        participants: neither is on it or cooling down on it, and it is not full."""
+        if not others:
+            return False
+        policy = self.services.numbers.bindings.policy
+        held = set(
+            session.scalars(
+                select(Binding.relay_number)
+                .join(BindingMember, BindingMember.binding_id == Binding.id)
+                .where(
+                    Binding.relay_number.in_(others),
+                    BindingMember.kind == "party",
+                    BindingMember.token.in_(list(tokens)),
+                    or_(Binding.status == "active", Binding.ended_at > now - policy.cooldown),
+                )
+            )
+        )
+        load = dict(
+            session.execute(
+                select(Binding.relay_number, func.count())
+                .where(Binding.relay_number.in_(others), Binding.status == "active", Binding.expires_at > now)
+                .group_by(Binding.relay_number)
+            ).all()
+        )
+        return any(n not in held and load.get(n, 0) < policy.cap for n in others)
 
     def _participant(
         self, session: Session, owner: str, service_sid: str, session_sid: str, sid: str
@@ -721,7 +1020,9 @@ class ProxyFace:
     def get_participant(self, owner: str, service_sid: str, session_sid: str, sid: str) -> ParticipantState:
         with self._db.session() as session:
             row, participant = self._participant(session, owner, service_sid, session_sid, sid)
-        return ParticipantState(row=participant, proxy_identifier=self._relay_of(row))
+        return ParticipantState(
+            row=participant, proxy_identifier=self._relay_of(row) or participant.proxy_e164
+        )
 
     def list_participants(
         self, owner: str, service_sid: str, session_sid: str, *, offset: int, limit: int
@@ -730,7 +1031,7 @@ class ProxyFace:
             row = self._session(session, owner, service_sid, session_sid)
             rows = self._participants(session, row.sid)[offset : offset + limit]
         relay = self._relay_of(row)
-        return [ParticipantState(row=p, proxy_identifier=relay) for p in rows]
+        return [ParticipantState(row=p, proxy_identifier=relay or p.proxy_e164) for p in rows]
 
     def delete_participant(
         self, owner: str, service_sid: str, session_sid: str, sid: str, *, actor: str

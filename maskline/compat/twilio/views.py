@@ -456,8 +456,12 @@ def create_session(service_sid: str) -> ResponseReturnValue:
     return _created(wire.session_json(state, **_kw()))
 
 
-def _session_participants(raw: list[str]) -> list[tuple[str, str | None]]:
-    """Session create's ``Participants``: JSON objects with Identifier and FriendlyName."""
+PARTICIPANT_KEYS = ("Identifier", "FriendlyName", "ProxyIdentifier", "ProxyIdentifierSid")
+
+
+def _session_participants(raw: list[str]) -> list[dict[str, str | None]]:
+    """Session create's ``Participants``: JSON objects with Identifier, and
+    optionally FriendlyName, ProxyIdentifier, ProxyIdentifierSid."""
     if len(raw) > 2:
         raise InvalidParameter("Participants: a session has at most two participants")
     found = []
@@ -468,7 +472,7 @@ def _session_participants(raw: list[str]) -> list[tuple[str, str | None]]:
             item = None
         if not isinstance(item, dict):
             raise InvalidParameter(f"Participants[{i}]: must be an object with Identifier and FriendlyName")
-        unknown = sorted(set(item) - {"Identifier", "FriendlyName"})
+        unknown = sorted(set(item) - set(PARTICIPANT_KEYS))
         if unknown:
             raise InvalidParameter(f"Participants[{i}].{unknown[0][:64]}: is not supported here")
         identifier, friendly_name = item.get("Identifier"), item.get("FriendlyName")
@@ -476,7 +480,11 @@ def _session_participants(raw: list[str]) -> list[tuple[str, str | None]]:
             raise InvalidParameter(f"Participants[{i}].Identifier: is required: a phone number")
         if friendly_name is not None and (not isinstance(friendly_name, str) or len(friendly_name) > 255):
             raise InvalidParameter(f"Participants[{i}].FriendlyName: at most 255 characters")
-        found.append((identifier, friendly_name))
+        for name in ("ProxyIdentifier", "ProxyIdentifierSid"):
+            value = item.get(name)
+            if value is not None and (not isinstance(value, str) or len(value) > 34):
+                raise InvalidParameter(f"Participants[{i}].{name}: at most 34 characters")
+        found.append({name: item.get(name) for name in PARTICIPANT_KEYS})
     return found
 
 
@@ -533,9 +541,6 @@ def _participant_json(state: Any, service_sid: str) -> dict[str, Any]:
 def add_participant(service_sid: str, session_sid: str) -> ResponseReturnValue:
     _face().proxy.get_session(_owner(), service_sid, session_sid)
     form = _Form(frozenset({"Identifier", "FriendlyName", "ProxyIdentifier", "ProxyIdentifierSid"}))
-    for name in ("ProxyIdentifier", "ProxyIdentifierSid"):
-        if form.values.get(name):
-            raise InvalidParameter(f"{name}: not supported; maskline picks the relay number from its pool")
     identifier = form.text("Identifier", limit=64)
     if not identifier:
         raise InvalidParameter("Missing required parameter Identifier in the post body")
@@ -546,6 +551,8 @@ def add_participant(service_sid: str, session_sid: str) -> ResponseReturnValue:
         identifier=identifier,
         friendly_name=form.text("FriendlyName", limit=255),
         actor=_actor(),
+        proxy_identifier=form.text("ProxyIdentifier", limit=34),
+        proxy_identifier_sid=form.text("ProxyIdentifierSid", limit=34),
     )
     return _created(_participant_json(state, service_sid))
 
@@ -683,4 +690,7 @@ def init_app(app: Flask, services: Any) -> None:
     app.register_blueprint(bp)
     from maskline.compat.twilio.intercept import register
 
-    register(app.extensions, services)
+    interceptor = register(app.extensions, services)
+    if interceptor is not None:
+        # A session with a restricted mode made here is filtered here at once.
+        app.extensions[EXTENSION_KEY].proxy.on_restricted_mode = interceptor.restricted_mode_seen
