@@ -67,6 +67,23 @@ class Lease:
     since: dt.datetime
 
 
+def _still_pending(session: Session, lease: Lease, **values: Any) -> bool:
+    """Set ``values`` on the key if it is still pending under ``lease``
+    (compare-and-set: of two requests racing for it, one wins)."""
+    result = session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.owner == lease.owner,
+            IdempotencyRecord.key == lease.key,
+            IdempotencyRecord.status == PENDING,
+            IdempotencyRecord.created_at == lease.since,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 class IdempotencyStore:
     def __init__(self, *, db: Database, secret: bytes, clock: Clock, ttl: dt.timedelta) -> None:
         self.db = db
@@ -142,18 +159,7 @@ class IdempotencyStore:
         The stamp moves to ``now`` only where it is still the one read, so
         the dead request (should it wake) can no longer :meth:`start` it.
         """
-        result = session.execute(
-            update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.owner == row.owner,
-                IdempotencyRecord.key == row.key,
-                IdempotencyRecord.status == PENDING,
-                IdempotencyRecord.created_at == row.created_at,
-            )
-            .values(created_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not _still_pending(session, Lease(row.owner, row.key, row.created_at), created_at=now):
             raise Conflict("a request with this Idempotency-Key is still being handled; retry later")
         return Lease(row.owner, row.key, now)
 
@@ -161,18 +167,7 @@ class IdempotencyStore:
         """Mark the key ``STARTED`` in ``session``'s transaction, the one written
         just before an effect that cannot be undone. Conflict (rolling that
         transaction back) if the key is no longer this request's."""
-        result = session.execute(
-            update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.owner == lease.owner,
-                IdempotencyRecord.key == lease.key,
-                IdempotencyRecord.status == PENDING,
-                IdempotencyRecord.created_at == lease.since,
-            )
-            .values(status=STARTED)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not _still_pending(session, lease, status=STARTED):
             raise Conflict("another request with this Idempotency-Key took it over; nothing was done")
 
     def complete(

@@ -94,6 +94,31 @@ def post_form(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
         return exc.code
 
 
+def enqueue(
+    db: Any, *, key: str, service_sid: str, account_sid: str, url: str, form: dict[str, str], now: dt.datetime
+) -> bool:
+    """Queue one callback for the worker to sign and send, in a transaction of
+    its own; False if one with ``key`` is queued already (each is sent once)."""
+    try:
+        with db.session() as session:
+            session.add(
+                ProxyCallback(
+                    key=key,
+                    service_sid=service_sid,
+                    account_sid=account_sid,
+                    url=url,
+                    form=json.dumps(form, separators=(",", ":"), sort_keys=True),
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
 def _account_field(form: dict[str, str]) -> str:
     """Where a form names the signing account: as the callback of its kind does."""
     if "interactionSid" in form:
@@ -240,24 +265,16 @@ class CallbackWorker:
         for key, (service, form) in wanted.items():
             if key in known or service.callback_url is None:
                 continue
-            try:
-                with db.session() as session:
-                    session.add(
-                        ProxyCallback(
-                            key=key,
-                            service_sid=service.sid,
-                            account_sid=service.account_sid,
-                            url=service.callback_url,
-                            form=json.dumps(form, separators=(",", ":"), sort_keys=True),
-                            status="pending",
-                            attempts=0,
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
-                    )
-                report.queued += 1
-            except IntegrityError:
-                continue  # another worker queued it first
+            queued = enqueue(
+                db,
+                key=key,
+                service_sid=service.sid,
+                account_sid=service.account_sid,
+                url=service.callback_url,
+                form=form,
+                now=now,
+            )
+            report.queued += queued  # not queued: another worker queued it first
 
     def _interaction_form(
         self, session: Any, row: Interaction, proxy_session: ProxySession

@@ -35,7 +35,6 @@ service and changes nothing for the caller.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -44,9 +43,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from maskline.compat.twilio.models import ProxyCallback, ProxyPhoneNumber, ProxyService, ProxySession
+from maskline.compat.twilio.callbacks import enqueue
+from maskline.compat.twilio.models import ProxyPhoneNumber, ProxyService, ProxySession
 from maskline.compat.twilio.services import mask_identifier
 from maskline.webhooks.interfaces import StepDecision
 
@@ -135,22 +134,15 @@ class OutOfSession:
             form["interactionSessionSid"] = session_sid
         now = self.services.clock()
         for target in targets:
-            body = {**form, "interactionServiceSid": target.service_sid}
-            try:
-                with self._db().session() as session:
-                    session.add(
-                        ProxyCallback(
-                            key=f"oos:{sid}:{target.service_sid}",
-                            service_sid=target.service_sid,
-                            account_sid=target.account_sid,
-                            url=target.url,
-                            form=json.dumps(body, separators=(",", ":"), sort_keys=True),
-                            status="pending",
-                            attempts=0,
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
-                    )
-            except IntegrityError:
+            queued = enqueue(
+                self._db(),
+                key=f"oos:{sid}:{target.service_sid}",
+                service_sid=target.service_sid,
+                account_sid=target.account_sid,
+                url=target.url,
+                form={**form, "interactionServiceSid": target.service_sid},
+                now=now,
+            )
+            if not queued:
                 continue  # a retried request: queued once
             log.info("out-of-session callback queued for %s (%s)", target.service_sid, reason)

@@ -605,17 +605,17 @@ class ProxyFace:
         interval of its interaction.
         """
         last = func.max(func.coalesce(Interaction.ended_at, Interaction.started_at))
+        per_session = (
+            ProxySession.sid,
+            ProxySession.owner,
+            ProxySession.binding_id,
+            ProxySession.ttl,
+            ProxyService.default_ttl,
+            Binding.expires_at,
+        )
         with self._db.session() as session:
             rows = session.execute(
-                select(
-                    ProxySession.sid,
-                    ProxySession.owner,
-                    ProxySession.binding_id,
-                    ProxySession.ttl,
-                    ProxyService.default_ttl,
-                    Binding.expires_at,
-                    last,
-                )
+                select(*per_session, last)
                 .join(ProxyService, ProxyService.sid == ProxySession.service_sid)
                 .join(Binding, Binding.id == ProxySession.binding_id)
                 .join(Interaction, Interaction.binding_id == Binding.id)
@@ -628,14 +628,7 @@ class ProxyFace:
                     Interaction.owner == ProxySession.owner,
                     Interaction.started_at > now - SLIDE_LOOKBACK,
                 )
-                .group_by(
-                    ProxySession.sid,
-                    ProxySession.owner,
-                    ProxySession.binding_id,
-                    ProxySession.ttl,
-                    ProxyService.default_ttl,
-                    Binding.expires_at,
-                )
+                .group_by(*per_session)
             ).all()
         limit = now + self.services.settings.max_ttl
         moved = 0
