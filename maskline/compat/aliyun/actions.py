@@ -57,6 +57,7 @@ from maskline.numbers.interfaces import (
     RoutingUnavailable,
 )
 from maskline.numbers.models import Binding, RelayNumber
+from maskline.numbers.pool import parse_relay_number
 from maskline.numbers.services import MAX_ALLOWED_CALLERS
 from maskline.vault.interfaces import InvalidPhoneNumber, VaultEntryErased, VaultError
 from maskline.webhooks.models import Interaction
@@ -311,8 +312,9 @@ class Actions:
         the PoolKey's numbers, when it has any). A value that is not a relay
         number is never echoed: it could be someone's own number."""
         try:
-            x: str = self.services.vault.normalize(raw, field="PhoneNoX", region=region)
-        except InvalidPhoneNumber as exc:
+            # A relay number's rules, not a party's (the vault refuses some kinds).
+            x = parse_relay_number(raw, field="PhoneNoX", region=region)
+        except InvalidRequest as exc:
             raise invalid_number("PhoneNoX", exc.reason) from None
         relay = session.get(RelayNumber, x)
         if relay is None or relay.status == "retired":

@@ -16,8 +16,9 @@ import click
 from sqlalchemy import delete, select
 
 from maskline.compat.aliyun.models import AliyunPoolNumber
+from maskline.numbers.interfaces import InvalidRequest
 from maskline.numbers.models import RelayNumber
-from maskline.vault.interfaces import InvalidPhoneNumber
+from maskline.numbers.pool import parse_relay_number
 
 MAX_POOL_KEY = 64
 
@@ -48,8 +49,8 @@ def _relay_numbers(services: Any, session: Any, numbers: tuple[str, ...]) -> lis
     region = services.settings.default_region
     for i, raw in enumerate(numbers):
         try:
-            e164 = services.vault.normalize(raw, field=f"NUMBER[{i}]", region=region)
-        except InvalidPhoneNumber as exc:
+            e164 = parse_relay_number(raw, field=f"NUMBER[{i}]", region=region)
+        except InvalidRequest as exc:
             raise click.ClickException(str(exc)) from None
         relay = session.get(RelayNumber, e164)
         if relay is None:

@@ -60,6 +60,7 @@ from maskline.numbers.interfaces import (
     RoutingUnavailable,
 )
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
+from maskline.numbers.pool import parse_relay_number
 from maskline.numbers.routes import epoch
 from maskline.twilio_rest import TwilioError, calling, make_client
 from maskline.vault.interfaces import InvalidPhoneNumber
@@ -699,10 +700,11 @@ class ProxyFace:
         by_number = by_sid = None
         if proxy_identifier:
             try:
-                e164 = self.services.vault.normalize(
+                # A relay number's rules, not a party's (the vault refuses some kinds).
+                e164 = parse_relay_number(
                     proxy_identifier, field="ProxyIdentifier", region=self.services.settings.default_region
                 )
-            except InvalidPhoneNumber as exc:
+            except InvalidRequest as exc:
                 raise InvalidParameter(f"ProxyIdentifier: {exc.reason}") from None
             by_number = session.get(ProxyPhoneNumber, (service_sid, e164))
             if by_number is None:
