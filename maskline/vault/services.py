@@ -11,9 +11,9 @@ import base64
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import ColumnElement, Table, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -244,16 +244,33 @@ class VaultService:
         """:meth:`open` for the webhook hot path: the same checks and errors,
         through one Core SELECT of the columns it needs on ``connection``
         (no ORM identity map, no unit of work). It only reads."""
+        number = self.open_readonly_unless(connection, token, unless=None)
+        assert number is not None
+        return number
+
+    def open_readonly_unless(
+        self, connection: Connection, token: str, *, unless: ColumnElement[Any] | None
+    ) -> str | None:
+        """:meth:`open_readonly`, or None if the scalar SQL expression
+        ``unless`` (read in the same statement: one round trip, not two) is
+        not NULL, e.g. "the call this number is for has ended"."""
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
             raise VaultEntryNotFound("no vault entry has that token")
+        gate = unless if unless is not None else null()
         row = connection.execute(
             select(
-                VaultEntry.purpose, VaultEntry.wrapped_key, VaultEntry.ciphertext, VaultEntry.erased_at
+                VaultEntry.purpose,
+                VaultEntry.wrapped_key,
+                VaultEntry.ciphertext,
+                VaultEntry.erased_at,
+                gate,
             ).where(VaultEntry.token == token)
         ).one_or_none()
         if row is None:
             raise VaultEntryNotFound(f"no vault entry has token {token}")
-        purpose, wrapped_key, ciphertext, erased_at = row
+        purpose, wrapped_key, ciphertext, erased_at, stop = row
+        if stop is not None:
+            return None
         if erased_at is not None:
             raise VaultEntryErased(token, erased_at)
         return self._unseal(token, purpose, wrapped_key, ciphertext)

@@ -680,14 +680,14 @@ class WebhookService:
             raise BackendUnavailable("connect decision without a target")
         vault = self.services.vault
 
+        ended = select(Interaction.ended_at).where(Interaction.sid == sid).scalar_subquery()
+
         def read(connection: Any) -> str | None:
-            ended = connection.execute(
-                select(Interaction.ended_at).where(Interaction.sid == sid)
-            ).scalar_one_or_none()
-            return None if ended is not None else vault.open_readonly(connection, token)
+            return vault.open_readonly_unless(connection, token, unless=ended)
 
         try:
-            # Two primary-key SELECTs in AUTOCOMMIT (retried once if PostgreSQL restarted).
+            # One SELECT of two primary-key lookups, in AUTOCOMMIT (retried
+            # once if PostgreSQL restarted).
             return self.db.read(read)
         except Exception as exc:  # DB down, erased, integrity: never a wrong number
             raise BackendUnavailable(f"vault: {type(exc).__name__}") from None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from prometheus_client import REGISTRY
-from sqlalchemy import event, text, update
+from sqlalchemy import event, literal, text, update
 
 from maskline import services_of
 from maskline.vault.interfaces import VaultEntryErased, VaultEntryNotFound, VaultIntegrityError
@@ -127,7 +127,7 @@ def test_a_postgresql_restart_costs_the_next_call_no_error(
     assert failures("voice") == before
 
 
-def test_the_connect_reads_two_primary_keys_outside_a_transaction(
+def test_the_connect_reads_two_primary_keys_in_one_statement_outside_a_transaction(
     app: Flask, twilio: Twilio, bind: Callable[..., Any]
 ) -> None:
     services = services_of(app)
@@ -145,10 +145,10 @@ def test_the_connect_reads_two_primary_keys_outside_a_transaction(
         assert twilio.call(MERCHANT, view.relay_number).dialed is not None
     finally:
         event.remove(engine, *listen)
-    # Is the call already over (a replay)? Then the sealed number.
-    assert len(statements) == 2
-    assert statements[0].startswith("SELECT interactions.ended_at")
-    assert statements[1].startswith("SELECT vault_entries.purpose")
+    # The sealed number, and in the same statement: is the call already over (a replay)?
+    assert len(statements) == 1
+    assert statements[0].startswith("SELECT vault_entries.purpose")
+    assert "interactions.ended_at" in statements[0]
     with engine.connect() as connection:
         # No BEGIN and no COMMIT around it: the driver is in autocommit.
         assert connection.connection.driver_connection.autocommit is True  # type: ignore[union-attr]
@@ -178,6 +178,25 @@ def test_the_read_path_opens_what_open_opens_and_refuses_what_it_refuses(
     for unknown in ("pn_doesnotexist", "not-a-token"):
         with pytest.raises(VaultEntryNotFound):
             read(unknown)
+
+
+def test_the_read_path_opens_nothing_when_its_gate_is_set(services: Services) -> None:
+    vault = services.vault
+    with services.db.session() as session:
+        token = vault.put(session, BUYER).token
+        erased = vault.put(session, MERCHANT).token
+        vault.erase(session, erased, actor="dpo", reason="erasure request")
+
+    def read(t: str, gate: Any) -> str | None:
+        return services.db.read(lambda connection: vault.open_readonly_unless(connection, t, unless=gate))
+
+    assert read(token, literal(None)) == BUYER
+    assert read(token, literal(1)) is None  # e.g. the call has ended: no number, no error
+    assert read(erased, literal(1)) is None
+    with pytest.raises(VaultEntryErased):
+        read(erased, literal(None))
+    with pytest.raises(VaultEntryNotFound):
+        read("pn_doesnotexist", literal(1))  # no entry is never a quiet None
 
 
 def test_a_concurrent_second_decision_gets_the_first_and_leaves_its_record(redis_client: Any) -> None:
