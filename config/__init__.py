@@ -106,8 +106,12 @@ class Settings:
     # Replaces the language's built-in "enter the extension" prompt.
     extension_prompt: str | None = None
     extension_max_failures: int = 5
-    extension_failure_window: dt.timedelta = dt.timedelta(minutes=15)
-    extension_lockout: dt.timedelta = dt.timedelta(hours=1)
+    # More wrong extensions than this on one relay number, from any callers,
+    # within the window lock down its open extensions (per-caller lockouts
+    # alone let rotating caller IDs guess on).
+    extension_max_failures_per_number: int = 20
+    extension_failure_window: dt.timedelta = dt.timedelta(minutes=10)
+    extension_lockout: dt.timedelta = dt.timedelta(minutes=15)
     # What SMS bodies lose before forwarding: any of "phones", "links".
     sms_redact: frozenset[str] = frozenset({"phones", "links"})
     sms_media: Literal["forward", "refuse"] = "refuse"
@@ -450,6 +454,7 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
     limits = {
         "call_time_limit": (60, 4 * 3600),
         "extension_max_failures": (1, 1000),
+        "extension_max_failures_per_number": (1, 100_000),
         "calls_per_hour": (1, 100_000),
         "calls_per_day": (1, 100_000),
         "sms_per_hour": (1, 100_000),

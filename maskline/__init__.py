@@ -55,7 +55,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
 
     from maskline.webhooks.views import init_app as init_webhooks
 
-    init_webhooks(app, services)
+    init_webhooks(app, services, metrics=http_metrics.observe)
 
     from maskline.api.views import init_app as init_api
 

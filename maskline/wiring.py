@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from maskline.audit.alerts import AlertService
     from maskline.events.delivery import Deliverer
     from maskline.events.services import Outbox, OwnerService
+    from maskline.fast_sql import FastReader
     from maskline.numbers.pool import PoolService
     from maskline.numbers.rebuild import AutoRebuilder
     from maskline.numbers.router import Router
@@ -270,8 +271,11 @@ class WebhookBackends:
     redis: Any
     db: Database
     router: Router
+    # The connect path's one prepared statement (psycopg, no SQLAlchemy).
+    fast_sql: FastReader
 
     def close(self, services: Services) -> None:
+        self.fast_sql.close()
         if self.db is not services.db:
             self.db.dispose()
         if self.redis is not services._redis and hasattr(self.redis, "close"):
@@ -280,6 +284,7 @@ class WebhookBackends:
 
 def build_webhook_backends(services: Services) -> WebhookBackends:
     """Short-timeout clients; an in-process Redis or SQLite is shared as is."""
+    from maskline.fast_sql import FastReader
     from maskline.numbers.router import Router
     from maskline.numbers.routes import RouteStore
     from maskline.redis_backend import connect, is_in_process
@@ -305,7 +310,8 @@ def build_webhook_backends(services: Services) -> WebhookBackends:
         rebuilder=numbers.rebuilder,
         clock=services.clock,
     )
-    return WebhookBackends(redis=redis_client, db=db, router=router)
+    fast_sql = FastReader(db=db, timeout=timeout)
+    return WebhookBackends(redis=redis_client, db=db, router=router, fast_sql=fast_sql)
 
 
 def build_numbers(services: Services) -> NumbersServices:

@@ -182,7 +182,7 @@ class ClickToCall:
             target_token=other.token,
         )
         # The call is placed: a Redis hiccup now must not turn it into an error.
-        self._quietly(lambda: decisions.record(sid, "api:1", decision, now=epoch(now)))
+        self._quietly(lambda: decisions.record(sid, "api:1", decision, now=epoch(now), relay=relay))
         log.info("click-to-call %s on binding %s: %s -> %s", sid, binding_id, initiator.role, other.role)
         return PlacedCall(
             sid=sid,

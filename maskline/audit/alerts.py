@@ -116,6 +116,11 @@ STRANGER_REASONS = frozenset({"stranger", "no_binding"})
 QUEUE_CAPACITY = 10_000
 BATCH = 500
 IDLE_WAIT = 1.0  # seconds the thread waits for a signal before looking at its stop flag
+# Once a signal arrives, the thread gathers more for this long before it
+# counts them: one Redis pipeline per gathering, not one per call (at a
+# thousand connects a second, a round trip each would double the webhook
+# path's Redis work). Alerts are minutes-scale; a fraction of a second is free.
+GATHER_SECONDS = 0.25
 LOG_EVERY = 60.0  # seconds between two warnings of the same failing stage
 FINGERPRINT_HEX = 12
 
@@ -299,6 +304,7 @@ class AlertService:
         self._queue = _Queue(capacity)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._flush = threading.Event()
         self._start_lock = threading.Lock()
         self._logged: dict[str, float] = {}
         self._at_exit_registered = False
@@ -351,6 +357,15 @@ class AlertService:
                     if m.role == BUYER_ROLE
                 ]
             sa_event.listen(session, "after_commit", lambda _session: self._submit(signals), once=True)
+        except Exception as exc:
+            self._failed("internal", exc)
+
+    def extension_lockdown(self, *, relay: str, wrong: int, until: dt.datetime, at: dt.datetime) -> None:
+        """``relay``'s open extensions are locked down after ``wrong`` wrong ones (an alert each time)."""
+        try:
+            if _RELAY.match(relay):
+                detail: dict[str, object] = {"wrong_extensions": int(wrong), "until": _iso(until)}
+                self._submit([_Signal("extension_lockdown", f"relay:{relay}", at, detail=detail)])
         except Exception as exc:
             self._failed("internal", exc)
 
@@ -451,6 +466,7 @@ class AlertService:
             finally:
                 self._queue.done()
             processed += len(batch)
+        self._flush.set()  # a batch the thread is gathering is counted now
         self._queue.wait_idle(timeout)
         return processed
 
@@ -489,6 +505,7 @@ class AlertService:
         self._queue = _Queue(self._capacity)
         self._thread = None
         self._stop = threading.Event()
+        self._flush = threading.Event()
         self._start_lock = threading.Lock()
         self._redis_lock = threading.Lock()
 
@@ -497,12 +514,20 @@ class AlertService:
             batch = self._queue.take(BATCH, wait=IDLE_WAIT)
             if not batch:
                 continue
+            taken = 1
+            if len(batch) < BATCH and self._flush.wait(GATHER_SECONDS) is False:
+                more = self._queue.take(BATCH - len(batch))
+                if more:
+                    batch += more
+                    taken += 1
+            self._flush.clear()
             try:
                 self._process(batch)
             except Exception as exc:
                 self._failed("internal", exc, count=len(batch))
             finally:
-                self._queue.done()
+                for _ in range(taken):
+                    self._queue.done()
 
     def _process(self, batch: list[_Signal]) -> None:
         crossings: dict[tuple[str, str, dt.datetime], _Crossing] = {}

@@ -73,6 +73,7 @@ AlertKind = Literal[
     "wrong_extensions",  # wrong extensions keyed, on a relay number or by a caller
     "failed_logins",  # failed console logins of one account in an hour
     "off_hours_reveal",  # a number was revealed outside working hours or days
+    "extension_lockdown",  # a relay number's open extensions locked down after many wrong ones
 ]
 ALERT_KINDS: tuple[AlertKind, ...] = (
     "distinct_buyers",
@@ -81,6 +82,7 @@ ALERT_KINDS: tuple[AlertKind, ...] = (
     "wrong_extensions",
     "failed_logins",
     "off_hours_reveal",
+    "extension_lockdown",
 )
 # The outbox owner of alerts: the worker sends its rows to the configured
 # alerts URL, signed with the alerts secret. Owner names (of API keys and of

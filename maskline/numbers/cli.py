@@ -422,6 +422,34 @@ def pool_unlock(number: str, reason: str) -> None:
     _set_status(number, "active", reason)
 
 
+@pool_group.command("unlock-extensions")
+@click.argument("number")
+@click.option("--reason", required=True, help="why (recorded in the audit log)")
+def pool_unlock_extensions(number: str, reason: str) -> None:
+    """Lift NUMBER's extension lockdown before it runs out (audited).
+
+    A lockdown follows many wrong extensions on one number from any callers:
+    until it ends, only allow-listed callers and callers an open extension
+    already knows get through.
+    """
+    from maskline.numbers.interfaces import RoutingUnavailable
+    from maskline.numbers.pool import parse_relay_number
+
+    if not reason.strip():
+        raise click.BadParameter("say why the lockdown is lifted", param_hint="--reason")
+    with _services() as services:
+        try:
+            e164 = parse_relay_number(number, field="NUMBER", region=services.settings.default_region)
+            left = services.numbers.routes.extension_lockdown_left(e164)
+            lifted = services.numbers.routes.lift_extension_lockdown(e164)
+        except (NumbersError, RoutingUnavailable) as exc:
+            raise _fail(exc) from None
+        with services.db.session() as session:
+            data = {"was_locked_down": lifted, "seconds_left": left}
+            _audit(services, session, "pool.extensions_unlocked", e164, data, reason=reason.strip())
+    click.echo(f"{e164}: extension lockdown lifted" if lifted else f"{e164} had no extension lockdown")
+
+
 @pool_group.command("retire")
 @click.argument("number")
 @_reason_option

@@ -31,6 +31,12 @@ def route_key(relay_number: str) -> str:
     return f"ml:{{{relay_number}}}"
 
 
+def extension_lockdown_key(relay_number: str) -> str:
+    """Present (with a TTL) while X's open extensions are locked down; set by
+    the webhook step script after too many wrong extensions on X."""
+    return f"{route_key(relay_number)}:xl"
+
+
 def epoch(when: dt.datetime) -> int:
     return int(when.timestamp())
 
@@ -94,9 +100,17 @@ def _token_out(value: bytes) -> str:
     return unpack_token(value) if len(value) == 15 else value.decode()
 
 
+def routing_prelude() -> str:
+    """The layout helpers and ``resolve_route``, for scripts that route in
+    the same round trip as their own work (the webhook step script)."""
+    package = resources.files("maskline.numbers") / "lua"
+    return (package / "common.lua").read_text() + "\n" + (package / "decide.lua").read_text()
+
+
 def _load(name: str) -> str:
     package = resources.files("maskline.numbers") / "lua"
-    return (package / "common.lua").read_text() + "\n" + (package / f"{name}.lua").read_text()
+    prelude = routing_prelude() if name == "resolve" else (package / "common.lua").read_text()
+    return prelude + "\n" + (package / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +179,20 @@ class RouteStore:
         """Mark X's hash as present (the generation marker), keeping any data."""
         try:
             self.client.hsetnx(route_key(relay_number), "g", generation)
+        except REDIS_ERRORS as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    def lift_extension_lockdown(self, relay_number: str) -> bool:
+        """End X's extension lockdown early; True if there was one."""
+        try:
+            return bool(self.client.delete(extension_lockdown_key(relay_number)))
+        except REDIS_ERRORS as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    def extension_lockdown_left(self, relay_number: str) -> int:
+        """Seconds X's extension lockdown has left (0: none)."""
+        try:
+            return max(0, int(self.client.ttl(extension_lockdown_key(relay_number))))
         except REDIS_ERRORS as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
 

@@ -275,6 +275,26 @@ class VaultService:
             raise VaultEntryErased(token, erased_at)
         return self._unseal(token, purpose, wrapped_key, ciphertext)
 
+    def open_row(
+        self,
+        token: str,
+        *,
+        purpose: str,
+        wrapped_key: bytes | None,
+        ciphertext: bytes | None,
+        erased_at: object,
+    ) -> str:
+        """The number of a vault row read elsewhere (the webhook path's one
+        prepared statement): the same checks and errors as :meth:`open`."""
+        if erased_at is not None:
+            raise VaultEntryErased(token, erased_at)  # type: ignore[arg-type]
+        return self._unseal(
+            token,
+            purpose,
+            None if wrapped_key is None else bytes(wrapped_key),
+            None if ciphertext is None else bytes(ciphertext),
+        )
+
     def _unseal(self, token: str, purpose: str, wrapped_key: bytes | None, ciphertext: bytes | None) -> str:
         if wrapped_key is None or ciphertext is None:
             raise VaultIntegrityError(f"vault entry {token} has no sealed value")

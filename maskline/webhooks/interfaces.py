@@ -29,6 +29,8 @@ WebhookReason = Literal[
     "media_refused",
     "completed",
     "wrong_relay",
+    "locked_down",
+    "ended",
 ]
 
 TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -71,6 +73,8 @@ class StepDecision:
     target_role: str | None = None
     target_token: str | None = None
     attempt: int = 0
+    # How many digits a gather collects: the relay number's extension length.
+    digits: int = 0
 
     @classmethod
     def from_route(cls, decision: RouteDecision) -> StepDecision:

@@ -36,13 +36,14 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from maskline.audit.alerts import ALERT_FAILURES, BUYER_ROLE, STRANGER_REASONS, caller_subject
+from maskline.fast_sql import FastReader
 from maskline.numbers.models import Binding
 from maskline.numbers.routes import epoch
 from maskline.webhooks import twiml
@@ -53,8 +54,9 @@ from maskline.webhooks.interfaces import (
     StepDecision,
 )
 from maskline.webhooks.models import Interaction
-from maskline.webhooks.policy import BindingOptions, BindingOptionsCache, SmsPolicy
+from maskline.webhooks.policy import BindingOptions, SmsPolicy
 from maskline.webhooks.recordings import RecordingEvent, store_recording
+from maskline.webhooks.steps import StepLimits, StepOutcome, StepStore, record_key
 
 if TYPE_CHECKING:
     from maskline.db import Database
@@ -70,6 +72,7 @@ FAILURES = Counter(
 )
 SIGNATURE_FAILURES = Counter("maskline_webhook_signature_failures", "Requests refused with 403")
 LOCKOUTS = Counter("maskline_extension_lockouts", "Callers locked out for guessing extensions")
+LOCKDOWNS = Counter("maskline_extension_lockdowns", "Relay numbers whose open extensions were locked down")
 RETRIES = Counter(
     "maskline_webhook_retries", "Repeated steps answered from the stored decision", ["endpoint"]
 )
@@ -88,18 +91,25 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _loose_text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def _lua(name: str) -> str:
     return (resources.files("maskline.webhooks") / "lua" / f"{name}.lua").read_text()
 
 
 class DecisionStore:
-    """Stored step decisions per sid (``ml:wh:{SID}``), with a TTL."""
+    """Stored step decisions of calls and messages decided in Python
+    (click-to-call, the faces' API messages), in the same records as
+    step.lua's (``ml:{X}:c:<SID>``), so that status callbacks find both."""
 
     def __init__(self, client: Any, *, ttl_seconds: int, ended_ttl_seconds: int | None = None) -> None:
         self.client = client
         self.ttl = ttl_seconds
         self.ended_ttl = ttl_seconds if ended_ttl_seconds is None else min(ended_ttl_seconds, ttl_seconds)
         self._record = client.register_script(_lua("record"))
+        self._finish = client.register_script(_FINISH)
 
     @classmethod
     def from_settings(cls, client: Any, settings: Any) -> DecisionStore:
@@ -110,41 +120,61 @@ class DecisionStore:
         )
 
     @staticmethod
-    def key(sid: str) -> str:
-        return f"ml:wh:{{{sid}}}"
+    def key(sid: str, relay: str) -> str:
+        return record_key(relay, sid)
 
-    def lookup(self, sid: str, step: str) -> tuple[StepDecision | None, bool]:
+    def lookup(self, sid: str, step: str, *, relay: str) -> tuple[StepDecision | None, bool]:
         """(the stored decision of ``step``, whether the call or message is over)."""
-        stored, done = self.client.hmget(self.key(sid), [step, "done"])
+        stored, done = self.client.hmget(self.key(sid, relay), [step, "done"])
         return (StepDecision.loads(stored) if stored else None), done is not None
 
-    def record(self, sid: str, step: str, decision: StepDecision, *, now: int) -> StepDecision:
+    def record(self, sid: str, step: str, decision: StepDecision, *, now: int, relay: str) -> StepDecision:
         """Store ``decision`` unless a concurrent retry stored one first; return the winner."""
         connect = decision.action == "connect" and bool(decision.binding_id)
         roles = (decision.binding_id, decision.from_role, decision.target_role) if connect else ()
         args = [step, decision.dumps(), now, self.ttl, *(value or "" for value in roles or ("", "", ""))]
-        stored = self._record(keys=[self.key(sid)], args=args)
+        stored = self._record(keys=[self.key(sid, relay)], args=args)
         return StepDecision.loads(stored) if stored else decision
 
-    def info(self, sid: str) -> dict[str, str]:
-        return {_text(k): _text(v) for k, v in self.client.hgetall(self.key(sid)).items()}
+    def info(self, sid: str, *, relay: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self.client.hgetall(self.key(sid, relay)).items()}
 
-    def mark_done(self, sid: str, status: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.key(sid), "done", status)
-        # NX: a record has its TTL from its first decision; only a husk made
-        # here (a status for a sid never seen) needs one, and a late status
-        # must not undo a settle().
-        pipe.expire(self.key(sid), self.ttl, nx=True)
-        pipe.execute()
+    def finish(self, sid: str, status: str, *, relays: list[str], done: bool) -> tuple[str, dict[str, str]]:
+        """The record of ``sid`` under the first of ``relays`` that has one,
+        marked over if ``done``, as (relay, fields); ("", {}) if none has.
 
-    def settle(self, sid: str) -> None:
+        A final status for a sid never seen leaves a husk under the first
+        relay number, so a request replayed after it finds the call over.
+        """
+        mark = status if done else ""
+        for relay in relays:
+            fields = self._finish(keys=[self.key(sid, relay)], args=[mark])
+            if fields:
+                it = iter(fields)
+                # Binary fields (the route entry a retry re-checks) are not read here.
+                return relay, {_text(k): _loose_text(v) for k, v in zip(it, it, strict=True)}
+        if done and relays:
+            key = self.key(sid, relays[0])
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(key, "done", status)
+            pipe.expire(key, self.ttl, nx=True)
+            pipe.execute()
+        return "", {}
+
+    def settle(self, sid: str, *, relay: str) -> None:
         """Shorten the record's life to the ended TTL: SQL now holds the end.
 
         Only after the interaction's end has committed: until then this
         record is what refuses a replay (``LT``: never lengthens it).
         """
-        self.client.expire(self.key(sid), self.ended_ttl, lt=True)
+        self.client.expire(self.key(sid, relay), self.ended_ttl, lt=True)
+
+
+_FINISH = """
+if redis.call("EXISTS", KEYS[1]) == 0 then return {} end
+if ARGV[1] ~= "" then redis.call("HSET", KEYS[1], "done", ARGV[1]) end
+return redis.call("HGETALL", KEYS[1])
+"""
 
 
 class Quotas:
@@ -179,36 +209,6 @@ class Quotas:
         keys = self.keys(relay, binding_id, kind, now=now)
         used_hour, used_day = self._take(keys=keys, args=self.ttls(now))
         return int(used_hour) <= per_hour and int(used_day) <= per_day
-
-
-class ExtensionGuard:
-    """Locks out a caller who keys too many wrong extensions on one relay number."""
-
-    def __init__(self, client: Any, *, max_failures: int, window_seconds: int, lockout_seconds: int) -> None:
-        self.client = client
-        self.max_failures = max_failures
-        self.window = window_seconds
-        self.lockout = lockout_seconds
-
-    @staticmethod
-    def key(relay: str, caller_hex: str) -> str:
-        return f"ml:{{{relay}}}:xf:{caller_hex}"
-
-    def locked(self, relay: str, caller_hex: str) -> bool:
-        count = self.client.get(self.key(relay, caller_hex))
-        return count is not None and int(count) >= self.max_failures
-
-    def fail(self, relay: str, caller_hex: str) -> bool:
-        """Count a wrong extension; True if the caller is now locked out."""
-        key = self.key(relay, caller_hex)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(key, 0, ex=self.window, nx=True)  # the window starts at the first failure
-        pipe.incr(key)
-        count = int(pipe.execute()[-1])
-        if count >= self.max_failures:
-            self.client.expire(key, self.lockout)
-            return True
-        return False
 
 
 class PoolDirectory:
@@ -263,8 +263,8 @@ class WebhookService:
         )
         self.pool = PoolDirectory(services)
         self.sms_policy = SmsPolicy(redact=settings.sms_redact, media=settings.sms_media)
-        self._state: tuple[DecisionStore, Quotas, ExtensionGuard] | None = None
-        self._options: BindingOptionsCache | None = None
+        self._steps: StepStore | None = None
+        self._decisions: DecisionStore | None = None
         # Asked before a call or message is connected (the Twilio Proxy
         # face's intercept callback): (kind, decision, sid) -> go ahead? Each
         # bounds its own time; a "no" rejects the step, and one that raises
@@ -304,28 +304,16 @@ class WebhookService:
     def db(self) -> Database:
         return self.backends.db
 
-    # Redis-backed parts are built on first use: building them never connects.
-    def _redis_parts(self) -> tuple[DecisionStore, Quotas, ExtensionGuard]:
-        if self._state is None:
-            client = self.backends.redis
-            s = self.settings
-            self._state = (
-                DecisionStore.from_settings(client, s),
-                Quotas(
-                    client,
-                    limits={
-                        "call": (s.calls_per_hour, s.calls_per_day),
-                        "sms": (s.sms_per_hour, s.sms_per_day),
-                    },
-                ),
-                ExtensionGuard(
-                    client,
-                    max_failures=s.extension_max_failures,
-                    window_seconds=int(s.extension_failure_window.total_seconds()),
-                    lockout_seconds=int(s.extension_lockout.total_seconds()),
-                ),
-            )
-        return self._state
+    def _decision_store(self) -> DecisionStore:
+        # Built on first use: building never connects.
+        if self._decisions is None:
+            self._decisions = DecisionStore.from_settings(self.backends.redis, self.settings)
+        return self._decisions
+
+    @property
+    def fast_sql(self) -> FastReader:
+        """The connect path's one prepared statement (psycopg, no SQLAlchemy)."""
+        return self.backends.fast_sql
 
     @property
     def router(self) -> Router:
@@ -334,128 +322,167 @@ class WebhookService:
     def _now(self) -> int:
         return epoch(self.services.clock())
 
-    def options_of(self, binding_id: str | None) -> BindingOptions:
-        """A binding's recording and SMS policy (its own, else the deployment's)."""
-        if not binding_id:
-            raise BackendUnavailable("a decision without a binding")
-        if self._options is None:
-            self._options = BindingOptionsCache(db=self.db, default_sms=self.sms_policy)
-        return self._options.get(binding_id)
-
-    def policy_for(self, binding_id: str | None) -> SmsPolicy:
-        """The SMS policy of a binding."""
-        return self.options_of(binding_id).sms
-
     # -- voice -----------------------------------------------------------------
+
+    def steps(self) -> StepStore:
+        """The step script's client (built on first use: building never connects)."""
+        if self._steps is None:
+            s = self.settings
+            self._steps = StepStore(
+                self.backends.redis,
+                limits=StepLimits(
+                    record_ttl=int(s.webhook_dedupe_ttl.total_seconds()),
+                    calls=(s.calls_per_hour, s.calls_per_day),
+                    sms=(s.sms_per_hour, s.sms_per_day),
+                    attempts=EXTENSION_ATTEMPTS,
+                    caller_failures=s.extension_max_failures,
+                    caller_window=int(s.extension_failure_window.total_seconds()),
+                    caller_lockout=int(s.extension_lockout.total_seconds()),
+                    number_failures=s.extension_max_failures_per_number,
+                    number_window=int(s.extension_failure_window.total_seconds()),
+                    number_lockout=int(s.extension_lockout.total_seconds()),
+                    extension_digits=s.extension_digits,
+                ),
+            )
+        return self._steps
 
     def voice(self, *, call_sid: str, relay: str, caller: str) -> str:
         try:
-            return self.answer_step(
-                call_sid,
-                "voice:1",
-                relay,
-                lambda: self._tell_rejected(
-                    "call",
-                    call_sid,
-                    relay,
-                    caller,
-                    self._intercept("call", call_sid, self._decide_call(relay, caller)),
-                ),
-            )
+            decision = self._step("call", call_sid, "voice:1", relay, caller, extension="", attempt=1)
+            if decision is None:
+                return self.voice_twiml.goodbye
+            return self._render_voice(decision, relay, call_sid)
         except Exception as exc:  # never a 500 to Twilio, never a wrong party
             return self.apology("voice", exc)
 
     def extension(self, *, call_sid: str, relay: str, caller: str, digits: str, attempt: int) -> str:
         try:
-            return self.answer_step(
-                call_sid,
-                f"ext:{attempt}",
-                relay,
-                lambda: self._intercept(
-                    "call", call_sid, self._decide_extension(relay, caller, digits, attempt)
-                ),
+            decision = self._step(
+                "call", call_sid, f"ext:{attempt}", relay, caller, extension=digits, attempt=attempt
             )
+            if decision is None:
+                return self.voice_twiml.goodbye
+            return self._render_voice(decision, relay, call_sid)
         except Exception as exc:
             return self.apology("extension", exc)
 
+    def _step(
+        self, kind: str, sid: str, step: str, relay: str, caller: str, *, extension: str, attempt: int
+    ) -> StepDecision | None:
+        """The decision of one step, from one run of step.lua; None for a replay.
+
+        Signals (alerts, rejection listeners, interceptors) follow a decision
+        made now, never a retried one, so a retry is not counted twice.
+        """
+        if caller in self.pool:
+            # A relay number calling a relay number: a loop, never routed.
+            return self.reject("relay_caller")
+        index = self.caller_index(caller)
+        steps = self.steps()
+        out = steps.run(
+            relay,
+            sid,
+            step,
+            now=self._now(),
+            caller_index=index,
+            extension=extension,
+            kind="sms" if kind == "sms" else "call",
+            attempt=attempt,
+        )
+        if out.outcome == "done":
+            self.reject("completed")  # the call is over: a replay connects no one
+            return None
+        if out.outcome == "stale":
+            self.reject("ended")  # a retry after its binding ended: no one
+            return None
+        decision = out.decision
+        assert decision is not None
+        if out.outcome == "retry":
+            RETRIES.labels(endpoint=step.split(":")[0]).inc()
+            return decision
+        return self._after_decision(kind, sid, step, relay, caller, index, decision, out)
+
+    def _after_decision(
+        self,
+        kind: str,
+        sid: str,
+        step: str,
+        relay: str,
+        caller: str,
+        index: bytes | None,
+        decision: StepDecision,
+        out: StepOutcome,
+    ) -> StepDecision:
+        reason = decision.reason
+        if decision.action == "reject":
+            if reason == "unavailable":
+                # Redis answers without the generation marker: a lost store
+                # (a rebuild starts; fail closed) or no pool number at all.
+                if self.router.without_marker(relay).reason != "not_pool_number":
+                    raise BackendUnavailable("routing unavailable")
+                decision = StepDecision.rejected("not_pool_number")
+                self._decision_store().record(sid, step, decision, now=self._now(), relay=relay)
+                reason = decision.reason
+            REJECTIONS.labels(reason=reason or "unavailable").inc()
+            if reason in _WRONG_EXTENSION or (reason == "locked_down" and step.startswith("ext:")):
+                self._wrong_extension(relay, index)
+            elif reason == "locked_out":
+                LOCKOUTS.inc()
+            else:
+                self._refused(relay, index, reason)
+        if out.lockdown_started is not None:
+            self._lockdown(relay, out.lockdown_started)
+        if decision.action == "connect":
+            if out.remember and decision.binding_id:
+                self.router.remember(relay, decision.binding_id, caller)
+            decision = self._contact(index, decision)
+            checked = self._intercept(kind, sid, decision)
+            if checked is not decision:
+                self.steps().overrule(relay, sid, step, checked)
+                decision = checked
+        return self._tell_rejected(kind, sid, relay, caller, decision)
+
+    def caller_index(self, caller: str) -> bytes | None:
+        """The caller's truncated blind index (the router's, with Twilio's own
+        E.164 form read without a second parse)."""
+        return self.router.caller_index(caller)
+
     def answer_step(self, sid: str, step: str, relay: str, decide: Any) -> str:
-        """The TwiML of one voice step: the stored decision of (sid, step) if
-        any (a retry), none for a call that is over (a replay), else
-        ``decide()``, stored first. Also used by the click-to-call bridge."""
-        store = self._redis_parts()[0]
-        stored, done = store.lookup(sid, step)
+        """The TwiML of one voice step decided in Python (click-to-call's
+        bridge): the stored decision of (sid, step) if any (a retry), none
+        for a call that is over (a replay), else ``decide()``, stored first."""
+        store = self._decision_store()
+        stored, done = store.lookup(sid, step, relay=relay)
         if done:
-            # The call is over: a replayed request connects no one.
             self.reject("completed")
             return self.voice_twiml.goodbye
         if stored is None:
-            stored = store.record(sid, step, decide(), now=self._now())
+            stored = store.record(sid, step, decide(), now=self._now(), relay=relay)
         else:
             RETRIES.labels(endpoint=step.split(":")[0]).inc()
         return self._render_voice(stored, relay, sid)
 
-    def _decide_call(self, relay: str, caller: str) -> StepDecision:
-        if caller in self.pool:
-            return self.reject("relay_caller")
-        index = self.router.caller_index(caller)  # once: route, lockout and alerts key on it
-        route = self.router.resolve(relay, caller, caller_index=index)
-        if route.reason == "unavailable":
-            raise BackendUnavailable("routing unavailable")
-        if route.reason == "extension_required":
-            if self._redis_parts()[2].locked(relay, index.hex() if index is not None else "anonymous"):
-                return self.reject("locked_out")
-            return StepDecision(action="gather", attempt=1)
-        if route.action == "connect":
-            return self._contact(index, self._within_quota(relay, StepDecision.from_route(route), "call"))
-        self._refused(relay, index, route.reason)
-        return self.reject(route.reason or "unavailable", binding_id=route.binding_id)
-
-    def _decide_extension(self, relay: str, caller: str, digits: str, attempt: int) -> StepDecision:
-        if caller in self.pool:
-            return self.reject("relay_caller")
-        guard = self._redis_parts()[2]
-        index = self.router.caller_index(caller)  # once: the lockout and the route both key on it
-        caller_hex = index.hex() if index is not None else "anonymous"
-        if guard.locked(relay, caller_hex):
-            return self.reject("locked_out")
-        route = self.router.resolve(relay, caller, digits, caller_index=index)
-        if route.reason == "unavailable":
-            raise BackendUnavailable("routing unavailable")
-        if route.action == "connect":
-            return self._contact(index, self._within_quota(relay, StepDecision.from_route(route), "call"))
-        if route.reason in _WRONG_EXTENSION:
-            self._wrong_extension(relay, index)
-            if guard.fail(relay, caller_hex):
-                LOCKOUTS.inc()
-                return self.reject("locked_out")
-            if attempt < EXTENSION_ATTEMPTS:
-                return StepDecision(action="gather", attempt=attempt + 1)
-        return self.reject(route.reason or "unavailable", binding_id=route.binding_id)
-
     def _render_voice(self, decision: StepDecision, relay: str, sid: str) -> str:
         if decision.action == "connect":
-            options = self.options_of(decision.binding_id)
-            if options.relay != relay:
-                # A retry of the sid sent to another number: the stored connect
-                # never goes out with a caller ID that is not its binding's relay.
-                self.reject("wrong_relay")
-                return self.voice_twiml.rejected
-            record = options.record
-            number = self._open(decision.target_token, sid)
-            if number is None:
-                self._over(sid)
+            opened = self._open(decision, relay, sid)
+            if opened is None:
                 return self.voice_twiml.goodbye
+            number, options = opened
             CONNECTS.labels(type="call").inc()
             time_limit = self.settings.call_time_limit
-            if record:
+            if options.record:
                 return self.voice_twiml.connect_recorded(
                     relay=relay, number=number, time_limit=time_limit, call_sid=sid
                 )
             return twiml.connect(relay=relay, number=number, time_limit=time_limit)
         if decision.action == "gather":
             return self.voice_twiml.gather(
-                digits=self.settings.extension_digits, attempt=decision.attempt, retry=decision.attempt > 1
+                digits=decision.digits or self.settings.extension_digits,
+                attempt=decision.attempt,
+                retry=decision.attempt > 1,
             )
+        if decision.reason == "locked_down":
+            return self.voice_twiml.try_later
         if decision.reason in _WRONG_EXTENSION | {"locked_out"}:
             return self.voice_twiml.goodbye
         return self.voice_twiml.rejected
@@ -464,60 +491,31 @@ class WebhookService:
 
     def sms(self, *, message_sid: str, relay: str, sender: str, body: str, media: list[str]) -> str:
         try:
-            store = self._redis_parts()[0]
-            stored, done = store.lookup(message_sid, "sms:1")
-            if done:
-                self.reject("completed")
+            decision = self._step("sms", message_sid, "sms:1", relay, sender, extension="", attempt=1)
+            if decision is None:
                 return twiml.EMPTY_MESSAGING
-            if stored is None:
-                decision = self._tell_rejected(
-                    "sms",
-                    message_sid,
-                    relay,
-                    sender,
-                    self._intercept(
-                        "sms", message_sid, self._decide_sms(relay, sender, has_media=bool(media))
-                    ),
-                )
-                stored = store.record(message_sid, "sms:1", decision, now=self._now())
-            else:
-                RETRIES.labels(endpoint="sms").inc()
-            return self._render_sms(stored, message_sid, relay, body, media)
+            return self._render_sms(decision, message_sid, relay, body, media)
         except Exception as exc:
             return self.apology("sms", exc)
 
-    def _decide_sms(self, relay: str, sender: str, *, has_media: bool) -> StepDecision:
-        if sender in self.pool:
-            return self.reject("relay_caller")
-        index = self.router.caller_index(sender)
-        route = self.router.resolve(relay, sender, caller_index=index)
-        if route.reason == "unavailable":
-            raise BackendUnavailable("routing unavailable")
-        if route.action != "connect":
-            self._refused(relay, index, route.reason)
-            return self.reject(route.reason or "unavailable", binding_id=route.binding_id)
-        if has_media and self.policy_for(route.binding_id).media == "refuse":
-            return self.reject("media_refused", binding_id=route.binding_id)
-        return self._contact(index, self._within_quota(relay, StepDecision.from_route(route), "sms"))
-
     def _render_sms(self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str]) -> str:
         if decision.action == "connect":
-            options = self.options_of(decision.binding_id)
-            if options.relay != relay:  # as for calls: only ever from the binding's relay
-                self.reject("wrong_relay")
+            opened = self._open(decision, relay, sid)
+            if opened is None:
                 return twiml.EMPTY_MESSAGING
+            number, options = opened
             policy = options.sms
-            number = self._open(decision.target_token, sid)
-            if number is None:
-                self._over(sid)
-                return twiml.EMPTY_MESSAGING
+            if media and policy.media == "refuse":
+                refused = self.reject("media_refused", binding_id=decision.binding_id)
+                self.steps().overrule(relay, sid, "sms:1", refused)
+                return twiml.reply(SMS_MEDIA_REPLY)
             CONNECTS.labels(type="sms").inc()
             return twiml.message(
                 to=number,
                 relay=relay,
                 body=policy.clean(body, region=self.settings.default_region),
                 media=media if policy.media == "forward" else None,
-                action=f"{self.path_prefix}/webhooks/twilio/sms/status?ref={sid}",
+                action=f"{self.path_prefix}/webhooks/twilio/sms/status?ref={sid}&x={quote(relay)}",
             )
         # Replies go back to the sender only, from the relay number.
         if decision.reason == "quota":
@@ -532,10 +530,10 @@ class WebhookService:
         """What the called party hears before a recorded call is joined."""
         return self.voice_twiml.whisper
 
-    def recording_status(self, event: RecordingEvent) -> None:
+    def recording_status(self, event: RecordingEvent, *, relays: list[str]) -> None:
         """Store a recording under the binding of the call it recorded."""
         try:
-            info = self._redis_parts()[0].info(event.call_sid)
+            _, info = self._decision_store().finish(event.call_sid, "", relays=relays, done=False)
             binding_id = info.get("b") or self._binding_of_interaction(event.call_sid)
             if not binding_id:
                 # Only connected calls of recorded bindings are recorded, so
@@ -554,28 +552,37 @@ class WebhookService:
             ).scalar_one_or_none()
 
     # -- status callbacks ------------------------------------------------------
+    # ``relays`` are the numbers the record may be under, most likely first:
+    # the number called (inbound), or the number that called (click-to-call,
+    # forwarded messages).
 
-    def voice_status(self, *, call_sid: str, status: str, duration: int | None) -> None:
+    def voice_status(self, *, call_sid: str, status: str, duration: int | None, relays: list[str]) -> None:
         ended = status in TERMINAL_CALL_STATUSES
-        self._status(call_sid, "call", status, duration, done=ended, ended=ended)
+        self._status(call_sid, "call", status, duration, done=ended, ended=ended, relays=relays)
 
-    def sms_status(self, *, message_sid: str, status: str) -> None:
+    def sms_status(self, *, message_sid: str, status: str, relays: list[str]) -> None:
         # Any status means the message was acted on: a replay must not resend it.
         ended = status in TERMINAL_SMS_STATUSES
-        self._status(message_sid, "sms", status, None, done=True, ended=ended)
+        self._status(message_sid, "sms", status, None, done=True, ended=ended, relays=relays)
 
     def _status(
-        self, sid: str, kind: str, status: str, duration: int | None, *, done: bool, ended: bool
+        self,
+        sid: str,
+        kind: str,
+        status: str,
+        duration: int | None,
+        *,
+        done: bool,
+        ended: bool,
+        relays: list[str],
     ) -> None:
         try:
-            store = self._redis_parts()[0]
-            if done:
-                store.mark_done(sid, status)
-            info = store.info(sid)
+            store = self._decision_store()
+            relay, info = store.finish(sid, status, relays=relays, done=done)
             if info.get("b"):
                 self._store_interaction(sid, kind, status, duration, info, ended=ended)
                 if ended:
-                    store.settle(sid)
+                    store.settle(sid, relay=relay)
         except Exception as exc:
             self._failure(f"{kind}_status", exc)
 
@@ -618,12 +625,6 @@ class WebhookService:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _within_quota(self, relay: str, decision: StepDecision, kind: str) -> StepDecision:
-        quotas = self._redis_parts()[1]
-        if quotas.take(relay, decision.binding_id or "", kind, now=self._now()):
-            return decision
-        return self.reject("quota", binding_id=decision.binding_id)
-
     # -- alerts ----------------------------------------------------------------
     # A decision is made once per (sid, step), so a retried step is not
     # counted twice. Signals only go to the alerts' in-process queue: no Redis
@@ -638,6 +639,16 @@ class WebhookService:
                 relay=self._relay_subject(relay), caller=caller_subject(index), at=self.services.clock()
             )
         except Exception as exc:  # an alert never fails a call
+            self._alert_failed(exc)
+
+    def _lockdown(self, relay: str, wrong: int) -> None:
+        LOCKDOWNS.inc()
+        log.warning("extension lockdown on %s after %d wrong extensions", relay, wrong)
+        try:
+            at = self.services.clock()
+            until = at + self.settings.extension_lockout
+            self.services.alerts.extension_lockdown(relay=relay, wrong=wrong, until=until, at=at)
+        except Exception as exc:
             self._alert_failed(exc)
 
     def _wrong_extension(self, relay: str, index: bytes | None) -> None:
@@ -668,36 +679,53 @@ class WebhookService:
         ALERT_FAILURES.labels(stage="internal").inc()
         log.warning("alert signal failed: %s", type(exc).__name__)
 
-    def _open(self, token: str | None, sid: str) -> str | None:
-        """The target's number, for the TwiML only; None if SQL says the call
-        or message ``sid`` is already over; any failure is BackendUnavailable.
+    # One statement: the target's sealed number and the binding's options.
+    # Decisions come from Redis; this read only opens what they name.
+    # Redis's decision record says whether the call is over; SQL says it too
+    # once the end has committed, which still holds after Redis lost its data
+    # (a replayed request must not get a number back then either). Both
+    # primary-key lookups ride in the same statement: no second round trip.
+    _CONNECT_READ = (
+        "SELECT v.purpose, v.wrapped_key, v.ciphertext, v.erased_at,"
+        " b.record, b.sms_redact, b.sms_media, b.relay_number,"
+        " (SELECT i.ended_at FROM interactions i WHERE i.sid = %s)"
+        " FROM vault_entries v LEFT JOIN bindings b ON b.id = %s"
+        " WHERE v.token = %s"
+    )
 
-        Redis remembers finished calls for the de-duplication TTL only, and
-        not at all once it has lost its data: a replayed request must still
-        not get a number back, so the (durable) interaction is asked too.
-        """
-        if not token:
+    def _open(self, decision: StepDecision, relay: str, sid: str) -> tuple[str, BindingOptions] | None:
+        """The target's number (for the TwiML only) and the binding's options,
+        in one prepared statement; None if SQL knows call or message ``sid``
+        is over (a replay); any failure is BackendUnavailable."""
+        token, binding_id = decision.target_token, decision.binding_id
+        if not token or not binding_id:
             raise BackendUnavailable("connect decision without a target")
-        vault = self.services.vault
-
-        ended = select(Interaction.ended_at).where(Interaction.sid == sid).scalar_subquery()
-
-        def read(connection: Any) -> str | None:
-            return vault.open_readonly_unless(connection, token, unless=ended)
-
         try:
-            # One SELECT of two primary-key lookups, in AUTOCOMMIT (retried
-            # once if PostgreSQL restarted).
-            return self.db.read(read)
-        except Exception as exc:  # DB down, erased, integrity: never a wrong number
+            row = self.fast_sql.row(self._CONNECT_READ, (sid, binding_id, token))
+        except Exception as exc:  # DB down or timed out: never a wrong number
+            raise BackendUnavailable(f"connect read: {type(exc).__name__}") from None
+        if row is None or row[7] is None:
+            # A route names a target or binding SQL does not have: never act on it.
+            raise BackendUnavailable("connect read: unknown target or binding")
+        purpose, wrapped_key, ciphertext, erased_at, record, redact, media, binding_relay, ended = row
+        if ended is not None:
+            self.reject("completed")
+            return None
+        if binding_relay != relay:
+            # Only ever the binding's own relay number as caller ID.
+            raise BackendUnavailable("connect read: the binding has another relay number")
+        try:
+            number = self.services.vault.open_row(
+                token, purpose=purpose, wrapped_key=wrapped_key, ciphertext=ciphertext, erased_at=erased_at
+            )
+        except Exception as exc:  # erased, integrity: never a wrong number
             raise BackendUnavailable(f"vault: {type(exc).__name__}") from None
-
-    def _over(self, sid: str) -> None:
-        """A connect for a call or message SQL knows has ended: a replay. Remember it."""
-        self.reject("completed")
-        store = self._redis_parts()[0]
-        store.mark_done(sid, "completed")
-        store.settle(sid)
+        default = self.sms_policy
+        sms = SmsPolicy(
+            redact=default.redact if redact is None else frozenset(filter(None, redact.split(","))),
+            media=default.media if media is None else media,
+        )
+        return number, BindingOptions(record=bool(record), sms=sms, relay=binding_relay)
 
     @staticmethod
     def reject(reason: str, *, binding_id: str | None = None) -> StepDecision:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from twilio.twiml.messaging_response import MessagingResponse
@@ -51,6 +52,8 @@ class Prompts:
     rejected: str
     apology: str
     recording: str
+    # An extension lockdown: the same words whether or not the extension exists.
+    try_later: str
 
 
 PROMPTS: dict[str, Prompts] = {
@@ -61,6 +64,7 @@ PROMPTS: dict[str, Prompts] = {
         rejected="Sorry, this number cannot connect your call. Goodbye.",
         apology="Sorry, we cannot connect your call right now. Please try again later. Goodbye.",
         recording="This call will be recorded.",
+        try_later="Sorry, this number cannot connect extensions right now. Please try again later. Goodbye.",
     ),
     # Chinese punctuation is full width, as a speech engine expects it.
     "zh-CN": Prompts(
@@ -70,6 +74,7 @@ PROMPTS: dict[str, Prompts] = {
         rejected="抱歉，该号码无法为您接通。再见。",  # noqa: RUF001
         apology="抱歉，暂时无法为您接通，请稍后再试。再见。",  # noqa: RUF001
         recording="本次通话将被录音。",
+        try_later="抱歉，该号码暂时无法接通分机，请稍后再试。再见。",  # noqa: RUF001
     ),
 }
 
@@ -92,6 +97,7 @@ class Voice:
         self.rejected = self._say_and_hang_up(prompts.rejected)
         self.goodbye = self._say_and_hang_up(prompts.goodbye)
         self.apology = self._say_and_hang_up(prompts.apology)
+        self.try_later = self._say_and_hang_up(prompts.try_later)
         self.silent_goodbye = str(_hang_up())
         # Played to the called party before the calls are joined.
         whisper = VoiceResponse()
@@ -118,7 +124,7 @@ class Voice:
             answer_on_bridge=True,
             time_limit=int(time_limit),
             record="record-from-answer-dual",
-            recording_status_callback=f"{self.recording_callback}?ref={call_sid}",
+            recording_status_callback=f"{self.recording_callback}?ref={call_sid}&x={quote(relay)}",
             recording_status_callback_event="completed absent",
             recording_status_callback_method="POST",
         )

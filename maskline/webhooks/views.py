@@ -1,8 +1,12 @@
-"""The Flask side of the Twilio webhooks: signature, fields, then the service.
+"""The Flask side of the Twilio webhooks, and the fast path in front of it.
 
-Every endpoint is a form-encoded POST, as Twilio sends them. A bad signature
-is 403; a signed request with a bad field is 400; anything else is HTTP 200
-with TwiML, including a backend failure (an apology).
+The hot endpoints (voice, extension, SMS and their status callbacks) are
+answered by :class:`~maskline.webhooks.fastpath.WebhookFastPath` before Flask
+sees them; this blueprint serves the rarer steps (the recorded call's
+whisper, recording callbacks, click-to-call's bridge) under the same rules:
+the signature first, then the fields. A bad signature is 403; a signed
+request with a bad field is 400; anything else is HTTP 200 with TwiML,
+including a backend failure (an apology).
 """
 
 from __future__ import annotations
@@ -13,27 +17,18 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
-from maskline.webhooks import twiml
+from maskline.webhooks import fields, twiml
+from maskline.webhooks.fastpath import Metrics, WebhookFastPath
 from maskline.webhooks.interfaces import BadWebhookRequest, SignatureInvalid
 from maskline.webhooks.recordings import RecordingEvent
-from maskline.webhooks.services import EXTENSION_ATTEMPTS, SIGNATURE_FAILURES, WebhookService
+from maskline.webhooks.services import SIGNATURE_FAILURES, WebhookService
 from maskline.webhooks.signature import SignatureChecker
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
 
 EXTENSION_KEY = "maskline.webhooks"
-_CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-_MESSAGE_SID = re.compile(r"^(?:SM|MM)[0-9a-fA-F]{32}$")
-_RELAY = re.compile(r"^\+[0-9]{6,15}$")
-# Callers may be E.164, "anonymous", client:name or a SIP address: the
-# router recognises only valid numbers, and never routes anything else.
-_CALLER = re.compile(r"^[^\x00-\x1f]{1,256}$")
-_DIGITS = re.compile(r"^[0-9]{1,8}$")
-_STATUS = re.compile(r"^[a-z-]{1,20}$")
-_RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
-# Recordings live at Twilio; anything else is not a recording URL.
-_RECORDING_URL = re.compile(r"^https://[A-Za-z0-9.-]+/[\x21-\x7e]{1,480}$")
-_MAX_MEDIA = 10
+# Under these names for the click-to-call bridge's view.
+_CALL_SID, _RELAY = fields.CALL_SID, fields.RELAY
 
 
 class _Webhooks:
@@ -42,12 +37,21 @@ class _Webhooks:
         self.checker = checker
 
 
-def init_app(app: Flask, services: Any) -> None:
-    """Register the blueprint with its service and signature checker."""
+def init_app(app: Flask, services: Any, *, metrics: Metrics | None = None) -> None:
+    """Register the blueprint with its service and signature checker, and put
+    the fast path for the hot endpoints in front of the app, over the same service."""
+    service = WebhookService(services=services)
     app.extensions[EXTENSION_KEY] = _Webhooks(
-        service=WebhookService(services=services), checker=SignatureChecker(settings=services.settings)
+        service=service, checker=SignatureChecker(settings=services.settings)
     )
     app.register_blueprint(bp)
+    app.wsgi_app = WebhookFastPath(  # type: ignore[method-assign]
+        app.wsgi_app,
+        service=service,
+        settings=services.settings,
+        max_body=int(app.config.get("MAX_CONTENT_LENGTH") or 1024 * 1024),
+        metrics=metrics,
+    )
 
 
 def _hooks() -> _Webhooks:
@@ -56,10 +60,7 @@ def _hooks() -> _Webhooks:
 
 
 def _field(name: str, pattern: re.Pattern[str], source: Any = None) -> str:
-    value = (request.form if source is None else source).get(name, "")
-    if not pattern.match(value):
-        raise BadWebhookRequest(name)
-    return str(value)
+    return fields.field(request.form if source is None else source, name, pattern)
 
 
 def _xml(text: str) -> Response:
@@ -83,35 +84,10 @@ def _verify_signature() -> None:
     _hooks().checker.check(request, request.form)
 
 
-@bp.post("/voice")
-def voice() -> ResponseReturnValue:
-    call_sid = _field("CallSid", _CALL_SID)
-    relay, caller = _field("To", _RELAY), _field("From", _CALLER)
-    return _xml(_hooks().service.voice(call_sid=call_sid, relay=relay, caller=caller))
-
-
-@bp.post("/voice/extension")
-def voice_extension() -> ResponseReturnValue:
-    call_sid = _field("CallSid", _CALL_SID)
-    relay, caller = _field("To", _RELAY), _field("From", _CALLER)
-    attempt = request.args.get("attempt", "1")
-    if attempt not in {str(n) for n in range(1, EXTENSION_ATTEMPTS + 1)}:
-        raise BadWebhookRequest("attempt")
-    digits = request.form.get("Digits", "")
-    if not _DIGITS.match(digits):
-        # Nothing (or something odd) keyed: ask again, as a wrong extension.
-        digits = "x"
-    return _xml(
-        _hooks().service.extension(
-            call_sid=call_sid, relay=relay, caller=caller, digits=digits, attempt=int(attempt)
-        )
-    )
-
-
 @bp.post("/voice/whisper")
 def voice_whisper() -> ResponseReturnValue:
     # Fetched by Twilio for the called leg of a recorded call, before joining.
-    _field("CallSid", _CALL_SID)
+    _field("CallSid", fields.CALL_SID)
     return _xml(_hooks().service.whisper())
 
 
@@ -119,65 +95,20 @@ def voice_whisper() -> ResponseReturnValue:
 def voice_recording() -> ResponseReturnValue:
     # ``ref`` is the incoming call whose <Dial> recorded (set in recordingStatusCallback).
     call_sid = (
-        _field("ref", _CALL_SID, request.args) if "ref" in request.args else _field("CallSid", _CALL_SID)
+        _field("ref", fields.CALL_SID, request.args)
+        if "ref" in request.args
+        else _field("CallSid", fields.CALL_SID)
     )
     event = RecordingEvent(
-        sid=_field("RecordingSid", _RECORDING_SID),
+        sid=_field("RecordingSid", fields.RECORDING_SID),
         call_sid=call_sid,
-        url=_field("RecordingUrl", _RECORDING_URL),
-        status=_field("RecordingStatus", _STATUS),
-        duration=_optional_int("RecordingDuration"),
-        channels=_optional_int("RecordingChannels"),
+        url=_field("RecordingUrl", fields.RECORDING_URL),
+        status=_field("RecordingStatus", fields.STATUS),
+        duration=fields.optional_int(request.form, "RecordingDuration"),
+        channels=fields.optional_int(request.form, "RecordingChannels"),
     )
-    _hooks().service.recording_status(event)
+    _hooks().service.recording_status(event, relays=fields.relays(request.args, request.form))
     return _xml(twiml.EMPTY_VOICE)
-
-
-@bp.post("/sms")
-def sms() -> ResponseReturnValue:
-    message_sid = _field("MessageSid", _MESSAGE_SID)
-    relay, sender = _field("To", _RELAY), _field("From", _CALLER)
-    body = request.form.get("Body", "")
-    try:
-        num_media = int(request.form.get("NumMedia", "0"))
-    except ValueError:
-        raise BadWebhookRequest("NumMedia") from None
-    if not 0 <= num_media <= _MAX_MEDIA:
-        raise BadWebhookRequest("NumMedia")
-    media = [request.form.get(f"MediaUrl{i}", "") for i in range(num_media)]
-    if not all(url.startswith("https://") for url in media):
-        raise BadWebhookRequest("MediaUrl")
-    return _xml(
-        _hooks().service.sms(message_sid=message_sid, relay=relay, sender=sender, body=body, media=media)
-    )
-
-
-def _optional_int(name: str) -> int | None:
-    raw = request.form.get(name)
-    if not raw:
-        return None
-    if not raw.isdigit() or len(raw) > 9:
-        raise BadWebhookRequest(name)
-    return int(raw)
-
-
-@bp.post("/voice/status")
-def voice_status() -> ResponseReturnValue:
-    call_sid = _field("CallSid", _CALL_SID)
-    status = _field("CallStatus", _STATUS)
-    duration = _optional_int("CallDuration")
-    _hooks().service.voice_status(call_sid=call_sid, status=status, duration=duration)
-    return _xml(twiml.EMPTY_VOICE)
-
-
-@bp.post("/sms/status")
-def sms_status() -> ResponseReturnValue:
-    # ``ref`` is the incoming message this one forwarded (set in our <Message action>).
-    sid = _field("ref", _MESSAGE_SID, request.args) if "ref" in request.args else None
-    message_sid = sid or _field("MessageSid", _MESSAGE_SID)
-    status = _field("MessageStatus", _STATUS)
-    _hooks().service.sms_status(message_sid=message_sid, status=status)
-    return _xml(twiml.EMPTY_MESSAGING)
 
 
 # Click-to-call's bridge step lives in its own module, on this blueprint (so

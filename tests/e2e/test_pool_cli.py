@@ -98,3 +98,12 @@ def test_a_bad_import_file_is_one_error_and_imports_nothing(
     csv_file.write_bytes(content)
     one_line_error(initialised.run("pool", "import", str(csv_file), ok=False), fragment)
     assert listed(initialised) == {}
+
+
+def test_unlock_extensions_needs_a_reason_and_is_audited(initialised: Cli) -> None:
+    initialised.run("pool", "add", X1)
+    refused = initialised.run("pool", "unlock-extensions", X1, ok=False)
+    assert refused.returncode == 2 and "--reason" in refused.stderr
+    out = initialised.out("pool", "unlock-extensions", X1, "--reason", "courier confirmed the slips")
+    assert out == f"{X1} had no extension lockdown"
+    assert "pool.extensions_unlocked" in initialised.out("audit", "export", "--since", "1h")

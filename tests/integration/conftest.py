@@ -71,6 +71,9 @@ class Twilio:
         self.client = app.test_client()
         self.base = base
         self.validator = RequestValidator(token)
+        # What Twilio knows of each call it placed: From and To, which it
+        # sends again with every status callback of that call.
+        self.calls: dict[str, tuple[str, str]] = {}
 
     def post(self, path: str, params: dict[str, str], *, signature: str | None = None, **kw: Any) -> Answer:
         if signature is None:
@@ -81,9 +84,9 @@ class Twilio:
         return Answer(response.status_code, response.get_data(as_text=True))
 
     def call(self, caller: str, relay: str, call_sid: str | None = None) -> Answer:
-        return self.post(
-            "/webhooks/twilio/voice", {"CallSid": call_sid or sid(), "From": caller, "To": relay}
-        )
+        call_sid = call_sid or sid()
+        self.calls[call_sid] = (caller, relay)
+        return self.post("/webhooks/twilio/voice", {"CallSid": call_sid, "From": caller, "To": relay})
 
     def key(self, caller: str, relay: str, digits: str, *, call_sid: str, attempt: int = 1) -> Answer:
         return self.post(
@@ -99,6 +102,8 @@ class Twilio:
 
     def call_status(self, call_sid: str, status: str, duration: int | None = None) -> Answer:
         params = {"CallSid": call_sid, "CallStatus": status}
+        if call_sid in self.calls:
+            params["From"], params["To"] = self.calls[call_sid]
         if duration is not None:
             params["CallDuration"] = str(duration)
         return self.post("/webhooks/twilio/voice/status", params)

@@ -75,6 +75,7 @@ def place(api: ApiClient, binding: dict[str, Any], from_role: str = "merchant") 
 def answer(twilio: Twilio, fake: FakeTwilio, call_sid: str, *, url: str | None = None) -> Any:
     """Twilio fetching the call's URL once the initiator answers (From is the relay number)."""
     call = next(c for c in fake.calls if c["sid"] == call_sid)
+    twilio.calls[call_sid] = (call["from"], call["to"])  # sent again with its status callbacks
     path = (url or call["form"]["Url"]).removeprefix(PUBLIC)
     return twilio.post(
         path, {"CallSid": call_sid, "From": call["from"], "To": call["to"], "Direction": "outbound-api"}
@@ -128,9 +129,11 @@ def test_the_bridge_dials_the_other_party_from_the_relay_and_the_status_callback
 
 
 def test_an_unanswered_click_to_call_is_still_an_interaction(
-    app: Flask, api: ApiClient, twilio: Twilio
+    app: Flask, api: ApiClient, twilio: Twilio, fake_twilio: FakeTwilio
 ) -> None:
     call_sid = place(api, create(api), from_role="buyer")["sid"]
+    placed = fake_twilio.calls[-1]
+    twilio.calls[call_sid] = (placed["from"], placed["to"])  # Twilio's status callbacks carry both
     twilio.call_status(call_sid, "no-answer")
     assert [(r.from_role, r.to_role, r.status) for r in interactions(app)] == [
         ("buyer", "merchant", "no-answer")

@@ -205,11 +205,12 @@ def test_a_concurrent_second_decision_gets_the_first_and_leaves_its_record(redis
     second = StepDecision(
         action="connect", binding_id="bd_x", from_role="merchant", target_role="buyer", target_token="pn_x"
     )
-    assert store.record("CA1", "voice:1", first, now=1) == first
-    assert store.record("CA1", "voice:1", second, now=2) == first
+    relay = "+14155550100"
+    assert store.record("CA1", "voice:1", first, now=1, relay=relay) == first
+    assert store.record("CA1", "voice:1", second, now=2, relay=relay) == first
     # A status callback finds no binding: the call that was answered connected no one.
-    assert store.info("CA1") == {"voice:1": first.dumps(), "t": "1"}
-    assert 0 < redis_client.ttl(DecisionStore.key("CA1")) <= 60
+    assert store.info("CA1", relay=relay) == {"voice:1": first.dumps(), "t": "1"}
+    assert 0 < redis_client.ttl(DecisionStore.key("CA1", relay)) <= 60
 
 
 def test_a_quota_counts_both_windows_in_one_script(redis_client: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask
 from sqlalchemy import select
@@ -48,7 +49,9 @@ def test_a_recorded_binding_announces_and_records_both_legs(twilio: Twilio, bind
     dial = answer.find("Dial")
     assert dial is not None
     assert dial.get("record") == "record-from-answer-dual"
-    assert dial.get("recordingStatusCallback") == f"/webhooks/twilio/voice/recording?ref={call_sid}"
+    # The record of the call is found under its relay number (x), in one round trip.
+    callback = f"/webhooks/twilio/voice/recording?ref={call_sid}&x={quote(view.relay_number)}"
+    assert dial.get("recordingStatusCallback") == callback
     number = dial.find("Number")
     assert number is not None
     # The called party is told too: Twilio plays the whisper URL's TwiML to it first.

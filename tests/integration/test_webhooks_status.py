@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask
 from sqlalchemy import select
@@ -65,7 +66,8 @@ def test_a_forwarded_message_is_stored(app: Flask, twilio: Twilio, bind: Callabl
     message_sid = sid("SM")
     twilio.sms(MERCHANT, view.relay_number, "hi", message_sid=message_sid)
     twilio.post(
-        f"/webhooks/twilio/sms/status?ref={message_sid}", {"MessageSid": sid("SM"), "MessageStatus": "sent"}
+        f"/webhooks/twilio/sms/status?ref={message_sid}&x={quote(view.relay_number)}",
+        {"MessageSid": sid("SM"), "MessageStatus": "sent"},
     )
     [row] = rows(app)
     assert (row.sid, row.type, row.from_role, row.to_role, row.status) == (
@@ -88,15 +90,16 @@ def test_no_interaction_column_holds_a_party_number(
     message_sid = sid("SM")
     twilio.sms(MERCHANT, view.relay_number, "hi", message_sid=message_sid)
     twilio.post(
-        f"/webhooks/twilio/sms/status?ref={message_sid}", {"MessageSid": sid("SM"), "MessageStatus": "sent"}
+        f"/webhooks/twilio/sms/status?ref={message_sid}&x={quote(view.relay_number)}",
+        {"MessageSid": sid("SM"), "MessageStatus": "sent"},
     )
     dump = [{c.name: getattr(r, c.name) for c in Interaction.__table__.columns} for r in rows(app)]
     assert len(dump) == 2
     assert without_party_digits(repr(dump))
 
 
-def _record_ttl(app: Flask, call_sid: str) -> int:
-    return int(services_of(app).redis.ttl(DecisionStore.key(call_sid)))
+def _record_ttl(app: Flask, call_sid: str, relay: str) -> int:
+    return int(services_of(app).redis.ttl(DecisionStore.key(call_sid, relay)))
 
 
 def test_an_ended_call_keeps_its_redis_record_only_for_the_ended_ttl(
@@ -106,12 +109,12 @@ def test_an_ended_call_keeps_its_redis_record_only_for_the_ended_ttl(
     view = bind()
     call_sid = sid()
     twilio.call(MERCHANT, view.relay_number, call_sid)
-    assert _record_ttl(app, call_sid) > settings.webhook_ended_ttl.total_seconds()
+    assert _record_ttl(app, call_sid, view.relay_number) > settings.webhook_ended_ttl.total_seconds()
     twilio.call_status(call_sid, "completed", 5)
-    assert 0 < _record_ttl(app, call_sid) <= settings.webhook_ended_ttl.total_seconds()
+    assert 0 < _record_ttl(app, call_sid, view.relay_number) <= settings.webhook_ended_ttl.total_seconds()
     # A late, out-of-order status does not lengthen it again.
     twilio.call_status(call_sid, "ringing")
-    assert 0 < _record_ttl(app, call_sid) <= settings.webhook_ended_ttl.total_seconds()
+    assert 0 < _record_ttl(app, call_sid, view.relay_number) <= settings.webhook_ended_ttl.total_seconds()
 
 
 def test_a_rejected_call_keeps_the_full_ttl(app: Flask, twilio: Twilio, bind: Callable[..., Any]) -> None:
@@ -120,7 +123,10 @@ def test_a_rejected_call_keeps_the_full_ttl(app: Flask, twilio: Twilio, bind: Ca
     call_sid = sid()
     twilio.call(STRANGER, view.relay_number, call_sid)
     twilio.call_status(call_sid, "completed", 3)
-    assert _record_ttl(app, call_sid) > services_of(app).settings.webhook_ended_ttl.total_seconds()
+    assert (
+        _record_ttl(app, call_sid, view.relay_number)
+        > services_of(app).settings.webhook_ended_ttl.total_seconds()
+    )
 
 
 def test_once_the_short_lived_record_is_gone_a_replay_is_refused_from_sql(
@@ -131,7 +137,9 @@ def test_once_the_short_lived_record_is_gone_a_replay_is_refused_from_sql(
     first = twilio.call(MERCHANT, view.relay_number, call_sid)
     assert "<Dial" in first.text
     twilio.call_status(call_sid, "completed", 5)
-    services_of(app).redis.delete(DecisionStore.key(call_sid))  # what the ended TTL does, later
+    services_of(app).redis.delete(
+        DecisionStore.key(call_sid, view.relay_number)
+    )  # what the ended TTL does, later
     replay = twilio.call(MERCHANT, view.relay_number, call_sid)
     assert replay.status == 200
     assert "<Dial" not in replay.text

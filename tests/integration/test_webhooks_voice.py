@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import update
 from maskline import services_of
 from maskline.clock import FixedClock
 from maskline.vault.models import VaultEntry
+from maskline.webhooks.services import DecisionStore
 from tests.integration.conftest import BUYER, COURIER, MERCHANT, STRANGER, X1, X2, AppMaker, Twilio, sid
 
 
@@ -251,3 +253,42 @@ def test_a_replay_after_redis_lost_its_data_still_connects_no_one(
     replay = twilio.call(MERCHANT, view.relay_number, call_sid)
     assert replay.status == 200 and replay.dialed is None and BUYER not in replay.text
     assert twilio.call(MERCHANT, view.relay_number).dialed is not None  # a new call still connects
+
+
+def test_a_retry_of_a_live_call_after_its_binding_was_unbound_connects_no_one(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    # The red team's replay: the call's end status never came, and the
+    # stored <Dial> was handed out again after the order ended.
+    view = bind()
+    call_sid = sid()
+    assert twilio.call(MERCHANT, view.relay_number, call_sid).dialed == (view.relay_number, BUYER)
+    services_of(app).numbers.bindings.unbind(view.id, actor="test")
+    replay = twilio.call(MERCHANT, view.relay_number, call_sid)
+    assert replay.status == 200 and replay.dialed is None and BUYER not in replay.text
+
+
+def test_a_replay_after_the_decision_record_expired_connects_no_one_once_the_binding_ended(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any], clock: FixedClock
+) -> None:
+    view = bind(ttl=dt.timedelta(hours=1))
+    call_sid = sid()
+    assert twilio.call(MERCHANT, view.relay_number, call_sid).dialed is not None
+    services = services_of(app)
+    # The record outlives the binding: at least the binding's life plus an hour.
+    ttl = services.redis.ttl(DecisionStore.key(call_sid, view.relay_number))
+    assert ttl >= services.settings.webhook_dedupe_ttl.total_seconds() - 5
+    services.redis.delete(DecisionStore.key(call_sid, view.relay_number))  # as if it had expired
+    clock.advance(seconds=2 * 3600)  # the binding has ended
+    replay = twilio.call(MERCHANT, view.relay_number, call_sid)
+    assert replay.dialed is None and BUYER not in replay.text
+
+
+def test_a_decision_record_lives_as_long_as_a_long_binding(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    view = bind(ttl=dt.timedelta(days=30))
+    call_sid = sid()
+    assert twilio.call(MERCHANT, view.relay_number, call_sid).dialed is not None
+    ttl = services_of(app).redis.ttl(DecisionStore.key(call_sid, view.relay_number))
+    assert ttl > 29 * 86400  # not the 7-day de-dup TTL: a replay within the binding's life is refused

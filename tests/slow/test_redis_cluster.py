@@ -176,7 +176,7 @@ def test_a_bindings_keys_share_the_slot_of_its_relay_number(app: Flask, client: 
     tagged = [k for k in client.scan_iter(match="ml:*") if b"{" + relay.encode() + b"}" in k]
     assert route_key(relay).encode() in tagged and len(tagged) >= 3  # route hash + quota counters
     assert {key_slot(k) for k in tagged} == {key_slot(b"{" + relay.encode() + b"}")}
-    assert client.exists(DecisionStore.key(call))  # the call's decisions: on the call's own slot
+    assert client.exists(DecisionStore.key(call, relay))  # the call's decisions: on the relay's slot too
 
 
 def test_a_bindings_routes_live_on_the_primary_owning_its_slot(app: Flask, client: RedisCluster) -> None:

@@ -19,7 +19,8 @@ from redis.cluster import key_slot
 
 from maskline.numbers.routes import route_key
 from maskline.webhooks.bridge import BridgeStore
-from maskline.webhooks.services import DecisionStore, ExtensionGuard, Quotas
+from maskline.webhooks.services import DecisionStore, Quotas
+from maskline.webhooks.steps import caller_failures_key, lockdown_key, number_failures_key, record_key
 
 PACKAGE = Path(__file__).resolve().parents[2] / "maskline"
 RELAYS = ["+14155550100", "+8613800138000", "+442071838750", "+14155550199"]
@@ -35,7 +36,11 @@ def test_every_key_about_a_relay_number_is_on_its_slot(relay: str) -> None:
         route_key(relay),  # the one key every routing script gets
         *Quotas.keys(relay, "bd_aaaaaaaaaaaaaaaa", "call", now=1_800_000_000),  # quota.lua's two keys
         *Quotas.keys(relay, "bd_bbbbbbbbbbbbbbbb", "sms", now=1_800_086_399),
-        ExtensionGuard.key(relay, "00ff" * 6),
+        caller_failures_key(relay, "00ff" * 6),  # step.lua's keys, derived from route_key
+        number_failures_key(relay),
+        lockdown_key(relay),
+        record_key(relay, "CA" + "0" * 32),
+        DecisionStore.key("SM" + "0" * 32, relay),
     ]
     assert {slot(k) for k in keys} == {slot("{" + relay + "}")}
 
@@ -45,9 +50,8 @@ def test_relay_numbers_do_not_all_share_one_slot() -> None:
     assert len({slot(route_key(relay)) for relay in RELAYS}) > 1
 
 
-def test_a_call_and_a_click_to_call_reference_each_have_a_slot_of_their_own() -> None:
-    sid, ref = "CA" + "0" * 31 + "1", "Zm9vYmFyYmF6cXV4cXV1eA"
-    assert slot(DecisionStore.key(sid)) == slot("{" + sid + "}")
+def test_a_click_to_call_reference_has_a_slot_of_its_own() -> None:
+    ref = "Zm9vYmFyYmF6cXV4cXV1eA"
     assert slot(BridgeStore.key(ref)) == slot("{" + ref + "}")
 
 
@@ -57,18 +61,24 @@ def test_a_call_and_a_click_to_call_reference_each_have_a_slot_of_their_own() ->
 # test above that proves its keys share a slot.
 SCRIPT_CALLS = {
     ("numbers/routes.py", "_run"),  # route_key(relay) only
-    ("webhooks/services.py", "record"),  # DecisionStore.key(sid) only
+    ("webhooks/services.py", "record"),  # DecisionStore.key(sid, relay) only
+    ("webhooks/services.py", "finish"),  # DecisionStore.key(sid, relay) only
     ("webhooks/services.py", "take"),  # Quotas.keys(...)
+    ("webhooks/steps.py", "run"),  # route_key(relay), record_key(relay, sid)
 }
 # Transaction pipelines (MULTI/EXEC): each touches one key, built by one builder.
 TRANSACTIONS = {
-    ("webhooks/services.py", "mark_done"),  # DecisionStore.key(sid)
-    ("webhooks/services.py", "fail"),  # ExtensionGuard.key(relay, caller)
+    ("webhooks/services.py", "finish"),  # DecisionStore.key(sid, relay)
+    ("webhooks/steps.py", "overrule"),  # record_key(relay, sid)
     ("webhooks/bridge.py", "put"),  # BridgeStore.key(ref)
     ("webhooks/bridge.py", "claim"),  # BridgeStore.key(ref)
 }
 # Lua scripts with more than one key (the others use KEYS[1] alone).
-MULTI_KEY_SCRIPTS = {"webhooks/lua/quota.lua": 2}
+MULTI_KEY_SCRIPTS = {"webhooks/lua/quota.lua": 2, "webhooks/lua/step.lua": 2}
+# Scripts that derive further keys from KEYS[1] (``key .. ":suffix"``): the
+# derived keys keep its {X} tag, so they are on its slot (the builders in
+# maskline.webhooks.steps name them, and the first test checks their slots).
+DERIVING_SCRIPTS = {"webhooks/lua/step.lua"}
 
 
 def _calls(predicate: Callable[[ast.Call], bool]) -> set[tuple[str, str]]:
@@ -115,3 +125,5 @@ def test_lua_scripts_use_only_the_keys_they_are_given() -> None:
         assert max(used, default=1) == MULTI_KEY_SCRIPTS.get(name, 1), name
         # A key built inside a script is invisible to the cluster client's routing.
         assert not re.search(r"""["']ml:""", code), f"{name} builds a key name"
+        if name not in DERIVING_SCRIPTS:
+            assert not re.search(r"""\.\.\s*["']:""", code), f"{name} derives a key name"

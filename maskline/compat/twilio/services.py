@@ -1148,7 +1148,7 @@ class ProxyFace:
         try:
             # The status callback then finds the interaction's binding and roles.
             DecisionStore.from_settings(self.services.redis, settings).record(
-                sid, "api:1", decision, now=epoch(now)
+                sid, "api:1", decision, now=epoch(now), relay=relay
             )
         except Exception as exc:
             log.warning("message interaction bookkeeping failed: %s", type(exc).__name__)

@@ -18,7 +18,7 @@ end
 
 for i = 3, #ARGV do drop(ARGV[i]) end
 if ext ~= "" then drop("x" .. ext); was_axe = true end
-removed = removed + redis.call("HDEL", key, "a" .. bid, "l" .. bid)
+removed = removed + redis.call("HDEL", key, "a" .. bid, "l" .. bid, "k" .. bid)
 if was_live then
   redis.call("HINCRBY", key, "n", -1)
   if was_axe then redis.call("HINCRBY", key, "e", -1) end
