@@ -175,7 +175,7 @@ def _parse(raw: object, *, field: str, region: str | None, party: bool) -> phone
     if not phonenumbers.is_possible_number(parsed):
         raise _fail(field, "has an impossible length for its country", text, region)
     if not phonenumbers.is_valid_number(parsed):
-        where = phonenumbers.region_code_for_country_code(parsed.country_code)
+        where = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
         reason = f"is not a valid number in the numbering plan of {where}"
         raise _fail(field, reason, text, region)
     if parsed.extension:
