@@ -160,7 +160,9 @@ def _parse(raw: object, *, field: str, region: str | None, party: bool) -> phone
         raise InvalidPhoneNumber(field, "is empty")
     if len(text) > MAX_INPUT_LENGTH:
         raise InvalidPhoneNumber(field, f"is longer than {MAX_INPUT_LENGTH} characters")
-    region = region.upper() if region else None
+    # A region phonenumbers does not know would make every national form
+    # "have no country code": name the real culprit instead.
+    region = check_region(region) if region else None
     try:
         # "ZZ" reads only international forms: without a region, a national
         # form is an error, never a guess.

@@ -197,6 +197,11 @@ def test_describe_form() -> None:
     assert describe_form("abc", "CN") == "no digits"
 
 
+def test_an_unknown_region_is_named_as_the_problem() -> None:
+    with pytest.raises(InvalidPhoneNumber, match=r"^region: must be a two-letter region code"):
+        parse_party("13912345678", field="parties.buyer", region="XX")
+
+
 def test_check_region() -> None:
     assert check_region(" cn ") == "CN"
     with pytest.raises(InvalidPhoneNumber, match="region: must be a two-letter region code"):
