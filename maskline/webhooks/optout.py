@@ -28,7 +28,13 @@ What the webhook does with them (services.py wires this in):
 
 The set lives in Redis at ``ml:{X}:optout`` (X the relay number, so the key
 sits in X's cluster slot beside its routes) and holds blind indexes only: the
-truncated HMAC the routing store already uses, never a number.
+truncated HMAC the routing store already uses (``Router.caller_index``),
+never a number. Because the key shares X's slot, the check can join the one
+Lua call that resolves X. A check that cannot run sends nothing, as a
+routing lookup that cannot run routes nowhere.
+
+The set is not in SQL, so ``maskline routes rebuild`` cannot restore it
+after Redis loses its data; the interactions still record every keyword.
 """
 
 from __future__ import annotations
