@@ -102,7 +102,8 @@ class Settings:
     twilio_api_url: str = TWILIO_API_URL
     call_time_limit: int = 3600
     voice_language: str = "en-US"
-    voice_name: str = "alice"
+    # None: the language's own voice (maskline/webhooks/prompts.py DEFAULT_VOICES).
+    voice_name: str | None = None
     # Replaces the language's built-in "enter the extension" prompt.
     extension_prompt: str | None = None
     extension_max_failures: int = 5
@@ -426,6 +427,9 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             raise SettingsError(f"MASKLINE_GEO_POLICY must be nearest or strict, not {v!r}")
         values["geo_policy"] = v
     values.update(_webhook_settings(get))
+    if "voice_language" not in values and values.get("default_region") == "CN":
+        # A mainland deployment speaks Chinese unless told otherwise.
+        values["voice_language"] = "zh-CN"
     return values
 
 

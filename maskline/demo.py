@@ -62,6 +62,53 @@ SMS_BODY = "Your parcel ships today. Questions? Call 212-555-0199 or see https:/
 WIDTH = 96  # output lines are wrapped to this many columns
 
 
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """The numbers, words and settings of one region's telling."""
+
+    region: str
+    relay_numbers: tuple[str, ...]
+    cast: dict[str, str]
+    order_id: str
+    sms_body: str
+    voice_language: str
+
+    @property
+    def buyer(self) -> str:
+        return self.cast["buyer"]
+
+    def forms(self) -> dict[str, str]:
+        """The buyer's number as people and programs write it."""
+        return written_forms(self.buyer) if self.region == "US" else mainland_forms(self.buyer)
+
+
+US = Scenario(
+    region="US",
+    relay_numbers=RELAY_NUMBERS,
+    cast=CAST,
+    order_id=ORDER_ID,
+    sms_body=SMS_BODY,
+    voice_language="en-US",
+)
+# Mainland numbers that phonenumbers accepts as valid (no range is reserved
+# for fiction there). The relay numbers are landlines in Beijing (010) and
+# Shanghai (021), as a carrier's privacy-number platform hands them out.
+CN = Scenario(
+    region="CN",
+    relay_numbers=("+861065520100", "+861065520101", "+862165520102"),
+    cast={
+        "buyer": "+8613912340003",
+        "merchant": "+862165520143",
+        "courier": "+8613712340154",
+        "stranger": "+8615912340165",
+    },
+    order_id="order-1001",
+    sms_body="您的包裹今天发货。有问题请致电 021-6552 0199 或访问 https://shop.example/t/1001",
+    voice_language="zh-CN",
+)
+SCENARIOS = {"US": US, "CN": CN}
+
+
 # -- the buyer's number, in every form it could be written ------------------------
 
 
@@ -80,6 +127,27 @@ def written_forms(e164: str) -> dict[str, str]:
         "NNN.NNN.NNNN": f"{area}.{exchange}.{line}",
         "local NNN-NNNN": f"{exchange}-{line}",
         "local digits": exchange + line,
+    }
+
+
+def mainland_forms(e164: str) -> dict[str, str]:
+    """A +86 mobile or landline as people and programs write it: description -> text."""
+    national = e164.removeprefix("+86")
+    if len(national) == 11 and national.startswith("1"):  # mobile: 3-4-4
+        head, mid, tail = national[:3], national[3:7], national[7:]
+        spaced = {"NNN NNNN NNNN": f"{head} {mid} {tail}", "NNN-NNNN-NNNN": f"{head}-{mid}-{tail}"}
+        local = {"last eight digits": national[3:]}
+    else:  # landline: trunk 0, area code, number
+        area = national[:2] if national[0] in "12" else national[:3]
+        number = national[len(area) :]
+        spaced = {"0AA-NNNNNNNN": f"0{area}-{number}", "0AA NNNN NNNN": f"0{area} {number[:4]} {number[4:]}"}
+        local = {"local digits": number}
+    return {
+        "E.164": e164,
+        "digits with country code": e164.lstrip("+"),
+        "national digits": national,
+        **spaced,
+        **local,
     }
 
 
@@ -194,8 +262,8 @@ class Teller:
             self.line(f"-> {text}  [NOT AS EXPECTED]", 5, fg="red", bold=True)
 
 
-def party(role: str) -> str:
-    return f"{role} {mask_number(CAST[role])}"
+def party(role: str, scenario: Scenario = US) -> str:
+    return f"{role} {mask_number(scenario.cast[role])}"
 
 
 class RecordingTransport:
@@ -224,8 +292,12 @@ def rejection_counts(app: Any) -> Counter[str]:
 class Story:
     """The six steps, over one app and one simulator."""
 
-    def __init__(self, *, app: Any, transport: RecordingTransport, teller: Teller) -> None:
+    def __init__(
+        self, *, app: Any, transport: RecordingTransport, teller: Teller, scenario: Scenario = US
+    ) -> None:
         self.app = app
+        self.scenario = scenario
+        self.cast = scenario.cast
         self.services = services_of(app)
         self.transport = transport
         self.teller = teller
@@ -234,9 +306,16 @@ class Story:
             auth_token=self.services.settings.twilio_auth_token or "",
             public_url=PUBLIC_URL,
         )
-        self.who = {number: role for role, number in CAST.items()}
+        self.who = {number: role for role, number in self.cast.items()}
         self.axb: BindingView | None = None
         self.axe: BindingView | None = None
+
+    def party(self, role: str) -> str:
+        return party(role, self.scenario)
+
+    @property
+    def buyer(self) -> str:
+        return self.scenario.buyer
 
     # -- calls and texts ----------------------------------------------------------
 
@@ -248,16 +327,16 @@ class Story:
         Returns the result and the rejection reasons the call added to the metrics.
         """
         keyed = f", keys {' then '.join(digits)}" if digits else ""
-        self.teller.line(f"{party(caller)} dials {relay}{keyed}")
+        self.teller.line(f"{self.party(caller)} dials {relay}{keyed}")
         before, first = rejection_counts(self.app), len(self.transport.answers)
-        result = self.sim.call(from_number=CAST[caller], to_number=relay, digits=digits)
+        result = self.sim.call(from_number=self.cast[caller], to_number=relay, digits=digits)
         reasons = sorted((rejection_counts(self.app) - before).elements())
         for answer in self.transport.answers[first:]:
             for said in heard(answer):
                 self.teller.line(f'hears: "{said}"', 5)
         if result.outcome == "connected" and duration:
             self.sim.call_status(
-                call_sid=result.call_sid, from_number=CAST[caller], to_number=relay, duration=duration
+                call_sid=result.call_sid, from_number=self.cast[caller], to_number=relay, duration=duration
             )
         return result, reasons
 
@@ -265,7 +344,7 @@ class Story:
         result, _ = self.call(caller, relay, **kw)
         reached = self.who.get(result.dialed or "", "someone not in the story")
         as_told = (
-            result.outcome == "connected" and result.dialed == CAST[target] and result.caller_id == relay
+            result.outcome == "connected" and result.dialed == self.cast[target] and result.caller_id == relay
         )
         if result.outcome == "connected":
             self.teller.outcome(
@@ -297,21 +376,31 @@ class Story:
         )
         numbers = self.services.numbers
         with self.services.db.session() as session:
-            added = numbers.pool.add(session, list(RELAY_NUMBERS), voice=True, sms=True)
+            added = numbers.pool.add(session, list(self.scenario.relay_numbers), voice=True, sms=True)
         self.teller.line(f"pool add: {', '.join(r.e164 for r in added)} (voice, sms; public numbers)")
         self.axb = numbers.bindings.bind(
-            BindRequest(order_id=ORDER_ID, mode="axb", parties={"buyer": BUYER, "merchant": CAST["merchant"]})
+            BindRequest(
+                order_id=self.scenario.order_id,
+                mode="axb",
+                parties={"buyer": self.buyer, "merchant": self.cast["merchant"]},
+            )
         )
         self.axe = numbers.bindings.bind(
-            BindRequest(order_id=ORDER_ID, mode="axe", parties={"buyer": BUYER, "courier": CAST["courier"]})
+            BindRequest(
+                order_id=self.scenario.order_id,
+                mode="axe",
+                parties={"buyer": self.buyer, "courier": self.cast["courier"]},
+            )
         )
-        self.teller.line(f"bind {ORDER_ID}, merchant <-> buyer: {self.axb.id} on {self.axb.relay_number}")
         self.teller.line(
-            f"bind {ORDER_ID}, courier -> buyer:   {self.axe.id} on {self.axe.relay_number} "
+            f"bind {self.scenario.order_id}, merchant <-> buyer: {self.axb.id} on {self.axb.relay_number}"
+        )
+        self.teller.line(
+            f"bind {self.scenario.order_id}, courier -> buyer:   {self.axe.id} on {self.axe.relay_number} "
             f"ext. {self.axe.extension}, allowed caller: the courier"
         )
         with self.services.db.session() as session:
-            token = self.services.vault.lookup(session, BUYER)
+            token = self.services.vault.lookup(session, self.buyer)
         self.teller.line(f"the buyer's number is sealed in the vault as {token}")
         self.teller.line(f"the merchant's screen shows the buyer as {self.axb.dial_for('merchant')}")
         self.teller.line(
@@ -330,10 +419,10 @@ class Story:
         )
         self.expect_connected("merchant", x, "buyer", duration=95)
         self.expect_connected("buyer", x, "merchant", duration=30)
-        self.teller.line(f'{party("merchant")} texts {x}: "{SMS_BODY}"')
-        sms = self.sim.sms(from_number=CAST["merchant"], to_number=x, body=SMS_BODY)
+        self.teller.line(f'{self.party("merchant")} texts {x}: "{self.scenario.sms_body}"')
+        sms = self.sim.sms(from_number=self.cast["merchant"], to_number=x, body=self.scenario.sms_body)
         message = sms.messages[0] if sms.messages else {}
-        as_told = sms.outcome == "forwarded" and message.get("to") == BUYER and message.get("from") == x
+        as_told = sms.outcome == "forwarded" and message.get("to") == self.buyer and message.get("from") == x
         self.teller.outcome(
             f"delivered to the {self.who.get(message.get('to', ''), 'nobody')} "
             f'({mask_number(message.get("to"))}) from {message.get("from")}: "{message.get("body")}"',
@@ -375,7 +464,7 @@ class Story:
             "reissued, so an old contact calling back reaches no one new.",
         )
         bindings = self.services.numbers.bindings
-        for view in bindings.find(order_id=ORDER_ID):
+        for view in bindings.find(order_id=self.scenario.order_id):
             ended = bindings.unbind(view.id)
             self.teller.line(f"unbind {ended.id} ({ended.mode} on {ended.relay_number}): {ended.status}")
         self.expect_refused("merchant", self.axb.relay_number)
@@ -390,10 +479,12 @@ class Story:
             "(as text, UTF-16 and hex).",
         )
         assert self.axb is not None
-        relay, forms = self.axb.relay_number, written_forms(BUYER)
-        self.teller.line("forms searched: " + ", ".join(forms) + f" (the number is {mask_number(BUYER)})")
+        relay, forms = self.axb.relay_number, self.scenario.forms()
+        self.teller.line(
+            "forms searched: " + ", ".join(forms) + f" (the number is {mask_number(self.buyer)})"
+        )
         with self.services.db.session() as session:
-            token = self.services.vault.lookup(session, BUYER)
+            token = self.services.vault.lookup(session, self.buyer)
             entry = session.get(VaultEntry, token) if token else None
             sealed = (entry.ciphertext or b"", entry.kek_version) if entry else (b"", None)
         shapes, redis_blob = dump_redis(self.services.redis)
@@ -490,7 +581,7 @@ def _outside_number(twiml: str) -> str:
 # -- the instance -----------------------------------------------------------------------
 
 
-def demo_settings(folder: Path) -> Settings:
+def demo_settings(folder: Path, scenario: Scenario = US) -> Settings:
     """Embedded defaults in ``folder``; the environment is not read (MASKLINE_* ignored)."""
     return load_settings(
         {
@@ -499,7 +590,8 @@ def demo_settings(folder: Path) -> Settings:
             "database_url": f"sqlite:///{folder / 'maskline.sqlite3'}",
             "redis_url": None,  # no embedded server runs in a fresh folder: in-process fakeredis
             "keys_file": folder / "keys.json",
-            "default_region": "US",
+            "default_region": scenario.region,
+            "voice_language": scenario.voice_language,
             "twilio_auth_token": "demo-" + secrets.token_hex(16),
             # Quiet while the app starts (it says it is using an in-process
             # Redis, which this demo has already said); see run_demo.
@@ -521,12 +613,13 @@ def prepare(settings: Settings) -> None:
         services.close()
 
 
-def run_demo(*, keep: bool = False, echo: Callable[[str], None] = click.echo) -> int:
-    """Tell the story; 0 if everything happened as told, else 1."""
+def run_demo(*, keep: bool = False, echo: Callable[[str], None] = click.echo, region: str = "US") -> int:
+    """Tell the story (with ``region``'s numbers and language); 0 if everything happened as told, else 1."""
+    scenario = SCENARIOS[region]
     teller = Teller(echo)
     folder = Path(tempfile.mkdtemp(prefix="maskline-demo-"))
     try:
-        tell(folder, teller)
+        tell(folder, teller, scenario)
     finally:
         # Releases the log file in the folder; stderr keeps errors only.
         configure_logging(level="ERROR")
@@ -540,15 +633,25 @@ def run_demo(*, keep: bool = False, echo: Callable[[str], None] = click.echo) ->
             "Done: the buyer was reachable by the right people while the order lived, by no one "
             "after, and their number is nowhere but the vault."
         )
+    if scenario.region == "CN":
+        teller.echo("")
+        teller.paragraph(
+            "For a mainland deployment: MASKLINE_DEFAULT_REGION=CN (national forms such as "
+            "13912345678 and 010-6552 0100 are read as mainland numbers, and callers hear Chinese), "
+            "MASKLINE_DISPLAY_TIMEZONE=Asia/Shanghai, and the console in Chinese: open /admin after "
+            "`maskline serve` and choose 中文, or set MASKLINE_CONSOLE_LANGUAGE=zh-CN. "
+            "See docs/china.md."
+        )
     if keep:
         teller.echo(f"kept the demo's folder (database, key ring, log): {folder}")
     return 1 if teller.failures else 0
 
 
-def tell(folder: Path, teller: Teller) -> None:
+def tell(folder: Path, teller: Teller, scenario: Scenario = US) -> None:
     """The introduction and the six steps, on a new instance in ``folder``."""
-    settings = demo_settings(folder)
-    teller.title(f"maskline demo: the story of {ORDER_ID}")
+    settings = demo_settings(folder, scenario)
+    where = " (mainland China: +86 numbers, Chinese prompts)" if scenario.region == "CN" else ""
+    teller.title(f"maskline demo: the story of {scenario.order_id}{where}")
     teller.paragraph(
         "A throwaway instance: a SQLite database and a development key ring in a temporary "
         "folder, an in-process Redis (fakeredis), a made-up Twilio auth token. MASKLINE_* "
@@ -557,7 +660,7 @@ def tell(folder: Path, teller: Teller) -> None:
     )
     teller.paragraph(
         "The cast (party numbers are masked here, as maskline masks them everywhere): "
-        + ", ".join(party(role) for role in CAST)
+        + ", ".join(party(role, scenario) for role in scenario.cast)
     )
     prepare(settings)
     app = create_app(settings)
@@ -568,7 +671,7 @@ def tell(folder: Path, teller: Teller) -> None:
         configure_logging(
             level="DEBUG", log_file=settings.log_file, region=settings.default_region, console_level="ERROR"
         )
-        story = Story(app=app, transport=RecordingTransport(app), teller=teller)
+        story = Story(app=app, transport=RecordingTransport(app), teller=teller, scenario=scenario)
         story.pool_and_binding()
         story.merchant_calls()
         story.courier_calls()
@@ -583,9 +686,16 @@ def tell(folder: Path, teller: Teller) -> None:
 @click.option(
     "--keep", is_flag=True, help="keep the temporary folder (database, key ring, log) and print its path"
 )
-def demo(keep: bool) -> None:
+@click.option(
+    "--region",
+    type=click.Choice(sorted(SCENARIOS), case_sensitive=False),
+    default="US",
+    show_default=True,
+    help="whose numbers and language: US, or CN (mainland numbers, Chinese prompts)",
+)
+def demo(keep: bool, region: str) -> None:
     """One order's story on a throwaway instance: bind, calls, a stranger, the end, the dumps.
 
     Needs no services and ignores MASKLINE_* settings: nothing configured is touched.
     """
-    raise SystemExit(run_demo(keep=keep))
+    raise SystemExit(run_demo(keep=keep, region=region.upper()))

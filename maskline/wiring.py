@@ -360,7 +360,7 @@ def build_numbers(services: Services) -> NumbersServices:
         retention=settings.retention,
         vault_gc_grace=settings.vault_gc_grace,
     )
-    pool = PoolService(clock=services.clock, routes=routes)
+    pool = PoolService(clock=services.clock, routes=routes, default_region=settings.default_region)
     numbers = NumbersServices(
         routes=routes, pool=pool, bindings=bindings, router=router, rebuilder=rebuilder, sweeper=sweeper
     )

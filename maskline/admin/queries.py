@@ -23,7 +23,8 @@ from maskline.api.models import Waybill
 from maskline.audit.models import AuditRecord
 from maskline.numbers.models import Binding, RelayNumber
 from maskline.numbers.services import is_binding_id
-from maskline.vault.interfaces import VaultEntryErased, VaultError
+from maskline.vault.interfaces import InvalidPhoneNumber, VaultEntryErased, VaultError
+from maskline.vault.normalize import parse_relay
 from maskline.vault.services import VaultService
 from maskline.webhooks.models import Interaction
 
@@ -149,18 +150,35 @@ def search(session: Session, query: str, *, now: dt.datetime, region: str) -> Se
     ).all()
     waybill_ids = set(session.scalars(by_waybill).all())
     matched = "tracking number" if waybill_ids and all(b.id in waybill_ids for b in rows) else "order id"
+    if not rows and _is_number(q, region):
+        # A number of the region that is no order: say it was read as a
+        # relay number (and none of the pool), not "no such order".
+        matched = "relay number"
     return SearchResult(query=q, matched_by=matched, rows=[_row(b, now) for b in rows])
 
 
-def _relay_number(session: Session, q: str, region: str) -> str | None:
-    """``q`` as a number of the pool, or None (a party's number is never looked up)."""
+def _is_number(q: str, region: str) -> bool:
     if not any(c.isdigit() for c in q) or any(c.isalpha() for c in q):
+        return False
+    try:
+        parse_relay(q, field="q", region=region)
+    except InvalidPhoneNumber:
+        return False
+    return True
+
+
+def _relay_number(session: Session, q: str, region: str) -> str | None:
+    """``q`` as a number of the pool, or None (a party's number is never looked up).
+
+    Read by the one parser in the deployment's region, so ``13912345678``
+    in a CN deployment is the relay number +8613912345678, not an order id.
+    """
+    if not _is_number(q, region):
         return None
     try:
-        parsed = phonenumbers.parse(q, region)
-    except phonenumbers.NumberParseException:
+        e164 = parse_relay(q, field="q", region=region)
+    except InvalidPhoneNumber:
         return None
-    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return e164 if session.get(RelayNumber, e164) is not None else None
 
 

@@ -20,8 +20,19 @@ bp = Blueprint("openapi", __name__)
 _TIME = {"type": "string", "format": "date-time"}
 _NUMBER = {
     "type": "string",
-    "description": "a phone number; E.164 (+...) or national with region",
+    "description": (
+        "a party's phone number: E.164 (+8613912345678, +14155550132), or a national form read in"
+        " `region`, else the deployment's region (CN: 13912345678, 010 6552 0100; US: (415) 555-0132)."
+        " Service numbers (95xxx, 400, 800, premium-rate) are refused"
+    ),
     "maxLength": 64,
+}
+
+_REGION = {
+    "type": "string",
+    "minLength": 2,
+    "maxLength": 2,
+    "description": "where national forms are read, e.g. CN or US (default: the deployment's region)",
 }
 
 
@@ -95,7 +106,7 @@ _SCHEMAS: dict[str, Any] = {
             "fallback": {"enum": ["axe", None]},
             "record": {"type": "boolean"},
             "sms_policy": _ref("SmsPolicy"),
-            "region": {"type": "string", "minLength": 2, "maxLength": 2},
+            "region": _REGION,
         },
     },
     "BindingChange": {
@@ -107,7 +118,7 @@ _SCHEMAS: dict[str, Any] = {
             "expires_at": _TIME,
             "allow": {"oneOf": [{"const": "any"}, {"type": "array", "maxItems": 20, "items": _NUMBER}]},
             "status": {"const": "delivered"},
-            "region": {"type": "string", "minLength": 2, "maxLength": 2},
+            "region": _REGION,
         },
     },
     "Binding": {

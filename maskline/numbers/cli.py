@@ -161,9 +161,22 @@ def unbind(binding_id: str, reason: str) -> None:
 @click.option("--from", "caller", required=True, help="the caller's number")
 @click.option("--digits", default=None, help="extension keyed by the caller")
 def route(relay: str, caller: str, digits: str | None) -> None:
-    """Print the routing decision as JSON (never a party's number)."""
+    """Print the routing decision as JSON (never a party's number).
+
+    Both numbers may be written in E.164 or, without a country code, in
+    MASKLINE_DEFAULT_REGION's national form (e.g. 01065520100 in CN).
+    """
+    from maskline.vault.normalize import parse_relay
+
     with _services() as services:
-        decision = services.numbers.router.resolve(relay, caller, digits)
+        region = services.settings.default_region
+        try:
+            relay_e164 = parse_relay(relay, field="--to", region=region)
+            # Any valid number may call; whether it reaches anyone is the router's decision.
+            caller_e164 = parse_relay(caller, field="--from", region=region)
+        except InvalidPhoneNumber as exc:
+            raise _fail(exc) from None
+        decision = services.numbers.router.resolve(relay_e164, caller_e164, digits)
     click.echo(json.dumps(decision.to_json(), indent=2))
 
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +22,8 @@ from maskline.clock import Clock, system_clock
 from maskline.numbers.interfaces import InvalidRequest, PoolError
 from maskline.numbers.models import Binding, RelayNumber
 from maskline.numbers.regions import describe
+from maskline.vault.interfaces import InvalidPhoneNumber
+from maskline.vault.normalize import parse_relay
 
 STATUSES = ("active", "locked", "retired")
 CAPABILITIES = ("voice", "sms")
@@ -65,16 +66,17 @@ class PoolEntry:
 
 
 def parse_relay_number(raw: object, *, field: str, region: str | None = None) -> str:
-    """E.164 of a relay number, or InvalidRequest naming the field."""
+    """E.164 of a relay number, or InvalidRequest naming the field.
+
+    The vault's one parser reads it (:func:`maskline.vault.normalize.parse_relay`);
+    national forms are read in ``region``, and need one.
+    """
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidRequest(field, "must be a phone number")
     try:
-        parsed = phonenumbers.parse(raw.strip(), region)
-    except phonenumbers.NumberParseException:
-        raise InvalidRequest(field, "is not a phone number (use +<country code>...)") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidRequest(field, "is not a valid number in its numbering plan")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return parse_relay(raw, field=field, region=region)
+    except InvalidPhoneNumber as exc:
+        raise InvalidRequest(field, exc.reason) from None
 
 
 def parse_capabilities(text: str, *, field: str) -> tuple[bool, bool]:
@@ -164,9 +166,15 @@ class LoadCache:
 
 
 class PoolService:
-    def __init__(self, *, routes: NumberRegistrar, clock: Clock = system_clock) -> None:
+    """The pool's inventory. ``default_region`` reads numbers written without
+    a country code (``MASKLINE_DEFAULT_REGION``) when a call names no region."""
+
+    def __init__(
+        self, *, routes: NumberRegistrar, clock: Clock = system_clock, default_region: str | None = None
+    ) -> None:
         self.routes = routes
         self._clock = clock
+        self.default_region = default_region
 
     def add(
         self,
@@ -180,7 +188,12 @@ class PoolService:
     ) -> list[RelayNumber]:
         """Add numbers (all or none); each gets its routing generation marker."""
         rows = [
-            (parse_relay_number(n, field=f"numbers[{i}]", region=region), voice, sms, status)
+            (
+                parse_relay_number(n, field=f"numbers[{i}]", region=region or self.default_region),
+                voice,
+                sms,
+                status,
+            )
             for i, n in enumerate(numbers)
         ]
         return self._insert(session, rows, [f"numbers[{i}]" for i in range(len(rows))])
@@ -231,7 +244,9 @@ class PoolService:
                     raise InvalidRequest("row", record[_UNREADABLE])
                 if _EXTRA in record:
                     raise InvalidRequest("row", f"has more fields than the header ({len(fieldnames)})")
-                e164 = parse_relay_number(record.get("number", ""), field="number", region=region)
+                e164 = parse_relay_number(
+                    record.get("number", ""), field="number", region=region or self.default_region
+                )
                 voice, sms = parse_capabilities(
                     record.get("capabilities") or "voice,sms", field="capabilities"
                 )
@@ -279,7 +294,7 @@ class PoolService:
         ]
 
     def _get(self, session: Session, number: str) -> RelayNumber:
-        e164 = parse_relay_number(number, field="NUMBER")
+        e164 = parse_relay_number(number, field="NUMBER", region=self.default_region)
         row = session.get(RelayNumber, e164)
         if row is None:
             raise PoolError(f"{e164} is not in the pool")

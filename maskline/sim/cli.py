@@ -36,6 +36,24 @@ def _simulator(url: str | None, public_url: str | None, allow_remote: bool, auth
     return CarrierSimulator(transport=transport, auth_token=token, public_url=base)
 
 
+def _e164(raw: str, *, option: str, allow_withheld: bool = False) -> str:
+    """A number as Twilio would send it: E.164, read in the deployment's region.
+
+    ``allow_withheld`` keeps a caller id that is no number at all
+    (``anonymous``, ``restricted``): carriers send those, and so may the simulator.
+    """
+    from config import load_settings
+    from maskline.vault.interfaces import InvalidPhoneNumber
+    from maskline.vault.normalize import parse_relay
+
+    if allow_withheld and raw.strip().isalpha():
+        return raw.strip()
+    try:
+        return parse_relay(raw, field=option, region=load_settings().default_region)
+    except InvalidPhoneNumber as exc:
+        raise click.BadParameter(exc.reason, param_hint=option) from None
+
+
 def _common(func: Any) -> Any:
     for option in reversed(
         [
@@ -71,6 +89,8 @@ def sim_call(
     show_numbers: bool,
 ) -> None:
     """Place a call; prints what Twilio would do, as JSON."""
+    from_number = _e164(from_number, option="--from", allow_withheld=True)
+    to_number = _e164(to_number, option="--to")
     simulator = _simulator(url, public_url, allow_remote, auth_token)
     result = simulator.call(from_number=from_number, to_number=to_number, digits=list(digits))
     click.echo(json.dumps(result.to_json(show_numbers=show_numbers), indent=2))
@@ -92,6 +112,8 @@ def sim_sms(
     show_numbers: bool,
 ) -> None:
     """Send a text; prints the forwarded message or the refusal, as JSON."""
+    from_number = _e164(from_number, option="--from", allow_withheld=True)
+    to_number = _e164(to_number, option="--to")
     simulator = _simulator(url, public_url, allow_remote, auth_token)
     result = simulator.sms(from_number=from_number, to_number=to_number, body=body)
     click.echo(json.dumps(result.to_json(show_numbers=show_numbers), indent=2))

@@ -31,6 +31,9 @@ WebhookReason = Literal[
     "wrong_relay",
     "locked_down",
     "ended",
+    "opted_out",
+    "opted_in",
+    "recipient_opted_out",
 ]
 
 TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})

@@ -45,8 +45,8 @@ from sqlalchemy.exc import IntegrityError
 from maskline.audit.alerts import ALERT_FAILURES, BUYER_ROLE, STRANGER_REASONS, caller_subject
 from maskline.fast_sql import FastReader
 from maskline.numbers.models import Binding
-from maskline.numbers.routes import epoch
-from maskline.webhooks import twiml
+from maskline.numbers.routes import epoch, short_index
+from maskline.webhooks import optout, twiml
 from maskline.webhooks.interfaces import (
     TERMINAL_CALL_STATUSES,
     TERMINAL_SMS_STATUSES,
@@ -83,8 +83,6 @@ EXTENSION_ATTEMPTS = 2
 # Reasons an extension attempt counts as wrong. The caller hears the same
 # for all three, so guessing learns nothing about which extensions exist.
 _WRONG_EXTENSION = frozenset({"bad_extension", "stranger", "expired"})
-SMS_QUOTA_REPLY = "Sorry, this number has reached its message limit for now."
-SMS_MEDIA_REPLY = "Sorry, pictures and files cannot be forwarded through this number."
 
 
 def _text(value: Any) -> str:
@@ -348,7 +346,7 @@ class WebhookService:
 
     def voice(self, *, call_sid: str, relay: str, caller: str) -> str:
         try:
-            decision = self._step("call", call_sid, "voice:1", relay, caller, extension="", attempt=1)
+            decision, _ = self._run_step("call", call_sid, "voice:1", relay, caller, extension="", attempt=1)
             if decision is None:
                 return self.voice_twiml.goodbye
             return self._render_voice(decision, relay, call_sid)
@@ -357,7 +355,7 @@ class WebhookService:
 
     def extension(self, *, call_sid: str, relay: str, caller: str, digits: str, attempt: int) -> str:
         try:
-            decision = self._step(
+            decision, _ = self._run_step(
                 "call", call_sid, f"ext:{attempt}", relay, caller, extension=digits, attempt=attempt
             )
             if decision is None:
@@ -366,18 +364,29 @@ class WebhookService:
         except Exception as exc:
             return self.apology("extension", exc)
 
-    def _step(
-        self, kind: str, sid: str, step: str, relay: str, caller: str, *, extension: str, attempt: int
-    ) -> StepDecision | None:
-        """The decision of one step, from one run of step.lua; None for a replay.
+    def _run_step(
+        self,
+        kind: str,
+        sid: str,
+        step: str,
+        relay: str,
+        caller: str,
+        *,
+        extension: str,
+        attempt: int,
+        index: bytes | None = None,
+    ) -> tuple[StepDecision | None, bool]:
+        """The decision of one step, from one run of step.lua (None for a
+        replay), and whether anyone opted out of texts from ``relay``.
 
         Signals (alerts, rejection listeners, interceptors) follow a decision
         made now, never a retried one, so a retry is not counted twice.
         """
         if caller in self.pool:
             # A relay number calling a relay number: a loop, never routed.
-            return self.reject("relay_caller")
-        index = self.caller_index(caller)
+            return self.reject("relay_caller"), False
+        if index is None:
+            index = self.caller_index(caller)
         steps = self.steps()
         out = steps.run(
             relay,
@@ -391,16 +400,16 @@ class WebhookService:
         )
         if out.outcome == "done":
             self.reject("completed")  # the call is over: a replay connects no one
-            return None
+            return None, False
         if out.outcome == "stale":
             self.reject("ended")  # a retry after its binding ended: no one
-            return None
+            return None, False
         decision = out.decision
         assert decision is not None
         if out.outcome == "retry":
             RETRIES.labels(endpoint=step.split(":")[0]).inc()
-            return decision
-        return self._after_decision(kind, sid, step, relay, caller, index, decision, out)
+            return decision, out.optouts
+        return self._after_decision(kind, sid, step, relay, caller, index, decision, out), out.optouts
 
     def _after_decision(
         self,
@@ -491,14 +500,63 @@ class WebhookService:
 
     def sms(self, *, message_sid: str, relay: str, sender: str, body: str, media: list[str]) -> str:
         try:
-            decision = self._step("sms", message_sid, "sms:1", relay, sender, extension="", attempt=1)
+            index = self.caller_index(sender)
+            decision, optouts = self._run_step(
+                "sms", message_sid, "sms:1", relay, sender, extension="", attempt=1, index=index
+            )
             if decision is None:
                 return twiml.EMPTY_MESSAGING
-            return self._render_sms(decision, message_sid, relay, body, media)
+            keyword = optout.classify(body) if decision.action == "connect" else None
+            if keyword is not None and index is not None:
+                handled = self._keyword(keyword, message_sid, relay, index, decision, body)
+                if handled is not None:
+                    return handled
+            return self._render_sms(decision, message_sid, relay, body, media, optouts=optouts)
         except Exception as exc:
             return self.apology("sms", exc)
 
-    def _render_sms(self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str]) -> str:
+    def _keyword(
+        self, keyword: optout.Keyword, sid: str, relay: str, index: bytes, decision: StepDecision, body: str
+    ) -> str | None:
+        """A party's opt-out or opt-in word: the set changes, and a word that is
+        not forwarded is recorded as an interaction instead. None: forward it."""
+        store = optout.OptOutStore(self.backends.redis)
+        if keyword is optout.Keyword.OPT_OUT:
+            store.opt_out(relay, index)
+        elif keyword is optout.Keyword.OPT_IN:
+            store.opt_in(relay, index)
+        if optout.is_forwarded(body):
+            return None
+        status = "opted_out" if keyword is optout.Keyword.OPT_OUT else "opted_in"
+        self.steps().overrule(relay, sid, "sms:1", self.reject(status, binding_id=decision.binding_id))
+        self._keyword_interaction(sid, decision, keyword)
+        # Twilio answers STOP and START itself on its numbers: nothing more to say.
+        return twiml.EMPTY_MESSAGING
+
+    def _keyword_interaction(self, sid: str, decision: StepDecision, keyword: optout.Keyword) -> None:
+        try:
+            with self.db.session() as session:
+                owner = session.execute(
+                    select(Binding.owner).where(Binding.id == decision.binding_id)
+                ).scalar_one_or_none()
+                if session.get(Interaction, sid) is None:
+                    session.add(
+                        optout.keyword_interaction(
+                            sid=sid,
+                            binding_id=decision.binding_id or "",
+                            owner=owner or "",
+                            from_role=decision.from_role or "",
+                            kind=keyword,
+                            now=self.services.clock(),
+                        )
+                    )
+        except Exception as exc:  # the set has changed; only the record is lost
+            self._failure("sms_keyword", exc)
+
+    def _render_sms(
+        self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str], *, optouts: bool
+    ) -> str:
+        language = self.settings.voice_language
         if decision.action == "connect":
             opened = self._open(decision, relay, sid)
             if opened is None:
@@ -508,7 +566,12 @@ class WebhookService:
             if media and policy.media == "refuse":
                 refused = self.reject("media_refused", binding_id=decision.binding_id)
                 self.steps().overrule(relay, sid, "sms:1", refused)
-                return twiml.reply(SMS_MEDIA_REPLY)
+                return twiml.sms_reply("media_refused", language)
+            if optouts and self._opted_out(relay, number):
+                # Its recipient asked for no more texts from this number.
+                dropped = self.reject("recipient_opted_out", binding_id=decision.binding_id)
+                self.steps().overrule(relay, sid, "sms:1", dropped)
+                return twiml.sms_reply("recipient_opted_out", language)
             CONNECTS.labels(type="sms").inc()
             return twiml.message(
                 to=number,
@@ -518,11 +581,13 @@ class WebhookService:
                 action=f"{self.path_prefix}/webhooks/twilio/sms/status?ref={sid}&x={quote(relay)}",
             )
         # Replies go back to the sender only, from the relay number.
-        if decision.reason == "quota":
-            return twiml.reply(SMS_QUOTA_REPLY)
-        if decision.reason == "media_refused":
-            return twiml.reply(SMS_MEDIA_REPLY)
+        if decision.reason in ("quota", "media_refused", "recipient_opted_out"):
+            return twiml.sms_reply(decision.reason, language)
         return twiml.EMPTY_MESSAGING
+
+    def _opted_out(self, relay: str, number: str) -> bool:
+        index = short_index(self.services.vault.index_of(number))
+        return optout.OptOutStore(self.backends.redis).is_opted_out(relay, index)
 
     # -- recording -------------------------------------------------------------
 

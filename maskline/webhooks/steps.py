@@ -79,6 +79,9 @@ class StepOutcome:
     remember: bool
     lockdown_started: int | None
     extension_digits: int
+    # Texts: someone has opted out of texts from this relay number (the
+    # target is then checked before a text goes out).
+    optouts: bool = False
 
 
 def _text(value: Any) -> str:
@@ -139,13 +142,14 @@ class StepStore:
             lim.extension_digits,
         ]
         raw = self._step(keys=[f"ml:{{{relay}}}", record_key(relay, sid)], args=args)
-        outcome, stored, remember, lockdown, digits = (_text(x) for x in raw)
+        outcome, stored, remember, lockdown, digits, optouts = (_text(x) for x in raw)
         return StepOutcome(
             outcome=outcome,
             decision=StepDecision.loads(stored) if stored else None,
             remember=remember == "1",
             lockdown_started=int(lockdown) if lockdown else None,
             extension_digits=int(digits),
+            optouts=optouts == "1",
         )
 
     def overrule(self, relay: str, sid: str, step: str, decision: StepDecision) -> None:

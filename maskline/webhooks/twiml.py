@@ -8,12 +8,13 @@ twilio's ``VoiceResponse`` for the same inputs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
+
+from maskline.webhooks.prompts import CATALOGUE, Texts, say_attributes, texts
 
 EXTENSION_ACTION = "/webhooks/twilio/voice/extension"
 WHISPER_PATH = "/webhooks/twilio/voice/whisper"
@@ -42,55 +43,32 @@ def connect(*, relay: str, number: str, time_limit: int) -> str:
     return _CONNECT.format(caller_id=_attr(relay), time_limit=int(time_limit), number=escape(number))
 
 
-@dataclass(frozen=True)
-class Prompts:
-    """What maskline says, in one language."""
-
-    extension: str
-    wrong_extension: str
-    goodbye: str
-    rejected: str
-    apology: str
-    recording: str
-    # An extension lockdown: the same words whether or not the extension exists.
-    try_later: str
+# The texts live in one catalogue (prompts.py); these names stay for the
+# code that reads the voice prompts from here.
+Prompts = Texts
+PROMPTS: dict[str, Texts] = CATALOGUE
 
 
-PROMPTS: dict[str, Prompts] = {
-    "en-US": Prompts(
-        extension="Please enter the extension.",
-        wrong_extension="That extension is not valid. Please try once more.",
-        goodbye="Sorry, we could not connect your call. Goodbye.",
-        rejected="Sorry, this number cannot connect your call. Goodbye.",
-        apology="Sorry, we cannot connect your call right now. Please try again later. Goodbye.",
-        recording="This call will be recorded.",
-        try_later="Sorry, this number cannot connect extensions right now. Please try again later. Goodbye.",
-    ),
-    # Chinese punctuation is full width, as a speech engine expects it.
-    "zh-CN": Prompts(
-        extension="请输入分机号。",
-        wrong_extension="分机号无效，请再试一次。",  # noqa: RUF001
-        goodbye="抱歉，无法为您接通。再见。",  # noqa: RUF001
-        rejected="抱歉，该号码无法为您接通。再见。",  # noqa: RUF001
-        apology="抱歉，暂时无法为您接通，请稍后再试。再见。",  # noqa: RUF001
-        recording="本次通话将被录音。",
-        try_later="抱歉，该号码暂时无法接通分机，请稍后再试。再见。",  # noqa: RUF001
-    ),
-}
+def sms_reply(kind: str, language: str | None) -> str:
+    """An SMS auto-reply (``quota``, ``media_refused``, ``stranger``, ``opted_out``,
+    ``opted_in``) in ``language``, as TwiML back to the sender."""
+    return reply(getattr(texts(language), f"sms_{kind}"))
 
 
 class Voice:
     """Spoken answers in the configured language and voice."""
 
     def __init__(
-        self, *, language: str, voice: str, extension_prompt: str | None = None, path_prefix: str = ""
+        self, *, language: str, voice: str | None, extension_prompt: str | None = None, path_prefix: str = ""
     ) -> None:
-        self.language = language
+        # <Say>'s attributes as Twilio pairs them (zh-CN under Polly is cmn-CN).
+        say = say_attributes(language, voice)
+        self.language = say.language
         self.extension_action = path_prefix + EXTENSION_ACTION
         self.whisper_url = path_prefix + WHISPER_PATH
         self.recording_callback = path_prefix + RECORDING_CALLBACK_PATH
-        self.voice = voice
-        prompts = PROMPTS[language]
+        self.voice = say.voice
+        prompts = texts(language)
         self.prompts = prompts
         self.extension_prompt = extension_prompt or prompts.extension
         # The fixed answers never change: render them once.
@@ -101,7 +79,7 @@ class Voice:
         self.silent_goodbye = str(_hang_up())
         # Played to the called party before the calls are joined.
         whisper = VoiceResponse()
-        whisper.say(prompts.recording, voice=voice, language=language)
+        whisper.say(prompts.recording, voice=self.voice, language=self.language)
         self.whisper = str(whisper)
 
     def _say_and_hang_up(self, text: str) -> str:
@@ -195,8 +173,10 @@ __all__ = [
     "PROMPTS",
     "RECORDING_CALLBACK_PATH",
     "WHISPER_PATH",
+    "Prompts",
     "Voice",
     "connect",
     "message",
     "reply",
+    "sms_reply",
 ]

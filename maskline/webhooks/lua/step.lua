@@ -12,13 +12,16 @@
 --       17 wrong extensions per number, 18 its window, 19 its lockdown,
 --       20 extension digits when X has no length of its own
 -- Returns {outcome, decision JSON, remember ("1"/""), lockdown count ("" unless one started now),
---          extension digits}; outcome is "new", "retry" (a stored decision still true),
+--          extension digits, "1" if anyone has opted out of texts from X}; outcome is "new", "retry" (a stored decision still true),
 --          "stale" (a stored connect whose binding is no longer live) or "done" (the call is over).
 local key, rec = KEYS[1], KEYS[2]
 local step, now = ARGV[1], tonumber(ARGV[2])
 local idx, idxhex, ext, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local record_ttl, attempts, attempt = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local digits = redis.call("HGET", key, "d") or ARGV[20]
+-- Texts only: whether X's opt-out set has anyone (the rare case pays a second look).
+local optouts = ""
+if kind == "sms" and redis.call("EXISTS", key .. ":optout") == 1 then optouts = "1" end
 
 local B32 = "abcdefghijklmnopqrstuvwxyz234567"
 local function b32(raw)
@@ -41,20 +44,20 @@ local function token_text(t)
 end
 
 -- A retry or a replay: the stored decision, if it is still true.
-if redis.call("HEXISTS", rec, "done") == 1 then return {"done", "", "", "", digits} end
+if redis.call("HEXISTS", rec, "done") == 1 then return {"done", "", "", "", digits, optouts} end
 local stored = redis.call("HGET", rec, step)
 if stored then
   local live_field = redis.call("HGET", rec, "lf:" .. step)
   if live_field then
     -- A connect goes out again only while its binding is still live.
     local v = redis.call("HGET", key, live_field)
-    if not v then return {"stale", stored, "", "", digits} end
+    if not v then return {"stale", stored, "", "", digits, optouts} end
     local f = route_fields(v)
     if f.bid ~= redis.call("HGET", rec, "lb:" .. step) or f.st ~= "a" or now >= f.exp then
-      return {"stale", stored, "", "", digits}
+      return {"stale", stored, "", "", digits, optouts}
     end
   end
-  return {"retry", stored, "", "", digits}
+  return {"retry", stored, "", "", digits, optouts}
 end
 
 local function save(decision, live_field, bid)
@@ -75,13 +78,13 @@ local function reject(reason, bid_text, lockdown)
   if reason == "unavailable" then
     -- No generation marker: nothing is stored, so a retry decides again
     -- once the routes are rebuilt.
-    return {"new", cjson.encode(d), "", "", digits}
+    return {"new", cjson.encode(d), "", "", digits, optouts}
   end
-  return {"new", save(d), "", lockdown or "", digits}
+  return {"new", save(d), "", lockdown or "", digits, optouts}
 end
 
 local function gather(next_attempt)
-  return {"new", save({action = "gather", attempt = next_attempt, digits = tonumber(digits)}), "", "", digits}
+  return {"new", save({action = "gather", attempt = next_attempt, digits = tonumber(digits)}), "", "", digits, optouts}
 end
 
 local function bid_of(raw)
@@ -134,7 +137,7 @@ local function connect(r)
     local left = route_fields(live).exp - now + 3600
     if left > record_ttl then redis.call("EXPIRE", rec, left) end
   end
-  return {"new", text, r[6] == "remember" and "1" or "", "", digits}
+  return {"new", text, r[6] == "remember" and "1" or "", "", digits, optouts}
 end
 
 if ext == "" then
