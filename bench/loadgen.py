@@ -129,8 +129,12 @@ def run_wrk(
     expect_status: int,
     expect_body: str = "",
     meter: CpuMeter | None = None,
+    pace_ms: float = 0.0,
 ) -> LoadResult:
     """``connections`` closed-loop clients for ``seconds`` (whole seconds, at least 1).
+
+    ``pace_ms`` makes each client wait that long before each request: a
+    steady rate below saturation (see bench/replay.lua).
 
     ``stocks`` holds one iterable of raw requests per wrk thread (wrk runs one
     thread per stock; one thread is plenty for a few dozen connections).
@@ -157,6 +161,7 @@ def run_wrk(
             str(prefix),
             str(expect_status),
             expect_body,
+            f"{pace_ms:g}",
         ]
         if meter is not None:
             meter.start()

@@ -1,6 +1,11 @@
 -- wrk script: replay pre-built raw HTTP requests and check every answer.
 --
---   wrk -t T -c C -d Ns -s bench/replay.lua URL -- STOCK EXPECT_STATUS [EXPECT_BODY]
+--   wrk -t T -c C -d Ns -s bench/replay.lua URL -- STOCK EXPECT_STATUS [EXPECT_BODY [PACE_MS]]
+--
+-- PACE_MS (default 0): each connection waits this long before each request,
+-- so C connections send about C * 1000 / (PACE_MS + latency) requests a
+-- second: a steady rate below saturation, where latency measures the
+-- server and not its queue.
 --
 -- Thread i (from 0) replays the file STOCK.i: raw HTTP/1.1 requests, each
 -- written as its length in bytes, a newline, then the bytes (see
@@ -45,10 +50,15 @@ function init(args)
   if expect_body == "" then
     expect_body = nil
   end
+  pace_ms = tonumber(args[4] or "0") or 0
   sent = 0
   failures = 0
   statuses = {}
   first_failure = nil
+end
+
+function delay()
+  return pace_ms
 end
 
 function request()
