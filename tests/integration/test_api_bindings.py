@@ -86,7 +86,7 @@ def test_invalid_fields_get_422_naming_the_field(api: ApiClient, change: dict[st
     [
         (b"{not json", "application/json", 400),
         (b"[1, 2]", "application/json", 400),
-        (b'{"order_id": "o"}', "text/plain", 400),
+        (b'{"order_id": "o"}', "text/plain", 415),
         (b'{"order_id": "' + b"x" * 70_000 + b'"}', "application/json", 413),
     ],
 )
