@@ -23,8 +23,8 @@ Role = Literal["web", "worker"]
 
 
 def _named(setting: str, problem: str) -> str:
-    """``problem``, led by the setting it is about unless it names one already."""
-    return problem if "MASKLINE_" in problem else f"{setting}: {problem}"
+    """``problem``, led by the setting it is about unless it starts with one already."""
+    return problem if problem.startswith("MASKLINE_") else f"{setting}: {problem}"
 
 
 def _key_ring_problems(settings: Settings) -> list[str]:
@@ -63,7 +63,10 @@ def _database_problems(settings: Settings) -> list[str]:
 
 
 def _worker_problems(settings: Settings) -> list[str]:
-    found = [_named("MASKLINE_AUDIT_SIGNING_KEY_FILE", p) for p in settings.audit_checkpoint_problems()]
+    key, destination = "MASKLINE_AUDIT_SIGNING_KEY_FILE", "MASKLINE_AUDIT_CHECKPOINT_FILE"
+    found = [
+        _named(destination if "destination" in p else key, p) for p in settings.audit_checkpoint_problems()
+    ]
     if found:
         return found
     from maskline.audit.checkpoints import signing_key_from

@@ -193,6 +193,11 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
     return render_http_error(exc)
 
 
+def _quoted_path() -> str:
+    """The request's path under the face, as Twilio quotes it, any phone number in it masked."""
+    return redact_phone_numbers(request.path[len(BASE_PATH) :], region="US")
+
+
 def render_http_error(exc: HTTPException) -> Response:
     """Werkzeug's HTTP errors (404, 405, 413, 415, ...) in Twilio's error JSON;
     also used by the app for this face's paths no view matched
@@ -630,7 +635,7 @@ def fetch_interaction(service_sid: str, session_sid: str, sid: str) -> ResponseR
                     interaction, service_sid=service_sid, session_sid=row.sid, participants=roles, **_kw()
                 )
             )
-    raise ResourceNotFound(f"The requested resource {request.path[len(BASE_PATH) :]} was not found")
+    raise ResourceNotFound(f"The requested resource {_quoted_path()} was not found")
 
 
 # -- message interactions -------------------------------------------------------------------
@@ -696,7 +701,7 @@ def list_message_interactions(
 @bp.route("/<path:_rest>", methods=["GET", "POST", "DELETE"])
 def unknown_resource(_rest: str) -> ResponseReturnValue:
     """Anything else under the base path: Twilio's 404 body (after authentication)."""
-    raise ResourceNotFound(f"The requested resource {request.path[len(BASE_PATH) :]} was not found")
+    raise ResourceNotFound(f"The requested resource {_quoted_path()} was not found")
 
 
 def init_app(app: Flask, services: Any) -> None:
