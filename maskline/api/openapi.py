@@ -7,13 +7,15 @@ answers match it.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from maskline import __version__
 from maskline.api.interfaces import SCOPES
+from maskline.api.openapi_meta import annotate
 
 bp = Blueprint("openapi", __name__)
 
@@ -431,8 +433,10 @@ _PATHS: dict[str, Any] = {
 }
 
 
-def spec() -> dict[str, Any]:
-    return {
+def spec(*, server_url: str | None = None) -> dict[str, Any]:
+    """The document; operationIds, tags, servers, examples and error codes come
+    from :mod:`maskline.api.openapi_meta`."""
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "maskline API",
@@ -451,8 +455,9 @@ def spec() -> dict[str, Any]:
         },
         "paths": _PATHS,
     }
+    return annotate(copy.deepcopy(document), server_url=server_url)
 
 
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
-    return jsonify(spec())
+    return jsonify(spec(server_url=request.url_root.rstrip("/")))
