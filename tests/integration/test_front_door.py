@@ -106,3 +106,16 @@ def test_other_paths_keep_flasks_own_pages(app: Flask) -> None:
 def test_error_codes_are_distinct_and_each_has_one_status() -> None:
     assert {"pool_exhausted", "idempotency_key_reused", "not_found", "method_not_allowed"} <= set(ERROR_CODES)
     assert all(400 <= status < 600 for status, _ in ERROR_CODES.values())
+
+
+def test_the_faces_answer_a_too_large_body_in_their_own_shape(app: Flask) -> None:
+    creds = credentials(app, "shop")
+    token = base64.b64encode(f"{creds.account_sid}:{creds.auth_token}".encode()).decode()
+    big = {"FriendlyName": "x" * (1024 * 1024 + 10)}
+    client = app.test_client()
+
+    twilio = client.post("/twilio-proxy/v1/Services", data=big, headers={"Authorization": f"Basic {token}"})
+    alibaba = client.post("/", data=big)
+
+    assert twilio.status_code == 413 and twilio.get_json()["status"] == 413 and twilio.get_json()["code"]
+    assert alibaba.status_code == 413 and set(alibaba.get_json()) >= {"RequestId", "Code", "Message"}
