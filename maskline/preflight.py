@@ -98,14 +98,15 @@ def refuse_on_problems(settings: Settings, *, role: Role) -> None:
         return  # development and testing keep their one-line refusals and their warnings
     problems = startup_problems(settings, role=role)
     if problems:
-        _print(problems, f"refusing to start the {role} process in production")
+        _print(problems)
         sys.exit(1)
 
 
-def _print(problems: list[str], headline: str) -> None:
-    click.echo(f"{headline}: {len(problems)} problem{'s' if len(problems) > 1 else ''}", err=True)
+def _print(problems: list[str]) -> None:
+    # One line per problem and nothing else, each naming its setting, so that
+    # a log reader (or a grep for MASKLINE_) sees every one of them.
     for problem in problems:
-        click.echo(f"  - {problem}", err=True)
+        click.echo(f"error: {problem}", err=True)
 
 
 @click.command("check")
@@ -127,6 +128,6 @@ def check(production: bool, role: Role) -> None:
         settings = with_overrides(settings, env="production")
     problems = startup_problems(settings, role=role)
     if problems:
-        _print(problems, f"this configuration cannot start ({settings.env}, {role})")
+        _print(problems)
         sys.exit(1)
     click.echo(f"ok: this configuration can start ({settings.env}, {role})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from maskline import __version__
@@ -18,6 +18,8 @@ from maskline.api.interfaces import SCOPES
 from maskline.api.openapi_meta import annotate
 
 bp = Blueprint("openapi", __name__)
+# maskline.api.views.EXTENSION_KEY, named here so this module need not import the views.
+_API_EXTENSION = "maskline.api"
 
 _TIME = {"type": "string", "format": "date-time"}
 _NUMBER = {
@@ -460,4 +462,7 @@ def spec(*, server_url: str | None = None) -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
-    return jsonify(spec(server_url=request.url_root.rstrip("/")))
+    # The URL clients use: MASKLINE_PUBLIC_URL behind TLS termination, else this request's.
+    api = current_app.extensions.get(_API_EXTENSION)
+    public = api.services.settings.public_url if api is not None else None
+    return jsonify(spec(server_url=public or request.url_root.rstrip("/")))

@@ -243,9 +243,9 @@ def test_production_serve_lists_a_development_key_ring_with_every_other_problem(
     result = initialised.run("serve", "--port", "9", env=production, ok=False)
 
     _no_traceback(result.stderr)
-    problems = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("- ")]
-    assert any(p.startswith("- MASKLINE_KEYS_FILE:") and "development key ring" in p for p in problems)
-    assert any(p.startswith("- MASKLINE_DATABASE_URL:") for p in problems)  # in the same run
+    problems = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert any(p.startswith("error: MASKLINE_KEYS_FILE:") and "development key ring" in p for p in problems)
+    assert any(p.startswith("error: MASKLINE_DATABASE_URL:") for p in problems)  # in the same run
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import schemathesis
 from flask import Flask
@@ -100,3 +101,11 @@ def test_the_main_operations_carry_examples(app: Flask) -> None:
     assert create["responses"]["201"]["content"]["application/json"]["example"]["relay_number"]
     conflict = create["responses"]["409"]["content"]["application/json"]["examples"]
     assert conflict["pool_exhausted"]["value"]["error"]["code"] == "pool_exhausted"
+
+
+def test_servers_names_the_public_url_when_one_is_set(make_app: Any) -> None:
+    app = make_app(public_url="https://relay.example.com")
+
+    spec = app.test_client().get("/openapi.json").get_json()
+
+    assert spec["servers"][0]["url"] == "https://relay.example.com"

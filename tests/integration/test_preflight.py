@@ -25,7 +25,10 @@ def _environ(tmp_path: Path, **settings: str) -> dict[str, str]:
 
 
 def _lines(output: str) -> list[str]:
-    return [line.strip()[2:] for line in output.splitlines() if line.strip().startswith("- ")]
+    """The problem lines; every line of the output is one."""
+    lines = output.splitlines()
+    assert all(line.startswith("error: MASKLINE_") for line in lines), output
+    return [line.removeprefix("error: ") for line in lines]
 
 
 def test_every_problem_is_listed_each_naming_its_setting(tmp_path: Path) -> None:
@@ -74,8 +77,7 @@ def test_serve_and_worker_print_one_line_per_problem_then_exit_1(tmp_path: Path,
 
     assert result.exit_code == 1
     lines = _lines(result.output)
-    assert len(lines) >= 6 and all("MASKLINE_" in line for line in lines)
-    assert "refusing to start" in result.output
+    assert len(lines) >= 6
 
 
 def test_check_lists_the_same_without_starting(tmp_path: Path) -> None:
