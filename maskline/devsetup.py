@@ -14,11 +14,6 @@ from pathlib import Path
 
 from config import Settings, development_token_path
 
-# Numbers from the ranges reserved for fiction (555-01XX), as the demo uses.
-EXAMPLE_RELAY = "+14155550100"
-EXAMPLE_BUYER = "+14155550132"
-EXAMPLE_MERCHANT = "+12125550143"
-
 
 def ensure_development_token(settings: Settings) -> Path | None:
     """Create the development webhook token file (mode 0600) if development has
@@ -57,11 +52,12 @@ def serve_banner(settings: Settings, *, host: str, port: int) -> str:
             "  a guided tour    maskline demo",
             f"  API reference    {base}/openapi.json",
             "  an API key       maskline apikey create --name k --owner shop --scope bindings:write",
-            f"  simulate a call  maskline pool add {EXAMPLE_RELAY}",
-            f"                   maskline bind --order o-1 --mode axb --party buyer={EXAMPLE_BUYER} "
-            f"--party merchant={EXAMPLE_MERCHANT}",
-            f"                   maskline sim call --url {base} "
-            f"--from {EXAMPLE_MERCHANT} --to {EXAMPLE_RELAY}",
+            # Placeholders, not example numbers: this goes to the server's log,
+            # which must hold no phone number (README's tour has copyable ones).
+            "  simulate a call  maskline pool add RELAY",
+            "                   maskline bind --order o-1 --mode axb "
+            "--party buyer=BUYER --party merchant=MERCHANT",
+            f"                   maskline sim call --url {base} --from MERCHANT --to RELAY",
             f"  webhook token    {token}",
         ]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -65,3 +66,4 @@ def test_the_banner_names_the_console_the_first_admin_the_demo_and_a_simulated_c
     assert "maskline sim call --url http://127.0.0.1:8123" in banner
     assert str(development_token_path(tmp_path)) in banner
     assert settings.twilio_auth_token not in banner  # the token itself is never printed
+    assert not re.search(r"\d{7}", banner)  # it goes to the server's log: no phone number in it
