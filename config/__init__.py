@@ -25,6 +25,12 @@ ENVIRONMENTS: tuple[Environment, ...] = ("development", "production", "testing")
 # Named for what it is, so that nobody mistakes it for a secret; production
 # refuses to start with it (see Settings.problems()).
 INSECURE_DEVELOPMENT_SECRET = "insecure-development-key"  # noqa: S105 (named so; refused in production)
+# The shortest MASKLINE_SECRET_KEY production accepts.
+MIN_SECRET_KEY_BYTES = 32
+# In development, without MASKLINE_TWILIO_AUTH_TOKEN, the webhook token is
+# read from this file in the instance folder (``maskline init`` writes it),
+# so that ``maskline serve`` and ``maskline sim`` agree out of the box.
+DEVELOPMENT_TOKEN_FILE = "twilio-auth-token.dev"  # noqa: S105 (a file name)
 
 # phonenumbers' PhoneNumberType names refused as party numbers by default:
 # calls to them cost the platform money or reach services, not people.
@@ -206,6 +212,10 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
         if self.keys_file is None and self.keys_json is None:
             object.__setattr__(self, "keys_file", self.instance_path / "keys.json")
+        if self.twilio_auth_token is None and self.env == "development":
+            # Development only: production and testing never read it, so a
+            # token left in a folder never signs a production webhook.
+            object.__setattr__(self, "twilio_auth_token", _read_development_token(self.instance_path))
         if is_cluster_url(self.redis_url):
             # Checked here, for the environment and overrides alike: a bad node
             # list would otherwise surface as a connection error at first use.
@@ -237,6 +247,23 @@ class Settings:
         found = []
         if self.secret_key == INSECURE_DEVELOPMENT_SECRET:
             found.append("MASKLINE_SECRET_KEY is the insecure development key")
+        elif len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            # It signs console sessions and CSRF tokens: a short one can be guessed offline.
+            found.append(
+                f"MASKLINE_SECRET_KEY is {len(self.secret_key.encode())} bytes; use at least "
+                f"{MIN_SECRET_KEY_BYTES} random bytes "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if self.public_url is None:
+            # Twilio signs the URL it called: behind TLS termination the app
+            # cannot see it, and a guess from Host headers is the attacker's to make.
+            found.append("MASKLINE_PUBLIC_URL is not set (the https URL Twilio and browsers use)")
+        elif not self.public_url.startswith("https://"):
+            found.append("MASKLINE_PUBLIC_URL must be an https URL in production")
+        if not self.admin_cookie_secure:
+            found.append(
+                "MASKLINE_ADMIN_COOKIE_SECURE is false (the console cookie must be Secure in production)"
+            )
         if self.redis_url is None:
             found.append("MASKLINE_REDIS_URL is not set (the embedded Redis is for development)")
         if self.database_url.startswith("sqlite"):
@@ -267,6 +294,24 @@ class Settings:
                 "no audit checkpoint destination (MASKLINE_AUDIT_CHECKPOINT_FILE or _CHECKPOINT_URL)"
             )
         return found
+
+
+def development_token_path(instance_path: Path) -> Path:
+    """Where development keeps its webhook token (see DEVELOPMENT_TOKEN_FILE)."""
+    return instance_path / DEVELOPMENT_TOKEN_FILE
+
+
+def _read_development_token(instance_path: Path) -> str | None:
+    try:
+        token = development_token_path(instance_path).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(
+            f"{development_token_path(instance_path)} cannot be read ({type(exc).__name__}); "
+            "delete it and run `maskline init`, or set MASKLINE_TWILIO_AUTH_TOKEN"
+        ) from None
+    return token or None
 
 
 def _parse_env_name(value: str) -> Environment:
@@ -637,14 +682,17 @@ __all__ = [
     "API_SCOPES",
     "DEFAULT_API_RATE_LIMITS",
     "DEFAULT_REFUSED_NUMBER_TYPES",
+    "DEVELOPMENT_TOKEN_FILE",
     "ENVIRONMENTS",
     "INSECURE_DEVELOPMENT_SECRET",
+    "MIN_SECRET_KEY_BYTES",
     "SMS_REDACTIONS",
     "TWILIO_API_URL",
     "VOICE_LANGUAGES",
     "Environment",
     "Settings",
     "SettingsError",
+    "development_token_path",
     "load_settings",
     "parse_duration",
     "parse_sms_redact",

@@ -43,6 +43,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
 
     app.register_blueprint(health_bp)
 
+    from maskline.home import bp as home_bp
+
+    app.register_blueprint(home_bp)
+
     from maskline.metrics import SETTINGS_KEY as METRICS_TOKEN_KEY
     from maskline.metrics import bp as metrics_bp
 
@@ -68,6 +72,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     from maskline.compat import init_app as init_compat
 
     init_compat(app, services)
+
+    from maskline.http_errors import register_faces
+
+    register_faces(app)
     return app
 
 

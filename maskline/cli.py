@@ -98,6 +98,10 @@ def init() -> None:
             )
         kr.write_keyring_file(settings.keys_file, kr.new_keyring(development=True))
         click.echo(f"created a development key ring at {settings.keys_file} (mode 0600)")
+    from maskline.devsetup import ensure_development_token
+
+    if token_file := ensure_development_token(settings):
+        click.echo(f"created a development webhook token at {token_file} (mode 0600)")
     with _services(check_schema=False) as services:
         migrate.upgrade(services.db.engine)
         from maskline.wiring import verify_database
@@ -135,6 +139,10 @@ def db_upgrade() -> None:
 def serve(host: str, port: int, workers: int) -> None:
     """Run the web server (gunicorn); starts the embedded Redis if none is configured."""
     settings = _settings()
+    from maskline.preflight import refuse_on_problems
+
+    # Production lists every problem at once, before anything is started.
+    refuse_on_problems(settings, role="web")
     redis_process = None
     if settings.redis_url is None:
         if settings.is_production:
@@ -142,6 +150,10 @@ def serve(host: str, port: int, workers: int) -> None:
                 "MASKLINE_REDIS_URL is not set (the embedded Redis is for development)"
             )
         redis_process = _start_embedded_redis(settings)
+    if settings.env == "development":
+        from maskline.devsetup import serve_banner
+
+        click.echo(serve_banner(settings, host=host, port=port))
     try:
         from maskline.server import run_gunicorn
 
@@ -497,6 +509,10 @@ main.add_command(_audit_group)
 from maskline.compat.aliyun.cli import aliyun as _aliyun  # noqa: E402
 
 main.add_command(_aliyun)
+
+from maskline.preflight import check as _check  # noqa: E402
+
+main.add_command(_check)
 
 
 if __name__ == "__main__":  # pragma: no cover

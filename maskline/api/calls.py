@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, selectinload
 
-from maskline.api.interfaces import Conflict, FieldError, Unprocessable
+from maskline.api.interfaces import BindingEnded, Conflict, FieldError, Unprocessable
 from maskline.audit.interfaces import AuditEntry
 from maskline.numbers.interfaces import BindingNotFound
 from maskline.numbers.models import Binding
@@ -200,7 +200,7 @@ class ClickToCall:
             if binding is None or binding.owner != owner:
                 raise BindingNotFound(f"no binding {binding_id}")
             if not binding.is_live(now):
-                raise Conflict(f"binding {binding_id} has ended")
+                raise BindingEnded(f"binding {binding_id} has ended")
             people = participants(binding)
             relay = binding.relay_number
         if not people:

@@ -38,7 +38,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from maskline.api.interfaces import Conflict
+from maskline.api.interfaces import IdempotencyKeyInUse, IdempotencyKeyReused
 from maskline.api.models import IdempotencyRecord
 from maskline.clock import Clock
 from maskline.db import Database
@@ -50,6 +50,8 @@ MAX_KEY_LENGTH = 255
 # Longer than any request runs (gunicorn's 30 s worker timeout; Twilio's
 # REST calls time out after 10 s): a key pending for longer was abandoned.
 PENDING_LEASE = dt.timedelta(minutes=2)
+
+_STILL_HANDLED = "a request with this Idempotency-Key is still being handled; retry later"
 
 
 @dataclass(frozen=True)
@@ -133,22 +135,22 @@ class IdempotencyStore:
                     session.flush()
                     return Lease(owner, key, now)
                 if not hmac.compare_digest(row.request_hash, fingerprint):
-                    raise Conflict("this Idempotency-Key was used with a different request")
+                    raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
                 if row.status == PENDING and take_over_pending:
                     return Lease(owner, key, row.created_at)
                 abandoned = row.created_at <= now - PENDING_LEASE
                 if row.status == PENDING and abandoned:
                     return self._take_over(session, row, now)
                 if row.status == STARTED and abandoned:
-                    raise Conflict(
+                    raise IdempotencyKeyInUse(
                         "the first request with this Idempotency-Key stopped after asking Twilio for the "
                         "call, so it may have been placed; send a new Idempotency-Key to place another"
                     )
                 if row.status in (PENDING, STARTED):
-                    raise Conflict("a request with this Idempotency-Key is still being handled; retry later")
+                    raise IdempotencyKeyInUse(_STILL_HANDLED)
                 return Replay(row.status, json.loads(row.response))
         except IntegrityError:
-            raise Conflict(
+            raise IdempotencyKeyInUse(
                 "a request with this Idempotency-Key is still being handled; retry later"
             ) from None
 
@@ -160,7 +162,7 @@ class IdempotencyStore:
         the dead request (should it wake) can no longer :meth:`start` it.
         """
         if not _still_pending(session, Lease(row.owner, row.key, row.created_at), created_at=now):
-            raise Conflict("a request with this Idempotency-Key is still being handled; retry later")
+            raise IdempotencyKeyInUse(_STILL_HANDLED)
         return Lease(row.owner, row.key, now)
 
     def start(self, session: Session, lease: Lease) -> None:
@@ -168,7 +170,9 @@ class IdempotencyStore:
         just before an effect that cannot be undone. Conflict (rolling that
         transaction back) if the key is no longer this request's."""
         if not _still_pending(session, lease, status=STARTED):
-            raise Conflict("another request with this Idempotency-Key took it over; nothing was done")
+            raise IdempotencyKeyInUse(
+                "another request with this Idempotency-Key took it over; nothing was done"
+            )
 
     def complete(
         self, session: Session, owner: str, key: str, fingerprint: str, status: int, body: dict[str, Any]
@@ -190,7 +194,9 @@ class IdempotencyStore:
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("another request with this Idempotency-Key was handled meanwhile; retry")
+            raise IdempotencyKeyInUse(
+                "another request with this Idempotency-Key was handled meanwhile; retry"
+            )
 
     def finish(self, lease: Lease, status: int, body: dict[str, Any], *, keep: bool = False) -> None:
         """Store a success (or, with ``keep``, an answer after which the

@@ -7,8 +7,16 @@ Exception tree (each maps to one HTTP status and a JSON body
     ├── BadRequest            400  malformed JSON, or not an object
     ├── Unauthorized          401  no key, or an unknown or revoked one
     ├── Forbidden             403  the key lacks the scope
-    ├── NotFound              404  no such record for this owner
-    ├── Conflict              409  idempotency key reused, pool exhausted, binding ended
+    ├── NotFound              404  no such record for this owner, or no such path
+    ├── MethodNotAllowed      405  the path exists, the method does not
+    ├── Conflict              409  (``conflict``) and its distinct codes:
+    │   ├── PoolExhaustedError        ``pool_exhausted``
+    │   ├── BindingEnded              ``binding_ended``
+    │   ├── IdempotencyKeyReused      ``idempotency_key_reused``
+    │   ├── IdempotencyKeyInUse       ``idempotency_key_in_use``
+    │   └── TrackingNumberTaken       ``tracking_number_taken``
+    ├── PayloadTooLarge       413  the body is larger than MASKLINE_API_MAX_BODY
+    ├── UnsupportedMediaType  415  the body is not application/json
     ├── Unprocessable         422  fields are invalid (each named, with why)
     ├── QuotaExceeded         429  a binding's call quota is used up (``call_quota_exceeded``)
     └── UpstreamError         502  Twilio refused or could not be reached (``twilio_error``);
@@ -72,6 +80,44 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class PoolExhaustedError(Conflict):
+    """No relay number can take this binding (the pool is full for these parties)."""
+
+    code = "pool_exhausted"
+
+
+class BindingEnded(Conflict):
+    code = "binding_ended"
+
+
+class IdempotencyKeyReused(Conflict):
+    """The Idempotency-Key was used before with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A request with this Idempotency-Key is still being handled (or may have had its effect)."""
+
+    code = "idempotency_key_in_use"
+
+
+class TrackingNumberTaken(Conflict):
+    code = "tracking_number_taken"
+
+
+class MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
 class Unprocessable(ApiError):
     status, code = 422, "invalid_fields"
 
@@ -97,3 +143,28 @@ class UpstreamError(ApiError):
         assert isinstance(error, dict)
         error["twilio"] = {"status": self.twilio_status, "code": self.twilio_code}
         return body
+
+
+# Every ``error.code`` the API answers with, its HTTP status and meaning: the
+# OpenAPI document enumerates these, and a test checks the two agree.
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "bad_request": (400, "malformed JSON, a body that is not an object, or a bad query parameter"),
+    "unauthorized": (401, "no API key, or an unknown or revoked one"),
+    "forbidden": (403, "the key lacks the scope this operation needs"),
+    "not_found": (404, "no such record for this owner, or no such path"),
+    "method_not_allowed": (405, "the path does not take this method"),
+    "conflict": (409, "the request conflicts with the record's state"),
+    "pool_exhausted": (409, "no relay number can take this binding"),
+    "binding_ended": (409, "the binding has ended (unbound or expired)"),
+    "idempotency_key_reused": (409, "the Idempotency-Key was used with a different request"),
+    "idempotency_key_in_use": (409, "a request with this Idempotency-Key is still being handled"),
+    "tracking_number_taken": (409, "the carrier's tracking number is linked by another account"),
+    "owner_limit_reached": (409, "the owner's cap on live bindings is reached"),
+    "too_large": (413, "the body is larger than MASKLINE_API_MAX_BODY"),
+    "unsupported_media_type": (415, "the body must be JSON, sent with Content-Type: application/json"),
+    "invalid_fields": (422, "fields are invalid; each is named in error.fields, with why"),
+    "rate_limited": (429, "the key's rate limit for this scope is used up; see Retry-After"),
+    "call_quota_exceeded": (429, "the binding's call quota is used up"),
+    "twilio_error": (502, "Twilio refused or could not be reached; error.twilio has its status and code"),
+    "unavailable": (503, "Redis or the database cannot be reached; nothing changed, retry (Retry-After)"),
+}

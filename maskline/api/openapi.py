@@ -7,15 +7,19 @@ answers match it.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from maskline import __version__
 from maskline.api.interfaces import SCOPES
+from maskline.api.openapi_meta import annotate
 
 bp = Blueprint("openapi", __name__)
+# maskline.api.views.EXTENSION_KEY, named here so this module need not import the views.
+_API_EXTENSION = "maskline.api"
 
 _TIME = {"type": "string", "format": "date-time"}
 _NUMBER = {
@@ -442,8 +446,10 @@ _PATHS: dict[str, Any] = {
 }
 
 
-def spec() -> dict[str, Any]:
-    return {
+def spec(*, server_url: str | None = None) -> dict[str, Any]:
+    """The document; operationIds, tags, servers, examples and error codes come
+    from :mod:`maskline.api.openapi_meta`."""
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "maskline API",
@@ -462,8 +468,12 @@ def spec() -> dict[str, Any]:
         },
         "paths": _PATHS,
     }
+    return annotate(copy.deepcopy(document), server_url=server_url)
 
 
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
-    return jsonify(spec())
+    # The URL clients use: MASKLINE_PUBLIC_URL behind TLS termination, else this request's.
+    api = current_app.extensions.get(_API_EXTENSION)
+    public = api.services.settings.public_url if api is not None else None
+    return jsonify(spec(server_url=public or request.url_root.rstrip("/")))

@@ -29,17 +29,20 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from maskline.api import requests as parse
 from maskline.api.calls import CallQuotaExceeded, ClickToCall, ClickToCallUnavailable
+from maskline.api.errors import allow_header, http_error_as_api_error
 from maskline.api.idempotency import IdempotencyStore, Lease, Replay
 from maskline.api.interfaces import (
     ApiError,
     BadRequest,
-    Conflict,
+    BindingEnded,
     FieldError,
     Forbidden,
     NotFound,
+    PoolExhaustedError,
     QuotaExceeded,
     Unauthorized,
     Unprocessable,
+    UnsupportedMediaType,
     UpstreamError,
 )
 from maskline.api.keys import ApiKeyService, Principal
@@ -207,18 +210,17 @@ def _rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
     return response
 
 
-@bp.errorhandler(RequestEntityTooLarge)
-def _too_large(_exc: RequestEntityTooLarge) -> ResponseReturnValue:
-    response = jsonify({"error": {"code": "too_large", "message": "the body is larger than allowed"}})
-    response.status_code = 413
-    return response
-
-
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
-    code = (exc.name or "error").lower().replace(" ", "_")
-    response = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
-    response.status_code = exc.code or 500
+    return render_http_error(exc)
+
+
+def render_http_error(exc: HTTPException) -> Response:
+    """Werkzeug's HTTP errors (404, 405, 413, 415, ...) in the API's JSON shape;
+    also used by the app for /v1 paths no view matched (:mod:`maskline.http_errors`)."""
+    response = _error(http_error_as_api_error(exc))
+    if (allow := allow_header(exc)) is not None:
+        response.headers["Allow"] = allow
     return response
 
 
@@ -231,9 +233,9 @@ def _translate(exc: Exception) -> ApiError:
     if isinstance(exc, BindingNotFound):
         return NotFound("no such binding")
     if isinstance(exc, BindingNotLive):
-        return Conflict(str(exc))
+        return BindingEnded(str(exc))
     if isinstance(exc, PoolExhausted):
-        return Conflict(str(exc))
+        return PoolExhaustedError(str(exc))
     if isinstance(exc, RoutingUnavailable):
         return Unavailable("the routing store cannot be reached; retry later")
     raise exc
@@ -250,7 +252,7 @@ def _body() -> Any:
     if len(raw) > limit:
         raise RequestEntityTooLarge()
     if not request.is_json:
-        raise BadRequest("send JSON with Content-Type: application/json")
+        raise UnsupportedMediaType("send JSON with Content-Type: application/json")
     body = request.get_json(silent=True)
     if body is None:
         raise BadRequest("the body is not valid JSON")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from maskline.api.interfaces import Conflict, FieldError, NotFound, Unprocessable
+from maskline.api.interfaces import BindingEnded, FieldError, NotFound, TrackingNumberTaken, Unprocessable
 from maskline.api.models import Waybill
 from maskline.audit.interfaces import AuditEntry
 from maskline.audit.services import AuditLog
@@ -77,7 +77,7 @@ class WaybillService:
             raise Unprocessable("invalid waybill", fields=errors)
         assert isinstance(carrier, str)
         if view.status != "active":
-            raise Conflict(f"binding {view.id} has ended")
+            raise BindingEnded(f"binding {view.id} has ended")
         with self.db.session() as session:
             row = session.get(Waybill, (carrier, tracking_no))
             created = row is None
@@ -91,7 +91,7 @@ class WaybillService:
                 )
                 session.add(row)
             elif row.owner != view.owner:
-                raise Conflict("this carrier's tracking number is linked by another account")
+                raise TrackingNumberTaken("this carrier's tracking number is linked by another account")
             previous = None if created else row.binding_id
             if previous != view.id:
                 row.binding_id = view.id

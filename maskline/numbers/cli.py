@@ -289,8 +289,12 @@ def _idempotency_store(services: Any) -> Any:
 def worker(interval: float, once: bool) -> None:
     """Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events, idempotency records,
     signed audit checkpoints."""
+    from maskline.cli import _settings
     from maskline.compat.twilio.callbacks import CallbackWorker
+    from maskline.preflight import refuse_on_problems
 
+    # Production lists every problem at once, before anything is started.
+    refuse_on_problems(_settings(), role="worker")
     with _services() as services:
         numbers = services.numbers
         checkpointer = _checkpointer(services)

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from twilio.request_validator import RequestValidator
 
+from maskline.sim import lifecycle
+from maskline.sim.lifecycle import Callback
 from maskline.sim.twiml import TwimlError, TwimlOutcome, parse_twiml
 
 VOICE_PATH = "/webhooks/twilio/voice"
@@ -101,9 +103,15 @@ class CallResult:
     # heard before the calls were joined (the <Number url> whisper).
     recorded: bool = False
     callee_heard: list[str] = field(default_factory=list)
+    # Set by play_call: how the call ended, how long it lasted, the callbacks sent.
+    call_status: str | None = None
+    duration: int | None = None
+    callbacks: list[Callback] = field(default_factory=list)
+    recording_callback: str | None = None
 
     def to_json(self, *, show_numbers: bool = False) -> dict[str, Any]:
         body = asdict(self)
+        body.pop("recording_callback")
         if not show_numbers:
             body["dialed"] = mask_number(self.dialed)
         return body
@@ -117,9 +125,13 @@ class SmsResult:
     said: list[str] = field(default_factory=list)
     message_sid: str = ""
     error: str | None = None
+    # Set by play_sms: the status callbacks of the forwarded messages.
+    callbacks: list[Callback] = field(default_factory=list)
+    actions: list[str | None] = field(default_factory=list)
 
     def to_json(self, *, show_numbers: bool = False) -> dict[str, Any]:
         body = asdict(self)
+        body.pop("actions")
         if not show_numbers:
             body["messages"] = [{**m, "to": mask_number(m.get("to")) or ""} for m in self.messages]
         return body
@@ -252,6 +264,7 @@ class CarrierSimulator:
                 call_sid=sid,
                 steps=step,
                 recorded=twiml.dial_attributes.get("record", "do-not-record") != "do-not-record",
+                recording_callback=twiml.dial_attributes.get("recordingStatusCallback"),
             )
         if twiml.gather_action:
             return CallResult(outcome="gather", http_status=status, said=said, call_sid=sid, steps=step)
@@ -306,5 +319,68 @@ class CarrierSimulator:
         forwarded = [m for m in twiml.messages if m.get("to") and m.get("to") != from_number]
         outcome = "forwarded" if forwarded else "refused"
         return SmsResult(
-            outcome=outcome, http_status=status, messages=twiml.messages, said=twiml.said, message_sid=sid
+            outcome=outcome,
+            http_status=status,
+            messages=twiml.messages,
+            said=twiml.said,
+            message_sid=sid,
+            actions=twiml.message_actions,
         )
+
+    # -- whole calls and messages, callbacks included ---------------------------
+
+    def play_call(
+        self,
+        *,
+        from_number: str,
+        to_number: str,
+        digits: list[str] | None = None,
+        ending: str = "completed",
+        duration: int = 30,
+    ) -> CallResult:
+        """A whole call as Twilio plays it: the webhooks, then the status
+        callbacks (and the recording callback of a recorded, answered call)."""
+        result = self.call(from_number=from_number, to_number=to_number, digits=digits)
+        if result.outcome == "error":
+            return result
+        connected = result.outcome == "connected"
+        result.call_status = ending if connected else "completed"
+        result.duration = duration if connected and ending == "completed" else 0
+        result.callbacks = lifecycle.call_progress(
+            self.signed_post,
+            path=VOICE_STATUS_PATH,
+            account_sid=self.account_sid,
+            call_sid=result.call_sid,
+            from_number=from_number,
+            to_number=to_number,
+            connected=connected,
+            ending=ending,
+            duration=result.duration,
+        )
+        if connected and result.recording_callback and result.call_status == "completed":
+            result.callbacks.append(
+                lifecycle.recording_completed(
+                    self.signed_post,
+                    callback_url=result.recording_callback,
+                    account_sid=self.account_sid,
+                    call_sid=result.call_sid,
+                    duration=result.duration,
+                )
+            )
+        return result
+
+    def play_sms(self, *, from_number: str, to_number: str, body: str) -> SmsResult:
+        """A whole message: the webhook, then the status callbacks of each
+        forwarded message (sent, delivered) to its ``<Message action>``."""
+        result = self.sms(from_number=from_number, to_number=to_number, body=body)
+        for message, action in zip(result.messages, result.actions, strict=False):
+            if action and message.get("to") and message.get("to") != from_number:
+                _, sent = lifecycle.message_progress(
+                    self.signed_post,
+                    action=action,
+                    account_sid=self.account_sid,
+                    relay=message.get("from") or to_number,
+                    to_number=message["to"],
+                )
+                result.callbacks += sent
+        return result

@@ -26,6 +26,8 @@ class TwimlOutcome:
     # What follows a <Gather>: heard only by a caller who keys nothing.
     fallthrough: list[str] = field(default_factory=list)
     messages: list[dict[str, str]] = field(default_factory=list)
+    # Each <Message>'s action (its status callback URL), in the order of messages.
+    message_actions: list[str | None] = field(default_factory=list)
 
 
 def parse_twiml(text: str) -> TwimlOutcome:
@@ -64,4 +66,5 @@ def parse_twiml(text: str) -> TwimlOutcome:
             outcome.messages.append(
                 {"to": verb.get("to", ""), "from": verb.get("from", ""), "body": (text_body or "").strip()}
             )
+            outcome.message_actions.append(verb.get("action"))
     return outcome

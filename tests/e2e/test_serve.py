@@ -113,6 +113,39 @@ def test_the_embedded_redis_port_is_recorded_under_the_instance_folder(
     assert b"embedded development Redis" in server.log.read_bytes()
 
 
+def test_serve_tells_a_newcomer_where_to_go_once(server: Server) -> None:
+    log = server.log.read_text()
+
+    assert log.count(f"console          {server.base_url}/admin/") == 1
+    assert "maskline admin create-user" in log and "maskline demo" in log
+    assert f"maskline sim call --url {server.base_url}" in log
+
+
+def test_sim_connects_to_the_development_server_with_no_token_flag(server: Server, server_cli: Cli) -> None:
+    # `maskline init` made the development webhook token the server and sim share.
+    server_cli.run("pool", "add", "+14155550100")
+    server_cli.run(
+        "bind",
+        "--order",
+        "o-1",
+        "--mode",
+        "axb",
+        "--party",
+        "buyer=+14155550132",
+        "--party",
+        "merchant=+12125550143",
+    )
+
+    result = server_cli.run(
+        "sim", "call", "--url", server.base_url, "--from", "+12125550143", "--to", "+14155550100"
+    )
+
+    played = json.loads(result.stdout)  # stdout is the JSON alone
+    assert played["outcome"] == "connected" and played["http_status"] == 200
+    assert [c["status"] for c in played["callbacks"]] == ["ringing", "in-progress", "completed"]
+    assert "alembic" not in result.stdout
+
+
 def test_a_cli_command_uses_the_servers_embedded_redis(server: Server, server_cli: Cli) -> None:
     port = json.loads(port_file(server_cli.instance_path).read_text())["port"]
 

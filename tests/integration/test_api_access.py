@@ -92,6 +92,7 @@ def test_the_same_idempotency_key_with_another_body_is_409(app: Flask, api: ApiC
     other = {**AXB, "parties": {"buyer": BUYER, "merchant": COURIER}}
     reply = api.post("/v1/bindings", other, headers={"Idempotency-Key": "k-1"})
     assert reply.status == 409 and bindings(app) == 1
+    assert reply.body["error"]["code"] == "idempotency_key_reused"
 
 
 def test_idempotency_keys_are_scoped_to_the_owner(app: Flask, api: ApiClient, other_api: ApiClient) -> None:

@@ -86,7 +86,7 @@ def test_invalid_fields_get_422_naming_the_field(api: ApiClient, change: dict[st
     [
         (b"{not json", "application/json", 400),
         (b"[1, 2]", "application/json", 400),
-        (b'{"order_id": "o"}', "text/plain", 400),
+        (b'{"order_id": "o"}', "text/plain", 415),
         (b'{"order_id": "' + b"x" * 70_000 + b'"}', "application/json", 413),
     ],
 )
@@ -112,6 +112,7 @@ def test_an_exhausted_pool_is_409_with_the_allocators_reason(api: ApiClient, app
         "/v1/bindings", {**AXB, "order_id": "o-3", "parties": {"buyer": BUYER, "merchant": STRANGER}}
     )
     assert reply.status == 409 and "buyer" in reply.body["error"]["message"]
+    assert reply.body["error"]["code"] == "pool_exhausted"
     with services_of(app).db.session() as session:
         assert session.scalar(select(func.count()).select_from(Binding)) == 2
 
@@ -194,7 +195,8 @@ def test_delete_unbinds_and_the_number_goes_dead(api: ApiClient, app: Flask) -> 
     assert reply.status == 200 and reply.body["status"] == "unbound"
     assert services_of(app).numbers.router.resolve(binding["relay_number"], MERCHANT).action == "reject"
     assert api.delete(f"/v1/bindings/{binding['id']}").body["status"] == "unbound"  # idempotent
-    assert api.patch(f"/v1/bindings/{binding['id']}", {"ttl_seconds": 3600}).status == 409
+    ended = api.patch(f"/v1/bindings/{binding['id']}", {"ttl_seconds": 3600})
+    assert (ended.status, ended.body["error"]["code"]) == (409, "binding_ended")
 
 
 def test_unknown_binding_is_404(api: ApiClient) -> None:

@@ -65,7 +65,9 @@ def test_a_recorded_call_is_announced_to_both_sides_and_its_recording_filed(
     result = sim.call(from_number=MERCHANT, to_number=view.relay_number)
     assert result.outcome == "connected" and result.recorded
     assert any("recorded" in s for s in result.said) and any("recorded" in s for s in result.callee_heard)
-    callback = f"/webhooks/twilio/voice/recording?ref={result.call_sid}"
+    # Twilio posts to the recordingStatusCallback the <Dial> named.
+    callback = result.recording_callback
+    assert callback and callback.startswith(f"/webhooks/twilio/voice/recording?ref={result.call_sid}")
     assert sim.recording(callback_url=callback, call_sid=result.call_sid, duration=9) == 200
     with services_of(app).db.session() as session:
         assert [r.duration for r in recordings_of(session, view.id)] == [9]
@@ -85,3 +87,65 @@ def test_a_caller_who_keys_the_extension_does_not_hear_the_timeout_goodbye(
     silent = simulator(app).call(from_number=COURIER, to_number=view.relay_number)
     assert keyed.outcome == "connected" and not any("Goodbye" in s for s in keyed.said)
     assert silent.outcome == "gather" and any("Goodbye" in s for s in silent.said)
+
+
+# -- whole calls and messages: the callbacks Twilio sends after the first webhook --------
+
+
+def _interactions(app: Flask, binding_id: str) -> list[tuple[str, str, int | None]]:
+    from sqlalchemy import select
+
+    from maskline.webhooks.models import Interaction
+
+    with services_of(app).db.session() as session:
+        rows = session.scalars(select(Interaction).where(Interaction.binding_id == binding_id)).all()
+        return [(row.type, row.status, row.duration) for row in rows]
+
+
+def test_a_whole_call_reports_ringing_in_progress_and_completed_with_its_duration(
+    app: Flask, bind: Callable[..., Any]
+) -> None:
+    view = bind("axb")
+    result = simulator(app).play_call(from_number=MERCHANT, to_number=view.relay_number, duration=42)
+
+    assert [(c.status, c.http_status) for c in result.callbacks] == [
+        ("ringing", 200),
+        ("in-progress", 200),
+        ("completed", 200),
+    ]
+    assert (result.outcome, result.call_status, result.duration) == ("connected", "completed", 42)
+    assert _interactions(app, view.id) == [("call", "completed", 42)]
+
+
+def test_a_busy_callee_ends_the_call_busy_without_a_duration(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axb")
+    result = simulator(app).play_call(from_number=MERCHANT, to_number=view.relay_number, ending="busy")
+
+    assert [c.status for c in result.callbacks] == ["ringing", "busy"]
+    assert _interactions(app, view.id) == [("call", "busy", 0)]
+
+
+def test_a_refused_call_only_completes(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axb")
+    result = simulator(app).play_call(from_number=STRANGER, to_number=view.relay_number)
+
+    assert result.outcome == "rejected" and [c.status for c in result.callbacks] == ["completed"]
+
+
+def test_a_whole_recorded_call_files_its_recording(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axb", record=True)
+    result = simulator(app).play_call(from_number=MERCHANT, to_number=view.relay_number, duration=9)
+
+    assert [(c.kind, c.http_status) for c in result.callbacks][-1] == ("recording", 200)
+    with services_of(app).db.session() as session:
+        assert [r.duration for r in recordings_of(session, view.id)] == [9]
+
+
+def test_a_whole_message_reports_sent_then_delivered(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axb")
+    result = simulator(app).play_sms(from_number=BUYER, to_number=view.relay_number, body="at the door")
+
+    assert result.outcome == "forwarded"
+    assert [(c.status, c.http_status) for c in result.callbacks] == [("sent", 200), ("delivered", 200)]
+    assert [(kind, status) for kind, status, _ in _interactions(app, view.id)] == [("sms", "delivered")]
+    assert "actions" not in result.to_json() and MERCHANT not in str(result.to_json())

@@ -47,6 +47,7 @@ def test_production_refuses_a_development_ring(settings: Settings) -> None:
         redis_url="redis://127.0.0.1:6379/0",
         database_url="postgresql://x/y",
         twilio_auth_token="t" * 32,
+        public_url="https://relay.example.com",
     )
     with pytest.raises(StartupError, match="development key ring"):
         build_services(production, check_schema=False)
@@ -63,6 +64,7 @@ def test_production_refuses_a_readable_key_file(settings: Settings, tmp_path: Pa
         redis_url="redis://127.0.0.1:6379/0",
         database_url="postgresql://x/y",
         twilio_auth_token="t" * 32,
+        public_url="https://relay.example.com",
         keys_file=path,
     )
     with pytest.raises(StartupError, match="group or others"):

@@ -86,7 +86,53 @@ def test_production_with_real_settings_has_no_problems() -> None:
             "MASKLINE_SECRET_KEY": "x" * 40,
             "MASKLINE_REDIS_URL": "redis://127.0.0.1:6379/0",
             "MASKLINE_DATABASE_URL": "postgresql://db/maskline",
+            "MASKLINE_PUBLIC_URL": "https://relay.example.com",
         }
     )
     assert settings.secret_key != INSECURE_DEVELOPMENT_SECRET
     assert [p for p in settings.problems() if "TWILIO" not in p] == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"MASKLINE_SECRET_KEY": "x" * 31}, "MASKLINE_SECRET_KEY is 31 bytes"),
+        ({"MASKLINE_PUBLIC_URL": ""}, "MASKLINE_PUBLIC_URL is not set"),
+        ({"MASKLINE_PUBLIC_URL": "http://relay.example.com"}, "MASKLINE_PUBLIC_URL must be an https URL"),
+        ({"MASKLINE_ADMIN_COOKIE_SECURE": "false"}, "MASKLINE_ADMIN_COOKIE_SECURE is false"),
+    ],
+)
+def test_production_refuses_weak_settings(environ: dict[str, str], named: str) -> None:
+    fine = {
+        "MASKLINE_ENV": "production",
+        "MASKLINE_SECRET_KEY": "x" * 32,
+        "MASKLINE_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "MASKLINE_DATABASE_URL": "postgresql://db/maskline",
+        "MASKLINE_PUBLIC_URL": "https://relay.example.com",
+        "MASKLINE_TWILIO_AUTH_TOKEN": "t" * 32,
+    }
+    assert load_settings(environ=fine).problems() == []
+
+    problems = load_settings(environ={**fine, **environ}).problems()
+
+    assert [p for p in problems if named in p] == problems and len(problems) == 1
+
+
+def test_production_lists_every_problem_at_once() -> None:
+    problems = load_settings(
+        environ={
+            "MASKLINE_ENV": "production",
+            "MASKLINE_SECRET_KEY": "short",
+            "MASKLINE_ADMIN_COOKIE_SECURE": "0",
+        }
+    ).problems()
+
+    named = {p.split(" ")[0] for p in problems}
+    assert named == {
+        "MASKLINE_SECRET_KEY",
+        "MASKLINE_REDIS_URL",
+        "MASKLINE_DATABASE_URL",
+        "MASKLINE_TWILIO_AUTH_TOKEN",
+        "MASKLINE_PUBLIC_URL",
+        "MASKLINE_ADMIN_COOKIE_SECURE",
+    }

@@ -20,6 +20,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from maskline.api.keys import Principal
 from maskline.compat.aliyun import actions
@@ -145,7 +146,11 @@ def _authenticate(incoming: Incoming) -> Principal:
 
 @bp.post("/")
 def rpc() -> ResponseReturnValue:
-    """One Dyplsapi action; the answer in Alibaba's JSON shape."""
+    """One Dyplsapi action; the answer in Alibaba's JSON shape.
+
+    Also reached by ``GET /`` with RPC parameters (Alibaba's RPC style takes
+    both methods), through :mod:`maskline.home`, which owns ``GET /``.
+    """
     request_id = str(uuid.uuid4()).upper()
     try:
         incoming = _incoming()
@@ -169,6 +174,24 @@ def rpc() -> ResponseReturnValue:
         log.warning("aliyun request failed: database unavailable (%s)", type(exc).__name__)
         return _error(ServiceUnavailable("the database cannot be reached; retry later"), request_id)
     return _answer({"RequestId": request_id, "Code": "OK", "Message": "OK", **body})
+
+
+def render_http_error(exc: HTTPException) -> Response:
+    """Werkzeug's HTTP errors on this face's path (e.g. ``PUT /``) in Alibaba's
+    RPC error shape; used by the app (:mod:`maskline.http_errors`)."""
+    request_id = str(uuid.uuid4()).upper()
+    status = exc.code or 500
+    codes = {
+        404: ("InvalidAction.NotFound", "this action is not served here"),
+        405: ("UnsupportedHTTPMethod", "Dyplsapi RPC takes POST (or GET with Action)"),
+        413: ("InvalidParameter", "the body is larger than allowed"),
+        415: ("InvalidParameter", "send the parameters as a form or in the query"),
+    }
+    code, message = codes.get(status, ("InvalidParameter" if status < 500 else "InternalError", exc.name))
+    response = _error(AliyunError(code, message, status=status), request_id)
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return response
 
 
 def init_app(app: Flask, services: Any) -> None:

@@ -53,6 +53,7 @@ from maskline.compat.twilio.services import (
 )
 from maskline.events.interfaces import InvalidEventsUrl
 from maskline.events.services import check_events_url
+from maskline.redaction import redact_phone_numbers
 from maskline.redis_backend import storage_uri
 from maskline.twilio_rest import TwilioError
 
@@ -189,13 +190,32 @@ def _conflict(_exc: IntegrityError) -> ResponseReturnValue:
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    return render_http_error(exc)
+
+
+def _quoted_path() -> str:
+    """The request's path under the face, as Twilio quotes it, any phone number in it masked."""
+    return redact_phone_numbers(request.path[len(BASE_PATH) :], region="US")
+
+
+def render_http_error(exc: HTTPException) -> Response:
+    """Werkzeug's HTTP errors (404, 405, 413, 415, ...) in Twilio's error JSON;
+    also used by the app for this face's paths no view matched
+    (:mod:`maskline.http_errors`). The path is quoted as Twilio quotes it,
+    with any phone number in it masked."""
+    path = redact_phone_numbers(request.path, region="US")
     if isinstance(exc, WerkzeugMethodNotAllowed):
-        return _error(MethodNotAllowed(f"Method not allowed: {request.method} {request.path}"))
+        response = _error(MethodNotAllowed(f"Method not allowed: {request.method} {path}"))
+        if exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
     if exc.code == 404:
-        return _error(ResourceNotFound(f"The requested resource {request.path} was not found"))
+        return _error(ResourceNotFound(f"The requested resource {path} was not found"))
     error = ProxyError(exc.description or exc.name)
     error.status = exc.code or 500
-    error.code = 20001 if error.status == 400 else 20500
+    # Twilio's generic codes: 20001 "Invalid parameter" for what the client sent
+    # (a malformed, too large or wrongly typed body), 20500 for the rest.
+    error.code = 20001 if 400 <= error.status < 500 else 20500
     return _error(error)
 
 
@@ -615,7 +635,7 @@ def fetch_interaction(service_sid: str, session_sid: str, sid: str) -> ResponseR
                     interaction, service_sid=service_sid, session_sid=row.sid, participants=roles, **_kw()
                 )
             )
-    raise ResourceNotFound(f"The requested resource {request.path[len(BASE_PATH) :]} was not found")
+    raise ResourceNotFound(f"The requested resource {_quoted_path()} was not found")
 
 
 # -- message interactions -------------------------------------------------------------------
@@ -681,7 +701,7 @@ def list_message_interactions(
 @bp.route("/<path:_rest>", methods=["GET", "POST", "DELETE"])
 def unknown_resource(_rest: str) -> ResponseReturnValue:
     """Anything else under the base path: Twilio's 404 body (after authentication)."""
-    raise ResourceNotFound(f"The requested resource {request.path[len(BASE_PATH) :]} was not found")
+    raise ResourceNotFound(f"The requested resource {_quoted_path()} was not found")
 
 
 def init_app(app: Flask, services: Any) -> None:
