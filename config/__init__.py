@@ -13,11 +13,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import phonenumbers
 
 from config.redis_url import RedisUrlError, is_cluster_url, parse_cluster_url
+
+if TYPE_CHECKING:
+    from maskline.outbound import IPNetwork, OutboundPolicy
 
 Environment = Literal["development", "production", "testing"]
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "production", "testing")
@@ -194,6 +197,10 @@ class Settings:
     audit_checkpoint_file: Path | None = None
     audit_checkpoint_url: str | None = None
     audit_checkpoint_interval: dt.timedelta = dt.timedelta(hours=1)
+    # -- outbound URLs (maskline.outbound) --------------------------------------
+    # Ranges maskline may call although they are not public (loopback, RFC 1918,
+    # link-local, CGNAT, ULA, ...): a receiver on the operator's own network.
+    outbound_allow: tuple[IPNetwork, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -216,6 +223,29 @@ class Settings:
             raise SettingsError(
                 "MASKLINE_ALIYUN_REPORT_URL needs MASKLINE_ALIYUN_REPORT_SECRET, which signs the receipts"
             )
+        self._check_outbound_urls()
+
+    def _check_outbound_urls(self) -> None:
+        """The operator's own outbound URLs pass the guard every tenant's URL passes."""
+        from maskline.outbound import RefusedUrl
+
+        policy = self.outbound_policy()
+        for name, value in (
+            ("MASKLINE_ALERTS_URL", self.alerts_url),
+            ("MASKLINE_ALIYUN_REPORT_URL", self.aliyun_report_url),
+            ("MASKLINE_AUDIT_CHECKPOINT_URL", self.audit_checkpoint_url),
+        ):
+            if value:
+                try:
+                    policy.check_url(value, field=name)
+                except RefusedUrl as exc:
+                    raise SettingsError(str(exc)) from None
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where this deployment may connect (maskline.outbound): loopback only outside production."""
+        from maskline.outbound import OutboundPolicy
+
+        return OutboundPolicy.for_settings(production=self.is_production, allow=self.outbound_allow)
 
     @property
     def is_production(self) -> bool:
@@ -590,6 +620,13 @@ def _insider_settings(get: Any) -> dict[str, Any]:
         values["audit_checkpoint_file"] = Path(v)
     if (v := get("AUDIT_CHECKPOINT_URL")) is not None:
         values["audit_checkpoint_url"] = _parse_public_url("MASKLINE_AUDIT_CHECKPOINT_URL", v)
+    if (v := get("OUTBOUND_ALLOW")) is not None:
+        from maskline.outbound import parse_cidrs
+
+        try:
+            values["outbound_allow"] = parse_cidrs("MASKLINE_OUTBOUND_ALLOW", v)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
     return values
 
 

@@ -200,12 +200,17 @@ def build_events(services: Services) -> EventsServices:
         deliverer=Deliverer(
             db=services.db,
             allow_loopback_http=loopback_http,
+            allow=settings.outbound_allow,
             max_attempts=settings.events_max_attempts,
             clock=services.clock,
             reserved=_reserved_receivers(settings),
         ),
         owners=OwnerService(
-            db=services.db, clock=services.clock, allow_loopback_http=loopback_http, audit=services.audit
+            db=services.db,
+            clock=services.clock,
+            allow_loopback_http=loopback_http,
+            allow=settings.outbound_allow,
+            audit=services.audit,
         ),
     )
 

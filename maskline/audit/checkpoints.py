@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -55,6 +56,7 @@ from maskline.audit.interfaces import CheckpointError, VerifyResult
 from maskline.audit.services import AuditLog
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
+from maskline.outbound import OutboundPolicy, RefusedUrl
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +436,15 @@ class Sender(Protocol):
     def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int: ...
 
 
+def _post_json(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, *, policy: OutboundPolicy
+) -> int:
+    """The default :class:`Sender`: through the outbound guard, as every outbound request."""
+    return policy.post(
+        url, body, {**headers, "Content-Type": "application/json", "User-Agent": "maskline-audit/1"}, timeout
+    )
+
+
 class UrlDestination:
     """POSTs each checkpoint's JSON; a 2xx answer is delivery. No retry queue:
     the next checkpoint supersedes this one, and a failure is reported (by
@@ -450,13 +461,14 @@ class UrlDestination:
         return "UrlDestination(…)"
 
     def send(self, checkpoint: Checkpoint) -> None:
-        from maskline.events.delivery import describe_failure
-
         headers = {"Maskline-Checkpoint-Key": checkpoint.key_id}
         try:
             status = self._send(self._url, checkpoint.line().encode(), headers, self._timeout)
+        except RefusedUrl as exc:
+            raise CheckpointError(f"checkpoint URL: {exc.kind}") from None
         except Exception as exc:
-            raise CheckpointError(f"checkpoint URL: {describe_failure(exc)}") from None
+            # By type only: a message could quote the URL.
+            raise CheckpointError(f"checkpoint URL: {type(exc).__name__}") from None
         if not 200 <= status < 300:
             raise CheckpointError(f"checkpoint URL answered HTTP {status}")
 
@@ -591,18 +603,15 @@ def build_checkpointer(
     if settings.audit_checkpoint_file is not None:
         destinations.append(FileDestination(settings.audit_checkpoint_file))
     if settings.audit_checkpoint_url is not None:
-        from maskline.events.delivery import post
-        from maskline.events.interfaces import InvalidEventsUrl
-        from maskline.events.services import check_events_url
-
+        policy = settings.outbound_policy()
         try:
-            # The rule of events URLs: https, or http to loopback outside production.
-            url = check_events_url(
-                settings.audit_checkpoint_url, allow_loopback_http=not settings.is_production
-            )
-        except InvalidEventsUrl as exc:
-            raise CheckpointError(f"MASKLINE_AUDIT_CHECKPOINT_URL: {exc}") from None
-        destinations.append(UrlDestination(url, send=send or post))
+            # The outbound guard every URL maskline calls passes (maskline.outbound).
+            url = policy.check_url(settings.audit_checkpoint_url, field="MASKLINE_AUDIT_CHECKPOINT_URL")
+        except RefusedUrl as exc:
+            raise CheckpointError(str(exc)) from None
+        if send is None:
+            send = functools.partial(_post_json, policy=policy)
+        destinations.append(UrlDestination(url, send=send))
     return Checkpointer(
         db=db,
         audit=audit,

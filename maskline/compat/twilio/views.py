@@ -255,9 +255,11 @@ class _Form:
         """A callback URL: https (http to loopback outside production), as events URLs; "" clears it."""
         value = self.text(name, limit=MAX_URL)
         if value:
-            production = _face().services.settings.is_production
+            settings = _face().services.settings
             try:
-                value = check_events_url(value, allow_loopback_http=not production)
+                value = check_events_url(
+                    value, allow_loopback_http=not settings.is_production, allow=settings.outbound_allow
+                )
             except InvalidEventsUrl as exc:
                 raise InvalidParameter(f"{name}: {exc}") from None
         return value
