@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
+from maskline import safe_json
 from maskline.api.keys import Principal
 from maskline.api.requests import parse_timestamp
 from maskline.compat.ratelimits import ScopedRateLimits
@@ -469,7 +469,7 @@ def _session_participants(raw: list[str]) -> list[dict[str, str | None]]:
     found = []
     for i, text in enumerate(raw):
         try:
-            item = json.loads(text) if len(text) <= 1000 else None
+            item = safe_json.loads(text) if len(text) <= 1000 else None
         except ValueError:
             item = None
         if not isinstance(item, dict):
