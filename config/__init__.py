@@ -333,7 +333,7 @@ def _parse_float(name: str, value: str) -> float:
         raise SettingsError(f"{name} must be a number of seconds, not {value!r}") from None
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -371,7 +371,7 @@ def _parse_bool(name: str, value: str) -> bool:
 
 def _parse_public_url(name: str, value: str) -> str:
     url = value.strip().rstrip("/")
-    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", url):
+    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?\Z", url):
         raise SettingsError(f"{name} must be an http(s) URL such as https://relay.example.com")
     return url
 
@@ -464,7 +464,7 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
     if (v := get("TWILIO_AUTH_TOKEN")) is not None:
         values["twilio_auth_token"] = v
     if (v := get("TWILIO_ACCOUNT_SID")) is not None:
-        if not re.match(r"^AC[0-9a-fA-F]{32}$", v.strip()):
+        if not re.match(r"^AC[0-9a-fA-F]{32}\Z", v.strip()):
             raise SettingsError("MASKLINE_TWILIO_ACCOUNT_SID must be an account SID: AC and 32 hex digits")
         values["twilio_account_sid"] = v.strip()
     if (v := get("TWILIO_API_URL")) is not None:
@@ -526,7 +526,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def _parse_working_hours(name: str, value: str) -> tuple[dt.time, dt.time]:
     """``08:00-19:00``: start inclusive, end exclusive, start before end."""
-    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", value)
+    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*\Z", value)
     try:
         if not match:
             raise ValueError

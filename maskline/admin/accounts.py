@@ -44,7 +44,7 @@ from maskline.db import Database
 from maskline.vault.keyring import KeyRingSource
 from maskline.vault.sealing import open_sealed, rewrap, seal
 
-_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}\Z")
 TOTP_ISSUER = "maskline"
 _TOTP_PURPOSE = "admin-totp"
 

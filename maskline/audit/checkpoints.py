@@ -63,8 +63,8 @@ log = logging.getLogger(__name__)
 DOMAIN = b"maskline audit checkpoint v1\n"
 VERSION = 1
 PUBLIC_PREFIX = "ed25519:"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_KEY_ID = re.compile(r"^[0-9a-f]{16}\Z")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Enough of a checkpoint file's end to hold its last line.
 _TAIL = 8192

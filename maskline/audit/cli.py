@@ -136,7 +136,7 @@ def audit_keygen(out: Path) -> None:
     )
 
 
-_DURATION = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhdw]\s*$")
+_DURATION = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhdw]\s*\Z")
 
 
 def _parse_time(value: str, option: str, now: dt.datetime) -> dt.datetime:

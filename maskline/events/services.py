@@ -33,7 +33,7 @@ from maskline.numbers.models import Binding
 from maskline.outbound import IPNetwork, OutboundPolicy, RefusedUrl
 
 # The same rule as API key owners (maskline.api.keys).
-_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}$")
+_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}\Z")
 MAX_URL = 500
 
 
