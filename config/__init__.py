@@ -196,7 +196,10 @@ class Settings:
     # Where signed checkpoints are appended, outside the database.
     audit_checkpoint_file: Path | None = None
     audit_checkpoint_url: str | None = None
-    audit_checkpoint_interval: dt.timedelta = dt.timedelta(hours=1)
+    # The longest time the newest audit records go unsigned (deleting them
+    # undetected is possible until a checkpoint covers them). The worker also
+    # signs soon after every reveal view and admin change (Checkpointer.prompted).
+    audit_checkpoint_interval: dt.timedelta = dt.timedelta(minutes=5)
     # -- outbound URLs (maskline.outbound) --------------------------------------
     # Ranges maskline may call although they are not public (loopback, RFC 1918,
     # link-local, CGNAT, ULA, ...): a receiver on the operator's own network.

@@ -85,7 +85,7 @@ def audit_verify(checkpoints_file: Path | None, public_keys: tuple[str, ...]) ->
         found = cp.read_checkpoints(checkpoints_file)
         with services.db.session() as session:
             checked = cp.verify_with_checkpoints(
-                session, services.audit, found, keys, source=str(checkpoints_file)
+                session, services.audit, found, keys, source=str(checkpoints_file), now=services.clock()
             )
     click.echo(checked.summary())
     if not checked.ok:
