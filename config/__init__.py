@@ -165,6 +165,13 @@ class Settings:
     # The console's cookie is Secure (sent over https only) unless this is
     # off; browsers treat http://localhost as secure, so development works.
     admin_cookie_secure: bool = True
+    # Console login attempts per client address (Flask-Limiter notation), on
+    # top of the per-(account, address) lockout: slows name spraying.
+    admin_login_rate_limit: str = "10/minute;100/hour"
+    # Reverse proxies in front of maskline whose X-Forwarded-For is believed,
+    # as werkzeug's ProxyFix x_for counts them: the client address is the Nth
+    # entry from the right. 0 (the default): none, the socket's peer is the client.
+    trusted_proxies: int = 0
     # -- dual-control reveal ------------------------------------------------
     # A pending request lapses after reveal_request_ttl; once approved, the
     # requester may view the number once within reveal_view_window.
@@ -390,6 +397,17 @@ def parse_sms_redact(name: str, value: str) -> frozenset[str]:
     return parts
 
 
+def _parse_limit(name: str, value: str) -> str:
+    """One Flask-Limiter limit string (``10/minute;100/hour``)."""
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise SettingsError(f"{name}: {value.strip()!r} is not a limit such as 10/minute;100/hour") from None
+    return value.strip()
+
+
 def _parse_rate_limits(name: str, value: str) -> dict[str, str]:
     """``scope=limit;limit,scope=limit``: the scopes named replace their defaults."""
     from limits import parse_many
@@ -595,6 +613,10 @@ def _insider_settings(get: Any) -> dict[str, Any]:
     for field_name, (low, high) in counts.items():
         if (v := get(field_name.upper())) is not None:
             values[field_name] = _parse_int(_PREFIX + field_name.upper(), v, minimum=low, maximum=high)
+    if (v := get("ADMIN_LOGIN_RATE_LIMIT")) is not None:
+        values["admin_login_rate_limit"] = _parse_limit("MASKLINE_ADMIN_LOGIN_RATE_LIMIT", v)
+    if (v := get("TRUSTED_PROXIES")) is not None:
+        values["trusted_proxies"] = _parse_int("MASKLINE_TRUSTED_PROXIES", v, minimum=0, maximum=10)
     if (v := get("ADMIN_COOKIE_SECURE")) is not None:
         values["admin_cookie_secure"] = _parse_bool("MASKLINE_ADMIN_COOKIE_SECURE", v)
     if (v := get("WORKING_HOURS")) is not None:
