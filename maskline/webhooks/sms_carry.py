@@ -32,21 +32,19 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from maskline.redaction import PHONE_PLACEHOLDER
 from maskline.vault.interfaces import VaultIntegrityError
 from maskline.vault.keyring import KeyRing
 from maskline.vault.sealing import open_sealed, seal
 from maskline.webhooks.interfaces import BackendUnavailable
 from maskline.webhooks.policy import SmsPolicy
 from maskline.webhooks.sms_redaction import (
-    LINK_PLACEHOLDER,
     MAX_GAP,
     Run,
+    apply,
     find_runs,
     is_phone_number,
     link_spans,
     phone_runs,
-    replace_spans,
 )
 
 WINDOW = dt.timedelta(minutes=10)
@@ -96,13 +94,13 @@ class SmsCarry:
         previous messages. Remembers this message's tail for the next one."""
         redact = policy.redact if policy is not None else frozenset({"phones", "links"})
         where = region or self.region
-        text = replace_spans(body, link_spans(body), LINK_PLACEHOLDER) if "links" in redact else body
+        links = link_spans(body) if "links" in redact else []
         if "phones" not in redact:
-            return text
-        runs = find_runs(text)
-        redacted = {(r.start, r.end) for r in phone_runs(text, region=where)}
+            return apply(body, links, [])
+        runs = find_runs(body)
+        redacted = {(r.start, r.end) for r in phone_runs(body, region=where)}
         if not runs:
-            return text
+            return apply(body, links, redacted)
         key = self.key(relay, binding_id, sender_index)
         carried = self._load(key, now)
         first, last = runs[0], runs[-1]
@@ -113,13 +111,13 @@ class SmsCarry:
                 redacted.add((first.start, first.end))
         if (last.start, last.end) in redacted:
             tail = ""
-        elif joined and len(runs) == 1 and _bare(text, last):
+        elif joined and len(runs) == 1 and _bare(body, last):
             # A text that is nothing but digits continues what came before it.
             tail = carried + last.digits
         else:
             tail = last.digits
         self._store(key, tail[-MAX_CARRIED:], now)
-        return replace_spans(text, redacted, PHONE_PLACEHOLDER)
+        return apply(body, links, redacted)
 
     # -- the sealed carry ----------------------------------------------------------------
 

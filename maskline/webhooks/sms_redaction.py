@@ -39,6 +39,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
@@ -289,10 +290,34 @@ def redact_links(text: str) -> str:
     return replace_spans(text, link_spans(text), LINK_PLACEHOLDER)
 
 
+def apply(text: str, links: Iterable[tuple[int, int]], phones: Iterable[tuple[int, int]]) -> str:
+    """``text`` with link and phone spans replaced, overlapping ones merged: a
+    merged span is a link if it is exactly one link, else a phone number (so a
+    link cannot hide part of a number's digits, nor a number part of a link)."""
+    spans = sorted(
+        [(start, end, True) for start, end in links] + [(start, end, False) for start, end in phones]
+    )
+    merged: list[list[Any]] = []
+    for start, end, is_link in spans:
+        if merged and start < merged[-1][1]:
+            last = merged[-1]
+            last[2] = last[2] and is_link and (start, end) == (last[0], last[1])
+            last[1] = max(last[1], end)
+        else:
+            merged.append([start, end, is_link])
+    out: list[str] = []
+    last_end = 0
+    for start, end, is_link in merged:
+        out.append(text[last_end:start])
+        out.append(LINK_PLACEHOLDER if is_link else PHONE_PLACEHOLDER)
+        last_end = end
+    out.append(text[last_end:])
+    return "".join(out)
+
+
 def redact(text: str, *, region: str, phones: bool = True, links: bool = True) -> str:
-    """Links first (a URL's digits go with it), then phone numbers."""
-    if links:
-        text = redact_links(text)
-    if phones:
-        text = redact_phones(text, region=region)
-    return text
+    """Links and phone numbers, both found in the text as sent (a URL's digits
+    go with it; digits a link would split still count as one run)."""
+    found_links = link_spans(text) if links else []
+    found_phones = [(r.start, r.end) for r in phone_runs(text, region=region)] if phones else []
+    return apply(text, found_links, found_phones)
