@@ -13,11 +13,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import phonenumbers
 
 from config.redis_url import RedisUrlError, is_cluster_url, parse_cluster_url
+
+if TYPE_CHECKING:
+    from maskline.outbound import IPNetwork, OutboundPolicy
 
 Environment = Literal["development", "production", "testing"]
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "production", "testing")
@@ -173,6 +176,13 @@ class Settings:
     # The console's cookie is Secure (sent over https only) unless this is
     # off; browsers treat http://localhost as secure, so development works.
     admin_cookie_secure: bool = True
+    # Console login attempts per client address (Flask-Limiter notation), on
+    # top of the per-(account, address) lockout: slows name spraying.
+    admin_login_rate_limit: str = "10/minute;100/hour"
+    # Reverse proxies in front of maskline whose X-Forwarded-For is believed,
+    # as werkzeug's ProxyFix x_for counts them: the client address is the Nth
+    # entry from the right. 0 (the default): none, the socket's peer is the client.
+    trusted_proxies: int = 0
     # -- dual-control reveal ------------------------------------------------
     # A pending request lapses after reveal_request_ttl; once approved, the
     # requester may view the number once within reveal_view_window.
@@ -204,7 +214,14 @@ class Settings:
     # Where signed checkpoints are appended, outside the database.
     audit_checkpoint_file: Path | None = None
     audit_checkpoint_url: str | None = None
-    audit_checkpoint_interval: dt.timedelta = dt.timedelta(hours=1)
+    # The longest time the newest audit records go unsigned (deleting them
+    # undetected is possible until a checkpoint covers them). The worker also
+    # signs soon after every reveal view and admin change (Checkpointer.prompted).
+    audit_checkpoint_interval: dt.timedelta = dt.timedelta(minutes=5)
+    # -- outbound URLs (maskline.outbound) --------------------------------------
+    # Ranges maskline may call although they are not public (loopback, RFC 1918,
+    # link-local, CGNAT, ULA, ...): a receiver on the operator's own network.
+    outbound_allow: tuple[IPNetwork, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -231,6 +248,29 @@ class Settings:
             raise SettingsError(
                 "MASKLINE_ALIYUN_REPORT_URL needs MASKLINE_ALIYUN_REPORT_SECRET, which signs the receipts"
             )
+        self._check_outbound_urls()
+
+    def _check_outbound_urls(self) -> None:
+        """The operator's own outbound URLs pass the guard every tenant's URL passes."""
+        from maskline.outbound import RefusedUrl
+
+        policy = self.outbound_policy()
+        for name, value in (
+            ("MASKLINE_ALERTS_URL", self.alerts_url),
+            ("MASKLINE_ALIYUN_REPORT_URL", self.aliyun_report_url),
+            ("MASKLINE_AUDIT_CHECKPOINT_URL", self.audit_checkpoint_url),
+        ):
+            if value:
+                try:
+                    policy.check_url(value, field=name)
+                except RefusedUrl as exc:
+                    raise SettingsError(str(exc)) from None
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where this deployment may connect (maskline.outbound): loopback only outside production."""
+        from maskline.outbound import OutboundPolicy
+
+        return OutboundPolicy.for_settings(production=self.is_production, allow=self.outbound_allow)
 
     @property
     def is_production(self) -> bool:
@@ -353,7 +393,7 @@ def _parse_float(name: str, value: str) -> float:
         raise SettingsError(f"{name} must be a number of seconds, not {value!r}") from None
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -391,7 +431,7 @@ def _parse_bool(name: str, value: str) -> bool:
 
 def _parse_public_url(name: str, value: str) -> str:
     url = value.strip().rstrip("/")
-    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", url):
+    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?\Z", url):
         raise SettingsError(f"{name} must be an http(s) URL such as https://relay.example.com")
     return url
 
@@ -405,6 +445,17 @@ def parse_sms_redact(name: str, value: str) -> frozenset[str]:
     if unknown:
         raise SettingsError(f"{name} takes phones, links (comma-separated) or none, not {unknown[0]!r}")
     return parts
+
+
+def _parse_limit(name: str, value: str) -> str:
+    """One Flask-Limiter limit string (``10/minute;100/hour``)."""
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise SettingsError(f"{name}: {value.strip()!r} is not a limit such as 10/minute;100/hour") from None
+    return value.strip()
 
 
 def _parse_rate_limits(name: str, value: str) -> dict[str, str]:
@@ -487,7 +538,7 @@ def _webhook_settings(get: Any) -> dict[str, Any]:
     if (v := get("TWILIO_AUTH_TOKEN")) is not None:
         values["twilio_auth_token"] = v
     if (v := get("TWILIO_ACCOUNT_SID")) is not None:
-        if not re.match(r"^AC[0-9a-fA-F]{32}$", v.strip()):
+        if not re.match(r"^AC[0-9a-fA-F]{32}\Z", v.strip()):
             raise SettingsError("MASKLINE_TWILIO_ACCOUNT_SID must be an account SID: AC and 32 hex digits")
         values["twilio_account_sid"] = v.strip()
     if (v := get("TWILIO_API_URL")) is not None:
@@ -550,7 +601,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def _parse_working_hours(name: str, value: str) -> tuple[dt.time, dt.time]:
     """``08:00-19:00``: start inclusive, end exclusive, start before end."""
-    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", value)
+    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*\Z", value)
     try:
         if not match:
             raise ValueError
@@ -616,6 +667,10 @@ def _insider_settings(get: Any) -> dict[str, Any]:
     for field_name, (low, high) in counts.items():
         if (v := get(field_name.upper())) is not None:
             values[field_name] = _parse_int(_PREFIX + field_name.upper(), v, minimum=low, maximum=high)
+    if (v := get("ADMIN_LOGIN_RATE_LIMIT")) is not None:
+        values["admin_login_rate_limit"] = _parse_limit("MASKLINE_ADMIN_LOGIN_RATE_LIMIT", v)
+    if (v := get("TRUSTED_PROXIES")) is not None:
+        values["trusted_proxies"] = _parse_int("MASKLINE_TRUSTED_PROXIES", v, minimum=0, maximum=10)
     if (v := get("ADMIN_COOKIE_SECURE")) is not None:
         values["admin_cookie_secure"] = _parse_bool("MASKLINE_ADMIN_COOKIE_SECURE", v)
     if (v := get("WORKING_HOURS")) is not None:
@@ -644,6 +699,13 @@ def _insider_settings(get: Any) -> dict[str, Any]:
         values["audit_checkpoint_file"] = Path(v)
     if (v := get("AUDIT_CHECKPOINT_URL")) is not None:
         values["audit_checkpoint_url"] = _parse_public_url("MASKLINE_AUDIT_CHECKPOINT_URL", v)
+    if (v := get("OUTBOUND_ALLOW")) is not None:
+        from maskline.outbound import parse_cidrs
+
+        try:
+            values["outbound_allow"] = parse_cidrs("MASKLINE_OUTBOUND_ALLOW", v)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
     return values
 
 

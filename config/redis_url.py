@@ -18,7 +18,7 @@ CLUSTER_SCHEME = "redis+cluster://"
 # A DNS name or IPv4 address, or an IPv6 address in brackets.
 _HOST_PORT = re.compile(
     r"^(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?))"
-    r":(?P<port>\d{1,5})$"
+    r":(?P<port>[0-9]{1,5})\Z"
 )
 
 

@@ -32,6 +32,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     services = build_services(settings, clock=clock)
 
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
+    from maskline.safe_json import SafeJSONProvider
+
+    # Malformed JSON (5,000 deep, NaN, 1e999, invalid UTF-8) is a 400 on every face, never a 500.
+    app.json = SafeJSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.env == "testing",

@@ -158,6 +158,8 @@ def build_admin(services: Services) -> AdminServices:
     def failed_login(*, account: str, at: dt.datetime) -> None:
         services.alerts.failed_login(account=account, at=at)
 
+    from maskline.admin.lockout import LoginLockouts
+
     accounts = AdminAccounts(
         db=services.db,
         keys=services.keys,
@@ -165,6 +167,13 @@ def build_admin(services: Services) -> AdminServices:
         settings=services.settings,
         clock=services.clock,
         on_failed_login=failed_login,
+        # Redis is asked only at a login (and never needed: without it the
+        # account-wide lockout in SQL applies).
+        lockouts=LoginLockouts(
+            redis=lambda: services.redis,
+            max_failures=services.settings.admin_max_failed_logins,
+            lockout=services.settings.admin_lockout,
+        ),
     )
     from maskline.admin.reveal import RevealPolicy, RevealService
 
@@ -201,12 +210,17 @@ def build_events(services: Services) -> EventsServices:
         deliverer=Deliverer(
             db=services.db,
             allow_loopback_http=loopback_http,
+            allow=settings.outbound_allow,
             max_attempts=settings.events_max_attempts,
             clock=services.clock,
             reserved=_reserved_receivers(settings),
         ),
         owners=OwnerService(
-            db=services.db, clock=services.clock, allow_loopback_http=loopback_http, audit=services.audit
+            db=services.db,
+            clock=services.clock,
+            allow_loopback_http=loopback_http,
+            allow=settings.outbound_allow,
+            audit=services.audit,
         ),
     )
 

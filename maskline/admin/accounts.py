@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from config import Settings
 from maskline.admin import passwords
 from maskline.admin.interfaces import (
     ROLES,
+    AdminError,
     AdminExists,
     AdminIdentity,
     AdminNotFound,
@@ -36,6 +38,7 @@ from maskline.admin.interfaces import (
     Role,
     SecondFactorRefused,
 )
+from maskline.admin.lockout import LoginLockouts
 from maskline.admin.models import AdminSession, AdminUser
 from maskline.audit.interfaces import AuditEntry
 from maskline.audit.services import AuditLog
@@ -44,7 +47,9 @@ from maskline.db import Database
 from maskline.vault.keyring import KeyRingSource
 from maskline.vault.sealing import open_sealed, rewrap, seal
 
-_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}\Z")
 TOTP_ISSUER = "maskline"
 _TOTP_PURPOSE = "admin-totp"
 
@@ -114,13 +119,17 @@ class AdminAccounts:
         settings: Settings,
         clock: Clock = system_clock,
         on_failed_login: FailedLoginHook | None = None,
+        lockouts: LoginLockouts | None = None,
     ) -> None:
+        """``lockouts``: wrong passwords counted per (account, client address) in
+        Redis; without it (or without a client address) per account in SQL."""
         self.db = db
         self._keys = keys
         self._audit = audit
         self._settings = settings
         self._clock = clock
         self._on_failed_login = on_failed_login
+        self.lockouts = lockouts
 
     # -- accounts --------------------------------------------------------------
 
@@ -159,9 +168,30 @@ class AdminAccounts:
             if not disabled:
                 user.failed_logins = 0
                 user.locked_until = None
+                self._unlock_everywhere(name)
             session.execute(update(AdminSession).where(AdminSession.user_id == user.id).values(active=False))
             action = "admin.user.disable" if disabled else "admin.user.enable"
             self._audit.append(session, AuditEntry(actor=actor, action=action, subject=f"admin:{name}"))
+
+    def unlock(self, name: str, *, actor: str) -> None:
+        """Lift the account's lockouts (SQL and every client address's), audited."""
+        with self.db.session() as session:
+            user = self._user(session, name)
+            user.failed_logins = 0
+            user.locked_until = None
+            self._unlock_everywhere(name)
+            self._audit.append(
+                session, AuditEntry(actor=actor, action="admin.user.unlock", subject=f"admin:{name}")
+            )
+
+    def _unlock_everywhere(self, name: str) -> None:
+        if self.lockouts is not None:
+            try:
+                self.lockouts.unlock(name)
+            except Exception as exc:
+                raise AdminError(
+                    f"the per-address lockouts cannot be cleared: {type(exc).__name__}"
+                ) from None
 
     def reset_second_factor(self, name: str, *, actor: str, reason: str) -> None:
         """Forget an account's TOTP secret (a lost phone): it enrolls again at next login."""
@@ -201,14 +231,18 @@ class AdminAccounts:
 
     # -- login -----------------------------------------------------------------
 
-    def login(self, name: str, password: str) -> tuple[str, SessionState]:
+    def login(self, name: str, password: str, *, client: str | None = None) -> tuple[str, SessionState]:
         """Check the password and open a session: (raw session id, its state).
 
         LoginRefused for every failure alike. ``admin_max_failed_logins``
         failures in a row lock the account for ``admin_lockout``; while it is
-        locked even the right password is refused.
+        locked even the right password is refused. With a ``client`` address
+        and :class:`LoginLockouts`, the lock is of that address only (see
+        maskline.admin.lockout: nobody can keep an admin out by name); when
+        Redis cannot say, the account-wide lock in SQL applies.
         """
         now = self._clock()
+        by_address = self.lockouts is not None and client is not None
         failure: str | None = None
         known_name: str | None = None
         with self.db.session() as session:
@@ -222,17 +256,30 @@ class AdminAccounts:
                 failure = "unknown account"
             else:
                 known_name = user.name
+                address_locked = False
+                if by_address:
+                    try:
+                        address_locked = self._address_locked(user.name, client, now)
+                    except Exception as exc:
+                        # Redis cannot say: the account-wide lock in SQL applies.
+                        log.warning("login lockout: cannot be read (%s)", type(exc).__name__)
+                        by_address = False
                 if user.disabled_at is not None:
                     failure = "account disabled"
                 elif user.locked_until is not None and user.locked_until > now:
                     failure = "account locked"
+                elif address_locked:
+                    failure = "locked for this client address"
                 elif not password_ok:
                     failure = "wrong password"
-                    user.failed_logins += 1
-                    if user.failed_logins >= self._settings.admin_max_failed_logins:
-                        user.locked_until = now + self._settings.admin_lockout
-                        user.failed_logins = 0
-                        failure = "wrong password; account locked"
+                    if by_address and self._address_failed(user.name, client, now):
+                        failure = "wrong password; locked for this client address"
+                    elif not by_address:
+                        user.failed_logins += 1
+                        if user.failed_logins >= self._settings.admin_max_failed_logins:
+                            user.locked_until = now + self._settings.admin_lockout
+                            user.failed_logins = 0
+                            failure = "wrong password; account locked"
             if failure is not None:
                 # An unknown name is not written down as typed: it is user
                 # input, and someone may have typed a phone number into it.
@@ -246,6 +293,11 @@ class AdminAccounts:
                 user.failed_logins = 0
                 user.locked_until = None
                 user.last_login_at = now
+                if by_address and client is not None and self.lockouts is not None:
+                    try:
+                        self.lockouts.succeeded(user.name, client)
+                    except Exception as exc:  # the count lapses with its key anyway
+                        log.warning("login lockout: cannot reset the count (%s)", type(exc).__name__)
                 if passwords.needs_rehash(user.password_hash):
                     user.password_hash = passwords.hash_password(password)
                 raw = secrets.token_urlsafe(32)
@@ -270,6 +322,18 @@ class AdminAccounts:
                 self._on_failed_login(account=f"admin:{known_name}", at=now)
             raise LoginRefused("wrong name or password, or the account is locked or disabled")
         return raw, state
+
+    def _address_locked(self, name: str, client: str | None, now: dt.datetime) -> bool:
+        assert self.lockouts is not None and client is not None
+        return self.lockouts.locked(name, client, now)
+
+    def _address_failed(self, name: str, client: str | None, now: dt.datetime) -> bool:
+        assert self.lockouts is not None and client is not None
+        try:
+            return self.lockouts.failed(name, client, now)
+        except Exception as exc:
+            log.warning("login lockout: cannot count a failure (%s)", type(exc).__name__)
+            return False
 
     def _state(self, user: AdminUser, *, second_factor_done: bool) -> SessionState:
         identity = _identity(user)

@@ -76,6 +76,15 @@ def enable(name: str) -> None:
     click.echo(f"enabled {name}")
 
 
+@admin.command("unlock")
+@click.argument("name")
+def unlock(name: str) -> None:
+    """Lift an account's login lockouts, for every client address, at once (audited)."""
+    with _accounts() as accounts:
+        accounts.unlock(name, actor=_actor())
+    click.echo(f"unlocked {name}")
+
+
 @admin.command("reset-totp")
 @click.argument("name")
 @click.option("--reason", required=True, help="why (goes in the audit log)")

@@ -67,7 +67,7 @@ from maskline.vault.services import VaultService
 log = logging.getLogger(__name__)
 
 REQUEST_ID_PREFIX = "rv_"
-_REQUEST_ID = re.compile(r"^rv_[a-z2-7]{16}$")
+_REQUEST_ID = re.compile(r"^rv_[a-z2-7]{16}\Z")
 MIN_REASON = 10
 MAX_REASON = 500
 # Requests the worker expires per transaction.

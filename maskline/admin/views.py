@@ -12,6 +12,7 @@ it: never in the session, a flash message, a redirect or a log line.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -32,6 +33,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from maskline.admin import queries
@@ -48,6 +51,7 @@ from maskline.admin.interfaces import (
 from maskline.audit.interfaces import AlertNotFound, AuditEntry
 from maskline.numbers.interfaces import NumbersError
 from maskline.numbers.services import is_binding_id
+from maskline.redis_backend import storage_uri
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 csrf = CSRFProtect()
@@ -182,7 +186,7 @@ def login() -> ResponseReturnValue:
     name = (request.form.get("name") or "").strip().lower()
     password = request.form.get("password") or ""
     try:
-        raw, state = _ctx().accounts.login(name, password)
+        raw, state = _ctx().accounts.login(name, password, client=client_address())
     except LoginRefused as exc:
         return render_template("admin/login.html", error=str(exc), next=request.form.get("next", "")), 401
     # A fresh cookie for a fresh session: nothing from before login survives.
@@ -454,6 +458,53 @@ def view_reveal(request_id: str) -> ResponseReturnValue:
 # -- wiring ---------------------------------------------------------------------
 
 
+def client_address() -> str:
+    """The client's address: the socket's peer, or with ``MASKLINE_TRUSTED_PROXIES``
+    = N the Nth X-Forwarded-For entry from the right (werkzeug ProxyFix's x_for
+    rule), so users behind one reverse proxy are told apart and a client cannot
+    name its own address past the proxies that are trusted."""
+    remote = request.remote_addr or "unknown"
+    trusted = _ctx().services.settings.trusted_proxies
+    if trusted:
+        forwarded = [v.strip() for v in request.headers.get("X-Forwarded-For", "").split(",") if v.strip()]
+        if len(forwarded) >= trusted:
+            candidate = forwarded[-trusted]
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                return remote
+    return remote
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _throttled(error: Any) -> ResponseReturnValue:
+    message = "Too many login attempts from your address. Wait a minute, then try again."
+    return render_template("admin/error.html", title="Slow down", message=message), 429
+
+
+def _throttle_logins(app: Flask, settings: Any) -> None:
+    """Flask-Limiter on POST /admin/login per client address: name spraying
+    from one address is slowed, whichever names it tries (the lockout counts
+    per account and address, see maskline.admin.lockout)."""
+    limiter = Limiter(
+        key_func=client_address,
+        app=app,
+        storage_uri=storage_uri(settings.redis_url, instance_path=settings.instance_path),
+        key_prefix="ml:rl:admin",
+        strategy="fixed-window",
+        # Storage down: logins go on (and it is logged); the lockout and argon2 still stand.
+        swallow_errors=True,
+    )
+
+    @limiter.request_filter
+    def _not_a_login() -> bool:
+        return not (request.endpoint == f"{bp.name}.login" and request.method == "POST")
+
+    view = app.view_functions[f"{bp.name}.login"]
+    limited: Any = limiter.limit(settings.admin_login_rate_limit, methods=["POST"])(view)
+    app.view_functions[f"{bp.name}.login"] = limited
+
+
 def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any) -> None:
     """Register /admin with its session cookie and CSRF protection."""
     settings = services.settings
@@ -470,3 +521,4 @@ def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any
     csrf.init_app(app)
     app.extensions[EXTENSION_KEY] = AdminContext(services=services, accounts=accounts, reveals=reveals)
     app.register_blueprint(bp)
+    _throttle_logins(app, settings)

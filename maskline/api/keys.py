@@ -26,8 +26,8 @@ from maskline.audit.services import AuditLog
 from maskline.clock import Clock
 from maskline.db import Database
 
-_KEY = re.compile(r"^ml_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
-_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}$")
+_KEY = re.compile(r"^ml_([a-z0-9]{12})_([A-Za-z0-9_-]{43})\Z")
+_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}\Z")
 
 
 class KeyRequestInvalid(ValueError):

@@ -20,7 +20,7 @@ from maskline.redaction import redact_phone_numbers
 from maskline.vault.interfaces import InvalidPhoneNumber
 from maskline.vault.services import VaultService
 
-ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 MAX_PARTIES = 10
 MAX_ALLOWED = 20
 MAX_ORDER_ID = 128

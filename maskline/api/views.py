@@ -65,7 +65,7 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "maskline.api"
 STATUSES = ("active", "expired", "unbound")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
 
 
 class Unavailable(ApiError):
@@ -403,7 +403,7 @@ def list_bindings() -> ResponseReturnValue:
     if status is not None and status not in STATUSES:
         errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
     raw_limit = args.get("limit", "50")
-    limit = int(raw_limit) if raw_limit.isdigit() else 0
+    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() else 0
     if not 1 <= limit <= 200:
         errors.append(FieldError("limit", "must be a whole number from 1 to 200"))
     order_id = args.get("order_id")

@@ -23,8 +23,8 @@ from maskline.db import Database
 from maskline.numbers.interfaces import BindingView
 from maskline.numbers.models import Binding
 
-TRACKING_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-CARRIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}$")
+TRACKING_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+CARRIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}\Z")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -124,11 +124,11 @@ GATHER_SECONDS = 0.25
 LOG_EVERY = 60.0  # seconds between two warnings of the same failing stage
 FINGERPRINT_HEX = 12
 
-_ACTOR_KEY = re.compile(r"^apikey:[A-Za-z0-9_-]{1,64}$")
-_ADMIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-_TOKEN = re.compile(r"^pn_[a-z0-9_]{1,40}$")  # a vault token: what distinct buyers count
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-_RELAY = re.compile(r"^\+[1-9][0-9]{5,14}$")
+_ACTOR_KEY = re.compile(r"^apikey:[A-Za-z0-9_-]{1,64}\Z")
+_ADMIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
+_TOKEN = re.compile(r"^pn_[a-z0-9_]{1,40}\Z")  # a vault token: what distinct buyers count
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}\Z")
+_RELAY = re.compile(r"^\+[1-9][0-9]{5,14}\Z")
 # Stands for a name that is no account name (it could be anything typed at
 # the login form, a number included): such failures count together.
 INVALID_ACCOUNT = "admin:?"

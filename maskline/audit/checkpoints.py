@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -47,22 +48,25 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
 from maskline.audit.chain import GENESIS_HASH, canonical_time
 from maskline.audit.interfaces import CheckpointError, VerifyResult
+from maskline.audit.models import AuditRecord
 from maskline.audit.services import AuditLog
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
+from maskline.outbound import OutboundPolicy, RefusedUrl
 
 log = logging.getLogger(__name__)
 
 DOMAIN = b"maskline audit checkpoint v1\n"
 VERSION = 1
 PUBLIC_PREFIX = "ed25519:"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_KEY_ID = re.compile(r"^[0-9a-f]{16}\Z")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Enough of a checkpoint file's end to hold its last line.
 _TAIL = 8192
@@ -303,6 +307,20 @@ class CheckpointedResult:
     checkpoints: int = 0
     latest: Checkpoint | None = None
     problem: str | None = None  # about the checkpoints themselves
+    # When the check ran: what the newest checkpoint leaves uncovered runs until now.
+    now: dt.datetime | None = None
+
+    @property
+    def uncovered_records(self) -> int:
+        """Records after the newest checkpoint: deleting them would go unnoticed."""
+        return self.chain.records - self.latest.records if self.latest is not None else self.chain.records
+
+    @property
+    def uncovered_time(self) -> dt.timedelta | None:
+        """From the newest checkpoint to ``now``: records written then are not yet signed."""
+        if self.latest is None or self.now is None:
+            return None
+        return max(self.now - self.latest.at, dt.timedelta(0))
 
     @property
     def ok(self) -> bool:
@@ -314,12 +332,28 @@ class CheckpointedResult:
         if not self.chain.ok:
             return self.chain.summary()
         assert self.latest is not None
-        after = self.chain.records - self.latest.records
-        return (
+        after = self.uncovered_records
+        text = (
             f"{self.chain.summary()}; {self.checkpoints} signed checkpoints agree, the latest covers "
             f"{self.latest.records} records (signed {canonical_time(self.latest.at)}, key "
             f"{self.latest.key_id}); {after} records since"
         )
+        span = self.uncovered_time
+        if span is not None:
+            text += (
+                f"; uncovered by the newest checkpoint: {after} records and {_duration(span)} "
+                "(deleting those would not be detected)"
+            )
+        return text
+
+
+def _duration(span: dt.timedelta) -> str:
+    seconds = int(span.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours:d}:{minutes:02d}:{seconds:02d}"
+    return f"{days}d {clock}" if days else clock
 
 
 def verify_with_checkpoints(
@@ -329,6 +363,7 @@ def verify_with_checkpoints(
     keys: Sequence[PublicKey],
     *,
     source: str = "checkpoints",
+    now: dt.datetime | None = None,
 ) -> CheckpointedResult:
     """Every checkpoint's signature, then the chain against all of them.
 
@@ -365,7 +400,7 @@ def verify_with_checkpoints(
             return CheckpointedResult(chain=blank, problem=f"{where}: an empty chain has another hash")
     latest = max((item.checkpoint for item in checkpoints), key=lambda cp: (cp.seq, cp.at))
     chain = audit.verify(session, pins=pins)
-    return CheckpointedResult(chain=chain, checkpoints=len(checkpoints), latest=latest)
+    return CheckpointedResult(chain=chain, checkpoints=len(checkpoints), latest=latest, now=now)
 
 
 # -- destinations --------------------------------------------------------------------
@@ -434,6 +469,15 @@ class Sender(Protocol):
     def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int: ...
 
 
+def _post_json(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, *, policy: OutboundPolicy
+) -> int:
+    """The default :class:`Sender`: through the outbound guard, as every outbound request."""
+    return policy.post(
+        url, body, {**headers, "Content-Type": "application/json", "User-Agent": "maskline-audit/1"}, timeout
+    )
+
+
 class UrlDestination:
     """POSTs each checkpoint's JSON; a 2xx answer is delivery. No retry queue:
     the next checkpoint supersedes this one, and a failure is reported (by
@@ -450,13 +494,14 @@ class UrlDestination:
         return "UrlDestination(…)"
 
     def send(self, checkpoint: Checkpoint) -> None:
-        from maskline.events.delivery import describe_failure
-
         headers = {"Maskline-Checkpoint-Key": checkpoint.key_id}
         try:
             status = self._send(self._url, checkpoint.line().encode(), headers, self._timeout)
+        except RefusedUrl as exc:
+            raise CheckpointError(f"checkpoint URL: {exc.kind}") from None
         except Exception as exc:
-            raise CheckpointError(f"checkpoint URL: {describe_failure(exc)}") from None
+            # By type only: a message could quote the URL.
+            raise CheckpointError(f"checkpoint URL: {type(exc).__name__}") from None
         if not 200 <= status < 300:
             raise CheckpointError(f"checkpoint URL answered HTTP {status}")
 
@@ -479,6 +524,29 @@ class CheckpointReport:
         return head + "".join(f"; {error}" for error in self.errors)
 
 
+def prompts_checkpoint(actor: str, action: str) -> bool:
+    """Whether a record is one the worker signs soon after, not at the next interval:
+    a reveal (request, approval, view ...), a vault reveal or erase, and any
+    change by a person (console ``admin:`` or command line ``cli:``), but not
+    logins, logouts and second-factor checks, which change nothing."""
+    if action.startswith(("reveal.", "vault.")):
+        return True
+    if action in _ROUTINE_ADMIN_ACTIONS:
+        return False
+    return actor.startswith(("admin:", "cli:"))
+
+
+_ROUTINE_ADMIN_ACTIONS = frozenset(
+    {"admin.login", "admin.login.fail", "admin.logout", "admin.totp.ok", "admin.totp.fail"}
+)
+# How long after a failed prompted checkpoint the next is tried (the interval's
+# own checkpoint is tried at its time whatever this says).
+PROMPT_RETRY = dt.timedelta(seconds=30)
+# Records looked at per poll: the newest are what matter, and a backlog
+# larger than this is a prompt anyway (it is signed at once).
+PROMPT_SCAN = 5000
+
+
 class Checkpointer:
     """Verifies the chain, signs its head and sends it to every destination.
 
@@ -486,6 +554,13 @@ class Checkpointer:
     process made or (for a file destination) the file's last one signed by
     this key: a chain rewritten or truncated since then is reported, never
     signed. From that checkpoint on only the newer records are walked.
+
+    A checkpoint is due every ``interval`` and also as soon as a chained
+    record :func:`prompts_checkpoint` (a reveal view, an admin change) lies
+    beyond the last one: the worker polls :meth:`run_prompted` every few
+    seconds, so such a record is signed within seconds, never by the request
+    that wrote it, and one checkpoint covers every record before it (at
+    most one per such request, usually fewer).
     """
 
     def __init__(
@@ -508,6 +583,9 @@ class Checkpointer:
         self._clock = clock
         self._last: Checkpoint | None = None
         self._looked = False
+        # The highest seq already looked at for prompting records.
+        self._scanned = 0
+        self._retry_at: dt.datetime | None = None
 
     def _previous(self) -> Checkpoint | None:
         if not self._looked:
@@ -522,6 +600,44 @@ class Checkpointer:
     def due(self, now: dt.datetime) -> bool:
         previous = self._previous()
         return previous is None or now - previous.at >= self.interval
+
+    def prompted(self) -> bool:
+        """Whether a record past the last checkpoint prompts one (see :func:`prompts_checkpoint`).
+
+        Only records not looked at before are read (by seq, the primary key),
+        so polling costs a range scan of what was written since the last poll.
+        """
+        previous = self._previous()
+        start = max(self._scanned, previous.seq if previous is not None else 0)
+        with self.db.session() as session:
+            rows = session.execute(
+                select(AuditRecord.seq, AuditRecord.actor, AuditRecord.action)
+                .where(AuditRecord.seq > start)
+                .order_by(AuditRecord.seq)
+                .limit(PROMPT_SCAN)
+            ).all()
+        if not rows:
+            return False
+        if any(prompts_checkpoint(actor, action) for _seq, actor, action in rows) or len(rows) == PROMPT_SCAN:
+            return True
+        self._scanned = rows[-1][0]
+        return False
+
+    def run_prompted(self, now: dt.datetime) -> CheckpointReport:
+        """A checkpoint now if a reveal view or an admin change is not yet
+        covered (or the interval's is due). Never raises; after a failure,
+        waits :data:`PROMPT_RETRY` before the next prompted try."""
+        if self._retry_at is not None and now < self._retry_at and not self.due(now):
+            return CheckpointReport()
+        try:
+            if not (self.due(now) or self.prompted()):
+                return CheckpointReport()
+        except Exception as exc:
+            log.error("audit checkpoint prompt check failed: %s", type(exc).__name__)
+            return CheckpointReport(errors=[f"prompt check failed: {type(exc).__name__}"])
+        report = self._run()
+        self._retry_at = now + PROMPT_RETRY if report.errors and report.signed is None else None
+        return report
 
     def checkpoint(self) -> CheckpointReport:
         """Sign the head now. CheckpointError if the chain does not verify or
@@ -554,9 +670,12 @@ class Checkpointer:
 
     def run_due(self, now: dt.datetime) -> CheckpointReport:
         """The worker's job: a checkpoint if one is due. Never raises."""
+        if not self.due(now):
+            return CheckpointReport()
+        return self._run()
+
+    def _run(self) -> CheckpointReport:
         try:
-            if not self.due(now):
-                return CheckpointReport()
             return self.checkpoint()
         except CheckpointError as exc:
             log.error("audit checkpoint failed: %s", exc)
@@ -591,18 +710,15 @@ def build_checkpointer(
     if settings.audit_checkpoint_file is not None:
         destinations.append(FileDestination(settings.audit_checkpoint_file))
     if settings.audit_checkpoint_url is not None:
-        from maskline.events.delivery import post
-        from maskline.events.interfaces import InvalidEventsUrl
-        from maskline.events.services import check_events_url
-
+        policy = settings.outbound_policy()
         try:
-            # The rule of events URLs: https, or http to loopback outside production.
-            url = check_events_url(
-                settings.audit_checkpoint_url, allow_loopback_http=not settings.is_production
-            )
-        except InvalidEventsUrl as exc:
-            raise CheckpointError(f"MASKLINE_AUDIT_CHECKPOINT_URL: {exc}") from None
-        destinations.append(UrlDestination(url, send=send or post))
+            # The outbound guard every URL maskline calls passes (maskline.outbound).
+            url = policy.check_url(settings.audit_checkpoint_url, field="MASKLINE_AUDIT_CHECKPOINT_URL")
+        except RefusedUrl as exc:
+            raise CheckpointError(str(exc)) from None
+        if send is None:
+            send = functools.partial(_post_json, policy=policy)
+        destinations.append(UrlDestination(url, send=send))
     return Checkpointer(
         db=db,
         audit=audit,

@@ -85,7 +85,7 @@ def audit_verify(checkpoints_file: Path | None, public_keys: tuple[str, ...]) ->
         found = cp.read_checkpoints(checkpoints_file)
         with services.db.session() as session:
             checked = cp.verify_with_checkpoints(
-                session, services.audit, found, keys, source=str(checkpoints_file)
+                session, services.audit, found, keys, source=str(checkpoints_file), now=services.clock()
             )
     click.echo(checked.summary())
     if not checked.ok:
@@ -136,7 +136,7 @@ def audit_keygen(out: Path) -> None:
     )
 
 
-_DURATION = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhdw]\s*$")
+_DURATION = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhdw]\s*\Z")
 
 
 def _parse_time(value: str, option: str, now: dt.datetime) -> dt.datetime:

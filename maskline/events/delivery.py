@@ -21,14 +21,13 @@ and secret come from the settings, not from the owners table.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Protocol
 
 from sqlalchemy import Select, delete, select
 
@@ -42,7 +41,8 @@ from maskline.events.interfaces import (
     InvalidEventsUrl,
     signature,
 )
-from maskline.events.services import check_events_url, is_loopback
+from maskline.events.services import check_events_url
+from maskline.outbound import IPNetwork, OutboundPolicy, RefusedUrl
 
 log = logging.getLogger(__name__)
 
@@ -74,36 +74,28 @@ class Sender(Protocol):
         ...
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead anywhere, http included: it counts as a failure.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """The default :class:`Sender`: urllib, no redirects, no proxy for loopback."""
-    host = urlsplit(url).hostname or ""
-    proxies = urllib.request.ProxyHandler({} if is_loopback(host) else None)
-    opener = urllib.request.build_opener(proxies, _NoRedirects)
-    request = urllib.request.Request(  # noqa: S310 (https, or http to loopback: check_events_url)
-        url,
-        data=body,
-        headers={**headers, "Content-Type": "application/json", "User-Agent": "maskline-events/1"},
-        method="POST",
+def post(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, *, policy: OutboundPolicy | None = None
+) -> int:
+    """The default :class:`Sender`: through the outbound guard (maskline.outbound):
+    the resolved address checked and connected to, no proxy, no redirect followed.
+    Without a ``policy``: public addresses only."""
+    guard = policy if policy is not None else OutboundPolicy()
+    return guard.post(
+        url, body, {**headers, "Content-Type": "application/json", "User-Agent": "maskline-events/1"}, timeout
     )
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code
 
 
 def describe_failure(exc: BaseException) -> str:
     """Exception types only: messages can quote the URL."""
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         return f"URLError: {type(exc.reason).__name__}"[:200]
+    if isinstance(exc, RefusedUrl):
+        # Says which kind of address, never the URL.
+        return f"refused: {exc.kind}"[:200]
+    if isinstance(exc, OSError):
+        # No answer (refused, reset, timed out, TLS): named as urllib named it before.
+        return f"URLError: {type(exc).__name__}"[:200]
     return type(exc).__name__[:200]
 
 
@@ -156,18 +148,23 @@ class Deliverer:
         max_attempts: int = MAX_ATTEMPTS,
         timeout: float = TIMEOUT,
         clock: Clock = system_clock,
-        send: Sender = post,
+        send: Sender | None = None,
         jitter: Callable[[], float] = random.random,
         reserved: Mapping[str, tuple[str, str]] | None = None,
+        allow: tuple[IPNetwork, ...] = (),
     ) -> None:
-        """``reserved``: owner name -> (URL, secret) of maskline's own receivers."""
+        """``reserved``: owner name -> (URL, secret) of maskline's own receivers;
+        ``allow``: MASKLINE_OUTBOUND_ALLOW. Without ``send``, :func:`post` through
+        the outbound guard (loopback allowed with ``allow_loopback_http``)."""
         self.db = db
         self.reserved = dict(reserved or {})
         self.allow_loopback_http = allow_loopback_http
+        self.allow = allow
         self.max_attempts = max_attempts
         self.timeout = timeout
         self._clock = clock
-        self._send = send
+        policy = OutboundPolicy(allow=allow, loopback=allow_loopback_http)
+        self._send: Sender = send if send is not None else functools.partial(post, policy=policy)
         self._jitter = jitter
 
     def deliver_due(self, now: dt.datetime) -> DeliveryReport:
@@ -224,7 +221,9 @@ class Deliverer:
                     self._give_up(row, "events are turned off for this owner", report)
                     continue
                 try:
-                    url = check_events_url(target_url, allow_loopback_http=self.allow_loopback_http)
+                    url = check_events_url(
+                        target_url, allow_loopback_http=self.allow_loopback_http, allow=self.allow
+                    )
                 except InvalidEventsUrl as exc:
                     self._give_up(row, str(exc), report)
                     continue

@@ -30,9 +30,10 @@ from maskline.db import Database
 from maskline.events.interfaces import EventType, InvalidEventsUrl, InvalidOwnerName, OwnerNotFound
 from maskline.numbers.interfaces import BindingEvent, BindingView, PoolExhaustedEvent
 from maskline.numbers.models import Binding
+from maskline.outbound import IPNetwork, OutboundPolicy, RefusedUrl
 
 # The same rule as API key owners (maskline.api.keys).
-_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}$")
+_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}\Z")
 MAX_URL = 500
 
 
@@ -213,35 +214,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_events_url(url: str, *, allow_loopback_http: bool) -> str:
+def check_events_url(url: str, *, allow_loopback_http: bool, allow: tuple[IPNetwork, ...] = ()) -> str:
     """``url`` if maskline may send events there, else InvalidEventsUrl.
 
     https only: events are signed, not encrypted, and say which orders are
-    live. Plain http is for a receiver on this machine in development.
+    live. Plain http is for a receiver on this machine in development. The
+    host passes the outbound guard (maskline.outbound): no loopback (outside
+    development), private, link-local or reserved address, unless ``allow``
+    (MASKLINE_OUTBOUND_ALLOW) names its range.
     """
     url = url.strip()
     if len(url) > MAX_URL:
         raise InvalidEventsUrl(f"the events URL is longer than {MAX_URL} characters")
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        raise InvalidEventsUrl("the events URL contains spaces or control characters")
+    policy = OutboundPolicy(allow=allow, loopback=allow_loopback_http)
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # raises on a bad port
-    except ValueError:
-        raise InvalidEventsUrl("the events URL cannot be parsed") from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise InvalidEventsUrl("the events URL must be https://host/path")
-    if parts.username is not None or parts.password is not None:
-        # Events are signed instead; credentials in a URL end up in logs.
-        raise InvalidEventsUrl("the events URL must not carry a user name or password")
-    if parts.fragment:
-        raise InvalidEventsUrl("the events URL must not have a #fragment")
-    if parts.scheme == "http" and not (allow_loopback_http and is_loopback(host)):
-        raise InvalidEventsUrl(
-            "the events URL must be https (http only to a loopback address, in development)"
-        )
-    return url
+        return policy.check_url(url, field="the events URL")
+    except RefusedUrl as exc:
+        raise InvalidEventsUrl(str(exc)) from None
 
 
 def display_url(url: str | None) -> str | None:
@@ -289,11 +278,14 @@ class OwnerService:
         db: Database,
         clock: Clock = system_clock,
         allow_loopback_http: bool,
+        allow: tuple[IPNetwork, ...] = (),
         audit: AuditLog | None = None,
     ) -> None:
+        """``allow``: MASKLINE_OUTBOUND_ALLOW, ranges events URLs may point into."""
         self.db = db
         self._clock = clock
         self.allow_loopback_http = allow_loopback_http
+        self.allow = allow
         self.audit = audit
 
     def _record(
@@ -312,7 +304,7 @@ class OwnerService:
         made (the first time, or with ``rotate_secret``), else None."""
         if not _OWNER.match(name):
             raise InvalidOwnerName("owner: letters, digits and . _ : - only, at most 120 characters")
-        url = check_events_url(url, allow_loopback_http=self.allow_loopback_http)
+        url = check_events_url(url, allow_loopback_http=self.allow_loopback_http, allow=self.allow)
         now = self._clock()
         with self.db.session() as session:
             owner = session.get(Owner, name, with_for_update=True)

@@ -317,11 +317,29 @@ def worker(interval: float, once: bool) -> None:
             # Lapsed reveal requests and unviewed approvals: expired, audited.
             click.echo(f"reveal requests expired: {services.admin.reveals.expire_due(services.clock())}")
             if checkpointer is not None:
-                signed = checkpointer.run_due(services.clock())
+                signed = checkpointer.run_prompted(services.clock())
                 click.echo(signed.summary(), err=bool(signed.errors))
             if once:
                 return
-            time.sleep(interval)
+            _wait_signing_prompted(checkpointer, services.clock, interval)
+
+
+# Seconds between looks for a reveal view or an admin change to sign (see
+# Checkpointer.run_prompted): how soon after one a checkpoint covers it.
+CHECKPOINT_POLL = 2.0
+
+
+def _wait_signing_prompted(checkpointer: Any, clock: Any, interval: float) -> None:
+    """Wait ``interval`` seconds; meanwhile sign a checkpoint soon after any
+    reveal view or admin change, never in the request that made it."""
+    deadline = time.monotonic() + interval
+    while (remaining := deadline - time.monotonic()) > 0:
+        time.sleep(min(CHECKPOINT_POLL, remaining))
+        if checkpointer is None:
+            continue
+        signed = checkpointer.run_prompted(clock())
+        if signed.signed is not None or signed.errors:
+            click.echo(signed.summary(), err=bool(signed.errors))
 
 
 def _checkpointer(services: Any) -> Any:

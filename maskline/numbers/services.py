@@ -56,7 +56,7 @@ from maskline.vault.services import VaultService
 
 log = logging.getLogger(__name__)
 
-ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 MAX_ORDER_ID = 128
 MAX_ALLOWED_CALLERS = 20
 # Roles taken as the bound party of an axe binding, in order of preference.
@@ -73,7 +73,7 @@ def _redactions(stored: str | None) -> tuple[str, ...] | None:
 BindingListener = Callable[[Session, BindingEvent | PoolExhaustedEvent], None]
 
 
-BINDING_ID = re.compile(r"^bd_[a-z2-7]{16}$")
+BINDING_ID = re.compile(r"^bd_[a-z2-7]{16}\Z")
 
 
 def _iso(when: dt.datetime) -> str:

@@ -9,7 +9,6 @@ memory kept for bindings that have gone.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -19,15 +18,10 @@ from sqlalchemy import select
 
 from maskline.db import Database
 from maskline.numbers.models import Binding
-from maskline.redaction import redact_phone_numbers
 from maskline.webhooks.interfaces import BackendUnavailable
+from maskline.webhooks.sms_redaction import LINK_PLACEHOLDER, redact
 
-_LINK = re.compile(
-    r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+"
-    r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|info|biz|io|co|me|ly|cn|app|link|xyz|top|shop|site)\b(?:/\S*)?",
-    re.IGNORECASE,
-)
-LINK_PLACEHOLDER = "[link removed]"
+__all__ = ["LINK_PLACEHOLDER", "BindingOptions", "BindingOptionsCache", "SmsPolicy"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,11 +32,10 @@ class SmsPolicy:
     media: str  # forward or refuse
 
     def clean(self, body: str, *, region: str) -> str:
-        if "links" in self.redact:
-            body = _LINK.sub(LINK_PLACEHOLDER, body)
-        if "phones" in self.redact:
-            body = redact_phone_numbers(body, region=region)
-        return body
+        """``body`` without the links and phone numbers this policy redacts, read
+        after normalising (maskline.webhooks.sms_redaction; docs/sms-redaction.md).
+        Numbers split across messages: maskline.webhooks.sms_carry."""
+        return redact(body, region=region, phones="phones" in self.redact, links="links" in self.redact)
 
 
 @dataclass(frozen=True, kw_only=True)

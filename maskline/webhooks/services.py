@@ -56,6 +56,7 @@ from maskline.webhooks.interfaces import (
 from maskline.webhooks.models import Interaction
 from maskline.webhooks.policy import BindingOptions, SmsPolicy
 from maskline.webhooks.recordings import RecordingEvent, store_recording
+from maskline.webhooks.sms_carry import SmsCarry
 from maskline.webhooks.steps import StepLimits, StepOutcome, StepStore, record_key
 
 if TYPE_CHECKING:
@@ -263,6 +264,7 @@ class WebhookService:
         self.sms_policy = SmsPolicy(redact=settings.sms_redact, media=settings.sms_media)
         self._steps: StepStore | None = None
         self._decisions: DecisionStore | None = None
+        self._carry: SmsCarry | None = None
         # Asked before a call or message is connected (the Twilio Proxy
         # face's intercept callback): (kind, decision, sid) -> go ahead? Each
         # bounds its own time; a "no" rejects the step, and one that raises
@@ -511,7 +513,7 @@ class WebhookService:
                 handled = self._keyword(keyword, message_sid, relay, index, decision, body)
                 if handled is not None:
                     return handled
-            return self._render_sms(decision, message_sid, relay, body, media, optouts=optouts)
+            return self._render_sms(decision, message_sid, relay, body, media, optouts=optouts, index=index)
         except Exception as exc:
             return self.apology("sms", exc)
 
@@ -554,7 +556,15 @@ class WebhookService:
             self._failure("sms_keyword", exc)
 
     def _render_sms(
-        self, decision: StepDecision, sid: str, relay: str, body: str, media: list[str], *, optouts: bool
+        self,
+        decision: StepDecision,
+        sid: str,
+        relay: str,
+        body: str,
+        media: list[str],
+        *,
+        optouts: bool,
+        index: bytes | None,
     ) -> str:
         language = self.settings.voice_language
         if decision.action == "connect":
@@ -576,7 +586,7 @@ class WebhookService:
             return twiml.message(
                 to=number,
                 relay=relay,
-                body=policy.clean(body, region=self.settings.default_region),
+                body=self._cleaned(relay, decision, index, body, policy),
                 media=media if policy.media == "forward" else None,
                 action=f"{self.path_prefix}/webhooks/twilio/sms/status?ref={sid}&x={quote(relay)}",
             )
@@ -584,6 +594,21 @@ class WebhookService:
         if decision.reason in ("quota", "media_refused", "recipient_opted_out"):
             return twiml.sms_reply(decision.reason, language)
         return twiml.EMPTY_MESSAGING
+
+    def _cleaned(
+        self, relay: str, decision: StepDecision, index: bytes | None, body: str, policy: SmsPolicy
+    ) -> str:
+        """The body as the binding's policy says, a number split over the
+        sender's consecutive texts included (the carried digits sealed in Redis)."""
+        region = self.settings.default_region
+        if index is None or not decision.binding_id:
+            return policy.clean(body, region=region)
+        if self._carry is None:
+            self._carry = SmsCarry(
+                redis=self.backends.redis, keyring=self.services.keys.current, region=region
+            )
+        now = self.services.clock()
+        return self._carry.check(relay, decision.binding_id, index, body, now, policy=policy, region=region)
 
     def _opted_out(self, relay: str, number: str) -> bool:
         index = short_index(self.services.vault.index_of(number))

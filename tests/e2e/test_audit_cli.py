@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,7 @@ def test_checkpoint_then_verify_against_it(signing: tuple[Cli, str, Path]) -> No
     assert (line["seq"], line["records"]) == (2, 2)
     assert json.loads(checkpoints.read_text()) == line
     assert verified.startswith("OK 2 records; 1 signed checkpoints agree")
+    assert re.search(r"uncovered by the newest checkpoint: 0 records and \d+:\d\d:\d\d", verified), verified
     # Without --public-key the configured key's public half is used.
     assert cli.out("audit", "verify", "--checkpoints", str(checkpoints)).startswith("OK 2 records")
 

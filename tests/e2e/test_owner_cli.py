@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from maskline.events.interfaces import verify
 from tests.e2e.conftest import Cli
 from tests.receiver import receiving
@@ -37,6 +39,14 @@ def test_plain_http_to_another_host_is_refused_and_nothing_is_stored(initialised
         "owner", "set-events", "shop-a", "--url", "http://events.example.com/", ok=False
     )
     assert "must be https" in refused.stderr and "Traceback" not in refused.stderr
+    assert "no owner shop-a" in initialised.run("owner", "show", "shop-a", ok=False).stderr
+
+
+@pytest.mark.parametrize("url", ["https://169.254.169.254/latest/meta-data/", "https://10.0.0.1/hook"])
+def test_an_internal_address_is_refused_with_exit_1(initialised: Cli, url: str) -> None:
+    refused = initialised.run("owner", "set-events", "shop-a", "--url", url, ok=False)
+
+    assert refused.returncode == 1 and "the events URL points at a" in refused.stderr
     assert "no owner shop-a" in initialised.run("owner", "show", "shop-a", ok=False).stderr
 
 

@@ -368,3 +368,81 @@ def test_junk_binding_bodies_are_refused_by_field_and_write_nothing(scene: Scene
 
     run()
     assert {201, 400, 422} <= set(scene.seen), scene.seen
+
+
+# -- malformed bodies: never a 500 ------------------------------------------------------------
+
+MALFORMED = {
+    "arrays nested 5,000 deep": b"[" * 5000 + b"]" * 5000,
+    "objects nested 5,000 deep": b'{"a":' * 5000 + b"1" + b"}" * 5000,
+    "nested inside a valid field": b'{"order_id": "o-1", "metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "invalid UTF-8": b'{"order_id": "\xff\xfe\xfd"}',
+    "a lone surrogate": b'{"order_id": "\\ud800", "mode": "axb", "parties": {"buyer": "+16175550165"}}',
+    "a 5,000-digit integer": b'{"ttl_seconds": 1' + b"0" * 5000 + b"}",
+    "a 200-digit integer": b'{"ttl_seconds": ' + b"9" * 200 + b"}",
+    "1e999": b'{"ttl_seconds": 1e999}',
+    "-1e999": b'{"ttl_seconds": -1e999}',
+    "NaN": b'{"ttl_seconds": NaN}',
+    "Infinity": b'{"ttl_seconds": Infinity}',
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/bindings"),
+        ("PATCH", "/v1/bindings/{id}"),
+        ("POST", "/v1/bindings/{id}/calls"),
+        ("PUT", "/v1/bindings/{id}/waybills/SF1"),
+    ],
+)
+def test_malformed_json_gets_400_in_the_error_shape(make_app: AppMaker, method: str, path: str) -> None:
+    app = make_app(api_rate_limits=NO_LIMITS)
+    api = ApiClient(app, make_key(app, OWNER))
+    made = api.post(
+        "/v1/bindings", {"order_id": "o-1", "mode": "axb", "parties": {"buyer": BUYER, "merchant": MERCHANT}}
+    )
+    assert made.status == 201, made.text
+    before = _state(app)
+
+    for shape, body in MALFORMED.items():
+        reply = app.test_client().open(
+            path.format(id=made.body["id"]),
+            method=method,
+            data=body,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {api.key}"},
+        )
+
+        assert reply.status_code == 400, (shape, reply.get_data(as_text=True)[:300])
+        error = reply.get_json()["error"]
+        assert error["code"] == "bad_request" and "JSON" in error["message"], (shape, error)
+    assert _state(app) == before
+
+
+@pytest.mark.parametrize("shape", list(MALFORMED))
+def test_malformed_bodies_on_the_compat_faces_get_their_vendor_s_400(make_app: AppMaker, shape: str) -> None:
+    from tests.compat_twilio_helpers import credentials
+
+    app = make_app()
+    issued = credentials(app, OWNER)
+    client = app.test_client()
+    body = MALFORMED[shape]
+
+    twilio = client.post(
+        "/twilio-proxy/v1/Services",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        auth=(issued.account_sid, issued.auth_token),
+    )
+    participants = client.post(
+        "/twilio-proxy/v1/Services/KS" + "0" * 32 + "/Sessions",
+        data={"UniqueName": "s", "Participants": body.decode("utf-8", "replace")[:1000]},
+        auth=(issued.account_sid, issued.auth_token),
+    )
+    aliyun = client.post("/", data=body, content_type="application/x-www-form-urlencoded")
+
+    for reply in (twilio, participants, aliyun):
+        assert 400 <= reply.status_code < 500, reply.get_data(as_text=True)[:300]
+        assert reply.is_json and isinstance(reply.get_json(), dict)
+    assert twilio.status_code == 400 and twilio.get_json()["code"] == 20001

@@ -30,8 +30,8 @@ def test_https_and_loopback_http_are_accepted_in_development(url: str) -> None:
     ("url", "loopback_http", "reason"),
     [
         ("http://events.example.com/hook", True, "must be https"),
-        ("http://10.0.0.5/hook", True, "must be https"),
-        ("http://127.0.0.1:9000/events", False, "must be https"),
+        ("http://10.0.0.5/hook", True, "private"),
+        ("http://127.0.0.1:9000/events", False, "loopback"),
         ("ftp://events.example.com/", True, "https://host/path"),
         ("https:///no-host", True, "https://host/path"),
         ("events.example.com/hook", True, "https://host/path"),

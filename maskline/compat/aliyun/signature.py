@@ -38,9 +38,9 @@ REQUIRED_SIGNED = (
     "x-acs-signature-nonce",
     "x-acs-content-sha256",
 )
-_CREDENTIAL = re.compile(r"^[A-Za-z0-9]{1,32}$")
-_NONCE = re.compile(r"^[\x21-\x7e]{8,128}$")
-_HEADER_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+_CREDENTIAL = re.compile(r"^[A-Za-z0-9]{1,32}\Z")
+_NONCE = re.compile(r"^[\x21-\x7e]{8,128}\Z")
+_HEADER_NAME = re.compile(r"^[a-z0-9-]{1,64}\Z")
 _TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 

@@ -30,12 +30,11 @@ service, never the URL.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import random
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,8 +48,9 @@ from maskline.compat.twilio.credentials import open_token
 from maskline.compat.twilio.models import ProxyCallback, ProxyParticipant, ProxyService, ProxySession
 from maskline.events.delivery import LEASE, backoff, describe_failure
 from maskline.events.interfaces import InvalidEventsUrl
-from maskline.events.services import check_events_url, is_loopback
+from maskline.events.services import check_events_url
 from maskline.numbers.models import Binding
+from maskline.outbound import OutboundPolicy
 from maskline.webhooks.models import Interaction
 
 log = logging.getLogger(__name__)
@@ -64,34 +64,27 @@ LOOKBACK = dt.timedelta(days=2)
 Sender = Callable[[str, bytes, dict[str, str], float], int]
 
 
-def post_form(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST a form; the HTTP status (no redirects followed, no proxy for loopback)."""
-
-    class _NoRedirects(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    host = urllib.parse.urlsplit(url).hostname or ""
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({} if is_loopback(host) else None), _NoRedirects
-    )
-    request = urllib.request.Request(  # noqa: S310 (https, or http to loopback: check_events_url)
+def post_form(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, *, policy: OutboundPolicy | None = None
+) -> int:
+    """POST a form through the outbound guard (maskline.outbound); the HTTP status
+    (no redirect followed, no proxy). Without a ``policy``: public addresses only."""
+    guard = policy if policy is not None else OutboundPolicy()
+    return guard.post(
         url,
-        data=body,
-        headers={
+        body,
+        {
             **headers,
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": "maskline-twilio-proxy/1",
         },
-        method="POST",
+        timeout,
     )
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code
+
+
+def guarded_sender(settings: Any) -> Sender:
+    """:func:`post_form` under this deployment's outbound policy."""
+    return functools.partial(post_form, policy=settings.outbound_policy())
 
 
 def enqueue(
@@ -178,19 +171,20 @@ class CallbackWorker:
         self,
         *,
         services: Any,
-        send: Sender = post_form,
+        send: Sender | None = None,
         timeout: float = TIMEOUT,
         max_attempts: int = MAX_ATTEMPTS,
         jitter: Callable[[], float] = random.random,
         base_url: str | None = None,
     ) -> None:
+        settings = services.settings
         self.services = services
-        self._send = send
+        self._send = send if send is not None else guarded_sender(settings)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self._jitter = jitter
-        settings = services.settings
         self.allow_loopback_http = not settings.is_production
+        self.allow = settings.outbound_allow
         # The resources' own URLs in the forms (public URL, else a placeholder host).
         root = base_url or settings.public_url or "http://maskline.invalid"
         self.base = f"{root}/twilio-proxy/v1"
@@ -338,7 +332,7 @@ class CallbackWorker:
     ) -> str | None:
         """None if delivered, else why not."""
         try:
-            url = check_events_url(url, allow_loopback_http=self.allow_loopback_http)
+            url = check_events_url(url, allow_loopback_http=self.allow_loopback_http, allow=self.allow)
         except InvalidEventsUrl as exc:
             return f"!{exc}"  # "!": never retried
         if account_sid not in tokens:

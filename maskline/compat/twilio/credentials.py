@@ -31,8 +31,8 @@ from maskline.vault import sealing
 # The AAD purpose of a sealed auth token: it opens as nothing else.
 TOKEN_PURPOSE = "twilio-auth-token"  # noqa: S105 (a label, not a secret)
 
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
-_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}\Z")
+_TOKEN = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 class NotAvailable(Exception):

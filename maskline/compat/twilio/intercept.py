@@ -44,12 +44,14 @@ from typing import Any
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from maskline.compat.twilio.callbacks import Sender, post_form
+from maskline.compat.twilio.callbacks import Sender, guarded_sender
 from maskline.compat.twilio.credentials import open_token
 from maskline.compat.twilio.interfaces import derived_sid
 from maskline.compat.twilio.models import ProxyParticipant, ProxyService, ProxySession
+from maskline.events.interfaces import InvalidEventsUrl
 from maskline.events.services import check_events_url
 from maskline.numbers.models import Binding
+from maskline.outbound import RefusedUrl
 from maskline.webhooks.interfaces import StepDecision
 
 log = logging.getLogger(__name__)
@@ -81,12 +83,12 @@ class Interceptor:
         self,
         *,
         services: Any,
-        send: Sender = post_form,
+        send: Sender | None = None,
         timeout: float = TIMEOUT,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
-        self._send = send
+        self._send = send if send is not None else guarded_sender(services.settings)
         self.timeout = timeout
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -246,8 +248,11 @@ class Interceptor:
             "outboundParticipantSid": target.participants.get(decision.target_role or "", ""),
         }
         fallback = not target.fail_closed
+        settings = self.services.settings
         try:
-            url = check_events_url(target.url, allow_loopback_http=not self.services.settings.is_production)
+            url = check_events_url(
+                target.url, allow_loopback_http=not settings.is_production, allow=settings.outbound_allow
+            )
             token = self._token(target.account_sid)
             if token is None:
                 log.warning("intercept for %s: the signing credentials are revoked", target.service_sid)
@@ -256,7 +261,15 @@ class Interceptor:
             status = self._send(
                 url, urllib.parse.urlencode(form).encode(), {"X-Twilio-Signature": signature}, self.timeout
             )
-        except Exception as exc:  # a bad URL, no answer in time, a token that cannot be unsealed
+        except (InvalidEventsUrl, RefusedUrl) as exc:
+            # A URL the outbound guard refuses (now, or once resolved) blocks the
+            # interaction whatever intercept_fail_closed says: letting it through
+            # would reward pointing the intercept at an internal address.
+            log.warning(
+                "intercept for %s refused its URL (%s): blocked", target.service_sid, type(exc).__name__
+            )
+            return False
+        except Exception as exc:  # no answer in time, a token that cannot be unsealed
             log.warning(
                 "intercept for %s failed (%s): %s",
                 target.service_sid,

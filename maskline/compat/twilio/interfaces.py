@@ -39,7 +39,7 @@ SID_PREFIXES = {
     "participant": "KP",
     "interaction": "KI",
 }
-_SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
+_SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}\Z")
 
 
 def new_sid(kind: str) -> str:

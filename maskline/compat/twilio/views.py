@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
+from maskline import safe_json
 from maskline.api.keys import Principal
 from maskline.api.requests import parse_timestamp
 from maskline.compat.ratelimits import ScopedRateLimits
@@ -275,9 +275,11 @@ class _Form:
         """A callback URL: https (http to loopback outside production), as events URLs; "" clears it."""
         value = self.text(name, limit=MAX_URL)
         if value:
-            production = _face().services.settings.is_production
+            settings = _face().services.settings
             try:
-                value = check_events_url(value, allow_loopback_http=not production)
+                value = check_events_url(
+                    value, allow_loopback_http=not settings.is_production, allow=settings.outbound_allow
+                )
             except InvalidEventsUrl as exc:
                 raise InvalidParameter(f"{name}: {exc}") from None
         return value
@@ -487,7 +489,7 @@ def _session_participants(raw: list[str]) -> list[dict[str, str | None]]:
     found = []
     for i, text in enumerate(raw):
         try:
-            item = json.loads(text) if len(text) <= 1000 else None
+            item = safe_json.loads(text) if len(text) <= 1000 else None
         except ValueError:
             item = None
         if not isinstance(item, dict):
