@@ -174,16 +174,26 @@ def test_a_number_outside_the_pool_is_refused(client: Client, service: Any, fiel
 # -- sessions and participants ------------------------------------------------------------
 
 
-def test_a_participant_gets_its_proxy_identifier_when_the_second_joins(client: Client, service: Any) -> None:
+def test_a_participant_gets_its_proxy_identifier_at_creation(client: Client, service: Any) -> None:
     session = client.proxy.v1.services(service.sid).sessions.create(unique_name="o-1")
     participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants
     first = participants.create(identifier=BUYER, friendly_name="buyer")
 
-    assert first.proxy_identifier is None
+    assert first.proxy_identifier in (X1, X2)
+    assert first.proxy_identifier_sid == derived_sid("phone_number", first.proxy_identifier)
     second = participants.create(identifier=MERCHANT)
-    assert second.proxy_identifier in (X1, X2)
-    assert participants(first.sid).fetch().proxy_identifier == second.proxy_identifier
-    assert second.proxy_identifier_sid == derived_sid("phone_number", second.proxy_identifier)
+    # The second shares the first's number; the first's identifier never changes.
+    assert second.proxy_identifier == first.proxy_identifier
+    assert participants(first.sid).fetch().proxy_identifier == first.proxy_identifier
+
+
+def test_a_participant_already_in_the_session_is_80103(client: Client, service: Any) -> None:
+    session = client.proxy.v1.services(service.sid).sessions.create()
+    participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants
+    participants.create(identifier=BUYER)
+    error = refused(lambda: participants.create(identifier=BUYER))
+    assert (error.status, error.code) == (400, 80103) and BUYER[2:] not in error.msg
+    assert len(participants.list()) == 1
 
 
 def test_a_session_is_an_axb_binding_of_the_owner(app: Flask, client: Client, service: Any) -> None:
@@ -253,7 +263,8 @@ def test_a_third_participant_is_refused(client: Client, service: Any) -> None:
     participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants
 
     error = refused(lambda: participants.create(identifier="+13125550154"))
-    assert (error.status, error.code) == (409, 20409)
+    assert (error.status, error.code) == (400, 80609)
+    assert error.msg.endswith("A Session may have at most 2 participants")
     assert len(participants.list()) == 2
 
 

@@ -40,6 +40,7 @@ from maskline.compat.twilio.interfaces import (
     InvalidParameter,
     NoProxyNumber,
     ProxyError,
+    ProxyRule,
     ResourceConflict,
     ResourceNotFound,
     ServiceUnavailable,
@@ -755,21 +756,23 @@ class ProxyFace:
             raise InvalidParameter(f"Identifier: {exc.reason}") from None
         now = self._now()
         if self.get_session(owner, service_sid, session_sid).status == "closed":
-            raise ResourceConflict("Status: the session is closed")
+            raise ProxyRule(
+                ProxyRule.SESSION_CLOSED, "Status: the session is closed; it takes no participants"
+            )
         with self._db.session() as session:
             found = self._session(session, owner, service_sid, session_sid)
             service = self._service(session, owner, service_sid)
             wanted = self._requested_number(session, service_sid, proxy_identifier, proxy_identifier_sid)
             # Locked: two participants added at once take one role each.
             row = session.get(ProxySession, found.sid, with_for_update=True) or found
+            existing = self._participants(session, row.sid)
+            if len(existing) >= 2:
+                raise ProxyRule(ProxyRule.TOO_MANY_PARTICIPANTS, "A Session may have at most 2 participants")
             if row.binding_id is not None:
                 raise ResourceConflict(
                     "Identifier: this session's binding ended when a participant was removed; "
                     "create a new session"
                 )
-            existing = self._participants(session, row.sid)
-            if len(existing) >= 2:
-                raise ResourceConflict("Identifier: a session has at most two participants")
             if session.get(RelayNumber, e164) is not None:
                 raise InvalidParameter(
                     "Identifier: is a relay number of this pool; relay numbers cannot be participants"
@@ -778,14 +781,20 @@ class ProxyFace:
             if wanted is not None and asked is not None and wanted != asked:
                 field = "ProxyIdentifier" if proxy_identifier else "ProxyIdentifierSid"
                 raise InvalidParameter(
-                    f"{field}: the other participant asked for another number; both participants "
+                    f"{field}: the other participant's proxy number is another; both participants "
                     "of a session share one proxy number"
                 )
             token = vault.put_normalized(session, e164).token
             if any(p.token == token for p in existing):
-                raise InvalidParameter("Identifier: is already a participant of this session")
+                raise ProxyRule(
+                    ProxyRule.ALREADY_IN_SESSION, "Identifier: is already a participant in the Session"
+                )
             taken = {p.role for p in existing}
             role = next(r for r in ROLES if r not in taken)
+            if not existing and wanted is None:
+                # Twilio gives each participant its proxy identifier at once: the
+                # number it will call. The second participant shares it.
+                wanted = self._first_number(service, row.sid, e164, token, now)
             participant = ProxyParticipant(
                 sid=new_sid("participant"),
                 session_sid=row.sid,
@@ -799,7 +808,7 @@ class ProxyFace:
             )
             if not existing:
                 session.add(participant)
-                # The number it asked for is the one it gets, or the session is refused.
+                # The number it got is the one the session binds on, or the session is refused.
                 return ParticipantState(row=participant, proxy_identifier=wanted)
             other = existing[0]
             other_token, other_role = other.token, other.role
@@ -875,13 +884,39 @@ class ProxyFace:
             raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
         return ParticipantState(row=participant, proxy_identifier=view.relay_number)
 
+    def _first_number(
+        self, service: ProxyService, session_sid: str, e164: str, token: str, now: dt.datetime
+    ) -> str:
+        """The proxy number of a session's first participant: a number of the
+        Service that may take it (as for a pair, by this participant alone)
+        and that it is on in no live binding and not cooling down on."""
+        relays, prefer = self._service_relays(
+            service.sid,
+            session_sid,
+            numbers=(e164,),
+            tokens=(token,),
+            behavior=service.number_selection_behavior,
+            level=service.geo_match_level,
+            now=now,
+        )
+        ordered = [*prefer, *sorted(n for n in relays if n not in prefer)]
+        with self._db.session() as session:
+            for number in ordered:
+                if self._others_free(session, [number], (token,), now):
+                    return number
+        raise NoProxyNumber(
+            NoProxyNumber.ALL_IN_USE,
+            "PhoneNumbers: every number of this Service that may take this participant already "
+            "carries it, is cooling down for it, or is full; add numbers to the Service",
+        )
+
     def _service_relays(
         self,
         service_sid: str,
         session_sid: str,
         *,
-        numbers: tuple[str, str],
-        tokens: tuple[str, str],
+        numbers: tuple[str, ...],
+        tokens: tuple[str, ...],
         behavior: str,
         level: str,
         now: dt.datetime,
@@ -950,7 +985,7 @@ class ProxyFace:
             return frozenset(matching), ()
 
     def _sticky(
-        self, session: Session, service_sid: str, session_sid: str, tokens: tuple[str, str]
+        self, session: Session, service_sid: str, session_sid: str, tokens: tuple[str, ...]
     ) -> str | None:
         """The number of the most recent earlier session of the Service with
         these participants (both before one), by vault token: no number in SQL."""
@@ -972,7 +1007,7 @@ class ProxyFace:
         return row[0] if row is not None else None
 
     def _others_free(
-        self, session: Session, others: list[str], tokens: tuple[str, str], now: dt.datetime
+        self, session: Session, others: list[str], tokens: tuple[str, ...], now: dt.datetime
     ) -> bool:
         """Whether, as far as SQL knows, one of ``others`` can take these
         participants: neither is on it or cooling down on it, and it is not full."""
