@@ -248,14 +248,47 @@ def test_a_session_is_fetched_by_its_unique_name(client: Client, service: Any) -
     assert client.proxy.v1.services(service.sid).sessions("order-77").fetch().sid == session.sid
 
 
-def test_a_closed_session_is_not_reopened(client: Client, service: Any) -> None:
-    session, _first, _second = bound(client, service)
+def test_a_closed_session_is_reopened_on_its_own_number(app: Flask, client: Client, service: Any) -> None:
+    session, first, _second = bound(client, service)
+    sessions = client.proxy.v1.services(service.sid).sessions
+    twilio = Twilio(app, base=PUBLIC)
+    sessions(session.sid).update(status="closed")
+    assert twilio.call(BUYER, first.proxy_identifier).dialed is None
+
+    # closed -> in-progress, as Proxy documents it: its own cool-down does not block its number.
+    reopened = sessions(session.sid).update(status="in-progress", ttl=600)
+    assert (reopened.status, reopened.closed_reason) == ("in-progress", None)
+    assert reopened.date_expiry == EPOCH + dt.timedelta(seconds=600)
+    assert twilio.call(BUYER, first.proxy_identifier).dialed == (first.proxy_identifier, MERCHANT)
+
+
+def test_reopening_while_a_participant_is_on_the_number_elsewhere_is_80801(
+    client: Client, service: Any, make_app: AppMaker
+) -> None:
+    session, first, _second = bound(client, service)
     sessions = client.proxy.v1.services(service.sid).sessions
     sessions(session.sid).update(status="closed")
+    make_app.clock.advance(seconds=25 * 3600)  # past the cool-down: the number may take MERCHANT again
+    again = sessions.create()
+    participants = sessions(again.sid).participants
+    participants.create(identifier=MERCHANT, proxy_identifier=first.proxy_identifier)
+    participants.create(identifier="+13125550154")  # MERCHANT is live on that number again
 
     error = refused(lambda: sessions(session.sid).update(status="in-progress", ttl=600))
-    assert (error.status, error.code) == (409, 20409)
+    assert (error.status, error.code) == (400, 80801)
     assert sessions(session.sid).fetch().status == "closed"
+
+
+@pytest.mark.parametrize(("first", "then", "code"), [(None, "open", 80608), ("closed", None, 80607)])
+def test_invalid_status_changes_are_proxy_s_codes(
+    client: Client, service: Any, first: str | None, then: str | None, code: int
+) -> None:
+    session, _first, _second = bound(client, service)
+    sessions = client.proxy.v1.services(service.sid).sessions
+    if first:
+        sessions(session.sid).update(status=first)
+    error = refused(lambda: sessions(session.sid).update(status=then, ttl=600))
+    assert (error.status, error.code) == (400, code)
 
 
 def test_a_third_participant_is_refused(client: Client, service: Any) -> None:

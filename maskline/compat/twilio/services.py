@@ -542,9 +542,15 @@ class ProxyFace:
         status: str | None,
         actor: str,
     ) -> SessionState:
-        """Close it (status=closed: its binding is unbound) or give it a new expiry."""
-        if status not in (None, "closed", "in-progress", "open"):
-            raise InvalidParameter("Status: must be closed, or in-progress to keep it open")
+        """Close it (status=closed: its binding is unbound), reopen it
+        (closed -> in-progress: its binding lives again on the same number),
+        or give it a new expiry. Other status changes are Proxy's 80608."""
+        if status not in (None, "closed", "in-progress"):
+            raise ProxyRule(
+                ProxyRule.STATUS_INVALID,
+                "Status: not a valid change; close an open or in-progress session (closed), "
+                "or reopen a closed one (in-progress)",
+            )
         now = self._now()
         with self._db.session() as session:
             row = self._session(session, owner, service_sid, sid)
@@ -564,9 +570,9 @@ class ProxyFace:
                 row = stored
             return self.state(row)
         if current.status == "closed":
-            raise ResourceConflict(
-                "Status: the session is closed; a closed session cannot be reopened in maskline"
-            )
+            if status != "in-progress":
+                raise ProxyRule(ProxyRule.SESSION_CLOSED, "Session is closed and cannot be updated")
+            return self._reopen(row, service, ttl=ttl, date_expiry=date_expiry, now=now, actor=actor)
         if ttl is None and date_expiry is None:
             return current
         expiry = self._expiry(service, ttl, date_expiry, now)
@@ -589,6 +595,54 @@ class ProxyFace:
             stored = self._session(session, owner, service_sid, row.sid)
             stored.date_expiry = expiry
             # A DateExpiry stays where it is; a ttl counts from the last interaction.
+            stored.expiry_fixed = date_expiry is not None
+            if ttl is not None:
+                stored.ttl = ttl
+            stored.updated_at = now
+            row = stored
+        return self.state(row)
+
+    def _reopen(
+        self,
+        row: ProxySession,
+        service: ProxyService,
+        *,
+        ttl: int | None,
+        date_expiry: dt.datetime | None,
+        now: dt.datetime,
+        actor: str,
+    ) -> SessionState:
+        """closed -> in-progress: a new expiry (the given one, else the session's
+        ttl or the Service's default from now), and its binding live again."""
+        expiry = self._expiry(service, ttl if ttl is not None else (row.ttl or None), date_expiry, now)
+        if row.binding_id is not None:
+            from maskline.numbers.reopen import Reopener, ReopenRefused
+
+            bindings = self.services.numbers.bindings
+            reopener = Reopener(
+                db=self._db,
+                vault=self.services.vault,
+                routes=bindings.routes,
+                audit=self.services.audit,
+                clock=self.services.clock,
+                policy=bindings.policy,
+            )
+            try:
+                reopener.reopen(row.binding_id, owner=row.owner, expires_at=expiry, actor=actor)
+            except ReopenRefused:
+                raise ProxyRule(
+                    ProxyRule.REOPEN_INVALID,
+                    "Status: the session cannot be reopened: a participant is on its proxy number in "
+                    "another session (or cooling down there), or the number is full",
+                ) from None
+            except (BindingNotFound, InvalidRequest):
+                raise ProxyRule(ProxyRule.REOPEN_INVALID, "Status: the session cannot be reopened") from None
+            except RoutingUnavailable:
+                raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
+        with self._db.session() as session:
+            stored = self._session(session, row.owner, row.service_sid, row.sid)
+            stored.status, stored.closed_reason, stored.date_ended = "in-progress", None, None
+            stored.date_expiry = expiry
             stored.expiry_fixed = date_expiry is not None
             if ttl is not None:
                 stored.ttl = ttl
