@@ -422,6 +422,21 @@ def test_bad_participants_are_refused_naming_the_field(
 # -- interactions -------------------------------------------------------------------------
 
 
+def test_an_ended_interaction_is_deleted(app: Flask, client: Client, service: Any) -> None:
+    session, first, _second = bound(client, service)
+    twilio = Twilio(app, base=PUBLIC)
+    call_sid = "CA" + "6" * 32
+    twilio.call(BUYER, first.proxy_identifier, call_sid=call_sid)
+    twilio.call_status(call_sid, "completed", duration=5)
+    interactions = client.proxy.v1.services(service.sid).sessions(session.sid).interactions
+    (interaction,) = interactions.list()
+
+    assert interactions(interaction.sid).delete() is True
+    assert interactions.list() == []
+    error = refused(lambda: interactions(interaction.sid).delete())
+    assert (error.status, error.code) == (404, 20404)
+
+
 def test_a_call_is_an_interaction_of_its_session(app: Flask, client: Client, service: Any) -> None:
     session, first, second = bound(client, service)
     twilio = Twilio(app, base=PUBLIC)

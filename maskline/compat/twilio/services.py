@@ -80,6 +80,8 @@ MAX_UNIQUE_NAME = 191
 # How far back the ttl of a session is counted from its interactions (the
 # worker runs every 30 s; this only bounds the query).
 SLIDE_LOOKBACK = dt.timedelta(days=2)
+# Statuses of a call or message still under way (Twilio's).
+LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress", "sending", "accepted"})
 
 
 def mask_identifier(e164: str) -> str:
@@ -1148,6 +1150,44 @@ class ProxyFace:
                 )
             )
         return row, found, roles
+
+    def delete_interaction(
+        self, owner: str, service_sid: str, session_sid: str, sid: str, *, actor: str
+    ) -> None:
+        """Delete an Interaction's record (Proxy's DELETE): one that has ended;
+        a call or message still under way is refused (its status callback
+        would write it again)."""
+        with self._db.session() as session:
+            row = self._session(session, owner, service_sid, session_sid)
+            found = None
+            if row.binding_id is not None and is_sid(sid, "interaction"):
+                for interaction in session.scalars(
+                    select(Interaction).where(
+                        Interaction.binding_id == row.binding_id, Interaction.owner == owner
+                    )
+                ):
+                    if derived_sid("interaction", interaction.sid) == sid:
+                        found = interaction
+                        break
+            if found is None:
+                raise ResourceNotFound(
+                    f"The requested resource /Services/{service_sid}/Sessions/{session_sid}"
+                    f"/Interactions/{sid} was not found"
+                )
+            if found.status in LIVE_STATUSES:
+                raise ResourceConflict(
+                    "Status: the interaction is still under way; delete it once it has ended"
+                )
+            session.delete(found)
+            self.services.audit.append(
+                session,
+                AuditEntry(
+                    actor=actor,
+                    action="interaction.deleted",
+                    subject=row.binding_id or row.sid,
+                    data={"owner": owner, "session": row.sid, "interaction": sid},
+                ),
+            )
 
     # -- message interactions ----------------------------------------------------------
 
