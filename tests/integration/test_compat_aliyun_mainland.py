@@ -164,3 +164,37 @@ def test_an_action_not_offered_is_forbidden_not_unknown(face: Face) -> None:
     assert (body.code, body.message.startswith("LockSecretNo is not open")) == ("isv.FORBIDDEN_ACTION", True)
     status, unknown = signed_post(face.endpoint, face.key_id, face.secret, "NoSuchAction", {})
     assert (status, unknown["Code"]) == (404, "InvalidAction.NotFound")
+
+
+def test_a_track_no_gives_the_courier_x_and_extension_never_a(face: Face) -> None:
+    face.pool(X1)
+    client = face.client()
+    bound = client.bind_axn_extension(
+        pls.BindAxnExtensionRequest(
+            pool_key=POOL, phone_no_a=A, expiration=_expiry(face.clock), out_order_id="o-4"
+        )
+    ).body
+    dto = bound.secret_bind_dto
+    added = client.add_axn_track_no(
+        pls.AddAxnTrackNoRequest(
+            pool_key=POOL, subs_id=dto.subs_id, phone_no_x=dto.secret_no, track_no="SF1234567"
+        )
+    ).body
+    assert added.code == "OK", added.message
+    found = client.query_phone_no_aby_track_no(
+        pls.QueryPhoneNoAByTrackNoRequest(phone_no_x=dto.secret_no, track_no="SF1234567")
+    ).body
+    assert found.code == "OK"
+    [module] = found.module
+    assert (module.phone_no_x, module.extension, module.phone_no_a) == (
+        "13911110001",
+        dto.extension,
+        "*" * 11,
+    )
+    unknown = client.query_phone_no_aby_track_no(pls.QueryPhoneNoAByTrackNoRequest(track_no="SF0000000")).body
+    assert unknown.code == "isv.NO_NOT_EXIST"
+    axb = face.bind_axb(a="13600136000", b="13500135000")
+    refused = client.add_axn_track_no(
+        pls.AddAxnTrackNoRequest(pool_key=POOL, subs_id=axb.secret_bind_dto.subs_id, track_no="SF7654321")
+    ).body
+    assert (refused.code, refused.message.startswith("SubsId:")) == ("isv.INVALID_PARAMETERS", True)

@@ -49,6 +49,7 @@ from maskline.compat.aliyun.inventory import Inventory, no_such_pool_key, pool_k
 from maskline.compat.aliyun.models import AliyunAxgGroup, AliyunAxgMember, AliyunSubscription
 from maskline.compat.aliyun.pools import Cities, pool_numbers, usable_numbers
 from maskline.compat.aliyun.receipts import Receipts, binding_for, regrouping
+from maskline.compat.aliyun.tracking import Tracking
 from maskline.compat.aliyun.updates import Updates
 from maskline.numbers.interfaces import (
     BindingNotFound,
@@ -234,6 +235,7 @@ class Actions:
         self.cities = Cities()
         self.inventory = Inventory(services=services, cities=self.cities)
         self.updates = Updates(services=services)
+        self.tracking = Tracking(services=services)
         self._listening = False
         self._lock = threading.Lock()
 
@@ -387,6 +389,16 @@ class Actions:
     def release_secret_no(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         self._pool_key(params, principal)
         return self.inventory.release_secret_no(params, principal)
+
+    def add_axn_track_no(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        view = self._subscription(params, principal, "PhoneNoX")
+        return self.tracking.add(view, params, principal)
+
+    def query_phone_no_a_by_track_no(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        # No PoolKey in this action; PhoneNoX, if given, narrows the search.
+        x = params.get("PhoneNoX")
+        relay = _relay_form(x, "PhoneNoX", MAINLAND) if x else None
+        return self.tracking.query(params, principal, relay)
 
     def _subscription(self, params: dict[str, str], principal: Principal, number_param: str) -> BindingView:
         region = self._pool_key(params, principal)
@@ -712,6 +724,8 @@ HANDLERS: dict[str, tuple[str, Handler]] = {
     "QuerySecretNoRemain": ("bindings:read", Actions.query_secret_no_remain),
     "BuySecretNo": ("bindings:write", Actions.buy_secret_no),
     "ReleaseSecretNo": ("bindings:write", Actions.release_secret_no),
+    "AddAxnTrackNo": ("bindings:write", Actions.add_axn_track_no),
+    "QueryPhoneNoAByTrackNo": ("bindings:read", Actions.query_phone_no_a_by_track_no),
     "UpdateSubscription": ("bindings:write", Actions.update_subscription),
     "UnbindSubscription": ("bindings:write", Actions.unbind_subscription),
     "QuerySubscriptionDetail": ("bindings:read", Actions.query_subscription_detail),
