@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 
 from maskline.compat.twilio import wire
+from maskline.compat.twilio.autocreate import CALLER_TOKEN, auto_create
 from maskline.compat.twilio.credentials import open_token
 from maskline.compat.twilio.models import ProxyCallback, ProxyParticipant, ProxyService, ProxySession
 from maskline.events.delivery import LEASE, backoff, describe_failure
@@ -62,10 +63,19 @@ BATCH = 50
 LOOKBACK = dt.timedelta(days=2)
 
 Sender = Callable[[str, bytes, dict[str, str], float], int]
+# The worker's sender may also answer (status, the first bytes of the answer's body).
+AnswerSender = Callable[[str, bytes, dict[str, str], float], "int | tuple[int, bytes]"]
+# How much of an answer is read (an out-of-session auto-create answer is small).
+MAX_ANSWER = 16 * 1024
 
 
 def post_form(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
     """POST a form; the HTTP status (no redirects followed, no proxy for loopback)."""
+    return post_form_answer(url, body, headers, timeout)[0]
+
+
+def post_form_answer(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST a form; (the HTTP status, at most MAX_ANSWER bytes of a 2xx answer)."""
 
     class _NoRedirects(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
@@ -88,10 +98,10 @@ def post_form(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
     try:
         with opener.open(request, timeout=timeout) as response:
             status: int = response.status
-            return status
+            return status, response.read(MAX_ANSWER)
     except urllib.error.HTTPError as exc:
         exc.close()
-        return exc.code
+        return exc.code, b""
 
 
 def enqueue(
@@ -178,7 +188,7 @@ class CallbackWorker:
         self,
         *,
         services: Any,
-        send: Sender = post_form,
+        send: AnswerSender = post_form_answer,
         timeout: float = TIMEOUT,
         max_attempts: int = MAX_ATTEMPTS,
         jitter: Callable[[], float] = random.random,
@@ -350,14 +360,25 @@ class CallbackWorker:
         token = tokens[account_sid]
         if token is None:
             return "!the credentials that sign this service's callbacks are revoked (or cannot be unsealed)"
+        queued = form
+        # Private fields (the caller's vault token) stay here: never sent.
+        form = {k: v for k, v in form.items() if not k.startswith("_")}
         form = {**form, _account_field(form): account_sid}
         signature = RequestValidator(token).compute_signature(url, form)
         body = urllib.parse.urlencode(form).encode()
         try:
-            status = self._send(url, body, {"X-Twilio-Signature": signature}, self.timeout)
+            result = self._send(url, body, {"X-Twilio-Signature": signature}, self.timeout)
         except Exception as exc:
             return describe_failure(exc)
-        return None if 200 <= status < 300 else f"HTTP {status}"
+        status, answer = result if isinstance(result, tuple) else (result, b"")
+        if not 200 <= status < 300:
+            return f"HTTP {status}"
+        if CALLER_TOKEN in queued:
+            try:
+                auto_create(self.services, queued, answer)
+            except Exception as exc:  # delivered all the same; never retried for this
+                log.warning("out-of-session auto-create failed: %s", type(exc).__name__)
+        return None
 
     def _settle(self, callback_id: int, error: str | None, now: dt.datetime, report: CallbackReport) -> None:
         with self.services.db.session() as session:
