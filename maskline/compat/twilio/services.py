@@ -815,6 +815,18 @@ class ProxyFace:
             raise ProxyRule(
                 ProxyRule.SESSION_CLOSED, "Status: the session is closed; it takes no participants"
             )
+        first_pick = None
+        if not (proxy_identifier or proxy_identifier_sid):
+            # A first participant's number is chosen before the write transaction
+            # (reads only: SQLite would wait on its own writer otherwise).
+            with self._db.session() as session:
+                found = self._session(session, owner, service_sid, session_sid)
+                service = self._service(session, owner, service_sid)
+                alone = not self._participants(session, found.sid)
+                known = vault.lookup(session, e164)
+                behavior, level = service.number_selection_behavior, service.geo_match_level
+            if alone:
+                first_pick = self._first_number(service_sid, found.sid, e164, known, now, behavior, level)
         with self._db.session() as session:
             found = self._session(session, owner, service_sid, session_sid)
             service = self._service(session, owner, service_sid)
@@ -850,7 +862,9 @@ class ProxyFace:
             if not existing and wanted is None:
                 # Twilio gives each participant its proxy identifier at once: the
                 # number it will call. The second participant shares it.
-                wanted = self._first_number(service, row.sid, e164, token, now)
+                if first_pick is None:
+                    raise ResourceConflict("Identifier: the session changed meanwhile; retry")
+                wanted = first_pick
             participant = ProxyParticipant(
                 sid=new_sid("participant"),
                 session_sid=row.sid,
@@ -941,24 +955,26 @@ class ProxyFace:
         return ParticipantState(row=participant, proxy_identifier=view.relay_number)
 
     def _first_number(
-        self, service: ProxyService, session_sid: str, e164: str, token: str, now: dt.datetime
+        self,
+        service_sid: str,
+        session_sid: str,
+        e164: str,
+        token: str | None,
+        now: dt.datetime,
+        behavior: str,
+        level: str,
     ) -> str:
         """The proxy number of a session's first participant: a number of the
         Service that may take it (as for a pair, by this participant alone)
         and that it is on in no live binding and not cooling down on."""
+        tokens = (token,) if token else ()
         relays, prefer = self._service_relays(
-            service.sid,
-            session_sid,
-            numbers=(e164,),
-            tokens=(token,),
-            behavior=service.number_selection_behavior,
-            level=service.geo_match_level,
-            now=now,
+            service_sid, session_sid, numbers=(e164,), tokens=tokens, behavior=behavior, level=level, now=now
         )
         ordered = [*prefer, *sorted(n for n in relays if n not in prefer)]
         with self._db.session() as session:
             for number in ordered:
-                if self._others_free(session, [number], (token,), now):
+                if self._others_free(session, [number], tokens, now):
                     return number
         raise NoProxyNumber(
             NoProxyNumber.ALL_IN_USE,
