@@ -536,3 +536,27 @@ def test_call_restrict_bx_on_axg_refuses_b_but_not_the_group(face: Face) -> None
     assert face.carrier.call(from_number=B, to_number=dto.secret_no, digits=[dto.extension]).dialed is None
     member = face.carrier.call(from_number=C, to_number=dto.secret_no, digits=[dto.extension])
     assert (member.outcome, member.dialed) == ("connected", A)
+
+
+def test_query_record_file_download_url_gives_the_recording_of_a_call(face: Face) -> None:
+    dto = face.bind_axb(is_recording_enabled=True).secret_bind_dto
+    call = face.carrier.call(from_number=A, to_number=dto.secret_no)
+    assert call.outcome == "connected" and call.recorded
+    callback = f"/webhooks/twilio/voice/recording?ref={call.call_sid}"
+    assert (
+        face.carrier.recording(callback_url=callback, call_sid=call.call_sid, recording_sid="RE" + "1" * 32)
+        == 200
+    )
+    request = pls.QueryRecordFileDownloadUrlRequest(
+        pool_key="US", call_id=call.call_sid, call_time="2026-01-01 00:00:00"
+    )
+    body = face.client().query_record_file_download_url(request).body
+    assert (body.code, body.download_url.endswith("/Recordings/RE" + "1" * 32)) == ("OK", True)
+    request.call_id = "CA" + "0" * 32
+    assert face.client().query_record_file_download_url(request).body.code == "isv.NO_NOT_EXIST"
+    theirs = face.theirs().query_record_file_download_url(
+        pls.QueryRecordFileDownloadUrlRequest(
+            pool_key="US", call_id=call.call_sid, call_time="2026-01-01 00:00:00"
+        )
+    )
+    assert theirs.body.code == "isv.NO_NOT_EXIST"  # another owner's call does not exist for them

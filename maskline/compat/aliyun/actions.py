@@ -64,7 +64,7 @@ from maskline.numbers.models import Binding, RelayNumber
 from maskline.numbers.pool import parse_relay_number
 from maskline.numbers.services import MAX_ALLOWED_CALLERS
 from maskline.vault.interfaces import InvalidPhoneNumber, VaultEntryErased, VaultError
-from maskline.webhooks.models import Interaction
+from maskline.webhooks.models import Interaction, Recording
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 EXPIRATION_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -400,6 +400,26 @@ class Actions:
         relay = _relay_form(x, "PhoneNoX", MAINLAND) if x else None
         return self.tracking.query(params, principal, relay)
 
+    def query_record_file_download_url(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        """``CallId`` (the CallSid that receipts carry as ``call_id``) -> the
+        recording's ``DownloadUrl``: Twilio's URL of the recording (fetched with
+        the deployment's Twilio credentials; maskline keeps no audio)."""
+        self._pool_key(params, principal)
+        call_id = _text(params, "CallId", 64)
+        if call_id is None:
+            raise invalid_parameter("CallId", "is required: the call_id of the call's receipt")
+        _required(params, "CallTime")  # Alibaba requires it; the CallId alone finds the call here
+        with self.services.db.session() as session:
+            url = session.scalar(
+                select(Recording.url)
+                .where(Recording.call_sid == call_id, Recording.owner == principal.owner)
+                .order_by(Recording.created_at.desc())
+                .limit(1)
+            )
+        if url is None:
+            raise BusinessError("isv.NO_NOT_EXIST", "no recording of this call")
+        return {"DownloadUrl": url}
+
     def _subscription(self, params: dict[str, str], principal: Principal, number_param: str) -> BindingView:
         region = self._pool_key(params, principal)
         subs_id = _required(params, "SubsId")
@@ -725,6 +745,7 @@ HANDLERS: dict[str, tuple[str, Handler]] = {
     "BuySecretNo": ("bindings:write", Actions.buy_secret_no),
     "ReleaseSecretNo": ("bindings:write", Actions.release_secret_no),
     "AddAxnTrackNo": ("bindings:write", Actions.add_axn_track_no),
+    "QueryRecordFileDownloadUrl": ("bindings:read", Actions.query_record_file_download_url),
     "QueryPhoneNoAByTrackNo": ("bindings:read", Actions.query_phone_no_a_by_track_no),
     "UpdateSubscription": ("bindings:write", Actions.update_subscription),
     "UnbindSubscription": ("bindings:write", Actions.unbind_subscription),
