@@ -238,6 +238,12 @@ class OutboundPolicy:
         Raises :class:`RefusedUrl` for a refused URL or address, ``OSError``
         (``ssl.SSLError`` included) when no answer came.
         """
+        return self.post_answer(url, body, headers, timeout)[0]
+
+    def post_answer(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[int, bytes]:
+        """:meth:`post`, with the first MAX_ANSWER bytes of the answer's body."""
         url = self.check_url(url)
         parts = urlsplit(url)
         host = (parts.hostname or "").rstrip(".")
@@ -254,8 +260,8 @@ class OutboundPolicy:
         try:
             connection.request("POST", target, body=body, headers=headers)
             response = connection.getresponse()
-            response.read(MAX_ANSWER)
-            return response.status
+            answer = response.read(MAX_ANSWER)
+            return response.status, answer
         finally:
             connection.close()
 

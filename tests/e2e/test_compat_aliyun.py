@@ -40,6 +40,7 @@ CALLER, CALLEE = "+12065550198", "+15035550109"  # the parties of the receipt's 
 # Parties of the PoolKey, PhoneNoX and CallRestrict tests.
 SHOPPER, SELLER, RIDER, HELPER = "+19175550121", "+14045550132", "+17025550143", "+13055550154"
 VENDOR, CLIENT = "+15125550165", "+16195550176"
+NEW_CLIENT = "+16195550187"
 REPORT_SECRET = "e2e-receipt-secret"
 
 
@@ -320,7 +321,7 @@ def test_phone_no_x_and_call_restrict_through_the_carrier(face: Face) -> None:
             out_order_id="order-7",
         )
     ).body
-    assert again.code == "isv.NO_AVAILABLE_NUMBER" and f"PhoneNoX {named}" in again.message
+    assert again.code == "isv.BIND_CONFLICT" and f"PhoneNoX {named}" in again.message
 
 
 def test_update_call_restrict_refuses_b_through_the_carrier(face: Face) -> None:
@@ -339,10 +340,16 @@ def test_update_call_restrict_refuses_b_through_the_carrier(face: Face) -> None:
     assert (refused.outcome, refused.dialed) == ("rejected", None)
     connected = face.carrier.call(from_number=VENDOR, to_number=x)
     assert (connected.outcome, connected.dialed) == ("connected", CLIENT)
+    # B replaced in place: the new B is B (restricted too), the old one reaches no one.
     update.operate_type, update.call_restrict = "updateNoB", None
-    update.phone_no_b = RIDER
-    body = client.update_subscription(update).body
-    assert body.code == "isv.INVALID_PARAMETERS" and body.message.startswith("OperateType: updateNoB")
+    update.phone_no_b = NEW_CLIENT
+    assert client.update_subscription(update).body.code == "OK"
+    assert face.carrier.call(from_number=VENDOR, to_number=x).dialed == NEW_CLIENT
+    restricted = face.carrier.call(from_number=NEW_CLIENT, to_number=x)
+    assert (restricted.outcome, restricted.dialed) == ("rejected", None)
+    # The old B is a stranger to X now (X's extensions may still ask it for one).
+    stranger = face.carrier.call(from_number=CLIENT, to_number=x)
+    assert stranger.outcome in ("rejected", "gather") and stranger.dialed is None
 
 
 def test_no_party_number_in_the_server_log_cli_output_or_sql(face: Face) -> None:
@@ -356,6 +363,7 @@ def test_no_party_number_in_the_server_log_cli_output_or_sql(face: Face) -> None
             COURIER,
             MEMBER,
             STRANGER,
+            NEW_CLIENT,
             CALLER,
             CALLEE,
             SHOPPER,

@@ -127,12 +127,19 @@ def test_a_pool_key_with_numbers_binds_only_from_them(face: Face) -> None:
 def test_a_pool_key_is_the_owners(face: Face) -> None:
     face.pool("FC100000001", NYC)
     theirs = face.bind_axb(client=face.theirs(), pool_key="FC100000001")
-    # shop-2 has no numbers under that name: the whole pool, nearest first (A is in San Francisco).
-    assert (theirs.code, theirs.secret_bind_dto.secret_no in (X1, X2)) == ("OK", True)
+    # shop-2 has no PoolKey of that name: Alibaba's answer to an unknown PoolKey.
+    assert (theirs.code, theirs.secret_bind_dto) == ("isv.POOLKEY_NOT_EXIST", None)
+    assert len(face.bindings()) == 0
 
 
-def test_a_pool_key_without_numbers_keeps_the_whole_pool(face: Face) -> None:
+def test_an_unknown_pool_key_binds_nothing(face: Face) -> None:
     body = face.bind_axb(pool_key="FC-nothing-here")
+    assert (body.code, body.message.startswith("PoolKey:")) == ("isv.POOLKEY_NOT_EXIST", True)
+    assert face.bindings() == []
+
+
+def test_a_region_code_pool_key_takes_the_whole_pool(face: Face) -> None:
+    body = face.bind_axb(pool_key="US")
     assert body.code == "OK" and body.secret_bind_dto.secret_no in RELAYS
 
 
@@ -149,8 +156,8 @@ def test_phone_no_x_is_the_number_bound(face: Face, x: str) -> None:
 def test_phone_no_x_that_cannot_take_the_binding_is_refused_never_replaced(face: Face) -> None:
     assert face.bind_axb(phone_no_x=NYC).code == "OK"
     body = face.bind_axb(b=C, phone_no_x=NYC)  # A is on NYC already
-    assert body.code == "isv.NO_AVAILABLE_NUMBER"
-    assert body.message.startswith(f"PhoneNoX {NYC} cannot take this binding")
+    assert body.code == "isv.BIND_CONFLICT"
+    assert body.message.startswith(f"PhoneNoX {NYC}: a number of this binding is already bound on it")
     assert [b.relay_number for b in face.bindings()] == [NYC]
 
 
@@ -191,7 +198,9 @@ def test_phone_no_x_outside_the_pool_is_refused_without_echoing_it(face: Face, x
 )
 def test_expect_city_prefers_a_number_there(face: Face, city: str, x: str) -> None:
     body = face.bind_axb(expect_city=city)
-    assert (body.code, body.secret_bind_dto.secret_no) == ("OK", x)
+    # A mainland number comes back in Alibaba's national form (01058000001), any other in E.164.
+    secret_no = "0" + x[3:] if x.startswith("+86") else x
+    assert (body.code, body.secret_bind_dto.secret_no) == ("OK", secret_no)
 
 
 def test_expect_city_falls_back_to_another_number_of_the_pool(face: Face) -> None:
@@ -384,21 +393,62 @@ def test_a_call_is_refused_when_the_restriction_cannot_be_looked_up(face: Face) 
 # -- UpdateSubscription ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("operation", ["updateNoA", "updateNoB", "updateOutId", "updateIsRecordingEnabled"])
-def test_operations_maskline_cannot_map_are_refused_naming_operate_type(face: Face, operation: str) -> None:
-    dto = face.bind_axb().secret_bind_dto
-    body = face.update(dto.subs_id, operation, phone_no_a=C, phone_no_b=C, out_id="o-9")
-    assert body.code == "isv.INVALID_PARAMETERS"
-    assert body.message.startswith(f"OperateType: {operation} is not supported")
-    assert "555" not in body.message
+def test_update_no_b_replaces_the_party_in_place(face: Face) -> None:
+    dto = face.bind_axb(phone_no_x=NYC).secret_bind_dto
+    body = face.update(dto.subs_id, "updateNoB", phone_no_b=C, phone_no_x=NYC)
+    assert body.code == "OK", body.message
     [binding] = face.bindings()
-    assert (binding.version, binding.order_id) == (1, "o-1")
+    assert (binding.id, binding.relay_number, binding.version) == (dto.subs_id, NYC, 2)
+    # The new B reaches A and A reaches the new B, through the same X.
+    to_a = face.carrier.call(from_number=C, to_number=NYC)
+    assert (to_a.outcome, to_a.dialed, to_a.caller_id) == ("connected", A, NYC)
+    assert face.carrier.call(from_number=A, to_number=NYC).dialed == C
+    # The replaced B reaches no one through X.
+    gone = face.carrier.call(from_number=B, to_number=NYC)
+    assert (gone.outcome, gone.dialed) == ("rejected", None)
+
+
+def test_update_no_a_to_a_number_on_x_already_is_bind_conflict(face: Face) -> None:
+    dto = face.bind_axb(phone_no_x=NYC).secret_bind_dto
+    assert face.bind_axb(a=C, b=D, phone_no_x=NYC).code == "OK"
+    for number in (C, B):  # on X in another subscription; this one's own B
+        body = face.update(dto.subs_id, "updateNoA", phone_no_a=number)
+        assert body.code == "isv.BIND_CONFLICT" and number[2:] not in body.message
+    # Nothing changed: A still reaches B.
+    assert face.carrier.call(from_number=A, to_number=NYC).dialed == B
+
+
+def test_update_no_a_to_a_number_cooling_down_on_x_is_bind_conflict(face: Face) -> None:
+    first = face.bind_axb(a=C, b=D, phone_no_x=NYC).secret_bind_dto
+    assert face.client().unbind_subscription(
+        pls.UnbindSubscriptionRequest(pool_key="US", subs_id=first.subs_id)
+    )
+    dto = face.bind_axb(phone_no_x=NYC).secret_bind_dto
+    assert face.update(dto.subs_id, "updateNoA", phone_no_a=C).code == "isv.BIND_CONFLICT"
+
+
+def test_update_out_id_and_recording_in_place(face: Face) -> None:
+    dto = face.bind_axb().secret_bind_dto
+    assert face.update(dto.subs_id, "updateOutId", out_id="o-9").code == "OK"
+    assert face.update(dto.subs_id, "updateIsRecordingEnabled", is_recording_enabled=True).code == "OK"
+    [binding] = face.bindings()
+    assert (binding.id, binding.order_id, binding.record) == (dto.subs_id, "o-9", True)
+    assert face.update(dto.subs_id, "updateIsRecordingEnabled").code == "isv.INVALID_PARAMETERS"
+
+
+def test_update_asr_is_refused_naming_operate_type(face: Face) -> None:
+    dto = face.bind_axb().secret_bind_dto
+    body = face.update(dto.subs_id, "updateAsr")
+    assert (body.code, body.message.startswith("OperateType: updateAsr is not supported")) == (
+        "isv.INVALID_PARAMETERS",
+        True,
+    )
 
 
 def test_an_unknown_operate_type_is_refused(face: Face) -> None:
     dto = face.bind_axb().secret_bind_dto
     body = face.update(dto.subs_id, "updateEverything")
-    assert body.message.startswith("OperateType: must be one of updateExpire")
+    assert body.message.startswith("OperateType: must be one of updateNoA")
 
 
 @pytest.mark.parametrize(
@@ -486,3 +536,27 @@ def test_call_restrict_bx_on_axg_refuses_b_but_not_the_group(face: Face) -> None
     assert face.carrier.call(from_number=B, to_number=dto.secret_no, digits=[dto.extension]).dialed is None
     member = face.carrier.call(from_number=C, to_number=dto.secret_no, digits=[dto.extension])
     assert (member.outcome, member.dialed) == ("connected", A)
+
+
+def test_query_record_file_download_url_gives_the_recording_of_a_call(face: Face) -> None:
+    dto = face.bind_axb(is_recording_enabled=True).secret_bind_dto
+    call = face.carrier.call(from_number=A, to_number=dto.secret_no)
+    assert call.outcome == "connected" and call.recorded
+    callback = f"/webhooks/twilio/voice/recording?ref={call.call_sid}"
+    assert (
+        face.carrier.recording(callback_url=callback, call_sid=call.call_sid, recording_sid="RE" + "1" * 32)
+        == 200
+    )
+    request = pls.QueryRecordFileDownloadUrlRequest(
+        pool_key="US", call_id=call.call_sid, call_time="2026-01-01 00:00:00"
+    )
+    body = face.client().query_record_file_download_url(request).body
+    assert (body.code, body.download_url.endswith("/Recordings/RE" + "1" * 32)) == ("OK", True)
+    request.call_id = "CA" + "0" * 32
+    assert face.client().query_record_file_download_url(request).body.code == "isv.NO_NOT_EXIST"
+    theirs = face.theirs().query_record_file_download_url(
+        pls.QueryRecordFileDownloadUrlRequest(
+            pool_key="US", call_id=call.call_sid, call_time="2026-01-01 00:00:00"
+        )
+    )
+    assert theirs.body.code == "isv.NO_NOT_EXIST"  # another owner's call does not exist for them

@@ -174,16 +174,26 @@ def test_a_number_outside_the_pool_is_refused(client: Client, service: Any, fiel
 # -- sessions and participants ------------------------------------------------------------
 
 
-def test_a_participant_gets_its_proxy_identifier_when_the_second_joins(client: Client, service: Any) -> None:
+def test_a_participant_gets_its_proxy_identifier_at_creation(client: Client, service: Any) -> None:
     session = client.proxy.v1.services(service.sid).sessions.create(unique_name="o-1")
     participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants
     first = participants.create(identifier=BUYER, friendly_name="buyer")
 
-    assert first.proxy_identifier is None
+    assert first.proxy_identifier in (X1, X2)
+    assert first.proxy_identifier_sid == derived_sid("phone_number", first.proxy_identifier)
     second = participants.create(identifier=MERCHANT)
-    assert second.proxy_identifier in (X1, X2)
-    assert participants(first.sid).fetch().proxy_identifier == second.proxy_identifier
-    assert second.proxy_identifier_sid == derived_sid("phone_number", second.proxy_identifier)
+    # The second shares the first's number; the first's identifier never changes.
+    assert second.proxy_identifier == first.proxy_identifier
+    assert participants(first.sid).fetch().proxy_identifier == first.proxy_identifier
+
+
+def test_a_participant_already_in_the_session_is_80103(client: Client, service: Any) -> None:
+    session = client.proxy.v1.services(service.sid).sessions.create()
+    participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants
+    participants.create(identifier=BUYER)
+    error = refused(lambda: participants.create(identifier=BUYER))
+    assert (error.status, error.code) == (400, 80103) and BUYER[2:] not in error.msg
+    assert len(participants.list()) == 1
 
 
 def test_a_session_is_an_axb_binding_of_the_owner(app: Flask, client: Client, service: Any) -> None:
@@ -238,14 +248,47 @@ def test_a_session_is_fetched_by_its_unique_name(client: Client, service: Any) -
     assert client.proxy.v1.services(service.sid).sessions("order-77").fetch().sid == session.sid
 
 
-def test_a_closed_session_is_not_reopened(client: Client, service: Any) -> None:
-    session, _first, _second = bound(client, service)
+def test_a_closed_session_is_reopened_on_its_own_number(app: Flask, client: Client, service: Any) -> None:
+    session, first, _second = bound(client, service)
+    sessions = client.proxy.v1.services(service.sid).sessions
+    twilio = Twilio(app, base=PUBLIC)
+    sessions(session.sid).update(status="closed")
+    assert twilio.call(BUYER, first.proxy_identifier).dialed is None
+
+    # closed -> in-progress, as Proxy documents it: its own cool-down does not block its number.
+    reopened = sessions(session.sid).update(status="in-progress", ttl=600)
+    assert (reopened.status, reopened.closed_reason) == ("in-progress", None)
+    assert reopened.date_expiry == EPOCH + dt.timedelta(seconds=600)
+    assert twilio.call(BUYER, first.proxy_identifier).dialed == (first.proxy_identifier, MERCHANT)
+
+
+def test_reopening_while_a_participant_is_on_the_number_elsewhere_is_80801(
+    client: Client, service: Any, make_app: AppMaker
+) -> None:
+    session, first, _second = bound(client, service)
     sessions = client.proxy.v1.services(service.sid).sessions
     sessions(session.sid).update(status="closed")
+    make_app.clock.advance(seconds=25 * 3600)  # past the cool-down: the number may take MERCHANT again
+    again = sessions.create()
+    participants = sessions(again.sid).participants
+    participants.create(identifier=MERCHANT, proxy_identifier=first.proxy_identifier)
+    participants.create(identifier="+13125550154")  # MERCHANT is live on that number again
 
     error = refused(lambda: sessions(session.sid).update(status="in-progress", ttl=600))
-    assert (error.status, error.code) == (409, 20409)
+    assert (error.status, error.code) == (400, 80801)
     assert sessions(session.sid).fetch().status == "closed"
+
+
+@pytest.mark.parametrize(("first", "then", "code"), [(None, "open", 80608), ("closed", None, 80607)])
+def test_invalid_status_changes_are_proxy_s_codes(
+    client: Client, service: Any, first: str | None, then: str | None, code: int
+) -> None:
+    session, _first, _second = bound(client, service)
+    sessions = client.proxy.v1.services(service.sid).sessions
+    if first:
+        sessions(session.sid).update(status=first)
+    error = refused(lambda: sessions(session.sid).update(status=then, ttl=600))
+    assert (error.status, error.code) == (400, code)
 
 
 def test_a_third_participant_is_refused(client: Client, service: Any) -> None:
@@ -253,7 +296,8 @@ def test_a_third_participant_is_refused(client: Client, service: Any) -> None:
     participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants
 
     error = refused(lambda: participants.create(identifier="+13125550154"))
-    assert (error.status, error.code) == (409, 20409)
+    assert (error.status, error.code) == (400, 80609)
+    assert error.msg.endswith("A Session may have at most 2 participants")
     assert len(participants.list()) == 2
 
 
@@ -378,6 +422,21 @@ def test_bad_participants_are_refused_naming_the_field(
 # -- interactions -------------------------------------------------------------------------
 
 
+def test_an_ended_interaction_is_deleted(app: Flask, client: Client, service: Any) -> None:
+    session, first, _second = bound(client, service)
+    twilio = Twilio(app, base=PUBLIC)
+    call_sid = "CA" + "6" * 32
+    twilio.call(BUYER, first.proxy_identifier, call_sid=call_sid)
+    twilio.call_status(call_sid, "completed", duration=5)
+    interactions = client.proxy.v1.services(service.sid).sessions(session.sid).interactions
+    (interaction,) = interactions.list()
+
+    assert interactions(interaction.sid).delete() is True
+    assert interactions.list() == []
+    error = refused(lambda: interactions(interaction.sid).delete())
+    assert (error.status, error.code) == (404, 20404)
+
+
 def test_a_call_is_an_interaction_of_its_session(app: Flask, client: Client, service: Any) -> None:
     session, first, second = bound(client, service)
     twilio = Twilio(app, base=PUBLIC)
@@ -434,9 +493,14 @@ def test_twilio_s_status_of_a_message_interaction_updates_it(
     mine = client.proxy.v1.services(service.sid).sessions(session.sid).participants(first.sid)
     sent = mine.message_interactions.create(body="ready for pickup")
     (message,) = fake_twilio.messages
-    status = Twilio(app, base=PUBLIC).post(
-        "/webhooks/twilio/sms/status", {"MessageSid": message["sid"], "MessageStatus": "delivered"}
-    )
+    # As Twilio sends it: the message's own From (the relay number) and To.
+    form = {
+        "MessageSid": message["sid"],
+        "MessageStatus": "delivered",
+        "From": message["from"],
+        "To": message["to"],
+    }
+    status = Twilio(app, base=PUBLIC).post("/webhooks/twilio/sms/status", form)
 
     assert status.status in (200, 204)
     (listed,) = mine.message_interactions.list()

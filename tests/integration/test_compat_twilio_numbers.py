@@ -124,7 +124,7 @@ def test_sessions_bind_only_to_the_service_s_unreserved_numbers(app: Flask, clie
     service = service_with(client, X1, X2, reserved=(X1,))
     _session, first, _second = session_of(client, service, {"identifier": BUYER}, {"identifier": MERCHANT})
 
-    assert first.proxy_identifier is None
+    assert first.proxy_identifier == X2
     (binding,) = bindings(app)
     assert binding.relay_number == X2
     # The same pair again: X2 carries it already, and reserved X1 is not taken though free.
@@ -152,12 +152,12 @@ def test_a_service_without_usable_numbers_refuses_sessions_with_proxy_s_code(
     service = service_with(client, *numbers, reserved=reserved)
     session = client.proxy.v1.services(service.sid).sessions.create()
     participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants
-    participants.create(identifier=BUYER)
 
-    error = refused(lambda: participants.create(identifier=MERCHANT))
+    # The first participant gets its number at once: no number, no participant.
+    error = refused(lambda: participants.create(identifier=BUYER))
     assert (error.status, error.code) == (400, code) and "PhoneNumbers:" in error.msg
     assert without_party_digits(error.msg)
-    assert len(participants.list()) == 1 and bindings(app) == []
+    assert len(participants.list()) == 0 and bindings(app) == []
 
 
 # -- ProxyIdentifier / ProxyIdentifierSid ----------------------------------------------------------
@@ -247,8 +247,7 @@ def test_prefer_sticky_gives_a_pair_the_number_of_their_last_session(
     load(app, X2, (COURIER, STRANGER))  # without stickiness, X1 (less loaded) would be chosen
 
     _session, first, _second = session_of(client, service, {"identifier": BUYER}, {"identifier": MERCHANT})
-    assert first.proxy_identifier is None
-    assert _second.proxy_identifier == X2
+    assert first.proxy_identifier == _second.proxy_identifier == X2
 
 
 def test_avoid_sticky_leaves_the_last_number_out_while_another_is_free(
@@ -281,9 +280,9 @@ def test_an_area_level_takes_a_number_in_a_participant_s_area_code(
     app: Flask, client: Client, level: str
 ) -> None:
     service = service_with(client, BOSTON, NY, geo_match_level=level)
-    # MERCHANT is in 212: only NY matches.
-    _session, _first, second = session_of(client, service, {"identifier": BUYER}, {"identifier": MERCHANT})
-    assert second.proxy_identifier == NY
+    # MERCHANT, the first participant, is in 212: only NY matches; BUYER shares it.
+    _session, first, second = session_of(client, service, {"identifier": MERCHANT}, {"identifier": BUYER})
+    assert first.proxy_identifier == second.proxy_identifier == NY
 
     # Neither 415 nor 312 has a number in this Service.
     error = refused(lambda: session_of(client, service, {"identifier": BUYER_2}, {"identifier": COURIER}))

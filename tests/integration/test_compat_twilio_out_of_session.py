@@ -6,6 +6,7 @@ Real PostgreSQL / Redis when configured; the clock is passed in."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,11 +18,12 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from maskline import services_of
-from maskline.compat.twilio.callbacks import CallbackWorker
+from maskline.compat.twilio.callbacks import CallbackWorker, post_form
 from maskline.compat.twilio.models import ProxyCallback
 from maskline.compat.twilio.outofsession import OutOfSession
 from maskline.compat.twilio.services import mask_identifier
 from maskline.numbers.interfaces import BindRequest
+from maskline.outbound import OutboundPolicy
 from tests.compat_twilio_helpers import app_serving, credentials
 from tests.integration.conftest import (
     BUYER,
@@ -36,6 +38,9 @@ from tests.integration.conftest import (
 from tests.receiver import Receiver, receiving
 
 PUBLIC = "https://relay.example.com"
+
+# The test receiver listens on loopback, which testing allows.
+LOCAL = OutboundPolicy.for_settings(production=False)
 
 
 @pytest.fixture
@@ -160,3 +165,43 @@ def test_a_failing_listener_changes_nothing_for_the_caller(app: Flask, client: C
     )
     assert twilio.call(BUYER, view.relay_number).dialed == (view.relay_number, MERCHANT)
     assert len(queued(app)) == 2  # the listeners after the broken one still ran
+
+
+def test_an_auto_create_answer_makes_the_directory_session_on_the_reserved_number(
+    app: Flask, make_app: AppMaker, client: Client, service: Any, receiver: Receiver
+) -> None:
+    client.proxy.v1.services(service.sid).phone_numbers.create(phone_number=X2, is_reserved=True)
+    twilio = Twilio(app, base=PUBLIC)
+    assert twilio.call(STRANGER, X2, call_sid="CA" + "d" * 32).dialed is None
+    answer = {"uniqueName": "dir-1", "ttl": 600, "mode": "voice-only", "participantIdentifier": MERCHANT}
+
+    def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+        return post_form(url, body, headers, timeout, policy=LOCAL), json.dumps(answer).encode()
+
+    CallbackWorker(services=services_of(app), send=send, jitter=lambda: 1.0).run_once(make_app.clock())
+    [got] = receiver.received
+    assert b"_callerToken" not in got.body and without_party_digits(got.body.decode())
+
+    session = client.proxy.v1.services(service.sid).sessions("dir-1").fetch()
+    assert session.mode == "voice-only"
+    participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants.list()
+    assert [p.proxy_identifier for p in participants] == [X2, X2]
+    # The caller calls again and reaches the directory entry, and back; each sees X2.
+    assert twilio.call(STRANGER, X2).dialed == (X2, MERCHANT)
+    assert twilio.call(MERCHANT, X2).dialed == (X2, STRANGER)
+
+
+def test_a_twiml_answer_creates_nothing(
+    app: Flask, make_app: AppMaker, client: Client, service: Any, receiver: Receiver
+) -> None:
+    twilio = Twilio(app, base=PUBLIC)
+    twilio.call(STRANGER, X1, call_sid="CA" + "c" * 32)
+
+    def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+        return post_form(
+            url, body, headers, timeout, policy=LOCAL
+        ), b"<Response><Dial>+15005550006</Dial></Response>"
+
+    CallbackWorker(services=services_of(app), send=send, jitter=lambda: 1.0).run_once(make_app.clock())
+    assert len(receiver.received) == 1
+    assert client.proxy.v1.services(service.sid).sessions.list() == []

@@ -38,15 +38,19 @@ from sqlalchemy.orm import Session
 from maskline.api.keys import Principal
 from maskline.audit.interfaces import AuditEntry
 from maskline.compat.aliyun import restrict
+from maskline.compat.aliyun.forms import MAINLAND, mask, national
 from maskline.compat.aliyun.interfaces import (
     BusinessError,
     ServiceUnavailable,
     invalid_number,
     invalid_parameter,
 )
+from maskline.compat.aliyun.inventory import Inventory, no_such_pool_key, pool_key_exists
 from maskline.compat.aliyun.models import AliyunAxgGroup, AliyunAxgMember, AliyunSubscription
 from maskline.compat.aliyun.pools import Cities, pool_numbers, usable_numbers
 from maskline.compat.aliyun.receipts import Receipts, binding_for, regrouping
+from maskline.compat.aliyun.tracking import Tracking
+from maskline.compat.aliyun.updates import Updates
 from maskline.numbers.interfaces import (
     BindingNotFound,
     BindingNotLive,
@@ -60,7 +64,7 @@ from maskline.numbers.models import Binding, RelayNumber
 from maskline.numbers.pool import parse_relay_number
 from maskline.numbers.services import MAX_ALLOWED_CALLERS
 from maskline.vault.interfaces import InvalidPhoneNumber, VaultEntryErased, VaultError
-from maskline.webhooks.models import Interaction
+from maskline.webhooks.models import Interaction, Recording
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 EXPIRATION_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -69,15 +73,18 @@ MAX_ORDER_ID = 128
 MAX_GROUP_NUMBERS = 200
 GROUP_OPERATIONS = ("addNumbers", "deleteNumbers", "overwriteNumbers")
 MAX_CITY = 64
-# UpdateSubscription's OperateTypes maskline maps, and why it refuses the others.
-UPDATE_OPERATIONS = ("updateExpire", "updateCallRestrict", "updateAxgGroup", "updateCallDisplayType")
-REFUSED_UPDATES = {
-    "updateNoA": "would replace a party of a live binding, which maskline never does; unbind and bind again",
-    "updateNoB": "would replace a party of a live binding, which maskline never does; unbind and bind again",
-    "updateOutId": "the order id of a binding never changes in maskline; unbind and bind again",
-    "updateIsRecordingEnabled": "recording is chosen at the bind (both sides hear it announced); "
-    "unbind and bind again",
-}
+# UpdateSubscription's OperateTypes (Alibaba's list); updateAsr is refused (no ASR here).
+UPDATE_OPERATIONS = (
+    "updateNoA",
+    "updateNoB",
+    "updateExpire",
+    "updateAxgGroup",
+    "updateCallRestrict",
+    "updateCallDisplayType",
+    "updateOutId",
+    "updateIsRecordingEnabled",
+)
+REFUSED_UPDATES = {"updateAsr": "maskline has no speech recognition"}
 # maskline's field names back to the parameters they came from.
 _FIELDS = {
     "parties.a": "PhoneNoA",
@@ -115,12 +122,15 @@ def _required(params: dict[str, str], name: str) -> str:
     return value
 
 
-def _region(params: dict[str, str]) -> str | None:
+def _region(params: dict[str, str]) -> str:
+    """The region national numbers are read in: mainland China (Alibaba's
+    numbers are mainland numbers, whatever the deployment's default region),
+    unless the PoolKey is a two-letter region code (``US``)."""
     pool_key = _required(params, "PoolKey")
     if len(pool_key) > 64:
         raise invalid_parameter("PoolKey", "is longer than 64 characters")
     upper = pool_key.upper()
-    return upper if len(upper) == 2 and upper in phonenumbers.SUPPORTED_REGIONS else None
+    return upper if len(upper) == 2 and upper in phonenumbers.SUPPORTED_REGIONS else MAINLAND
 
 
 def _order_id(params: dict[str, str]) -> str:
@@ -199,19 +209,17 @@ _NUMBERS_ERRORS = (
 )
 
 
-def _bind_dto(view: BindingView) -> dict[str, Any]:
-    return {"SecretBindDTO": {"SubsId": view.id, "SecretNo": view.relay_number, "Extension": view.extension}}
-
-
-def mask(e164: str) -> str:
-    """A party number as QuerySubscriptionDetail shows it: the country code,
-    every other digit masked (``+86***********``)."""
+def _relay_form(raw: str, field: str, region: str) -> str:
+    """A relay number as given (national or E.164) in E.164."""
     try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return "****"
-    national = phonenumbers.national_significant_number(parsed)
-    return f"+{parsed.country_code}{'*' * len(national)}"
+        return parse_relay_number(raw, field=field, region=region)
+    except InvalidRequest as exc:
+        raise invalid_number(field, exc.reason) from None
+
+
+def _bind_dto(view: BindingView) -> dict[str, Any]:
+    secret_no = national(view.relay_number)
+    return {"SecretBindDTO": {"SubsId": view.id, "SecretNo": secret_no, "Extension": view.extension}}
 
 
 class Actions:
@@ -225,6 +233,9 @@ class Actions:
         # The webhook path's interceptor: told when a restriction changes here.
         self.restrictions = restrictions
         self.cities = Cities()
+        self.inventory = Inventory(services=services, cities=self.cities)
+        self.updates = Updates(services=services)
+        self.tracking = Tracking(services=services)
         self._listening = False
         self._lock = threading.Lock()
 
@@ -267,6 +278,13 @@ class Actions:
             if req.relay_numbers is not None and len(req.relay_numbers) == 1 and params.get("PhoneNoX"):
                 # The caller named X: say that X cannot take it (relay numbers are public).
                 [x] = req.relay_numbers
+                if exc.role is not None:
+                    # A party is on X already, or cooling down there: Alibaba's conflict.
+                    raise BusinessError(
+                        "isv.BIND_CONFLICT",
+                        f"PhoneNoX {x}: a number of this binding is already bound on it, or was "
+                        "until recently (it is cooling down); choose another PhoneNoX or none",
+                    ) from None
                 raise BusinessError(
                     "isv.NO_AVAILABLE_NUMBER", f"PhoneNoX {x} cannot take this binding: {exc}"
                 ) from None
@@ -281,7 +299,7 @@ class Actions:
 
     def _common(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         _unsupported(params, "RingConfig", "ASRStatus", "ASRModelId", "DtmfConfig")
-        region = _region(params)
+        region = self._pool_key(params, principal)
         common = {
             "order_id": _order_id(params),
             "owner": principal.owner,
@@ -336,21 +354,93 @@ class Actions:
         allow: list[str] | Literal["any"] = [b] if b else "any"
         return self._bind(BindRequest(mode="axe", parties=parties, allow=allow, **common), params)
 
+    def _pool_key(self, params: dict[str, str], principal: Principal) -> str:
+        """Check that PoolKey is one of the owner's (``isv.POOLKEY_NOT_EXIST``);
+        the region national numbers are read in."""
+        region = _region(params)
+        with self.services.db.session() as session:
+            if not pool_key_exists(session, owner=principal.owner, pool_key=params["PoolKey"]):
+                raise no_such_pool_key()
+        return region
+
+    def bind_axn(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        """AXN: with PhoneNoB, an ``axb`` binding (A calling X reaches B, B calling
+        X reaches A); without, an ``axe`` binding of A that any caller reaches
+        with its extension (maskline gives no relay number to one party alone)."""
+        _unsupported(params, "Extend", "NoType")
+        common = self._common(params, principal)
+        a, b = _required(params, "PhoneNoA"), params.get("PhoneNoB")
+        if b:
+            return self._bind(BindRequest(mode="axb", parties={"a": a, "b": b}, **common), params)
+        request = BindRequest(mode="axe", parties={"buyer": a}, allow="any", **common)
+        return self._bind(request, params)
+
+    def query_subs_id(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        self._pool_key(params, principal)
+        return self.inventory.query_subs_id(params, principal)
+
+    def query_secret_no_remain(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        return self.inventory.query_secret_no_remain(params, principal)
+
+    def buy_secret_no(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        _region(params)  # PoolKey given; buying into a new PoolKey of the owner makes it
+        return self.inventory.buy_secret_no(params, principal)
+
+    def release_secret_no(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        self._pool_key(params, principal)
+        return self.inventory.release_secret_no(params, principal)
+
+    def add_axn_track_no(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        view = self._subscription(params, principal, "PhoneNoX")
+        return self.tracking.add(view, params, principal)
+
+    def query_phone_no_a_by_track_no(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        # No PoolKey in this action; PhoneNoX, if given, narrows the search.
+        x = params.get("PhoneNoX")
+        relay = _relay_form(x, "PhoneNoX", MAINLAND) if x else None
+        return self.tracking.query(params, principal, relay)
+
+    def query_record_file_download_url(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
+        """``CallId`` (the CallSid that receipts carry as ``call_id``) -> the
+        recording's ``DownloadUrl``: Twilio's URL of the recording (fetched with
+        the deployment's Twilio credentials; maskline keeps no audio)."""
+        self._pool_key(params, principal)
+        call_id = _text(params, "CallId", 64)
+        if call_id is None:
+            raise invalid_parameter("CallId", "is required: the call_id of the call's receipt")
+        _required(params, "CallTime")  # Alibaba requires it; the CallId alone finds the call here
+        with self.services.db.session() as session:
+            url = session.scalar(
+                select(Recording.url)
+                .where(Recording.call_sid == call_id, Recording.owner == principal.owner)
+                .order_by(Recording.created_at.desc())
+                .limit(1)
+            )
+        if url is None:
+            raise BusinessError("isv.NO_NOT_EXIST", "no recording of this call")
+        return {"DownloadUrl": url}
+
     def _subscription(self, params: dict[str, str], principal: Principal, number_param: str) -> BindingView:
-        _region(params)
+        region = self._pool_key(params, principal)
         subs_id = _required(params, "SubsId")
         number = params.get(number_param)
         try:
             view: BindingView = self.bindings.get(subs_id, owner=principal.owner)
         except BindingNotFound as exc:
             raise _translate(exc) from None
-        if number and number != view.relay_number:
+        if number and _relay_form(number, number_param, region) != view.relay_number:
             raise BusinessError("isv.NO_NOT_EXIST", f"no such subscription on this {number_param}")
         return view
 
     def update_subscription(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         view = self._subscription(params, principal, "PhoneNoX")
         operation = _required(params, "OperateType")
+        if operation in ("updateNoA", "updateNoB"):
+            return self.updates.replace_party(view, operation, params, principal, _region(params))
+        if operation == "updateOutId":
+            return self.updates.out_id(view, params, principal)
+        if operation == "updateIsRecordingEnabled":
+            return self.updates.recording(view, params, principal)
         if operation in REFUSED_UPDATES:
             reason = REFUSED_UPDATES[operation]
             raise invalid_parameter("OperateType", f"{operation} is not supported: {reason}")
@@ -465,7 +555,7 @@ class Actions:
         return {
             "SecretBindDetailDTO": {
                 "SubsId": view.id,
-                "PhoneNoX": view.relay_number,
+                "PhoneNoX": national(view.relay_number),
                 "Extension": view.extension,
                 "PhoneNoA": masked[0] if masked else None,
                 "PhoneNoB": masked[1] if len(masked) > 1 else None,
@@ -559,7 +649,7 @@ class Actions:
             raise invalid_parameter("Numbers", f"a group holds at most {MAX_GROUP_NUMBERS} numbers")
 
     def create_axg_group(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
-        region = _region(params)
+        region = self._pool_key(params, principal)
         name, remark = params.get("Name", ""), params.get("Remark", "")
         if len(name) > 128:
             raise invalid_parameter("Name", "at most 128 characters")
@@ -581,7 +671,7 @@ class Actions:
             return {"GroupId": group.id}
 
     def operate_axg_group(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
-        region = _region(params)
+        region = self._pool_key(params, principal)
         operation = _required(params, "OperateType")
         if operation not in GROUP_OPERATIONS:
             raise invalid_parameter("OperateType", f"must be one of {', '.join(GROUP_OPERATIONS)}")
@@ -648,7 +738,15 @@ class Actions:
 Handler = Callable[[Actions, dict[str, str], Principal], dict[str, Any]]
 HANDLERS: dict[str, tuple[str, Handler]] = {
     "BindAxb": ("bindings:write", Actions.bind_axb),
+    "BindAxn": ("bindings:write", Actions.bind_axn),
     "BindAxnExtension": ("bindings:write", Actions.bind_axn_extension),
+    "QuerySubsId": ("bindings:read", Actions.query_subs_id),
+    "QuerySecretNoRemain": ("bindings:read", Actions.query_secret_no_remain),
+    "BuySecretNo": ("bindings:write", Actions.buy_secret_no),
+    "ReleaseSecretNo": ("bindings:write", Actions.release_secret_no),
+    "AddAxnTrackNo": ("bindings:write", Actions.add_axn_track_no),
+    "QueryRecordFileDownloadUrl": ("bindings:read", Actions.query_record_file_download_url),
+    "QueryPhoneNoAByTrackNo": ("bindings:read", Actions.query_phone_no_a_by_track_no),
     "UpdateSubscription": ("bindings:write", Actions.update_subscription),
     "UnbindSubscription": ("bindings:write", Actions.unbind_subscription),
     "QuerySubscriptionDetail": ("bindings:read", Actions.query_subscription_detail),

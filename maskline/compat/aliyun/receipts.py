@@ -199,7 +199,7 @@ class Receipts:
     def _masked(self, session: Session, binding: Binding, role: str | None) -> str:
         """The number of ``role`` on ``binding``, masked; ``****`` when maskline
         does not know which number it was (an AXN caller, one of several)."""
-        from maskline.compat.aliyun.actions import mask
+        from maskline.compat.aliyun.forms import mask
 
         members: list[BindingMember] = [m for m in binding.members if m.role == role]
         if len(members) != 1:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from maskline.api.keys import Principal
-from maskline.compat.aliyun import actions
+from maskline.compat.aliyun import actions, catalog
 from maskline.compat.aliyun.interfaces import (
     API_VERSION,
     AliyunError,
@@ -157,17 +157,19 @@ def rpc() -> ResponseReturnValue:
         action = incoming.headers.get("x-acs-action") or incoming.query.get("Action") or ""
         version = incoming.headers.get("x-acs-version") or incoming.query.get("Version") or ""
         handler = actions.HANDLERS.get(action)
-        if handler is None:
+        if handler is None and action not in catalog.ACTIONS:
             raise BadAction("InvalidAction.NotFound", "this action is not served here", status=404)
         if version != API_VERSION:
             raise BadAction("InvalidVersion", f"the API version must be {API_VERSION}")
         principal = _authenticate(incoming)
-        scope, run = handler
+        scope = handler[0] if handler is not None else catalog.scope_of(action)
         if scope not in principal.scopes:
             raise Forbidden(f"this AccessKey lacks the {scope} scope")
         _face().limits.hit(principal.key_id, scope)
+        if handler is None:
+            raise catalog.not_open(action)
         params = {**incoming.query, **incoming.form}
-        body = run(_face().actions, params, principal)
+        body = handler[1](_face().actions, params, principal)
     except AliyunError as exc:
         return _error(exc, request_id)
     except (OperationalError, InterfaceError, PoolTimeout) as exc:

@@ -44,6 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 
 from maskline.compat.twilio import wire
+from maskline.compat.twilio.autocreate import CALLER_TOKEN, auto_create
 from maskline.compat.twilio.credentials import open_token
 from maskline.compat.twilio.models import ProxyCallback, ProxyParticipant, ProxyService, ProxySession
 from maskline.events.delivery import LEASE, backoff, describe_failure
@@ -62,6 +63,10 @@ BATCH = 50
 LOOKBACK = dt.timedelta(days=2)
 
 Sender = Callable[[str, bytes, dict[str, str], float], int]
+# The worker's sender may also answer (status, the first bytes of the answer's body).
+AnswerSender = Callable[[str, bytes, dict[str, str], float], "int | tuple[int, bytes]"]
+# How much of an answer is read (an out-of-session auto-create answer is small).
+MAX_ANSWER = 16 * 1024
 
 
 def post_form(
@@ -69,8 +74,16 @@ def post_form(
 ) -> int:
     """POST a form through the outbound guard (maskline.outbound); the HTTP status
     (no redirect followed, no proxy). Without a ``policy``: public addresses only."""
+    return post_form_answer(url, body, headers, timeout, policy=policy)[0]
+
+
+def post_form_answer(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, *, policy: OutboundPolicy | None = None
+) -> tuple[int, bytes]:
+    """:func:`post_form`, with at most MAX_ANSWER bytes of the answer (an
+    out-of-session auto-create answer is read from it)."""
     guard = policy if policy is not None else OutboundPolicy()
-    return guard.post(
+    status, answer = guard.post_answer(
         url,
         body,
         {
@@ -80,11 +93,17 @@ def post_form(
         },
         timeout,
     )
+    return status, answer[:MAX_ANSWER] if 200 <= status < 300 else b""
 
 
 def guarded_sender(settings: Any) -> Sender:
     """:func:`post_form` under this deployment's outbound policy."""
     return functools.partial(post_form, policy=settings.outbound_policy())
+
+
+def guarded_answer_sender(settings: Any) -> AnswerSender:
+    """:func:`post_form_answer` under this deployment's outbound policy."""
+    return functools.partial(post_form_answer, policy=settings.outbound_policy())
 
 
 def enqueue(
@@ -171,7 +190,7 @@ class CallbackWorker:
         self,
         *,
         services: Any,
-        send: Sender | None = None,
+        send: AnswerSender | None = None,
         timeout: float = TIMEOUT,
         max_attempts: int = MAX_ATTEMPTS,
         jitter: Callable[[], float] = random.random,
@@ -179,7 +198,7 @@ class CallbackWorker:
     ) -> None:
         settings = services.settings
         self.services = services
-        self._send = send if send is not None else guarded_sender(settings)
+        self._send = send if send is not None else guarded_answer_sender(settings)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self._jitter = jitter
@@ -344,14 +363,25 @@ class CallbackWorker:
         token = tokens[account_sid]
         if token is None:
             return "!the credentials that sign this service's callbacks are revoked (or cannot be unsealed)"
+        queued = form
+        # Private fields (the caller's vault token) stay here: never sent.
+        form = {k: v for k, v in form.items() if not k.startswith("_")}
         form = {**form, _account_field(form): account_sid}
         signature = RequestValidator(token).compute_signature(url, form)
         body = urllib.parse.urlencode(form).encode()
         try:
-            status = self._send(url, body, {"X-Twilio-Signature": signature}, self.timeout)
+            result = self._send(url, body, {"X-Twilio-Signature": signature}, self.timeout)
         except Exception as exc:
             return describe_failure(exc)
-        return None if 200 <= status < 300 else f"HTTP {status}"
+        status, answer = result if isinstance(result, tuple) else (result, b"")
+        if not 200 <= status < 300:
+            return f"HTTP {status}"
+        if CALLER_TOKEN in queued:
+            try:
+                auto_create(self.services, queued, answer)
+            except Exception as exc:  # delivered all the same; never retried for this
+                log.warning("out-of-session auto-create failed: %s", type(exc).__name__)
+        return None
 
     def _settle(self, callback_id: int, error: str | None, now: dt.datetime, report: CallbackReport) -> None:
         with self.services.db.session() as session:

@@ -9,6 +9,10 @@ Every error is Twilio's error body ``{code, message, more_info, status}``
     │                              (Proxy's own codes: 80205 none, 80207 only reserved,
     │                              80203 none in the country, 80206 none in the area,
     │                              80208 all in use; 80601 a named number not in the Service)
+    ├── ProxyRule            400  80xxx  Proxy's own refusals: 80103 already a participant,
+    │                              80609 a third participant, 80607 session closed,
+    │                              80608 not a valid status change, 80801 cannot reopen,
+    │                              80604 the proxy number is in use for this participant
     ├── Unauthenticated      401  20003  no or wrong account sid / auth token
     ├── PermissionDenied     403  20403  the credentials' key lacks the scope
     ├── ResourceNotFound     404  20404  no such resource for these credentials' owner
@@ -88,6 +92,22 @@ class NoProxyNumber(ProxyError):
     NONE_IN_AREA = 80206  # "No Available Proxy" (GeoMatchLevel)
     ALL_IN_USE = 80208  # "No Available Unused Proxy"
     NOT_IN_SERVICE = 80601  # "Phone Number Not Available" (a named ProxyIdentifier)
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ProxyRule(ProxyError):
+    """A request Proxy refuses with a code of its own dictionary (400)."""
+
+    status = 400
+    ALREADY_IN_SESSION = 80103  # "Participant Already In Session"
+    PROXY_IDENTIFIER_IN_USE = 80604  # "Proxy Identifier In Use"
+    SESSION_CLOSED = 80607  # "Session Closed": it cannot be updated
+    STATUS_INVALID = 80608  # "Session Status Invalid": not a valid status change
+    TOO_MANY_PARTICIPANTS = 80609  # "Too Many Added Participants"
+    REOPEN_INVALID = 80801  # "Invalid attempt to Re-Open a Session"
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)

@@ -44,6 +44,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from maskline.compat.twilio.autocreate import CALLER_TOKEN
 from maskline.compat.twilio.callbacks import enqueue
 from maskline.compat.twilio.models import ProxyPhoneNumber, ProxyService, ProxySession
 from maskline.compat.twilio.services import mask_identifier
@@ -133,6 +134,10 @@ class OutOfSession:
         if session_sid is not None:
             form["interactionSessionSid"] = session_sid
         now = self.services.clock()
+        # The caller, sealed, for an auto-create answer (the worker reads it;
+        # it is never sent). Only refused calls to numbers with a URL get here.
+        with self._db().session() as session:
+            form[CALLER_TOKEN] = self.services.vault.put_normalized(session, caller).token
         for target in targets:
             queued = enqueue(
                 self._db(),

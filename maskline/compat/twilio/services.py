@@ -40,6 +40,7 @@ from maskline.compat.twilio.interfaces import (
     InvalidParameter,
     NoProxyNumber,
     ProxyError,
+    ProxyRule,
     ResourceConflict,
     ResourceNotFound,
     ServiceUnavailable,
@@ -79,6 +80,8 @@ MAX_UNIQUE_NAME = 191
 # How far back the ttl of a session is counted from its interactions (the
 # worker runs every 30 s; this only bounds the query).
 SLIDE_LOOKBACK = dt.timedelta(days=2)
+# Statuses of a call or message still under way (Twilio's).
+LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress", "sending", "accepted"})
 
 
 def mask_identifier(e164: str) -> str:
@@ -541,9 +544,15 @@ class ProxyFace:
         status: str | None,
         actor: str,
     ) -> SessionState:
-        """Close it (status=closed: its binding is unbound) or give it a new expiry."""
-        if status not in (None, "closed", "in-progress", "open"):
-            raise InvalidParameter("Status: must be closed, or in-progress to keep it open")
+        """Close it (status=closed: its binding is unbound), reopen it
+        (closed -> in-progress: its binding lives again on the same number),
+        or give it a new expiry. Other status changes are Proxy's 80608."""
+        if status not in (None, "closed", "in-progress"):
+            raise ProxyRule(
+                ProxyRule.STATUS_INVALID,
+                "Status: not a valid change; close an open or in-progress session (closed), "
+                "or reopen a closed one (in-progress)",
+            )
         now = self._now()
         with self._db.session() as session:
             row = self._session(session, owner, service_sid, sid)
@@ -563,9 +572,9 @@ class ProxyFace:
                 row = stored
             return self.state(row)
         if current.status == "closed":
-            raise ResourceConflict(
-                "Status: the session is closed; a closed session cannot be reopened in maskline"
-            )
+            if status != "in-progress":
+                raise ProxyRule(ProxyRule.SESSION_CLOSED, "Session is closed and cannot be updated")
+            return self._reopen(row, service, ttl=ttl, date_expiry=date_expiry, now=now, actor=actor)
         if ttl is None and date_expiry is None:
             return current
         expiry = self._expiry(service, ttl, date_expiry, now)
@@ -588,6 +597,54 @@ class ProxyFace:
             stored = self._session(session, owner, service_sid, row.sid)
             stored.date_expiry = expiry
             # A DateExpiry stays where it is; a ttl counts from the last interaction.
+            stored.expiry_fixed = date_expiry is not None
+            if ttl is not None:
+                stored.ttl = ttl
+            stored.updated_at = now
+            row = stored
+        return self.state(row)
+
+    def _reopen(
+        self,
+        row: ProxySession,
+        service: ProxyService,
+        *,
+        ttl: int | None,
+        date_expiry: dt.datetime | None,
+        now: dt.datetime,
+        actor: str,
+    ) -> SessionState:
+        """closed -> in-progress: a new expiry (the given one, else the session's
+        ttl or the Service's default from now), and its binding live again."""
+        expiry = self._expiry(service, ttl if ttl is not None else (row.ttl or None), date_expiry, now)
+        if row.binding_id is not None:
+            from maskline.numbers.reopen import Reopener, ReopenRefused
+
+            bindings = self.services.numbers.bindings
+            reopener = Reopener(
+                db=self._db,
+                vault=self.services.vault,
+                routes=bindings.routes,
+                audit=self.services.audit,
+                clock=self.services.clock,
+                policy=bindings.policy,
+            )
+            try:
+                reopener.reopen(row.binding_id, owner=row.owner, expires_at=expiry, actor=actor)
+            except ReopenRefused:
+                raise ProxyRule(
+                    ProxyRule.REOPEN_INVALID,
+                    "Status: the session cannot be reopened: a participant is on its proxy number in "
+                    "another session (or cooling down there), or the number is full",
+                ) from None
+            except (BindingNotFound, InvalidRequest):
+                raise ProxyRule(ProxyRule.REOPEN_INVALID, "Status: the session cannot be reopened") from None
+            except RoutingUnavailable:
+                raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
+        with self._db.session() as session:
+            stored = self._session(session, row.owner, row.service_sid, row.sid)
+            stored.status, stored.closed_reason, stored.date_ended = "in-progress", None, None
+            stored.date_expiry = expiry
             stored.expiry_fixed = date_expiry is not None
             if ttl is not None:
                 stored.ttl = ttl
@@ -755,21 +812,35 @@ class ProxyFace:
             raise InvalidParameter(f"Identifier: {exc.reason}") from None
         now = self._now()
         if self.get_session(owner, service_sid, session_sid).status == "closed":
-            raise ResourceConflict("Status: the session is closed")
+            raise ProxyRule(
+                ProxyRule.SESSION_CLOSED, "Status: the session is closed; it takes no participants"
+            )
+        first_pick = None
+        if not (proxy_identifier or proxy_identifier_sid):
+            # A first participant's number is chosen before the write transaction
+            # (reads only: SQLite would wait on its own writer otherwise).
+            with self._db.session() as session:
+                found = self._session(session, owner, service_sid, session_sid)
+                service = self._service(session, owner, service_sid)
+                alone = not self._participants(session, found.sid)
+                known = vault.lookup(session, e164)
+                behavior, level = service.number_selection_behavior, service.geo_match_level
+            if alone:
+                first_pick = self._first_number(service_sid, found.sid, e164, known, now, behavior, level)
         with self._db.session() as session:
             found = self._session(session, owner, service_sid, session_sid)
             service = self._service(session, owner, service_sid)
             wanted = self._requested_number(session, service_sid, proxy_identifier, proxy_identifier_sid)
             # Locked: two participants added at once take one role each.
             row = session.get(ProxySession, found.sid, with_for_update=True) or found
+            existing = self._participants(session, row.sid)
+            if len(existing) >= 2:
+                raise ProxyRule(ProxyRule.TOO_MANY_PARTICIPANTS, "A Session may have at most 2 participants")
             if row.binding_id is not None:
                 raise ResourceConflict(
                     "Identifier: this session's binding ended when a participant was removed; "
                     "create a new session"
                 )
-            existing = self._participants(session, row.sid)
-            if len(existing) >= 2:
-                raise ResourceConflict("Identifier: a session has at most two participants")
             if session.get(RelayNumber, e164) is not None:
                 raise InvalidParameter(
                     "Identifier: is a relay number of this pool; relay numbers cannot be participants"
@@ -778,14 +849,22 @@ class ProxyFace:
             if wanted is not None and asked is not None and wanted != asked:
                 field = "ProxyIdentifier" if proxy_identifier else "ProxyIdentifierSid"
                 raise InvalidParameter(
-                    f"{field}: the other participant asked for another number; both participants "
+                    f"{field}: the other participant's proxy number is another; both participants "
                     "of a session share one proxy number"
                 )
             token = vault.put_normalized(session, e164).token
             if any(p.token == token for p in existing):
-                raise InvalidParameter("Identifier: is already a participant of this session")
+                raise ProxyRule(
+                    ProxyRule.ALREADY_IN_SESSION, "Identifier: is already a participant in the Session"
+                )
             taken = {p.role for p in existing}
             role = next(r for r in ROLES if r not in taken)
+            if not existing and wanted is None:
+                # Twilio gives each participant its proxy identifier at once: the
+                # number it will call. The second participant shares it.
+                if first_pick is None:
+                    raise ResourceConflict("Identifier: the session changed meanwhile; retry")
+                wanted = first_pick
             participant = ProxyParticipant(
                 sid=new_sid("participant"),
                 session_sid=row.sid,
@@ -799,7 +878,7 @@ class ProxyFace:
             )
             if not existing:
                 session.add(participant)
-                # The number it asked for is the one it gets, or the session is refused.
+                # The number it got is the one the session binds on, or the session is refused.
                 return ParticipantState(row=participant, proxy_identifier=wanted)
             other = existing[0]
             other_token, other_role = other.token, other.role
@@ -875,13 +954,41 @@ class ProxyFace:
             raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
         return ParticipantState(row=participant, proxy_identifier=view.relay_number)
 
+    def _first_number(
+        self,
+        service_sid: str,
+        session_sid: str,
+        e164: str,
+        token: str | None,
+        now: dt.datetime,
+        behavior: str,
+        level: str,
+    ) -> str:
+        """The proxy number of a session's first participant: a number of the
+        Service that may take it (as for a pair, by this participant alone)
+        and that it is on in no live binding and not cooling down on."""
+        tokens = (token,) if token else ()
+        relays, prefer = self._service_relays(
+            service_sid, session_sid, numbers=(e164,), tokens=tokens, behavior=behavior, level=level, now=now
+        )
+        ordered = [*prefer, *sorted(n for n in relays if n not in prefer)]
+        with self._db.session() as session:
+            for number in ordered:
+                if self._others_free(session, [number], tokens, now):
+                    return number
+        raise NoProxyNumber(
+            NoProxyNumber.ALL_IN_USE,
+            "PhoneNumbers: every number of this Service that may take this participant already "
+            "carries it, is cooling down for it, or is full; add numbers to the Service",
+        )
+
     def _service_relays(
         self,
         service_sid: str,
         session_sid: str,
         *,
-        numbers: tuple[str, str],
-        tokens: tuple[str, str],
+        numbers: tuple[str, ...],
+        tokens: tuple[str, ...],
         behavior: str,
         level: str,
         now: dt.datetime,
@@ -950,7 +1057,7 @@ class ProxyFace:
             return frozenset(matching), ()
 
     def _sticky(
-        self, session: Session, service_sid: str, session_sid: str, tokens: tuple[str, str]
+        self, session: Session, service_sid: str, session_sid: str, tokens: tuple[str, ...]
     ) -> str | None:
         """The number of the most recent earlier session of the Service with
         these participants (both before one), by vault token: no number in SQL."""
@@ -972,7 +1079,7 @@ class ProxyFace:
         return row[0] if row is not None else None
 
     def _others_free(
-        self, session: Session, others: list[str], tokens: tuple[str, str], now: dt.datetime
+        self, session: Session, others: list[str], tokens: tuple[str, ...], now: dt.datetime
     ) -> bool:
         """Whether, as far as SQL knows, one of ``others`` can take these
         participants: neither is on it or cooling down on it, and it is not full."""
@@ -1059,6 +1166,44 @@ class ProxyFace:
                 )
             )
         return row, found, roles
+
+    def delete_interaction(
+        self, owner: str, service_sid: str, session_sid: str, sid: str, *, actor: str
+    ) -> None:
+        """Delete an Interaction's record (Proxy's DELETE): one that has ended;
+        a call or message still under way is refused (its status callback
+        would write it again)."""
+        with self._db.session() as session:
+            row = self._session(session, owner, service_sid, session_sid)
+            found = None
+            if row.binding_id is not None and is_sid(sid, "interaction"):
+                for interaction in session.scalars(
+                    select(Interaction).where(
+                        Interaction.binding_id == row.binding_id, Interaction.owner == owner
+                    )
+                ):
+                    if derived_sid("interaction", interaction.sid) == sid:
+                        found = interaction
+                        break
+            if found is None:
+                raise ResourceNotFound(
+                    f"The requested resource /Services/{service_sid}/Sessions/{session_sid}"
+                    f"/Interactions/{sid} was not found"
+                )
+            if found.status in LIVE_STATUSES:
+                raise ResourceConflict(
+                    "Status: the interaction is still under way; delete it once it has ended"
+                )
+            session.delete(found)
+            self.services.audit.append(
+                session,
+                AuditEntry(
+                    actor=actor,
+                    action="interaction.deleted",
+                    subject=row.binding_id or row.sid,
+                    data={"owner": owner, "session": row.sid, "interaction": sid},
+                ),
+            )
 
     # -- message interactions ----------------------------------------------------------
 

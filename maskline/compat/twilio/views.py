@@ -640,6 +640,13 @@ def fetch_interaction(service_sid: str, session_sid: str, sid: str) -> ResponseR
     raise ResourceNotFound(f"The requested resource {_quoted_path()} was not found")
 
 
+@bp.delete("/Services/<service_sid>/Sessions/<session_sid>/Interactions/<sid>")
+@requires("bindings:write")
+def delete_interaction(service_sid: str, session_sid: str, sid: str) -> ResponseReturnValue:
+    _face().proxy.delete_interaction(_owner(), service_sid, session_sid, sid, actor=_actor())
+    return _deleted()
+
+
 # -- message interactions -------------------------------------------------------------------
 
 
