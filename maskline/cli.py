@@ -231,13 +231,20 @@ def serve(host: str, port: int, workers: int) -> None:
 def _start_embedded_redis(settings: Settings) -> subprocess.Popen[bytes]:
     from maskline.redis_backend import read_embedded_server
 
-    click.echo("WARNING: starting the embedded development Redis (fakeredis); not for production", err=True)
     process = subprocess.Popen([sys.executable, "-m", "maskline.embedded_redis", str(settings.instance_path)])
     # Wait for *this* server's port file: one left by an earlier server that
     # is still running (or whose pid was reused) must not be mistaken for it.
     for _ in range(400):
         server = read_embedded_server(settings.instance_path)
         if server is not None and server.pid == process.pid:
+            # The one notice of the embedded Redis (the processes using it log
+            # theirs at DEBUG), unless MASKLINE_LOG_LEVEL asks for errors only.
+            if settings.log_level not in ("ERROR", "CRITICAL"):
+                click.echo(
+                    "WARNING: started the embedded development Redis (fakeredis) "
+                    f"on 127.0.0.1:{server.port}; not for production",
+                    err=True,
+                )
             return process
         if process.poll() is not None:
             break

@@ -110,16 +110,26 @@ def test_the_embedded_redis_port_is_recorded_under_the_instance_folder(
 
     assert info["port"] > 0
     assert _alive(info["pid"])
-    assert b"embedded development Redis" in server.log.read_bytes()
+    # Said once, by serve, not by each of its workers.
+    (notice,) = [line for line in server.log.read_text().splitlines() if "embedded development Redis" in line]
+    assert notice.startswith("WARNING: ") and f"127.0.0.1:{info['port']};" in notice
 
 
 def test_a_cli_command_uses_the_servers_embedded_redis(server: Server, server_cli: Cli) -> None:
     port = json.loads(port_file(server_cli.instance_path).read_text())["port"]
 
-    result = server_cli.run("routes", "rebuild")
+    result = server_cli.run("routes", "rebuild", env={"MASKLINE_LOG_LEVEL": "DEBUG"})
 
     assert f"using the embedded development Redis on 127.0.0.1:{port}" in result.stderr
     assert "in-process fakeredis" not in result.stderr
+
+
+def test_a_cli_command_says_nothing_of_the_servers_embedded_redis(server: Server, server_cli: Cli) -> None:
+    for level in (None, "WARNING", "ERROR"):
+        result = server_cli.run("routes", "rebuild", env={"MASKLINE_LOG_LEVEL": level} if level else None)
+
+        assert result.stdout.strip(), level
+        assert "Redis" not in result.stderr, level
 
 
 def test_sigterm_stops_the_server_and_the_embedded_redis(server: Server, server_cli: Cli) -> None:
@@ -136,9 +146,11 @@ def test_sigterm_stops_the_server_and_the_embedded_redis(server: Server, server_
 def test_without_a_server_a_cli_command_falls_back_to_in_process_fakeredis(server_cli: Cli) -> None:
     server_cli.run("init")
 
-    result = server_cli.run("routes", "rebuild")
+    noted = server_cli.run("routes", "rebuild", env={"MASKLINE_LOG_LEVEL": "INFO"})
+    quiet = server_cli.run("routes", "rebuild")
 
-    assert "in-process fakeredis" in result.stderr
+    assert "in-process fakeredis" in noted.stderr
+    assert "Redis" not in quiet.stderr
 
 
 def _metric(text: str, name: str) -> float:
