@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test test-slow lint typecheck bench bench-smoke soak soak-smoke clean
+.PHONY: install run test test-fast test-slow lint typecheck bench bench-smoke soak soak-smoke clean
 
 STAMP  := $(VENV)/.installed
 
@@ -26,10 +26,16 @@ run: install
 # fakeredis otherwise. One worker per CPU (at most TEST_WORKERS), each with a
 # database and a Redis database of its own (tests/workers.py); a test file
 # stays on one worker, with its module fixtures.
+# Budget: 5 minutes on 2 idle CPUs, in each configuration (docs/testing.md).
 TEST_WORKERS ?= 4
+TEST_TIERS   ?= tests/unit tests/integration tests/e2e
 test: install
 	$(BIN)/pytest -m "not slow" -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile --durations=15 \
-		tests/unit tests/integration tests/e2e
+		$(TEST_TIERS)
+
+# The unit tier alone, in one process: the edit-run loop.
+test-fast: install
+	$(BIN)/pytest -m "not slow" -n 0 -q tests/unit
 
 # Tiers that need extra system packages or throwaway servers.
 test-slow: install

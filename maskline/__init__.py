@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from config import Settings, load_settings
 from maskline.clock import Clock, system_clock
-from maskline.logging_setup import configure_logging
-from maskline.wiring import Services, build_services
 
 if TYPE_CHECKING:
     from flask import Flask
+
+    from config import Settings
+    from maskline.wiring import Services
+
+# Nothing heavy at import time: every ``maskline.*`` import runs this file,
+# and the CLI (``maskline --help``) must not pay for SQLAlchemy, alembic or
+# Flask before a command needs them.
 
 __version__ = "0.1.0"
 
@@ -26,6 +30,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     """
     # Imported here: CLI commands that never serve need no web framework.
     from flask import Flask
+
+    from config import Settings, load_settings
+    from maskline.logging_setup import configure_logging
+    from maskline.wiring import build_services
 
     settings = config if isinstance(config, Settings) else load_settings(config)
     configure_logging(level=settings.log_level, log_file=settings.log_file, region=settings.default_region)

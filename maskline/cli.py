@@ -8,29 +8,30 @@ Nothing here prints a party number, except ``vault reveal``, which exists to.
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from config import Settings, SettingsError, load_settings
-from maskline import migrate
-from maskline.admin.interfaces import AdminError
-from maskline.logging_setup import configure_logging
-from maskline.vault import keyring as kr
-from maskline.vault import rotation
-from maskline.vault.interfaces import InvalidPhoneNumber, VaultError
-from maskline.wiring import Services, StartupError, build_services
+# Only click at import time: `maskline --help` and every command pay for what
+# they use, not for alembic, Flask or twilio (tests/unit/test_cli_lazy.py).
+if TYPE_CHECKING:
+    from config import Settings
+    from maskline.vault import keyring as kr
+    from maskline.wiring import Services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _settings() -> Settings:
+    from config import SettingsError, load_settings
+
     try:
         return load_settings()
     except SettingsError as exc:
@@ -39,15 +40,11 @@ def _settings() -> Settings:
 
 @contextmanager
 def _services(*, check_schema: bool = True) -> Iterator[Services]:
+    from maskline.vault.interfaces import InvalidPhoneNumber, VaultError
+    from maskline.wiring import StartupError, build_services
+
     settings = _settings()
-    # stderr carries warnings only (stdout is for results, e.g. a token);
-    # the log file, if any, gets MASKLINE_LOG_LEVEL.
-    configure_logging(
-        level=settings.log_level,
-        log_file=settings.log_file,
-        region=settings.default_region,
-        console_level="WARNING",
-    )
+    configure_cli_logging(settings)
     try:
         services = build_services(settings, check_schema=check_schema)
     except StartupError as exc:
@@ -76,7 +73,69 @@ def _audit(services: Services, session: Any, action: str, subject: str, data: di
     )
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose commands live in other modules, imported when run.
+
+    ``maskline --help`` lists them from their registered help texts, so it
+    imports none of them; ``maskline bind ...`` imports maskline.numbers.cli
+    only. Commands added with ``@main.command()`` work as in any group.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(load_command(self.lazy[cmd_name][0]), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with lazy commands' help from the registry (no import)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, self._listed_help(ctx, name, limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def _listed_help(self, ctx: click.Context, name: str, limit: int) -> str:
+        if name in self.commands:
+            return self.commands[name].get_short_help_str(limit)
+        # A stand-in with the registered help: click's own shortening, no import.
+        return click.Command(name, help=self.lazy[name][1]).get_short_help_str(limit)
+
+
+def load_command(target: str) -> click.Command:
+    """The command at ``"module:attribute"``."""
+    module_name, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+def configure_cli_logging(settings: Settings) -> None:
+    """stderr gets warnings (stdout is for results, e.g. a token), or what
+    MASKLINE_LOG_LEVEL asks for when it is set; the log file, if any, gets
+    MASKLINE_LOG_LEVEL (default INFO)."""
+    import os
+
+    from maskline.logging_setup import configure_logging
+
+    configure_logging(
+        level=settings.log_level,
+        log_file=settings.log_file,
+        region=settings.default_region,
+        console_level=settings.log_level if os.environ.get("MASKLINE_LOG_LEVEL") else "WARNING",
+    )
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="maskline")
 def main() -> None:
     """maskline: masked relay numbers in front of an encrypted number vault."""
@@ -88,6 +147,10 @@ def main() -> None:
 @main.command()
 def init() -> None:
     """Create the instance folder, a development key ring if none, and the schema."""
+    from maskline import migrate
+    from maskline.vault import keyring as kr
+    from maskline.wiring import StartupError, verify_database
+
     settings = _settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     if settings.keys_json is None and settings.keys_file and not settings.keys_file.exists():
@@ -104,13 +167,19 @@ def init() -> None:
         click.echo(f"created a development webhook token at {token_file} (mode 0600)")
     with _services(check_schema=False) as services:
         migrate.upgrade(services.db.engine)
-        from maskline.wiring import verify_database
-
         try:
             verify_database(services)
         except StartupError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"database ready: {_safe_url(settings.database_url)}")
+
+
+def _register_lazy(*entries: tuple[str, str, str]) -> None:
+    """Register commands of other modules on ``main``: (name, "module:attribute",
+    the first paragraph of its help, for the listing)."""
+    lazy = main.lazy
+    for name, target, help_text in entries:
+        lazy[name] = (target, help_text)
 
 
 def _safe_url(url: str) -> str:
@@ -127,6 +196,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
+    from maskline import migrate
+
     with _services(check_schema=False) as services:
         migrate.upgrade(services.db.engine)
         click.echo(f"schema at {migrate.current_revision(services.db.engine)}")
@@ -138,6 +209,8 @@ def db_upgrade() -> None:
 @click.option("--workers", default=2, show_default=True, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Run the web server (gunicorn); starts the embedded Redis if none is configured."""
+    from maskline.wiring import StartupError
+
     settings = _settings()
     from maskline.preflight import refuse_on_problems
 
@@ -170,13 +243,20 @@ def serve(host: str, port: int, workers: int) -> None:
 def _start_embedded_redis(settings: Settings) -> subprocess.Popen[bytes]:
     from maskline.redis_backend import read_embedded_server
 
-    click.echo("WARNING: starting the embedded development Redis (fakeredis); not for production", err=True)
     process = subprocess.Popen([sys.executable, "-m", "maskline.embedded_redis", str(settings.instance_path)])
     # Wait for *this* server's port file: one left by an earlier server that
     # is still running (or whose pid was reused) must not be mistaken for it.
     for _ in range(400):
         server = read_embedded_server(settings.instance_path)
         if server is not None and server.pid == process.pid:
+            # The one notice of the embedded Redis (the processes using it log
+            # theirs at DEBUG), unless MASKLINE_LOG_LEVEL asks for errors only.
+            if settings.log_level not in ("ERROR", "CRITICAL"):
+                click.echo(
+                    "WARNING: started the embedded development Redis (fakeredis) "
+                    f"on 127.0.0.1:{server.port}; not for production",
+                    err=True,
+                )
             return process
         if process.poll() is not None:
             break
@@ -202,10 +282,15 @@ def keys() -> None:
     """The key ring: key-encryption keys (kek) and blind-index keys (index)."""
 
 
+# maskline.vault.keyring.KEY_KINDS, spelled out so that building the command
+# imports no crypto (a unit test keeps the two equal).
+KEY_KINDS = ("kek", "index")
+
+
 def _kind_option(func: F) -> F:
     return click.option(
         "--kind",
-        type=click.Choice(kr.KEY_KINDS),
+        type=click.Choice(KEY_KINDS),
         default="kek",
         show_default=True,
         help="kek: wraps data keys; index: blind-index HMAC key",
@@ -221,6 +306,11 @@ def _keys_path(settings: Settings) -> Any:
 def _register(message: str, action: str, data: dict[str, Any]) -> None:
     """Record new key versions in the database, with an audit record of the
     change, if the database is there to record them."""
+    from maskline import migrate
+    from maskline.vault import rotation
+    from maskline.vault.interfaces import VaultError
+    from maskline.wiring import StartupError, build_services
+
     settings = _settings()
     try:
         services = build_services(settings, check_schema=False)
@@ -242,6 +332,8 @@ def _register(message: str, action: str, data: dict[str, Any]) -> None:
 @keys.command("init")
 def keys_init() -> None:
     """Create a new key ring file (never overwrites one)."""
+    from maskline.vault import keyring as kr
+
     settings = _settings()
     path = _keys_path(settings)
     if path.exists():
@@ -254,6 +346,8 @@ def keys_init() -> None:
 @_kind_option
 def keys_add(kind: kr.KeyKind) -> None:
     """Add a new (not yet primary) key version. Load it everywhere, then promote."""
+    from maskline.vault import keyring as kr
+
     path = _keys_path(_settings())
     ring, version = kr.with_added_version(kr.read_keyring_file(path), kind)
     kr.write_keyring_file(path, ring)
@@ -267,6 +361,9 @@ def keys_add(kind: kr.KeyKind) -> None:
 @_kind_option
 def keys_promote(version: int, kind: kr.KeyKind) -> None:
     """Make VERSION the primary key for new work."""
+    from maskline.vault import keyring as kr
+    from maskline.vault.interfaces import VaultError
+
     path = _keys_path(_settings())
     try:
         ring = kr.with_primary(kr.read_keyring_file(path), kind, version)
@@ -285,6 +382,8 @@ def keys_promote(version: int, kind: kr.KeyKind) -> None:
 @_kind_option
 def keys_rotate(kind: kr.KeyKind) -> None:
     """Add and promote at once (single-process set-ups)."""
+    from maskline.vault import keyring as kr
+
     path = _keys_path(_settings())
     ring, version = kr.with_added_version(kr.read_keyring_file(path), kind)
     kr.write_keyring_file(path, kr.with_primary(ring, kind, version))
@@ -301,6 +400,9 @@ def keys_rotate(kind: kr.KeyKind) -> None:
 @_kind_option
 def keys_retire(version: int, kind: kr.KeyKind) -> None:
     """Remove VERSION from the ring; refused while entries still use it."""
+    from maskline.vault import keyring as kr
+    from maskline.vault import rotation
+
     path = _keys_path(_settings())
     with _services() as services:
         ring = kr.without_version(kr.read_keyring_file(path), kind, version)
@@ -329,6 +431,8 @@ def keys_retire(version: int, kind: kr.KeyKind) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def keys_status(as_json: bool) -> None:
     """Key versions and how many entries each still protects."""
+    from maskline.vault import rotation
+
     with _services() as services, services.db.session() as session:
         rows = rotation.key_status(session, services.keys.current())
     if as_json:
@@ -386,6 +490,8 @@ def vault_reveal(token: str, actor: str, reason: str | None, request_id: str | N
     (--request ID): the admin who requested it views it, once, within its
     view window. Elsewhere the plain form (--actor, --reason) stays, for operators.
     """
+    from maskline.admin.interfaces import AdminError
+
     if request_id is None:
         # Checked before anything is built: production never opens a number
         # on one person's say-so.
@@ -447,6 +553,8 @@ def _batched(label: str, step: Callable[[Services, int, list[str]], int], batch:
 def vault_rewrap(batch: int) -> None:
     """Re-wrap data keys under the primary KEK, in batches (resumable, online)."""
 
+    from maskline.vault import rotation
+
     def step(services: Services, size: int, failed: list[str]) -> int:
         with services.db.session() as session:
             return rotation.rewrap_batch(session, services.keys.refresh(), batch=size, failed=failed)
@@ -468,6 +576,8 @@ def vault_rewrap(batch: int) -> None:
 def vault_reindex(batch: int) -> None:
     """Recompute blind indexes under the primary index key, in batches."""
 
+    from maskline.vault import rotation
+
     def step(services: Services, size: int, failed: list[str]) -> int:
         with services.db.session() as session:
             return rotation.reindex_batch(session, services.keys.refresh(), batch=size, failed=failed)
@@ -475,40 +585,44 @@ def vault_reindex(batch: int) -> None:
     _batched("re-indexed", step, batch)
 
 
-# -- numbers: bind, unbind, route, routes, bindings, worker -------------------
+# -- the other packages' commands, loaded when run ----------------------------
 
-from maskline.numbers.cli import COMMANDS as _NUMBERS_COMMANDS  # noqa: E402
-
-for _command in _NUMBERS_COMMANDS:
-    main.add_command(_command)
-
-from maskline.sim.cli import sim as _sim  # noqa: E402
-
-main.add_command(_sim)
-
-from maskline.api.cli import apikey as _apikey  # noqa: E402
-
-main.add_command(_apikey)
-
-from maskline.events.cli import owner as _owner  # noqa: E402
-
-main.add_command(_owner)
-
-from maskline.admin.cli import admin as _admin  # noqa: E402
-
-main.add_command(_admin)
-
-from maskline.demo import demo as _demo  # noqa: E402
-
-main.add_command(_demo)
-
-from maskline.audit.cli import audit as _audit_group  # noqa: E402
-
-main.add_command(_audit_group)
-
-from maskline.compat.aliyun.cli import aliyun as _aliyun  # noqa: E402
-
-main.add_command(_aliyun)
+_register_lazy(
+    # Each package's command, as "module:attribute", with its help text for
+    # `maskline --help` (tests/unit/test_cli_lazy.py keeps these equal to the
+    # commands' own).
+    (
+        "bind",
+        "maskline.numbers.cli:bind",
+        "Bind an order's parties to a relay number; prints the binding as JSON.",
+    ),
+    (
+        "unbind",
+        "maskline.numbers.cli:unbind",
+        "End a binding now (its relay number then cools down for its parties).",
+    ),
+    ("route", "maskline.numbers.cli:route", "Print the routing decision as JSON (never a party's number)."),
+    ("routes", "maskline.numbers.cli:routes_group", "The Redis routing store."),
+    ("bindings", "maskline.numbers.cli:bindings_group", "Bindings: list, show, recordings, extend, sweep."),
+    (
+        "worker",
+        "maskline.numbers.cli:worker",
+        "Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events, idempotency records, "
+        "signed audit checkpoints.",
+    ),
+    ("pool", "maskline.numbers.cli:pool_group", "The relay-number pool."),
+    ("sim", "maskline.sim.cli:sim", "The carrier simulator: play Twilio against maskline."),
+    ("apikey", "maskline.api.cli:apikey", "API keys of owners: create, list, revoke."),
+    ("owner", "maskline.events.cli:owner", "Owners' events: the URL maskline POSTs signed events to."),
+    ("admin", "maskline.admin.cli:admin", "Admin console accounts."),
+    (
+        "demo",
+        "maskline.demo:demo",
+        "One order's story on a throwaway instance: bind, calls, a stranger, the end, the dumps.",
+    ),
+    ("audit", "maskline.audit.cli:audit", "The hash-chained audit log and its signed checkpoints."),
+    ("aliyun", "maskline.compat.aliyun.cli:aliyun", "The Alibaba Cloud Dyplsapi face."),
+)
 
 from maskline.preflight import check as _check  # noqa: E402
 

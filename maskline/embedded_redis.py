@@ -43,11 +43,7 @@ def serve(instance_path: Path) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
-    print(
-        f"maskline: embedded development Redis (fakeredis) on 127.0.0.1:{port}; not for production",
-        file=sys.stderr,
-        flush=True,
-    )
+    # Silent: `maskline serve`, which starts this server, says so once.
     try:
         server.serve_forever()
     finally:

@@ -85,13 +85,16 @@ def connect(redis_url: str | None, *, instance_path: Path, timeout: float = 2.0,
     port = read_embedded_port(instance_path)
     if port is not None:
         if not quiet:
-            log.warning("using the embedded development Redis on 127.0.0.1:%d (not for production)", port)
+            # `serve` warns once that it started this server; every process
+            # that connects to it (its workers, each CLI command) only notes it.
+            log.debug("using the embedded development Redis on 127.0.0.1:%d (not for production)", port)
         return redis.Redis(
             host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout
         )
     import fakeredis
 
-    log.warning(
+    # INFO, not a warning: every CLI command run without `serve` gets here.
+    log.info(
         "no Redis configured and no embedded server running: using an in-process "
         "fakeredis (development only; routes are rebuilt from SQL)"
     )

@@ -10,13 +10,24 @@ answers back into the vendor's wire format; neither returns a party number.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+# Neither Flask nor the twilio SDK at import time: the CLI imports the faces'
+# models and commands, and `maskline --help` must stay quick.
+if TYPE_CHECKING:
+    from flask import Flask
 
-from maskline.compat.twilio.client import twilio_client
+    from maskline.compat.twilio.client import twilio_client
 
 __all__ = ["init_app", "twilio_client"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "twilio_client":
+        from maskline.compat.twilio.client import twilio_client
+
+        return twilio_client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def init_app(app: Flask, services: Any) -> None:

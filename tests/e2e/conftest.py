@@ -1,20 +1,32 @@
-"""Running the real ``maskline`` command as a subprocess.
+"""Running the real ``maskline`` command: in process, or as a subprocess.
 
 Each test gets its own instance folder and a MASKLINE_* environment: the test
 PostgreSQL / Redis when MASKLINE_TEST_DATABASE_URL / MASKLINE_TEST_REDIS_URL
 are set (both emptied first), a SQLite file in the instance folder and the
 embedded (or in-process) Redis otherwise.
+
+Commands run in this process through click's CliRunner, with that
+environment in ``os.environ`` for the call: the same command objects, settings
+and output streams as the console script, without an interpreter start and
+the imports per command. ``real_cli`` (and :func:`serving`) run the installed
+console script as a subprocess: a dozen smoke tests prove that path.
+``initialised`` copies one migrated template database per worker (SQLite: a
+file copy; PostgreSQL: the worker's database, migrated once and emptied per
+test), then runs ``init``, which finds the schema current.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -53,13 +65,66 @@ def _clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MASKLINE_")}
 
 
+def _environ_changes(target: Mapping[str, str]) -> dict[str, str | None]:
+    """What to set (and, as None, unset) in ``os.environ`` to make it ``target``
+    as far as the command can tell: every MASKLINE_* setting, and any other
+    variable that differs."""
+    changes: dict[str, str | None] = {k: None for k in os.environ if k not in target}
+    changes.update({k: v for k, v in target.items() if os.environ.get(k) != v})
+    return changes
+
+
+def invoke_in_process(
+    args: tuple[str, ...], env: Mapping[str, str], stdin: str | None
+) -> subprocess.CompletedProcess[str]:
+    """``maskline ARGS`` through click's CliRunner, as if run with ``env``.
+
+    An exception the command did not turn into an exit status is reported
+    the way the interpreter would: a traceback on stderr, exit status 1.
+    The root logger is restored afterwards (the command attaches handlers
+    to the runner's streams).
+    """
+    from click.testing import CliRunner
+
+    from maskline.cli import main
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        result = CliRunner().invoke(
+            main, list(args), input=stdin, env=_environ_changes(env), prog_name="maskline"
+        )
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(level)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "Traceback (most recent call last):\n" + "".join(
+            traceback.format_exception(result.exception)
+        )
+    return subprocess.CompletedProcess(["maskline", *args], result.exit_code, result.stdout, stderr)
+
+
+# Commands that set up their process: serve (gunicorn, and prometheus_client's
+# multiprocess folder, which must be chosen before it is imported) and demo
+# (a throwaway folder under TMPDIR, which tempfile reads once per process).
+SUBPROCESS_COMMANDS = frozenset({"serve", "demo"})
+
+
 @dataclass
 class Cli:
-    """Runs ``maskline`` with one instance folder; remembers every output."""
+    """Runs ``maskline`` with one instance folder; remembers every output.
+
+    In process by default; ``in_process=False`` runs the console script.
+    """
 
     instance_path: Path
     env: dict[str, str]
     outputs: list[tuple[str, str, str]] = field(default_factory=list)  # (command, stdout, stderr)
+    in_process: bool = True
 
     def run(
         self,
@@ -69,15 +134,19 @@ class Cli:
         stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``maskline ARGS``; ``ok=True`` asserts exit 0, ``False`` non-zero, ``None`` neither."""
-        completed = subprocess.run(
-            [maskline_executable(), *args],
-            env={**self.env, **(env or {})},
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
+        full_env = {**self.env, **(env or {})}
+        if self.in_process and args[:1] and args[0] not in SUBPROCESS_COMMANDS:
+            completed = invoke_in_process(args, full_env, stdin)
+        else:
+            completed = subprocess.run(
+                [maskline_executable(), *args],
+                env=full_env,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=COMMAND_TIMEOUT,
+                check=False,
+            )
         self.outputs.append((" ".join(args), completed.stdout, completed.stderr))
         if ok is True:
             assert completed.returncode == 0, (args, completed.stdout, completed.stderr)
@@ -105,12 +174,39 @@ def instance_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def e2e_database(request: pytest.FixtureRequest, instance_path: Path) -> str:
-    """The database URL for the subprocess: the test PostgreSQL, emptied, or a fresh SQLite file."""
+    """The database URL for the command: the test PostgreSQL, emptied, or a SQLite
+    file in the instance folder (none yet: ``initialised`` copies the template)."""
     if TEST_DATABASE_URL:
         # The schema is the session's; rows (and the registered key ring) are this test's.
         clean_tables(request.getfixturevalue("migrated_engine"))
         return TEST_DATABASE_URL
     return f"sqlite:///{instance_path / 'maskline.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to head once per worker, copied by ``initialised``."""
+    from maskline import migrate
+    from maskline.db import make_engine
+
+    path = tmp_path_factory.mktemp("template") / "maskline.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    return path
+
+
+def copy_template(request: pytest.FixtureRequest, cli: Cli) -> None:
+    """Give ``cli``'s instance a migrated database without migrating it:
+    PostgreSQL's is the session's (emptied), SQLite's a copy of the template."""
+    if TEST_DATABASE_URL:
+        return
+    target = cli.instance_path / "maskline.sqlite3"
+    if cli.database_url == f"sqlite:///{target}" and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
 
 
 @pytest.fixture
@@ -156,7 +252,16 @@ def cli(instance_path: Path, e2e_database: str, e2e_redis: str | None) -> Cli:
 
 
 @pytest.fixture
-def initialised(cli: Cli) -> Cli:
+def real_cli(cli: Cli) -> Cli:
+    """``cli`` running the installed console script as a subprocess."""
+    cli.in_process = False
+    return cli
+
+
+@pytest.fixture
+def initialised(request: pytest.FixtureRequest, cli: Cli) -> Cli:
+    """``cli`` after ``maskline init`` on a copy of the migrated template."""
+    copy_template(request, cli)
     cli.run("init")
     return cli
 

@@ -1,17 +1,18 @@
 """The numbers CLI as an operator runs it: pool, bind, route, unbind, rebuild.
 
-Each test runs the real `maskline` command in a subprocess against the test
-database and Redis (or SQLite and the in-process fakeredis when unset: then
-every command starts with an empty in-process Redis that it rebuilds from
-SQL, which this tier then also proves).
+Each test runs the real `maskline` command (in process, as tests/e2e/conftest.py
+explains) against the test database and Redis (or a copy of the migrated
+SQLite template and the in-process fakeredis when unset: then every command
+starts with an empty in-process Redis that it rebuilds from SQL, which this
+tier then also proves).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +21,8 @@ import redis
 from sqlalchemy.engine import Engine
 
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, clean_tables
+from tests.e2e.conftest import invoke_in_process
 
-MASKLINE = str(Path(sys.executable).with_name("maskline"))
 BUYER, MERCHANT, COURIER = "+14155550132", "+12125550143", "+13125550154"
 RELAYS = ("+14155550100", "+14155550101")
 
@@ -29,13 +30,15 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def cli(tmp_path: Path, migrated_engine: Engine) -> Run:
+def cli(request: pytest.FixtureRequest, tmp_path: Path, migrated_engine: Engine) -> Run:
     database_url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     if TEST_DATABASE_URL:
         clean_tables(migrated_engine)
+    else:
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "cli.sqlite3")
     flush_test_redis()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASKLINE_")}
+    env |= {
         "MASKLINE_ENV": "development",
         "MASKLINE_INSTANCE_PATH": str(tmp_path / "instance"),
         "MASKLINE_DATABASE_URL": database_url,
@@ -46,7 +49,7 @@ def cli(tmp_path: Path, migrated_engine: Engine) -> Run:
         env["MASKLINE_REDIS_URL"] = TEST_REDIS_URL
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([MASKLINE, *args], env=env, capture_output=True, text=True, check=False)
+        result = invoke_in_process(args, env, None)
         if ok:
             assert result.returncode == 0, result.stderr
         return result

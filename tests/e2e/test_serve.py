@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -50,8 +51,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@pytest.fixture
-def server_cli(tmp_path: Path) -> Cli:
+def _server_cli(tmp_path: Path) -> Cli:
     """The CLI on SQLite in a tmp instance folder with NO Redis URL: serve embeds its own."""
     instance = tmp_path / "instance"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASKLINE_")}
@@ -66,8 +66,8 @@ def server_cli(tmp_path: Path) -> Cli:
     return Cli(instance_path=instance, env=env)
 
 
-@pytest.fixture
-def server(server_cli: Cli, tmp_path: Path) -> Iterator[Server]:
+@contextlib.contextmanager
+def _serving(server_cli: Cli, tmp_path: Path) -> Iterator[Server]:
     server_cli.run("init")
     port = free_port()
     log = tmp_path / "serve.log"
@@ -86,34 +86,64 @@ def server(server_cli: Cli, tmp_path: Path) -> Iterator[Server]:
         stop(process)
 
 
+@pytest.fixture
+def server_cli(tmp_path: Path) -> Cli:
+    return _server_cli(tmp_path)
+
+
+@pytest.fixture
+def server(server_cli: Cli, tmp_path: Path) -> Iterator[Server]:
+    """A server of this test's own (for tests that stop it)."""
+    with _serving(server_cli, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shared_cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    return _server_cli(tmp_path_factory.mktemp("shared-serve"))
+
+
+@pytest.fixture(scope="module")
+def shared_server(shared_cli: Cli) -> Iterator[Server]:
+    """One server for the tests that only look at it (a start costs seconds):
+    none of them sends what another one counts."""
+    with _serving(shared_cli, shared_cli.instance_path.parent) as running:
+        yield running
+
+
 def _embedded_pid(instance: Path) -> int:
     info = json.loads(port_file(instance).read_text())
     pid: int = info["pid"]
     return pid
 
 
-def test_healthz_answers(server: Server) -> None:
-    assert server.get("/healthz") == (200, {"status": "ok"})
+def test_healthz_answers(shared_server: Server) -> None:
+    assert shared_server.get("/healthz") == (200, {"status": "ok"})
 
 
-def test_readyz_sees_the_database_and_the_embedded_redis(server: Server) -> None:
-    status, body = server.get("/readyz")
+def test_readyz_sees_the_database_and_the_embedded_redis(shared_server: Server) -> None:
+    status, body = shared_server.get("/readyz")
 
     assert status == 200
     assert body == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
 
 
 def test_the_embedded_redis_port_is_recorded_under_the_instance_folder(
-    server: Server, server_cli: Cli
+    shared_server: Server, shared_cli: Cli
 ) -> None:
-    info = json.loads(port_file(server_cli.instance_path).read_text())
+    info = json.loads(port_file(shared_cli.instance_path).read_text())
 
     assert info["port"] > 0
     assert _alive(info["pid"])
-    assert b"embedded development Redis" in server.log.read_bytes()
+    # Said once, by serve, not by each of its workers.
+    (notice,) = [
+        line for line in shared_server.log.read_text().splitlines() if "embedded development Redis" in line
+    ]
+    assert notice.startswith("WARNING: ") and f"127.0.0.1:{info['port']};" in notice
 
 
-def test_serve_tells_a_newcomer_where_to_go_once(server: Server) -> None:
+def test_serve_tells_a_newcomer_where_to_go_once(shared_server: Server) -> None:
+    server = shared_server
     log = server.log.read_text()
 
     assert log.count(f"console          {server.base_url}/admin/") == 1
@@ -146,13 +176,23 @@ def test_sim_connects_to_the_development_server_with_no_token_flag(server: Serve
     assert "alembic" not in result.stdout
 
 
-def test_a_cli_command_uses_the_servers_embedded_redis(server: Server, server_cli: Cli) -> None:
-    port = json.loads(port_file(server_cli.instance_path).read_text())["port"]
+def test_a_cli_command_uses_the_servers_embedded_redis(shared_server: Server, shared_cli: Cli) -> None:
+    port = json.loads(port_file(shared_cli.instance_path).read_text())["port"]
 
-    result = server_cli.run("routes", "rebuild")
+    result = shared_cli.run("routes", "rebuild", env={"MASKLINE_LOG_LEVEL": "DEBUG"})
 
     assert f"using the embedded development Redis on 127.0.0.1:{port}" in result.stderr
     assert "in-process fakeredis" not in result.stderr
+
+
+def test_a_cli_command_says_nothing_of_the_servers_embedded_redis(
+    shared_server: Server, shared_cli: Cli
+) -> None:
+    for level in (None, "WARNING", "ERROR"):
+        result = shared_cli.run("routes", "rebuild", env={"MASKLINE_LOG_LEVEL": level} if level else None)
+
+        assert result.stdout.strip(), level
+        assert "Redis" not in result.stderr, level
 
 
 def test_sigterm_stops_the_server_and_the_embedded_redis(server: Server, server_cli: Cli) -> None:
@@ -169,9 +209,11 @@ def test_sigterm_stops_the_server_and_the_embedded_redis(server: Server, server_
 def test_without_a_server_a_cli_command_falls_back_to_in_process_fakeredis(server_cli: Cli) -> None:
     server_cli.run("init")
 
-    result = server_cli.run("routes", "rebuild")
+    noted = server_cli.run("routes", "rebuild", env={"MASKLINE_LOG_LEVEL": "INFO"})
+    quiet = server_cli.run("routes", "rebuild")
 
-    assert "in-process fakeredis" in result.stderr
+    assert "in-process fakeredis" in noted.stderr
+    assert "Redis" not in quiet.stderr
 
 
 def _metric(text: str, name: str) -> float:
@@ -182,17 +224,17 @@ def _metric(text: str, name: str) -> float:
     return 0.0
 
 
-def test_metrics_sum_every_gunicorn_worker(server: Server) -> None:
+def test_metrics_sum_every_gunicorn_worker(shared_server: Server) -> None:
     forged = 12
     for _ in range(forged):
         request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
-            server.base_url + "/webhooks/twilio/voice", data=b"CallSid=CA1&From=x&To=y", method="POST"
+            shared_server.base_url + "/webhooks/twilio/voice", data=b"CallSid=CA1&From=x&To=y", method="POST"
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)  # noqa: S310
         refused.value.close()  # an HTTPError holds the response's socket
         assert refused.value.code == 403
-    with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(shared_server.base_url + "/metrics", timeout=10) as response:  # noqa: S310
         text = response.read().decode()
     # Whichever of the two workers answered the scrape, it counts all of them.
     assert _metric(text, "maskline_webhook_signature_failures_total") == forged
@@ -223,7 +265,7 @@ def _log_lines_with(server: Server, marker: str, count: int) -> list[str] | None
 FULL_WIDTH = "".join(chr(0xFF10 + int(d)) for d in "4155550132")  # 4155550132 in full-width digits
 
 
-def test_the_access_log_masks_numbers_in_paths_and_keeps_the_request(server: Server) -> None:
+def test_the_access_log_masks_numbers_in_paths_and_keeps_the_request(shared_server: Server) -> None:
     paths = [
         "/v1/bindings/+14155550132",
         "/v1/bindings/%2B1%20415%20555%200132",
@@ -233,14 +275,16 @@ def test_the_access_log_masks_numbers_in_paths_and_keeps_the_request(server: Ser
         "/v1/bindings/13800138000?region=CN",
     ]
     for path in paths:
-        assert _status(server, path) in (401, 404)
+        assert _status(shared_server, path) in (401, 404)
     # gunicorn's error log quotes a request line it cannot parse.
-    assert _raw_request(server, b"GET /+1 415 555 0132 HTTP/1.1").startswith(b"HTTP/1.1 400")
+    assert _raw_request(shared_server, b"GET /+1 415 555 0132 HTTP/1.1").startswith(b"HTTP/1.1 400")
 
-    access = wait_for(lambda: _log_lines_with(server, '"GET /v1/bindings', len(paths)), server.process)
-    refused = wait_for(lambda: _log_lines_with(server, "Invalid request", 1), server.process)
+    access = wait_for(
+        lambda: _log_lines_with(shared_server, '"GET /v1/bindings', len(paths)), shared_server.process
+    )
+    refused = wait_for(lambda: _log_lines_with(shared_server, "Invalid request", 1), shared_server.process)
 
-    log = server.log.read_text(errors="replace")
+    log = shared_server.log.read_text(errors="replace")
     assert find_leaks("serve log", log) == []
     assert find_leaks("serve log", log, [FULL_WIDTH]) == []
     # Still useful: address, method, path (numbers masked), status, bytes, duration.

@@ -317,7 +317,10 @@ def _statements(services: Services) -> Iterator[list[str]]:
     seen: list[str] = []
 
     def count(*args: Any) -> None:
-        seen.append(args[2])
+        # Queries only: SQLite's transactions start with a BEGIN IMMEDIATE
+        # statement of their own (maskline.db), PostgreSQL's do not.
+        if not args[2].startswith("BEGIN"):
+            seen.append(args[2])
 
     engine = services.webhook_backends.db.engine
     sa.event.listen(engine, "before_cursor_execute", count)

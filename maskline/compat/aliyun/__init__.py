@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:  # the CLI imports this package's models without a web framework
+    from flask import Flask
 
 
 def init_app(app: Flask, services: Any) -> None:

@@ -268,13 +268,21 @@ class CallbackWorker:
             for interaction, proxy_session, service in ended:
                 key = f"{interaction.sid}:{interaction.status}"
                 wanted[key] = (service, self._interaction_form(session, interaction, proxy_session))
+            closing: dict[str, tuple[ProxyService, ProxySession]] = {}
             for proxy_session, service in closed:
                 key = f"{proxy_session.sid}:closed"
                 if key not in wanted:
-                    wanted[key] = (service, self._session_form(proxy_session))
-            if not wanted:
+                    closing.setdefault(key, (service, proxy_session))
+            keys = [*wanted, *closing]
+            if not keys:
                 return
-            known = set(session.scalars(select(ProxyCallback.key).where(ProxyCallback.key.in_(list(wanted)))))
+            known = set(session.scalars(select(ProxyCallback.key).where(ProxyCallback.key.in_(keys))))
+        # A session's state is read in a transaction of its own, after this one
+        # ends: on SQLite every transaction takes the write lock (BEGIN
+        # IMMEDIATE), so one opened inside this one would wait for it, then fail.
+        for key, (service, proxy_session) in closing.items():
+            if key not in known:
+                wanted[key] = (service, self._session_form(proxy_session))
         for key, (service, form) in wanted.items():
             if key in known or service.callback_url is None:
                 continue
