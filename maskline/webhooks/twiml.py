@@ -65,10 +65,10 @@ PROMPTS: dict[str, Prompts] = {
     # Chinese punctuation is full width, as a speech engine expects it.
     "zh-CN": Prompts(
         extension="请输入分机号。",
-        wrong_extension="分机号无效，请再试一次。",
-        goodbye="抱歉，无法为您接通。再见。",
-        rejected="抱歉，该号码无法为您接通。再见。",
-        apology="抱歉，暂时无法为您接通，请稍后再试。再见。",
+        wrong_extension="分机号无效，请再试一次。",  # noqa: RUF001
+        goodbye="抱歉，无法为您接通。再见。",  # noqa: RUF001
+        rejected="抱歉，该号码无法为您接通。再见。",  # noqa: RUF001
+        apology="抱歉，暂时无法为您接通，请稍后再试。再见。",  # noqa: RUF001
         recording="本次通话将被录音。",
     ),
 }
