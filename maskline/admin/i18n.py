@@ -243,11 +243,11 @@ def area_name(sample: str | None, area: str) -> str:
 FIELDS: Mapping[str, str] = {
     "reason": N_("reason"),
     "hours": N_("hours"),
-    "role": N_("party"),
-    "binding_id": N_("binding"),
+    "role": N_("role"),
+    "binding_id": N_("binding_id"),
     "name": N_("name"),
     "language": N_("language"),
-    "timezone": N_("time zone"),
+    "timezone": N_("timezone"),
     "code": N_("code"),
 }
 
@@ -369,6 +369,8 @@ def reason(value: str | None) -> str:
     written by maskline itself (a refusal, a login failure: translated)."""
     if not value:
         return ""
+    if console_language() == "en":
+        return value
     if value in LABELS:
         return label(value)
     return _translated(value) or value
@@ -377,9 +379,12 @@ def reason(value: str | None) -> str:
 def error_text(exc: Exception) -> str:
     """An error raised below the console, in the console's language.
 
-    A message this table does not know is shown in a generic sentence with
-    the original (English) message after it, rather than hidden.
+    In English it is the message as raised (scripts and tests match it). In
+    Chinese a message this table does not know is shown after a generic
+    Chinese sentence, rather than hidden.
     """
+    if console_language() == "en":
+        return str(exc)
     if isinstance(exc, InvalidAdminInput):
         field = FIELDS.get(exc.field)
         message = _translated(exc.message) or exc.message

@@ -159,7 +159,12 @@ def _harden(response: Any) -> Any:
 @bp.errorhandler(CSRFError)
 def _csrf_failed(error: CSRFError) -> ResponseReturnValue:
     title = _("Form expired")
-    message = _("The form expired or was sent twice: reload the page and try again.")
+    # In English, Flask-WTF's own words (which token problem it was).
+    message = (
+        error.description
+        if i18n.console_language() == "en"
+        else _("The form expired or was sent twice: reload the page and try again.")
+    )
     return render_template("admin/error.html", title=title, message=message), 400
 
 
