@@ -93,6 +93,8 @@ LABELS: Mapping[str, str] = {
     "relay number": N_("relay number"),
     "tracking number": N_("tracking number"),
     "order id": N_("order id"),
+    # audit subjects that are words, not ids
+    "pool": N_("pool"),
     # binding status and mode
     "live": N_("live"),
     "active": N_("active"),
