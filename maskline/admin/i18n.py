@@ -95,6 +95,11 @@ LABELS: Mapping[str, str] = {
     "order id": N_("order id"),
     # audit subjects that are words, not ids
     "pool": N_("pool"),
+    "audit": N_("audit log"),
+    "interactions": N_("interactions"),
+    # a party number the vault cannot open
+    "(erased)": N_("(erased)"),
+    "(unreadable)": N_("(unreadable)"),
     # binding status and mode
     "live": N_("live"),
     "active": N_("active"),

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -36,7 +37,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config import CONSOLE_LANGUAGES
-from maskline.admin import i18n, queries
+from maskline.admin import export, i18n, queries
 from maskline.admin.accounts import AdminAccounts, SessionState
 from maskline.admin.interfaces import (
     AdminError,
@@ -399,6 +400,39 @@ def audit() -> ResponseReturnValue:
         rows = queries.audit_rows(db, before=before, limit=100)
         verified = services.audit.verify(db)
     return render_template("admin/audit.html", rows=rows, verified=verified)
+
+
+# Rows a CSV download holds at most (the newest); the CLI's `audit export` has all.
+MAX_CSV_ROWS = 5000
+
+
+def _download(body: str, name: str, subject: str) -> Response:
+    """A CSV attachment; that it was taken is on the audit record."""
+    services = _ctx().services
+    with services.db.session() as db:
+        services.audit.append(db, AuditEntry(actor=_me().actor, action="admin.export", subject=subject))
+    response = Response(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@bp.get("/audit.csv")
+@requires("read")
+def audit_csv() -> ResponseReturnValue:
+    services = _ctx().services
+    with services.db.session() as db:
+        rows = queries.audit_rows(db, limit=MAX_CSV_ROWS)
+    return _download(export.audit_csv(rows), "maskline-audit.csv", "audit")
+
+
+@bp.get("/interactions.csv")
+@requires("read")
+def interactions_csv() -> ResponseReturnValue:
+    services = _ctx().services
+    with services.db.session() as db:
+        rows = queries.recent_interactions(db, limit=MAX_CSV_ROWS)
+        db.expunge_all()
+    return _download(export.interactions_csv(rows), "maskline-interactions.csv", "interactions")
 
 
 # -- dual-control reveal -----------------------------------------------------------

@@ -228,3 +228,22 @@ def test_a_mainland_pool_names_its_cities(make_app) -> None:  # type: ignore[no-
     english = browser.text("/admin/pool")
     assert "Shanghai (21)" in english and "Beijing (10)" in english and "China (CN)" in english
     assert ">21<" not in english
+
+
+def test_csv_downloads_have_translated_headers_local_times_and_no_formulas(app: Flask, bind) -> None:  # type: ignore[no-untyped-def]
+    view = bind(order_id="order-1004")
+    browser = signed_in(app, "ops_li", "operator")
+    browser.post(f"/admin/bindings/{view.id}/unbind", {"reason": "=HYPERLINK(1) 订单已取消"})
+    audit = browser.get("/admin/audit.csv")
+    assert audit.status_code == 200 and audit.mimetype == "text/csv"
+    assert "attachment" in audit.headers["Content-Disposition"]
+    lines = audit.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert lines[0] == "#,时间,操作人,操作,对象,原因"
+    unbound = next(line for line in lines if "binding.unbound" in line)
+    assert "'=HYPERLINK(1) 订单已取消" in unbound and "+08:00" in unbound
+    interactions = browser.get("/admin/interactions.csv").get_data(as_text=True).lstrip("\ufeff")
+    assert interactions.splitlines()[0] == "时间,绑定,所属平台,类型,主叫,被叫,状态,时长（秒）"
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    english = browser.get("/admin/audit.csv").get_data(as_text=True).lstrip("\ufeff")
+    assert english.splitlines()[0] == "#,When,Who,What,Subject,Why"
+    assert "admin.export" in browser.text("/admin/audit")  # the download is on the record
