@@ -29,6 +29,7 @@ from flask_babel import Babel, get_locale, gettext
 from phonenumbers import geocoder
 
 from maskline.admin.interfaces import InvalidAdminInput
+from maskline.admin.labels import LABELS, N_
 from maskline.clock import format_local
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -40,11 +41,6 @@ _ACCEPTED = {"en": "en", "zh-CN": "zh-CN", "zh": "zh-CN", "zh-Hans": "zh-CN", "z
 LANGUAGE_NAMES: Mapping[str, str] = {"en": "English", "zh-CN": "简体中文"}
 
 babel = Babel()
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for the catalogue; it is translated where it is shown."""
-    return message
 
 
 def console_language() -> str:
@@ -82,95 +78,6 @@ def when(value: dt.datetime | None, seconds: bool = False) -> str:
 
 
 # -- codes the data holds, in the console's words ---------------------------------
-
-# Values stored as codes (statuses, modes, roles, kinds) and shown as words.
-# Anything not listed is shown as stored: a code of a kind the console does
-# not know yet is still better seen than hidden.
-LABELS: Mapping[str, str] = {
-    # what a console search was taken as
-    "nothing": N_("nothing"),
-    "binding id": N_("binding id"),
-    "relay number": N_("relay number"),
-    "tracking number": N_("tracking number"),
-    "order id": N_("order id"),
-    # audit subjects that are words, not ids
-    "pool": N_("pool"),
-    "audit": N_("audit log"),
-    "interactions": N_("interactions"),
-    # a party number the vault cannot open
-    "(erased)": N_("(erased)"),
-    "(unreadable)": N_("(unreadable)"),
-    # binding status and mode
-    "live": N_("live"),
-    "active": N_("active"),
-    "unbound": N_("unbound"),
-    "expired": N_("expired"),
-    "axb": N_("AXB (two parties)"),
-    "axe": N_("AXE (extension)"),
-    # relay number status
-    "locked": N_("locked"),
-    "retired": N_("retired"),
-    # admin roles
-    "viewer": N_("viewer"),
-    "operator": N_("operator"),
-    "security": N_("security"),
-    # party roles
-    "buyer": N_("buyer"),
-    "merchant": N_("merchant"),
-    "courier": N_("courier"),
-    "rider": N_("rider"),
-    "seller": N_("seller"),
-    "customer": N_("customer"),
-    "caller": N_("caller"),
-    "stranger": N_("stranger"),
-    "unknown": N_("unknown"),
-    "participant1": N_("participant 1"),
-    "participant2": N_("participant 2"),
-    # interactions
-    "call": N_("call"),
-    "sms": N_("text message"),
-    "completed": N_("completed"),
-    "in-progress": N_("in progress"),
-    "ringing": N_("ringing"),
-    "queued": N_("queued"),
-    "busy": N_("busy"),
-    "no-answer": N_("no answer"),
-    "failed": N_("failed"),
-    "canceled": N_("cancelled"),
-    "delivered": N_("delivered"),
-    "undelivered": N_("undelivered"),
-    "forwarded": N_("forwarded"),
-    "refused": N_("refused"),
-    "rejected": N_("rejected"),
-    "received": N_("received"),
-    "sent": N_("sent"),
-    # reveal requests
-    "pending": N_("pending"),
-    "approved": N_("approved"),
-    "viewed": N_("viewed"),
-    "denied": N_("denied"),
-    "cancelled": N_("cancelled"),
-    # alert kinds and their details
-    "distinct_buyers": N_("many distinct buyers"),
-    "binding_burst": N_("burst of bindings"),
-    "stranger_calls": N_("calls from strangers"),
-    "wrong_extensions": N_("wrong extensions"),
-    "failed_logins": N_("failed logins"),
-    "off_hours_reveal": N_("reveal outside working hours"),
-    "request_id": N_("request"),
-    "local_time": N_("local time"),
-    "weekday": N_("weekday"),
-    "timezone": N_("time zone"),
-    "first_at": N_("first"),
-    "last_at": N_("last"),
-    "window_seconds": N_("window (seconds)"),
-    # reasons the accounts service writes on the audit record
-    "unknown account": N_("unknown account"),
-    "account disabled": N_("account disabled"),
-    "account locked": N_("account locked"),
-    "wrong password": N_("wrong password"),
-    "wrong password; account locked": N_("wrong password; account locked"),
-}
 
 
 def label(value: object) -> str:
@@ -362,11 +269,23 @@ _ERRORS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+def _shown(key: str, value: str) -> str:
+    """A value taken out of an English message, as the console shows it."""
+    if key == "at":
+        # The services write "2026-12-08 00:00 UTC"; the console shows its own zone.
+        try:
+            utc = dt.datetime.strptime(value, "%Y-%m-%d %H:%M UTC").replace(tzinfo=dt.UTC)
+        except ValueError:
+            return value
+        return when(utc)
+    return label(value)
+
+
 def _translated(message: str) -> str | None:
     for pattern, translation in _ERRORS:
         match = pattern.match(message)
         if match:
-            values = {k: label(v) for k, v in match.groupdict().items()}
+            values = {k: _shown(k, v) for k, v in match.groupdict().items()}
             return str(gettext(translation, **values))
     return None
 
