@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import refresh
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config import CONSOLE_LANGUAGES
@@ -528,8 +529,10 @@ def preferences() -> ResponseReturnValue:
         except AdminError as exc:
             flash(i18n.error_text(exc), "error")
             return _back(url_for("admin.preferences"))
-        # This response is still in the old language; the next page is in the new one.
+        # Say so in the language just chosen: forget this request's choice.
+        g.admin_state = replace(state, language=language, timezone=timezone)
         g.pop("console_language", None)
+        refresh()
         flash(_("Preferences saved."), "info")
         return _back(url_for("admin.preferences"))
     settings = _ctx().services.settings

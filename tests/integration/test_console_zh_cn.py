@@ -176,6 +176,7 @@ def test_the_admins_own_language_wins_over_the_browser(app: Flask) -> None:
     assert '<html lang="en">' in browser.text("/admin/pool")
     saved = browser.post("/admin/preferences", {"language": "zh-CN", "timezone": "Asia/Shanghai"})
     assert saved.status_code == 303
+    assert "设置已保存" in browser.text("/admin/preferences")  # said in the language just chosen
     page = browser.text("/admin/pool")
     assert '<html lang="zh-CN">' in page and "号码池状态" in page
     browser.post("/admin/preferences", {"language": "", "timezone": ""})
