@@ -182,6 +182,13 @@ def _not_found(error: Any) -> ResponseReturnValue:
     return render_template("admin/error.html", title=title, message=message), 404
 
 
+@bp.route("/<path:anything>", methods=["GET", "POST"])
+def _unknown(anything: str) -> ResponseReturnValue:
+    """Any other /admin path: the console's own 404 (in its language, after the
+    login check), not the framework's English page."""
+    abort(404)
+
+
 @bp.context_processor
 def _template_globals() -> dict[str, Any]:
     state: SessionState | None = g.get("admin_state")

@@ -119,6 +119,10 @@ def test_every_console_page_is_in_chinese_with_data_on_it(app: Flask, bind, cloc
     pages["preferences"] = operator.text("/admin/preferences")
     pages["404"] = operator.get("/admin/bindings/bd_000000000000000000000").get_data(as_text=True)
     pages["403"] = operator.get("/admin/reveals").get_data(as_text=True)
+    unknown = operator.get("/admin/no/such/page")
+    assert unknown.status_code == 404
+    pages["404, no such page"] = unknown.get_data(as_text=True)
+    assert operator.get("/admin/static/admin.css").status_code == 200  # not caught by the 404
 
     asker = ZhConsole(app)
     make_admin(app, "sec_wang", "security")
