@@ -122,7 +122,9 @@ def test_every_console_page_is_in_chinese_with_data_on_it(app: Flask, bind, cloc
     unknown = operator.get("/admin/no/such/page")
     assert unknown.status_code == 404
     pages["404, no such page"] = unknown.get_data(as_text=True)
-    assert operator.get("/admin/static/admin.css").status_code == 200  # not caught by the 404
+    css = operator.get("/admin/static/admin.css")
+    css.close()
+    assert css.status_code == 200  # not caught by the 404
 
     asker = ZhConsole(app)
     make_admin(app, "sec_wang", "security")
