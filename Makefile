@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test test-fast test-slow lint typecheck bench bench-smoke soak soak-smoke clean
+.PHONY: install run test test-fast test-slow lint typecheck translations bench bench-smoke soak soak-smoke clean
 
 STAMP  := $(VENV)/.installed
 
@@ -47,6 +47,16 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# The console's catalogues: re-extract the marked strings, merge them into
+# each language's .po (translate what is new there), compile the .mo that
+# ships beside it. tests/unit/test_console_catalogue.py checks both.
+I18N := maskline/admin/translations
+translations: install
+	$(BIN)/pybabel extract -F $(I18N)/babel.cfg -k N_ --no-location --sort-output \
+		--project maskline --copyright-holder maskline -o $(I18N)/messages.pot .
+	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete -w 110
+	$(BIN)/pybabel compile -d $(I18N) --statistics
 
 # Every benchmark against gunicorn with PostgreSQL and Redis, then
 # docs/benchmarks.md. Figures for people, never a gate.

@@ -183,6 +183,12 @@ class Settings:
     # as werkzeug's ProxyFix x_for counts them: the client address is the Nth
     # entry from the right. 0 (the default): none, the socket's peer is the client.
     trusted_proxies: int = 0
+    # The console's language when neither the admin's own setting nor the
+    # browser's Accept-Language names one it has (en or zh-CN).
+    console_language: str = "en"
+    # The IANA zone times are shown in (console, CLI tables), with their
+    # offset; each admin may choose their own. The API stays in UTC.
+    display_timezone: str = "UTC"
     # -- dual-control reveal ------------------------------------------------
     # A pending request lapses after reveal_request_ttl; once approved, the
     # requester may view the number once within reveal_view_window.
@@ -191,9 +197,11 @@ class Settings:
     # Reveals one security admin may request per day (UTC).
     reveal_daily_limit: int = 3
     # Working hours (local to working_timezone); a reveal outside them raises an alert.
-    working_hours: tuple[dt.time, dt.time] = (dt.time(8, 0), dt.time(19, 0))
+    # From 07:00: a mainland courier's day (and its support desk's) starts early.
+    working_hours: tuple[dt.time, dt.time] = (dt.time(7, 0), dt.time(19, 0))
     working_days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday is 0
-    working_timezone: str = "UTC"
+    # None: the display zone (a Beijing deployment works Beijing hours).
+    working_timezone: str | None = None
     # -- alerts -------------------------------------------------------------
     # Each threshold is the most that passes without an alert, per window.
     alert_distinct_buyers_per_hour: int = 50  # per caller
@@ -275,6 +283,11 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def working_zone(self) -> str:
+        """The zone working hours are read in: their own, else the display zone."""
+        return self.working_timezone or self.display_timezone
 
     def problems(self) -> list[str]:
         """Reasons this configuration must not start in production (empty if fine).
@@ -416,6 +429,19 @@ def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
 
 
 VOICE_LANGUAGES = ("en-US", "zh-CN")
+CONSOLE_LANGUAGES = ("en", "zh-CN")
+
+
+def parse_console_language(name: str, value: str) -> str:
+    """``en`` or ``zh-CN`` (``en-US``, ``zh``, ``zh_CN`` and any case accepted)."""
+    lowered = value.strip().lower().replace("_", "-")
+    if lowered in ("en", "en-us", "en-gb"):
+        return "en"
+    if lowered in ("zh", "zh-cn", "zh-hans", "zh-hans-cn"):
+        return "zh-CN"
+    raise SettingsError(f"{name} must be one of {', '.join(CONSOLE_LANGUAGES)}, not {value!r}")
+
+
 API_SCOPES = ("bindings:write", "bindings:read", "calls:write", "waybills:read", "pool:read")
 SMS_REDACTIONS = ("phones", "links")
 
@@ -630,7 +656,7 @@ def _parse_working_days(name: str, value: str) -> frozenset[int]:
     return frozenset(days)
 
 
-def _parse_timezone(name: str, value: str) -> str:
+def parse_timezone(name: str, value: str) -> str:
     import zoneinfo
 
     try:
@@ -678,7 +704,11 @@ def _insider_settings(get: Any) -> dict[str, Any]:
     if (v := get("WORKING_DAYS")) is not None:
         values["working_days"] = _parse_working_days("MASKLINE_WORKING_DAYS", v)
     if (v := get("WORKING_TIMEZONE")) is not None:
-        values["working_timezone"] = _parse_timezone("MASKLINE_WORKING_TIMEZONE", v)
+        values["working_timezone"] = parse_timezone("MASKLINE_WORKING_TIMEZONE", v)
+    if (v := get("DISPLAY_TIMEZONE")) is not None:
+        values["display_timezone"] = parse_timezone("MASKLINE_DISPLAY_TIMEZONE", v)
+    if (v := get("CONSOLE_LANGUAGE")) is not None:
+        values["console_language"] = parse_console_language("MASKLINE_CONSOLE_LANGUAGE", v)
     if (v := get("ALERTS_URL")) is not None:
         values["alerts_url"] = _parse_public_url("MASKLINE_ALERTS_URL", v)
     if (v := get("ALERTS_SECRET")) is not None:
@@ -742,6 +772,7 @@ def service_urls_for_tests(environ: Mapping[str, str] | None = None) -> tuple[st
 
 __all__ = [
     "API_SCOPES",
+    "CONSOLE_LANGUAGES",
     "DEFAULT_API_RATE_LIMITS",
     "DEFAULT_REFUSED_NUMBER_TYPES",
     "DEVELOPMENT_TOKEN_FILE",
@@ -756,8 +787,10 @@ __all__ = [
     "SettingsError",
     "development_token_path",
     "load_settings",
+    "parse_console_language",
     "parse_duration",
     "parse_sms_redact",
+    "parse_timezone",
     "service_urls_for_tests",
     "with_overrides",
 ]

@@ -25,7 +25,7 @@ import pyotp
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from config import Settings
+from config import CONSOLE_LANGUAGES, Settings, SettingsError, parse_timezone
 from maskline.admin import passwords
 from maskline.admin.interfaces import (
     ROLES,
@@ -77,6 +77,9 @@ class SessionState:
     second_factor_done: bool
     needs_second_factor: bool
     totp_enrolled: bool
+    # The admin's own console preferences (None: follow browser / deployment).
+    language: str | None = None
+    timezone: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -342,7 +345,41 @@ class AdminAccounts:
             second_factor_done=second_factor_done,
             needs_second_factor=identity.role == "security",
             totp_enrolled=user.totp_enrolled_at is not None,
+            language=user.language,
+            timezone=user.timezone,
         )
+
+    def set_preferences(self, raw: str, *, language: str | None, timezone: str | None) -> None:
+        """Store the signed-in admin's console language and time zone (None: the default).
+
+        InvalidAdminInput names the field for a language the console lacks or
+        a zone that is not an IANA name.
+        """
+        if language is not None and language not in CONSOLE_LANGUAGES:
+            raise InvalidAdminInput("language", f"must be one of {', '.join(CONSOLE_LANGUAGES)}")
+        if timezone is not None:
+            try:
+                timezone = parse_timezone("timezone", timezone)
+            except SettingsError:
+                raise InvalidAdminInput(
+                    "timezone", "must be an IANA time zone such as Asia/Shanghai or Europe/London"
+                ) from None
+        with self.db.session() as session:
+            row = session.get(AdminSession, _session_hash(raw))
+            user = session.get(AdminUser, row.user_id) if row is not None and row.active else None
+            if user is None:
+                raise SecondFactorRefused("the session has ended; log in again")
+            user.language = language
+            user.timezone = timezone
+            self._audit.append(
+                session,
+                AuditEntry(
+                    actor=f"admin:{user.name}",
+                    action="admin.preferences",
+                    subject=f"admin:{user.name}",
+                    reason=f"language={language or 'auto'} timezone={timezone or 'default'}",
+                ),
+            )
 
     def session_state(self, raw: str | None) -> SessionState | None:
         """The live session ``raw`` names, touched; None if it has ended for any reason."""

@@ -96,11 +96,15 @@ def reset_totp(name: str, reason: str) -> None:
 
 
 @admin.command("list")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (times in ISO 8601 UTC)")
 def list_users(as_json: bool) -> None:
-    """Accounts with their role and state."""
-    with _accounts() as accounts:
-        users = accounts.users()
+    """Accounts with their role, state and last login (in MASKLINE_DISPLAY_TIMEZONE)."""
+    from maskline.cli import _services
+    from maskline.clock import format_local
+
+    with _services() as services:
+        users = services.admin.accounts.users()
+        zone = services.settings.display_timezone
     for u in users:
         state = "disabled" if u.disabled else "enabled"
         if as_json:
@@ -117,4 +121,5 @@ def list_users(as_json: bool) -> None:
             )
         else:
             totp = "totp" if u.totp_enrolled else "-"
-            click.echo(f"{u.name}\t{u.role}\t{state}\t{totp}")
+            last = format_local(u.last_login_at, zone) if u.last_login_at else "-"
+            click.echo(f"{u.name}\t{u.role}\t{state}\t{totp}\t{last}")

@@ -39,6 +39,10 @@ class AdminUser(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The console as this admin wants it; NULL follows the browser, then the
+    # deployment (MASKLINE_CONSOLE_LANGUAGE, MASKLINE_DISPLAY_TIMEZONE).
+    language: Mapped[str | None] = mapped_column(String(8))
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class AdminSession(Base):

@@ -96,6 +96,8 @@ class RegionHealth:
     live_bindings: int = 0
     cooling: int = 0
     capacity: int = 0
+    # One relay number of the area: the console names the area's place by it.
+    sample: str | None = None
 
     @property
     def load(self) -> float:
@@ -256,7 +258,9 @@ def pool_health(
     area_of: dict[str, tuple[str, str]] = {}
     for number in session.scalars(select(RelayNumber)):
         key = (number.country, number.area)
-        health = regions.setdefault(key, RegionHealth(country=number.country, area=number.area))
+        health = regions.setdefault(
+            key, RegionHealth(country=number.country, area=number.area, sample=number.e164)
+        )
         area_of[number.e164] = key
         health.numbers += 1
         if number.status in ("active", "locked", "retired"):

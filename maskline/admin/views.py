@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -33,11 +34,14 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import refresh
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from maskline.admin import queries
+from config import CONSOLE_LANGUAGES
+from maskline.admin import export, i18n, queries
 from maskline.admin.accounts import AdminAccounts, SessionState
 from maskline.admin.interfaces import (
     AdminError,
@@ -58,6 +62,15 @@ csrf = CSRFProtect()
 EXTENSION_KEY = "maskline.admin"
 _PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
 _SECOND_FACTOR_ENDPOINTS = frozenset({"admin.totp", "admin.logout", "admin.static"})
+# Zones offered in the preferences form (MASKLINE_DISPLAY_TIMEZONE is offered too).
+COMMON_ZONES = (
+    "UTC",
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Singapore",
+    "Europe/London",
+    "America/New_York",
+)
 MAX_REASON = 500
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
@@ -151,25 +164,44 @@ def _harden(response: Any) -> Any:
 
 @bp.errorhandler(CSRFError)
 def _csrf_failed(error: CSRFError) -> ResponseReturnValue:
-    return render_template("admin/error.html", title="Form expired", message=error.description), 400
+    title = _("Form expired")
+    # In English, Flask-WTF's own words (which token problem it was).
+    message = (
+        error.description
+        if i18n.console_language() == "en"
+        else _("The form expired or was sent twice: reload the page and try again.")
+    )
+    return render_template("admin/error.html", title=title, message=message), 400
 
 
 @bp.errorhandler(403)
 def _forbidden(error: Any) -> ResponseReturnValue:
-    message = "Your role may not do this."
-    return render_template("admin/error.html", title="Not permitted", message=message), 403
+    message = _("Your role may not do this.")
+    return render_template("admin/error.html", title=_("Not permitted"), message=message), 403
 
 
 @bp.errorhandler(404)
 def _not_found(error: Any) -> ResponseReturnValue:
-    return render_template("admin/error.html", title="Not found", message="There is nothing here."), 404
+    title, message = _("Not found"), _("There is nothing here.")
+    return render_template("admin/error.html", title=title, message=message), 404
+
+
+@bp.route("/<path:anything>", methods=["GET", "POST"])
+def _unknown(anything: str) -> ResponseReturnValue:
+    """Any other /admin path: the console's own 404 (in its language, after the
+    login check), not the framework's English page."""
+    abort(404)
 
 
 @bp.context_processor
 def _template_globals() -> dict[str, Any]:
     state: SessionState | None = g.get("admin_state")
     me = state.identity if state is not None and state.complete else None
-    return {"me": me, "may": lambda permission: me is not None and may(me.role, permission)}
+    return {
+        "me": me,
+        "may": lambda permission: me is not None and may(me.role, permission),
+        "html_lang": i18n.console_language(),
+    }
 
 
 def _back(default: str) -> ResponseReturnValue:
@@ -188,7 +220,8 @@ def login() -> ResponseReturnValue:
     try:
         raw, state = _ctx().accounts.login(name, password, client=client_address())
     except LoginRefused as exc:
-        return render_template("admin/login.html", error=str(exc), next=request.form.get("next", "")), 401
+        error = i18n.error_text(exc)
+        return render_template("admin/login.html", error=error, next=request.form.get("next", "")), 401
     # A fresh cookie for a fresh session: nothing from before login survives.
     session.clear()
     session["sid"] = raw
@@ -212,7 +245,7 @@ def totp() -> ResponseReturnValue:
             else:
                 accounts.totp_confirm(raw, code)
         except SecondFactorRefused as exc:
-            flash(str(exc), "error")
+            flash(i18n.error_text(exc), "error")
             return redirect(url_for("admin.totp"), code=303)
         return redirect(url_for("admin.bindings"), code=303)
     if state.totp_enrolled:
@@ -225,7 +258,7 @@ def totp() -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     _ctx().accounts.logout(session.get("sid"))
     session.clear()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("admin.login"), code=303)
 
 
@@ -281,9 +314,9 @@ def extend(binding_id: str) -> ResponseReturnValue:
             binding_id, ttl=dt.timedelta(hours=hours), actor=_me().actor, reason=reason
         )
     except (AdminError, NumbersError) as exc:
-        flash(str(exc), "error")
+        flash(i18n.error_text(exc), "error")
         return _back(here)
-    flash(f"Extended: it now ends {hours} h from now.", "info")
+    flash(_("Extended: it now ends %(hours)s h from now.", hours=hours), "info")
     return _back(here)
 
 
@@ -313,9 +346,9 @@ def unbind(binding_id: str) -> ResponseReturnValue:
         reason = _reason()
         services.numbers.bindings.unbind(binding_id, actor=_me().actor, reason=reason)
     except (AdminError, NumbersError) as exc:
-        flash(str(exc), "error")
+        flash(i18n.error_text(exc), "error")
         return _back(here)
-    flash("Unbound: the relay number no longer connects this order's parties.", "info")
+    flash(_("Unbound: the relay number no longer connects this order's parties."), "info")
     return _back(here)
 
 
@@ -366,7 +399,7 @@ def acknowledge(alert_id: str) -> ResponseReturnValue:
             )
     except AlertNotFound:
         abort(404)
-    flash("Alert acknowledged.", "info")
+    flash(_("Alert acknowledged."), "info")
     return _back(url_for("admin.alerts"))
 
 
@@ -379,6 +412,39 @@ def audit() -> ResponseReturnValue:
         rows = queries.audit_rows(db, before=before, limit=100)
         verified = services.audit.verify(db)
     return render_template("admin/audit.html", rows=rows, verified=verified)
+
+
+# Rows a CSV download holds at most (the newest); the CLI's `audit export` has all.
+MAX_CSV_ROWS = 5000
+
+
+def _download(body: str, name: str, subject: str) -> Response:
+    """A CSV attachment; that it was taken is on the audit record."""
+    services = _ctx().services
+    with services.db.session() as db:
+        services.audit.append(db, AuditEntry(actor=_me().actor, action="admin.export", subject=subject))
+    response = Response(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@bp.get("/audit.csv")
+@requires("read")
+def audit_csv() -> ResponseReturnValue:
+    services = _ctx().services
+    with services.db.session() as db:
+        rows = queries.audit_rows(db, limit=MAX_CSV_ROWS)
+    return _download(export.audit_csv(rows), "maskline-audit.csv", "audit")
+
+
+@bp.get("/interactions.csv")
+@requires("read")
+def interactions_csv() -> ResponseReturnValue:
+    services = _ctx().services
+    with services.db.session() as db:
+        rows = queries.recent_interactions(db, limit=MAX_CSV_ROWS)
+        db.expunge_all()
+    return _download(export.interactions_csv(rows), "maskline-interactions.csv", "interactions")
 
 
 # -- dual-control reveal -----------------------------------------------------------
@@ -400,9 +466,9 @@ def request_reveal(binding_id: str) -> ResponseReturnValue:
         role = (request.form.get("role") or "").strip()
         view = _ctx().reveals.request(_me(), binding_id=binding_id, role=role, reason=reason)
     except (AdminError, NumbersError) as exc:
-        flash(str(exc), "error")
+        flash(i18n.error_text(exc), "error")
         return _back(url_for("admin.binding", binding_id=binding_id))
-    flash(f"Reveal {view.id} requested: another security admin must approve it.", "info")
+    flash(_("Reveal %(id)s requested: another security admin must approve it.", id=view.id), "info")
     return _back(url_for("admin.reveals"))
 
 
@@ -412,7 +478,7 @@ def _reveal_step(step: Callable[[], object], done: str) -> ResponseReturnValue:
     except RevealNotFound:
         abort(404)
     except (AdminError, NumbersError) as exc:
-        flash(str(exc), "error")
+        flash(i18n.error_text(exc), "error")
         return _back(url_for("admin.reveals"))
     flash(done, "info")
     return _back(url_for("admin.reveals"))
@@ -421,7 +487,9 @@ def _reveal_step(step: Callable[[], object], done: str) -> ResponseReturnValue:
 @bp.post("/reveals/<request_id>/approve")
 @requires("reveal")
 def approve_reveal(request_id: str) -> ResponseReturnValue:
-    return _reveal_step(lambda: _ctx().reveals.approve(_me(), request_id), f"Reveal {request_id} approved.")
+    return _reveal_step(
+        lambda: _ctx().reveals.approve(_me(), request_id), _("Reveal %(id)s approved.", id=request_id)
+    )
 
 
 @bp.post("/reveals/<request_id>/deny")
@@ -429,14 +497,16 @@ def approve_reveal(request_id: str) -> ResponseReturnValue:
 def deny_reveal(request_id: str) -> ResponseReturnValue:
     return _reveal_step(
         lambda: _ctx().reveals.deny(_me(), request_id, reason=request.form.get("reason") or ""),
-        f"Reveal {request_id} denied.",
+        _("Reveal %(id)s denied.", id=request_id),
     )
 
 
 @bp.post("/reveals/<request_id>/cancel")
 @requires("reveal")
 def cancel_reveal(request_id: str) -> ResponseReturnValue:
-    return _reveal_step(lambda: _ctx().reveals.cancel(_me(), request_id), f"Reveal {request_id} cancelled.")
+    return _reveal_step(
+        lambda: _ctx().reveals.cancel(_me(), request_id), _("Reveal %(id)s cancelled.", id=request_id)
+    )
 
 
 @bp.post("/reveals/<request_id>/view")
@@ -449,10 +519,42 @@ def view_reveal(request_id: str) -> ResponseReturnValue:
     except RevealNotFound:
         abort(404)
     except (AdminError, NumbersError) as exc:
-        flash(str(exc), "error")
+        flash(i18n.error_text(exc), "error")
         return _back(url_for("admin.reveals"))
     shown = ctx.reveals.get(request_id)
     return render_template("admin/reveal_view.html", number=number, reveal=shown)
+
+
+# -- the admin's own preferences ----------------------------------------------------
+
+
+@bp.route("/preferences", methods=["GET", "POST"])
+def preferences() -> ResponseReturnValue:
+    """The signed-in admin's console language and time zone."""
+    state: SessionState = g.admin_state
+    if request.method == "POST":
+        language = (request.form.get("language") or "").strip() or None
+        timezone = (request.form.get("timezone") or "").strip() or None
+        try:
+            _ctx().accounts.set_preferences(session["sid"], language=language, timezone=timezone)
+        except AdminError as exc:
+            flash(i18n.error_text(exc), "error")
+            return _back(url_for("admin.preferences"))
+        # Say so in the language just chosen: forget this request's choice.
+        g.admin_state = replace(state, language=language, timezone=timezone)
+        g.pop("console_language", None)
+        refresh()
+        flash(_("Preferences saved."), "info")
+        return _back(url_for("admin.preferences"))
+    settings = _ctx().services.settings
+    return render_template(
+        "admin/preferences.html",
+        state=state,
+        languages=[(code, i18n.LANGUAGE_NAMES[code]) for code in CONSOLE_LANGUAGES],
+        zones=COMMON_ZONES,
+        default_zone=settings.display_timezone,
+        shown_zone=i18n.console_zone().key,
+    )
 
 
 # -- wiring ---------------------------------------------------------------------
@@ -519,6 +621,7 @@ def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any
         SESSION_COOKIE_SECURE=settings.admin_cookie_secure,
     )
     csrf.init_app(app)
+    i18n.init_app(app, language=settings.console_language, timezone=settings.display_timezone)
     app.extensions[EXTENSION_KEY] = AdminContext(services=services, accounts=accounts, reveals=reveals)
     app.register_blueprint(bp)
     _throttle_logins(app, settings)

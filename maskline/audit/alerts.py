@@ -298,7 +298,7 @@ class AlertService:
         }
         self.working_hours = settings.working_hours
         self.working_days = settings.working_days
-        self.working_zone = zoneinfo.ZoneInfo(settings.working_timezone)
+        self.working_zone = zoneinfo.ZoneInfo(settings.working_zone)
         self._capacity = capacity
         self._background = background
         self._queue = _Queue(capacity)

@@ -202,7 +202,9 @@ def test_pool_health_counts_numbers_and_live_bindings_per_region(app: Flask, bin
     bind()
     browser = logged_in(app, "vera", "viewer")
     page = browser.text("/admin/pool")
-    row = re.search(r"<tr><td>US</td><td>415</td>(.*?)</tr>", page, re.S)
+    # The area is named by its place (phonenumbers' geocoder), with its code.
+    area = r"<tr><td>United States \(US\)</td><td>San Francisco, CA \(415\)</td>"
+    row = re.search(area + r"(.*?)</tr>", page, re.S)
     assert row, page
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
     assert cells[:5] == ["2", "2", "0", "0", "1"]  # numbers, active, locked, retired, live

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import redis
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from config import Settings, with_overrides
+from config import Settings, load_settings, with_overrides
 from maskline.api.models import OutboxEvent
 from maskline.audit.alerts import AlertService
 from maskline.audit.interfaces import ALERTS_OWNER, AlertNotFound, AlertView
@@ -240,11 +241,31 @@ def test_off_hours_reveals_are_alerts_in_the_working_time_zone(
 
 
 def test_a_reveal_in_working_hours_in_utc_raises_nothing(alerts: AlertService, services: Services) -> None:
-    # The defaults: 08:00-19:00, Monday to Friday, UTC.
+    # The defaults: 07:00-19:00, Monday to Friday, in the display zone (UTC).
     alerts.reveal_viewed(admin="alice", request_id="rv_1", at=EPOCH)  # Tuesday noon
     alerts.reveal_viewed(admin="alice", request_id="rv_2", at=EPOCH.replace(hour=19))
     alerts.drain()
     assert [r[:2] for r in alert_rows(services)] == [("off_hours_reveal", "admin:alice")]
+
+
+@pytest.mark.parametrize(
+    ("beijing", "raised"),
+    [
+        (dt.datetime(2026, 12, 8, 7, 8), False),  # a Tuesday morning's reveal
+        (dt.datetime(2026, 12, 8, 3, 0), True),  # the same night, 03:00
+    ],
+)
+def test_working_hours_default_to_the_display_zone(
+    make_alerts: MakeAlerts, services: Services, beijing: dt.datetime, raised: bool
+) -> None:
+    # MASKLINE_DISPLAY_TIMEZONE=Asia/Shanghai, working hours and zone left alone.
+    settings = load_settings(environ={"MASKLINE_DISPLAY_TIMEZONE": "Asia/Shanghai"})
+    assert settings.working_timezone is None and settings.working_zone == "Asia/Shanghai"
+    alerts = make_alerts(display_timezone=settings.display_timezone)
+    at = beijing.replace(tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai")).astimezone(dt.UTC)
+    alerts.reveal_viewed(admin="alice", request_id="rv_1", at=at)
+    alerts.drain()
+    assert [r[:2] for r in alert_rows(services)] == ([("off_hours_reveal", "admin:alice")] if raised else [])
 
 
 def test_recent_and_acknowledge(alerts: AlertService, services: Services, clock: FixedClock) -> None:
