@@ -8,7 +8,8 @@ Exception tree (each maps to one HTTP status and a JSON body
     ├── Unauthorized          401  no key, or an unknown or revoked one
     ├── Forbidden             403  the key lacks the scope
     ├── NotFound              404  no such record for this owner
-    ├── Conflict              409  idempotency key reused, pool exhausted, binding ended
+    ├── Conflict              409  idempotency key reused, binding ended
+    │   └── NoRelayNumber     409  pool exhausted (``pool_exhausted``)
     ├── Unprocessable         422  fields are invalid (each named, with why)
     ├── QuotaExceeded         429  a binding's call quota is used up (``call_quota_exceeded``)
     └── UpstreamError         502  Twilio refused or could not be reached (``twilio_error``);
@@ -70,6 +71,13 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status, code = 409, "conflict"
+
+
+class NoRelayNumber(Conflict):
+    """No relay number can take the binding (the message names the country
+    or area, and what the pool needs)."""
+
+    code = "pool_exhausted"
 
 
 class Unprocessable(ApiError):
