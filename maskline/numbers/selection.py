@@ -26,7 +26,6 @@ builds the country's sets again (one SQL query of that country's numbers).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -63,10 +62,24 @@ def _registry_key(country: str) -> str:
     return f"mls:{{{country}}}:k"
 
 
-@functools.lru_cache(maxsize=100_000)
 def relay_place(e164: str) -> Place:
-    """A relay number's place (public numbers: safe to remember)."""
-    return place(e164)
+    """A relay number's place (relay numbers are public: safe to remember).
+
+    Looked up once per block of numbers (all but the last four digits, the
+    subscriber's): geocoding data goes by prefix, and a pool's numbers come
+    in blocks, so building the sets of 40,000 numbers geocodes a handful.
+    """
+    block = e164[:-4]
+    found = _places.get(block)
+    if found is None:
+        found = place(e164)
+        if len(_places) < _MAX_BLOCKS:
+            _places[block] = found
+    return found
+
+
+_MAX_BLOCKS = 100_000
+_places: dict[str, Place] = {}
 
 
 def tiers(where: Place) -> list[list[str]]:
