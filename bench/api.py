@@ -76,26 +76,68 @@ def party_number(n: int) -> str:
     return f"+1312{exchange_digits:03d}{n % 10_000:04d}"
 
 
-def requests_for(port: int, key: str, count: int, start: int) -> list[bytes]:
+def _order(i: int) -> dict[str, Any]:
+    return {
+        "order_id": f"bench-{i}",
+        "mode": "axb",
+        "parties": {"buyer": party_number(2 * i), "merchant": party_number(2 * i + 1)},
+        "ttl_seconds": 86400,
+    }
+
+
+def requests_for(port: int, key: str, count: int, start: int, *, batch: int = 0) -> list[bytes]:
+    """``count`` requests from order ``start`` on: single binds, or with
+    ``batch`` > 0 ``POST /v1/bindings:batch`` of ``batch`` orders each."""
     payloads = []
-    for i in range(start, start + count):
-        body = json.dumps(
-            {
-                "order_id": f"bench-{i}",
-                "mode": "axb",
-                "parties": {"buyer": party_number(2 * i), "merchant": party_number(2 * i + 1)},
-                "ttl_seconds": 86400,
-            }
-        ).encode()
+    path = "/v1/bindings:batch" if batch else "/v1/bindings"
+    per = batch or 1
+    for r in range(count):
+        first = start + r * per
+        if batch:
+            body = json.dumps({"items": [_order(i) for i in range(first, first + per)]}).encode()
+        else:
+            body = json.dumps(_order(first)).encode()
         head = (
-            f"POST /v1/bindings HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
         payloads.append(head.encode() + body)
     return payloads
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def count_bindings(database_url: str) -> int:
+    from sqlalchemy import text
+
+    from maskline.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM bindings")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def per_bind(result: LoadResult, binds: int) -> dict[str, Any]:
+    """Binds/s and CPU µs per bind, per tier and in all, of one measured run."""
+    cpu = result.cpu
+    return {
+        "binds": binds,
+        "binds_per_second": binds / result.seconds if result.seconds else 0.0,
+        "cpu_us_per_bind": {
+            **{tier: 1e6 * used / binds for tier, used in cpu.items()},
+            "all": 1e6 * sum(cpu.values()) / binds,
+        }
+        if binds
+        else {},
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "failures": result.failures,
+    }
+
+
+def run_pool(args: argparse.Namespace, pool_size: int) -> dict[str, Any]:
+    """One stack with ``pool_size`` relay numbers: single binds, then batches."""
     seconds, warmup = (2, 1) if args.quick else (args.seconds, 3)
     concurrency = args.concurrency or 4 * args.workers
     tmp = Path(tempfile.mkdtemp(prefix="maskline-bench-api-"))
@@ -112,27 +154,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "MASKLINE_DATABASE_URL": args.database_url,
                 "MASKLINE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
                 "MASKLINE_API_RATE_LIMITS": "bindings:write=1000000/second",
+                # The bench's party numbers are new every time: no alert is meant.
+                "MASKLINE_ALERT_KEY_DISTINCT_BUYERS_PER_HOUR": "10000000",
+                "MASKLINE_ALERT_BINDINGS_PER_MINUTE": "1000000",
             }
         )
         reset_database(args.database_url)
         cli(env, "init")
         numbers_file = tmp / "pool.csv"
-        numbers_file.write_text(relay_csv(args.numbers))
+        numbers_file.write_text(relay_csv(pool_size))
         cli(env, "pool", "import", str(numbers_file))
         key = json.loads(
             cli(env, "apikey", "create", "--name", "bench", "--owner", "bench", "--scope", "bindings:write")
         )["key"]
+        command = [maskline_executable(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--workers", str(args.workers)]
         server = subprocess.Popen(
-            [
-                maskline_executable(),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
+            command,
             env=env,
             stdout=stack.log("maskline.log"),
             stderr=subprocess.STDOUT,
@@ -146,14 +184,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if (backends := postgres_backends(args.database_url)) is not None:
             groups["postgres"] = backends
         orders = Orders(port=port, key=key)
-        warm = orders.load(seconds=warmup, connections=concurrency)
-        measured = orders.load(seconds=seconds, connections=concurrency, meter=CpuMeter(groups))
-        single = orders.load(seconds=min(seconds, 3), connections=1)
-        # Every load's orders are new: a replayed one would be a conflict (a failure).
-        runs = [warm, measured, single]
+        orders.load(seconds=warmup, connections=concurrency)
+        before = count_bindings(args.database_url)
+        single = orders.load(seconds=seconds, connections=concurrency, meter=CpuMeter(groups))
+        middle = count_bindings(args.database_url)
+        batched = orders.load(
+            seconds=seconds, connections=concurrency, meter=CpuMeter(groups), batch=args.batch_size
+        )
+        after = count_bindings(args.database_url)
     finally:
         stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "pool_size": pool_size,
+        "single": {**figures_of(single), **per_bind(single, middle - before)},
+        "batch": {**figures_of(batched), **per_bind(batched, after - middle), "batch_size": args.batch_size},
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every pool size in turn, ``rounds`` times (interleaved: 400, 40000, 400, ...)."""
+    if args.quick:
+        sizes, repeat = [args.numbers], 1
+    else:
+        sizes = [int(x) for x in args.pool_sizes.split(",")] if args.pool_sizes else [args.numbers]
+        repeat = args.rounds
+    rounds = [run_pool(args, size) for _ in range(repeat) for size in sizes]
+    first = rounds[0]
     return {
         "cpus": os.cpu_count(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -161,15 +218,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "wrk": wrk_version(),
         "quick": args.quick,
         "workers": args.workers,
-        "concurrency": concurrency,
-        "seconds": seconds,
-        "relay_numbers": args.numbers,
-        "load": figures_of(measured),
-        "single_client": figures_of(single),
+        "concurrency": args.concurrency or 4 * args.workers,
+        "seconds": args.seconds,
+        "relay_numbers": first["pool_size"],
+        # The first run's figures, where bench/report.py reads them.
+        "load": first["single"],
+        "single_client": first["single"],
+        "rounds": rounds,
         "failures": [
-            f"{name}: {r.failures} answers were not 201 (first: {r.first_failure})"
-            for name, r in zip(("warm-up", "load", "single client"), runs, strict=True)
-            if r.failures
+            f"pool {r['pool_size']} {kind}: {r[kind]['failures']} answers failed"
+            for r in rounds
+            for kind in ("single", "batch")
+            if r[kind]["failures"]
         ],
         "target_rate": TARGET_RATE,
     }
@@ -184,15 +244,24 @@ class Orders:
     made: int = 0
     best_rate: float = 0.0
 
-    def load(self, *, seconds: int, connections: int, meter: CpuMeter | None = None) -> LoadResult:
+    def load(
+        self, *, seconds: int, connections: int, meter: CpuMeter | None = None, batch: int = 0
+    ) -> LoadResult:
         # Enough distinct orders for three times the best rate seen so far.
-        count = max(2000, int(3 * self.best_rate * seconds) + 500)
-        payloads = requests_for(self.port, self.key, count, self.made)
-        self.made += count
+        per = batch or 1
+        count = max(2000 // per, int(3 * self.best_rate * seconds / per) + 500)
+        payloads = requests_for(self.port, self.key, count, self.made, batch=batch)
+        self.made += count * per
         result = run_wrk(
-            self.port, [payloads], seconds=seconds, connections=connections, expect_status=201, meter=meter
+            self.port,
+            [payloads],
+            seconds=seconds,
+            connections=connections,
+            # A batch answers 200 with each item's status; its binds are counted in SQL.
+            expect_status=200 if batch else 201,
+            meter=meter,
         )
-        self.best_rate = max(self.best_rate, result.rate)
+        self.best_rate = max(self.best_rate, result.rate * per)
         return result
 
 
@@ -209,26 +278,42 @@ def figures_of(result: LoadResult) -> dict[str, Any]:
 
 
 def report(figures: dict[str, Any]) -> str:
-    m, s = figures["load"], figures["single_client"]
-    met = "yes" if m["rate"] >= figures["target_rate"] else "no"
     lines = [
         f"# API benchmark ({figures['cpus']} CPUs, {figures['date']}, Python {figures['python']}, "
-        f"{figures['workers']} gunicorn workers, {figures['concurrency']} wrk connections)",
+        f"{figures['workers']} gunicorn sync workers, {figures['concurrency']} wrk connections)",
         "",
-        "| run | creations/s | p50 | p99 | failures |",
-        "|---|---|---|---|---|",
-        f"| {figures['concurrency']} clients | {m['rate']:,.0f}/s | {m['p50_ms']:.1f} ms "
-        f"| {m['p99_ms']:.1f} ms | {m['failures']} |",
-        f"| 1 client | {s['rate']:,.0f}/s | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms | {s['failures']} |",
-        "",
-        f"target >= {figures['target_rate']:,.0f}/s: {met}",
+        "| pool | kind | binds/s | CPU µs/bind: web | Redis | PostgreSQL | all | p50 | p99 | failures |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    per_cpu = m["requests_per_cpu_second"]
-    if per_cpu:
-        tiers = ", ".join(f"{tier} {used:.1f} s" for tier, used in m["cpu_seconds"].items())
-        lines.append(
-            f"creations per CPU-second, web + Redis + PostgreSQL ({tiers}): {per_cpu.get('all', 0):,.0f}"
-        )
+    for r in figures["rounds"]:
+        for kind in ("single", "batch"):
+            f = r[kind]
+            cpu = f.get("cpu_us_per_bind", {})
+            label = kind if kind == "single" else f"batch of {f['batch_size']}"
+            lines.append(
+                f"| {r['pool_size']:,} | {label} | {f['binds_per_second']:,.0f} | {cpu.get('web', 0):,.0f} "
+                f"| {cpu.get('redis', 0):,.0f} | {cpu.get('postgres', 0):,.0f} | {cpu.get('all', 0):,.0f} "
+                f"| {f['p50_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['failures']} |"
+            )
+    sizes = sorted({r["pool_size"] for r in figures["rounds"]})
+    if len(sizes) == 2:
+        cost = {
+            size: [
+                r["single"]["cpu_us_per_bind"].get("all", 0)
+                for r in figures["rounds"]
+                if r["pool_size"] == size
+            ]
+            for size in sizes
+        }
+        small, large = (sum(cost[s]) / len(cost[s]) for s in sizes)
+        if small:
+            lines += [
+                "",
+                f"CPU per single bind, mean of {len(cost[sizes[0]])} interleaved runs: {small:,.0f} µs with "
+                f"{sizes[0]:,} relay numbers, {large:,.0f} µs with {sizes[1]:,}: ratio {large / small:.2f} "
+                "(target within 10%)",
+            ]
+    lines += ["", "targets: single <= 2,000 µs CPU per bind (all tiers), batch <= 667 µs per binding"]
     lines += [f"Note: {failure}." for failure in figures["failures"]]
     return "\n".join(lines)
 
@@ -248,6 +333,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=0, help="wrk connections (default 4 x workers)")
     parser.add_argument("--seconds", type=int, default=10, help="length of the timed run (whole seconds)")
     parser.add_argument("--numbers", type=int, default=400, help="relay numbers in the pool")
+    parser.add_argument(
+        "--pool-sizes",
+        default="400,40000",
+        help="pool sizes to compare, a fresh stack per run (default %(default)s; --quick: --numbers only)",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved runs of every pool size")
+    parser.add_argument("--batch-size", type=int, default=10, help="binds per POST /v1/bindings:batch")
     args = parser.parse_args()
     figures = run(args)
     print(report(figures))

@@ -384,9 +384,12 @@ def api_section(f: dict[str, Any]) -> list[str]:
             "-",
             "-",
         ),
-        ("one client", n(s["rate"], "/s"), "-", "-", "-", "-"),
-        ("one client, p50 / p99", f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms", "-", "-", "-", "-"),
     ]
+    if "rounds" not in f:  # runs before the pool-size comparison had a one-client run
+        rows += [
+            ("one client", n(s["rate"], "/s"), "-", "-", "-", "-"),
+            ("one client, p50 / p99", f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms", "-", "-", "-", "-"),
+        ]
     return [
         f"`maskline serve`, {f['workers']} sync gunicorn workers, PostgreSQL and a throwaway Redis, "
         f"{f['relay_numbers']} relay numbers; load from wrk in its own process for {f['seconds']} s; every "
@@ -395,7 +398,18 @@ def api_section(f: dict[str, Any]) -> list[str]:
         "per endpoint, Alibaba's service 5,000/s per account).",
         "",
         *table(rows),
+        "",
+        # Binds and batches per pool size, CPU per bind per tier (bench/api.py's own table).
+        *bench_api_rounds(f),
     ]
+
+
+def bench_api_rounds(f: dict[str, Any]) -> list[str]:
+    if "rounds" not in f:
+        return []
+    from bench.api import report as api_report
+
+    return api_report(f).splitlines()[2:]
 
 
 def footprint_section(f: dict[str, Any]) -> list[str]:

@@ -89,8 +89,9 @@ class Settings:
     default_ttl: dt.timedelta = dt.timedelta(hours=72)
     max_ttl: dt.timedelta = dt.timedelta(days=90)
     retention: dt.timedelta = dt.timedelta(days=90)
-    # nearest: buyer's area, then country, then anywhere; strict: area only.
-    geo_policy: Literal["nearest", "strict"] = "nearest"
+    # nearest: the buyer's area, province, then country, never another
+    # country; strict: the area only; global: nearest, then any country.
+    geo_policy: Literal["nearest", "strict", "global"] = "nearest"
     # After an order is marked delivered, its binding lives at most this long
     # (the courier may still need to call back; then the slip goes dead).
     delivery_grace: dt.timedelta = dt.timedelta(hours=72)
@@ -545,8 +546,8 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if (v := get(name.upper())) is not None:
             values[name] = parse_duration(_PREFIX + name.upper(), v)
     if (v := get("GEO_POLICY")) is not None:
-        if v not in ("nearest", "strict"):
-            raise SettingsError(f"MASKLINE_GEO_POLICY must be nearest or strict, not {v!r}")
+        if v not in ("nearest", "strict", "global"):
+            raise SettingsError(f"MASKLINE_GEO_POLICY must be nearest, strict or global, not {v!r}")
         values["geo_policy"] = v
     values.update(_webhook_settings(get))
     if "voice_language" not in values and values.get("default_region") == "CN":

@@ -155,7 +155,9 @@ def storage_uri(redis_url: str | None, *, instance_path: Path) -> str:
         from maskline.limiter_storage import lazy_cluster_uri  # registers its scheme with limits
 
         return lazy_cluster_uri(redis_url or "")
+    from maskline.limiter_storage import one_trip_uri  # registers its scheme with limits
+
     if redis_url:
-        return redis_url
+        return one_trip_uri(redis_url) if redis_url.startswith(("redis://", "rediss://")) else redis_url
     port = read_embedded_port(instance_path)
-    return f"redis://127.0.0.1:{port}/0" if port is not None else "memory://"
+    return one_trip_uri(f"redis://127.0.0.1:{port}/0") if port is not None else "memory://"

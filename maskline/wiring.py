@@ -330,10 +330,11 @@ def build_webhook_backends(services: Services) -> WebhookBackends:
 
 def build_numbers(services: Services) -> NumbersServices:
     """The numbers package's services over this process's Redis and SQL."""
-    from maskline.numbers.pool import PoolService
+    from maskline.numbers.pool import PoolService, live_counts
     from maskline.numbers.rebuild import AutoRebuilder
     from maskline.numbers.router import Router
     from maskline.numbers.routes import RouteStore
+    from maskline.numbers.selection import RelaySelection
     from maskline.numbers.services import BindingPolicy, BindingService
     from maskline.numbers.sweeper import Sweeper
 
@@ -343,6 +344,7 @@ def build_numbers(services: Services) -> NumbersServices:
         db=services.db,
         vault=services.vault,
         routes=routes,
+        selection=RelaySelection(services.redis, counts=live_counts),
         policy=BindingPolicy(
             cap=settings.max_bindings_per_number,
             extension_digits=settings.extension_digits,

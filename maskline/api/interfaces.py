@@ -81,7 +81,8 @@ class Conflict(ApiError):
 
 
 class PoolExhaustedError(Conflict):
-    """No relay number can take this binding (the pool is full for these parties)."""
+    """No relay number can take this binding (the message names the country
+    or area, and what the pool needs)."""
 
     code = "pool_exhausted"
 

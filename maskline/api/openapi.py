@@ -162,6 +162,39 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "BindingBatch": {
+        "type": "object",
+        "description": "up to 100 binds, each the body of POST /v1/bindings",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "minItems": 1, "maxItems": 100, "items": _ref("NewBinding")}
+        },
+    },
+    "BindingBatchResults": {
+        "type": "object",
+        "required": ["results"],
+        "properties": {
+            "results": {
+                "type": "array",
+                "description": "one per item, in the items' order",
+                "items": {
+                    "type": "object",
+                    "required": ["status", "body"],
+                    "properties": {
+                        "status": {
+                            "type": "integer",
+                            "description": "what POST /v1/bindings would have answered: 201, 409, 422, 503",
+                        },
+                        "body": {
+                            "description": "the binding (201) or the error",
+                            "oneOf": [_ref("Binding"), _ref("Error")],
+                        },
+                    },
+                },
+            }
+        },
+    },
     "BindingPage": {
         "type": "object",
         "required": ["data", "next_cursor"],
@@ -289,6 +322,19 @@ _PATHS: dict[str, Any] = {
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                 {"name": "cursor", "in": "query", "schema": {"type": "string"}},
             ],
+        ),
+    },
+    "/v1/bindings:batch": {
+        "post": _op(
+            "Bind up to 100 orders' parties; each item answered as POST /v1/bindings would",
+            "bindings:write",
+            {
+                "200": _json("BindingBatchResults", "one result per item, in order (a bad item fails alone)"),
+                "409": _error_response("Idempotency-Key reused with another body"),
+                **_BODY_ERRORS,
+            },
+            parameters=[_IDEMPOTENCY_KEY],
+            requestBody={"required": True, "content": {"application/json": {"schema": _ref("BindingBatch")}}},
         ),
     },
     "/v1/bindings/{binding_id}": {

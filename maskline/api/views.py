@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import datetime as dt
 import functools
+import json
 import logging
 import math
 import re
@@ -27,6 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from maskline.api import batch
 from maskline.api import requests as parse
 from maskline.api.calls import CallQuotaExceeded, ClickToCall, ClickToCallUnavailable
 from maskline.api.errors import allow_header, http_error_as_api_error
@@ -343,6 +345,15 @@ def create_binding() -> ResponseReturnValue:
 
 
 def _create(body: Any, owner: str, claim: _Claim | None) -> Response:
+    answer = _bind(body, owner, claim)
+    response = jsonify(answer)
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/bindings/{answer['id']}"
+    return response
+
+
+def _bind(body: Any, owner: str, claim: _Claim | None) -> dict[str, Any]:
+    """Bind one body; the binding's JSON, or the ApiError to answer with."""
     services = _api().services
     req = parse.parse_create(body, owner=owner, vault=services.vault, max_ttl=services.settings.max_ttl)
 
@@ -357,10 +368,48 @@ def _create(body: Any, owner: str, claim: _Claim | None) -> Response:
         )
     except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, RoutingUnavailable) as exc:
         raise _translate(exc) from None
-    response = jsonify(binding_json(view))
-    response.status_code = 201
-    response.headers["Location"] = f"/v1/bindings/{view.id}"
-    return response
+    return binding_json(view)
+
+
+@bp.post("/bindings:batch")
+@requires("bindings:write")
+def create_bindings_batch() -> ResponseReturnValue:
+    """Up to 100 binds, each answered as ``POST /v1/bindings`` would (see maskline.api.batch)."""
+    items = batch.items_of(_body())
+    owner = _owner()
+    key = request.headers.get("Idempotency-Key")
+    return _idempotently(lambda claim: _create_batch(items, owner, key, claim), atomic=True)
+
+
+def _create_batch(items: list[Any], owner: str, key: str | None, claim: _Claim | None) -> Response:
+    api = _api()
+
+    def bind_one(position: int, item: Any) -> batch.Answer:
+        item_claim = None
+        if key is not None:
+            # The item's own record, completed in its binding's transaction:
+            # a retry of a batch that died half-way replays what committed.
+            fingerprint = api.idempotency.fingerprint(
+                "POST", f"{request.path}#{position}", json.dumps(item, sort_keys=True).encode()
+            )
+            held = api.idempotency.begin(
+                owner, batch.item_key(key, position), fingerprint, take_over_pending=True
+            )
+            if isinstance(held, Replay):
+                return held.status, held.body
+            item_claim = _Claim(held, fingerprint)
+        try:
+            return 201, _bind(item, owner, item_claim)
+        except ApiError as exc:
+            if item_claim is not None:
+                api.idempotency.finish(item_claim.lease, exc.status, exc.to_json())
+            return exc.status, exc.to_json()
+
+    result = batch.run(items, bind_one)
+    if claim is not None:
+        with api.services.db.session() as session:
+            claim.complete(session, 200, result)
+    return jsonify(result)
 
 
 @bp.get("/bindings/<binding_id>")

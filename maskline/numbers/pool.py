@@ -34,6 +34,10 @@ class NumberRegistrar(Protocol):
         """Make the routing store know the number (sets its generation marker)."""
         ...
 
+    def pool_changed(self, relay_number: str) -> None:
+        """The number's status changed: the routing store's selection follows."""
+        ...
+
 
 class PoolImportError(PoolError):
     """Bad rows in an import, each as (line number, message); nothing was applied."""
@@ -315,6 +319,7 @@ class PoolService:
                     f"{row.e164} still has {live} live binding(s); lock it and let them end first"
                 )
         row.status = status
+        self.routes.pool_changed(row.e164)
         return row
 
     def is_relay_number(self, session: Session, e164: str) -> bool:

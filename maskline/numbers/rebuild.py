@@ -186,6 +186,9 @@ def rebuild_routes(
     written = 0
     for number in sorted(set(numbers) | set(by_number)):
         written += routes.restore(number, by_number.get(number, []), generation=generation, now=epoch(now))
+    # The selection sets (relay numbers by place and load) are rebuilt from
+    # SQL by the next bind of each country.
+    routes.selection_stale()
     report = RebuildReport(
         numbers=len(set(numbers) | set(by_number)), bindings=len(bindings), written=written
     )

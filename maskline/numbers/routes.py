@@ -19,7 +19,8 @@ from importlib import resources
 from typing import Any
 
 from maskline.numbers.interfaces import RejectReason, RouteDecision, RoutingUnavailable
-from maskline.redis_backend import REDIS_ERRORS
+from maskline.numbers.selection import bump_scores, drop_all_markers, drop_markers, keys_of
+from maskline.redis_backend import REDIS_ERRORS, is_cluster
 
 # Bytes of the blind index kept in Redis: 96 bits make a collision between
 # two parties on one relay number vanishingly unlikely, at 12 bytes a field.
@@ -163,15 +164,29 @@ class RouteStore:
 
     SCRIPTS = ("claim", "end", "extend", "release", "resolve", "restore")
 
+    # Scripts that change how many live bindings X carries, and so X's score
+    # in the selection sets (see maskline.numbers.selection).
+    SCORED = frozenset({"claim", "end", "release"})
+
     def __init__(self, client: Any) -> None:
         self.client = client
         self._scripts = {name: client.register_script(_load(name)) for name in self.SCRIPTS}
+        # One node: the scripts move X's selection scores in the same call.
+        # A cluster keeps those sets on other slots: a second call moves them.
+        self._cluster = is_cluster(client)
 
     def _run(self, name: str, relay_number: str, args: list[Any]) -> Any:
+        keys = [route_key(relay_number)]
+        if name in self.SCORED and not self._cluster:
+            keys += keys_of(relay_number)
         try:
-            return self._scripts[name](keys=[route_key(relay_number)], args=args)
+            return self._scripts[name](keys=keys, args=args)
         except REDIS_ERRORS as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    def _rescore(self, relay_number: str, delta: int) -> None:
+        if self._cluster:
+            bump_scores(self.client, relay_number, delta)
 
     # -- pool ------------------------------------------------------------------
 
@@ -179,6 +194,22 @@ class RouteStore:
         """Mark X's hash as present (the generation marker), keeping any data."""
         try:
             self.client.hsetnx(route_key(relay_number), "g", generation)
+        except REDIS_ERRORS as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+        self.pool_changed(relay_number)
+
+    def pool_changed(self, relay_number: str) -> None:
+        """X joined the pool or changed status: the selection sets of its
+        country are built again from SQL by the next bind there."""
+        try:
+            drop_markers(self.client, relay_number)
+        except REDIS_ERRORS as exc:
+            raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
+
+    def selection_stale(self) -> None:
+        """Every selection set is built again from SQL (after a rebuild)."""
+        try:
+            drop_all_markers(self.client)
         except REDIS_ERRORS as exc:
             raise RoutingUnavailable(f"routing store unavailable: {type(exc).__name__}") from None
 
@@ -238,6 +269,7 @@ class RouteStore:
         if result[0] == "unavailable":
             raise RoutingUnavailable(f"routing store lost its data for {relay_number}; rebuild needed")
         if result[0] == "ok":
+            self._rescore(relay_number, +1)
             return ClaimResult(outcome="ok", extension=result[1] or None)
         if result[0] == "busy":
             return ClaimResult(outcome="busy", busy_party=int(result[1]) - 1)
@@ -264,7 +296,10 @@ class RouteStore:
             extension or "",
             *indexes,
         ]
-        return bool(self._run("end", relay_number, args))
+        was_live = bool(self._run("end", relay_number, args))
+        if was_live:
+            self._rescore(relay_number, -1)
+        return was_live
 
     def extend(
         self,

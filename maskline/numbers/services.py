@@ -16,7 +16,7 @@ import random
 import re
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +52,7 @@ from maskline.numbers.routes import (
     epoch,
     short_index,
 )
+from maskline.numbers.selection import RelaySelection, relay_place
 from maskline.vault.services import VaultService
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,9 @@ class BindingPolicy:
     cooldown: dt.timedelta = dt.timedelta(hours=24)
     default_ttl: dt.timedelta = dt.timedelta(hours=72)
     max_ttl: dt.timedelta = dt.timedelta(days=90)
-    geo_policy: Literal["nearest", "strict"] = "nearest"
+    # nearest: the anchor's area, province, then country, never another
+    # country; strict: the anchor's area only; global: nearest, then anywhere.
+    geo_policy: Literal["nearest", "strict", "global"] = "nearest"
     # After an order is marked delivered, its binding lives at most this long.
     delivery_grace: dt.timedelta = dt.timedelta(hours=72)
     # How stale the live-binding counts that rank candidates may get (see LoadCache).
@@ -112,6 +115,14 @@ _spread = random.Random()  # noqa: S311
 
 # (e164, country, area) of a relay number of the pool
 _PoolNumber = tuple[str, str, str]
+
+
+def _near(where: regions.Place, e164: str) -> bool:
+    """Is relay number ``e164`` in the anchor's area (by area code or city)?"""
+    there = relay_place(e164)
+    return there.country == where.country and (
+        (bool(where.area) and there.area == where.area) or (bool(where.city) and there.city == where.city)
+    )
 
 
 @dataclass(frozen=True)
@@ -133,12 +144,14 @@ class BindingService:
         db: Database,
         vault: VaultService,
         routes: RouteStore,
+        selection: RelaySelection,
         policy: BindingPolicy,
         clock: Clock = system_clock,
     ) -> None:
         self.db = db
         self.vault = vault
         self.routes = routes
+        self.selection = selection
         self.policy = policy
         self._clock = clock
         self._listeners: list[BindingListener] = []
@@ -242,14 +255,8 @@ class BindingService:
             )
         return expires
 
-    def _seal_all(
-        self, session: Session, req: BindRequest
-    ) -> tuple[list[_Sealed], list[_Sealed], list[_PoolNumber]]:
-        """Normalize every number (all checked before any is stored), then seal.
-
-        Also returns the pool's active voice numbers: one query finds them
-        and whether any of these numbers is a relay number.
-        """
+    def _seal_all(self, session: Session, req: BindRequest) -> tuple[list[_Sealed], list[_Sealed]]:
+        """Normalize every number (all checked before any is stored), then seal."""
         normalized: list[tuple[str, str, str]] = []  # (field, role, e164)
         for role, raw in req.parties.items():
             normalized.append(
@@ -274,7 +281,8 @@ class BindingService:
             if e164 in seen:
                 raise InvalidRequest(field, f"is the same number as {seen[e164]}")
             seen[e164] = field
-        relays, pool = self._pool(session, list(seen))
+        # A primary-key lookup of these numbers alone, whatever the pool's size.
+        relays = set(session.scalars(select(RelayNumber.e164).where(RelayNumber.e164.in_(list(seen)))))
         for field, _role, e164 in normalized + callers:
             if e164 in relays:
                 raise InvalidRequest(field, "is a relay number of this pool; relay numbers cannot be parties")
@@ -284,25 +292,19 @@ class BindingService:
             _Sealed(role, put.token, short_index(self.vault.index_of(e164)), e164, new=put.created)
             for (_field, role, e164), put in zip(normalized + callers, stored, strict=True)
         ]
-        return sealed[: len(normalized)], sealed[len(normalized) :], pool
+        return sealed[: len(normalized)], sealed[len(normalized) :]
 
-    def _pool(self, session: Session, numbers: list[str]) -> tuple[set[str], list[_PoolNumber]]:
-        """(which of ``numbers`` are relay numbers, whatever their status;
-        the pool's active numbers with voice), in one query."""
-        usable = and_(RelayNumber.status == "active", RelayNumber.voice.is_(True))
-        # Core rows, not the ORM's: the whole pool comes back on every bind.
-        rows = (
-            session.connection()
-            .execute(
-                select(RelayNumber.e164, RelayNumber.country, RelayNumber.area, usable).where(
-                    or_(usable, RelayNumber.e164.in_(numbers))
-                )
+    def _named(self, session: Session, numbers: Iterable[str]) -> list[_PoolNumber]:
+        """The active voice numbers among ``numbers`` (a face's list, preferences)."""
+        wanted = list(numbers)
+        if not wanted:
+            return []
+        rows = session.execute(
+            select(RelayNumber.e164, RelayNumber.country, RelayNumber.area).where(
+                RelayNumber.e164.in_(wanted), RelayNumber.status == "active", RelayNumber.voice.is_(True)
             )
-            .all()
-        )
-        wanted = set(numbers)
-        relays = {e164 for e164, *_rest in rows if e164 in wanted}
-        return relays, [(e164, country, area) for e164, country, area, ok in rows if ok]
+        ).all()
+        return [(e164, country, area) for e164, country, area in rows]
 
     # -- binding ---------------------------------------------------------------
 
@@ -325,26 +327,34 @@ class BindingService:
         now = self._clock()
         expires = self._validate(req, now)
         with self.db.session() as session:
-            parties, callers, pool = self._seal_all(session, req)
+            parties, callers = self._seal_all(session, req)
             anchor = self._anchor(parties)
-            candidates = self._candidates(session, pool, anchor, now, req)
-            occupied = self._occupied(session, parties, now)
             binding_id = new_binding_id()
-            axb_candidates = [x for x in candidates if x not in occupied]
+            tried: list[str] = []
             attempt, busy = self._try_claim(
-                axb_candidates, binding_id, req.mode, parties, callers, req.allow == "any", expires, now
+                self._candidates(session, anchor, now, req, tried),
+                binding_id,
+                req.mode,
+                parties,
+                callers,
+                req.allow == "any",
+                expires,
+                now,
             )
-            busy.update(occupied.values())
             mode, fallback_used = req.mode, False
             if attempt is None and req.fallback == "axe":
                 mode, fallback_used = "axe", True
                 anchor_position = parties.index(anchor)
-                axe_candidates = [x for x in candidates if occupied.get(x) != anchor_position]
+                # Where the anchor itself was the busy party, axe cannot help.
+                skip = {x for x, position in busy.items() if position == anchor_position}
+                axe_candidates = (x for x in self._candidates(session, anchor, now, req, []) if x not in skip)
                 attempt, _ = self._try_claim(
                     axe_candidates, binding_id, "axe", parties, callers, False, expires, now
                 )
             if attempt is None:
-                raise self._exhausted(parties, candidates, busy, restricted=req.relay_numbers is not None)
+                raise self._exhausted(
+                    parties, anchor, tried, Counter(busy.values()), restricted=req.relay_numbers is not None
+                )
             relay, extension, bound, allowed = attempt
             binding = Binding(
                 id=binding_id,
@@ -393,53 +403,60 @@ class BindingService:
                     return p
         return parties[0]
 
-    def _occupied(self, session: Session, parties: list[_Sealed], now: dt.datetime) -> dict[str, int]:
-        """Relay numbers each party already holds (live or cooling down), from SQL.
-
-        Skipping them saves a Lua round trip per number a busy merchant is
-        already on; the Lua claim stays the authority under races. A party
-        stored by this very bind holds none, so is not looked up.
-        """
-        tokens = {p.token: i for i, p in enumerate(parties) if not p.new}
-        if not tokens:
-            return {}
-        rows = session.execute(
-            select(Binding.relay_number, BindingMember.token)
-            .join(BindingMember, BindingMember.binding_id == Binding.id)
-            .where(
-                BindingMember.kind == "party",
-                BindingMember.token.in_(list(tokens)),
-                or_(Binding.status == "active", Binding.ended_at > now - self.policy.cooldown),
-            )
-        ).all()
-        return {relay: tokens[token] for relay, token in rows}
-
     def _candidates(
-        self, session: Session, pool: list[_PoolNumber], anchor: _Sealed, now: dt.datetime, req: BindRequest
-    ) -> list[str]:
-        """The pool's usable numbers, best first: the request's preferred
-        numbers in its order, then the anchor's area, then its country, then
-        the rest; least loaded first within each. Only ``req.relay_numbers``
-        if it is given; else only the anchor's area under the strict geo
-        policy, preferred numbers included."""
+        self, session: Session, anchor: _Sealed, now: dt.datetime, req: BindRequest, tried: list[str]
+    ) -> Iterator[str]:
+        """Relay numbers to try, best first, appended to ``tried`` as they are
+        handed out.
+
+        A face's own list (``req.relay_numbers``) is ranked here from SQL: its
+        preferred numbers in order, then the anchor's area, then its country,
+        then the rest, least loaded first; the geo policy does not apply to
+        it. Otherwise the preferred numbers come first, then the selection
+        sets in Redis by the geo policy (see :mod:`maskline.numbers.selection`):
+        a page of numbers at a time, never the whole pool.
+        """
+        if req.relay_numbers is not None:
+            for e164 in self._rank_named(session, anchor, now, req):
+                tried.append(e164)
+                yield e164
+            return
+        where = regions.place(anchor.e164)
+        policy = self.policy.geo_policy
+        handed: set[str] = set()
+        if req.prefer_relays:
+            usable = {e164 for e164, _c, _a in self._named(session, req.prefer_relays)}
+            for e164 in req.prefer_relays:
+                # The deployment's strict policy binds preferences too.
+                if e164 in usable and e164 not in handed and (policy != "strict" or _near(where, e164)):
+                    handed.add(e164)
+                    tried.append(e164)
+                    yield e164
+        for e164 in self.selection.candidates(
+            where,
+            cap=self.policy.cap,
+            build=lambda country: self.selection.build(session, country, now),
+            near_only=policy == "strict",
+            anywhere=policy == "global",
+        ):
+            if e164 not in handed:
+                tried.append(e164)
+                yield e164
+
+    def _rank_named(self, session: Session, anchor: _Sealed, now: dt.datetime, req: BindRequest) -> list[str]:
+        """A face's list of relay numbers, best first (see :meth:`_candidates`)."""
+        assert req.relay_numbers is not None
         country, area = regions.describe(anchor.e164)
         load = self.load_counts.counts(session, now, max_age=self.policy.load_max_age)
-        ranked = []
-        only = req.relay_numbers
-        strict = self.policy.geo_policy == "strict" and only is None
         preferred = {e164: i for i, e164 in enumerate(reversed(req.prefer_relays))}
-        for e164, r_country, r_area in pool:
-            if only is not None and e164 not in only:
-                continue
+        ranked = []
+        for e164, r_country, r_area in self._named(session, req.relay_numbers):
             if r_country == country and area and r_area == area:
                 tier = 0
             elif r_country == country:
                 tier = 1
             else:
                 tier = 2
-            # The deployment's strict policy binds preferences too.
-            if strict and tier != 0:
-                continue
             if e164 in preferred:
                 # Before every tier; the earliest preference first.
                 ranked.append((-1 - preferred[e164], 0, 0.0, e164))
@@ -460,7 +477,7 @@ class BindingService:
 
     def _try_claim(
         self,
-        candidates: list[str],
+        candidates: Iterable[str],
         binding_id: str,
         mode: str,
         parties: list[_Sealed],
@@ -468,11 +485,12 @@ class BindingService:
         allow_any: bool,
         expires: dt.datetime,
         now: dt.datetime,
-    ) -> tuple[tuple[str, str | None, list[_Sealed], list[_Sealed]] | None, Counter[int]]:
+    ) -> tuple[tuple[str, str | None, list[_Sealed], list[_Sealed]] | None, dict[str, int]]:
         """Claim the first candidate that can take the binding.
 
         Returns the claim (relay, extension, bound parties, allowed callers),
-        or None with how often each party was the one already on a number.
+        or None with, per number where a party was already on it (live or
+        cooling down), that party's position. The Lua claim is the authority.
         """
         if mode == "axe":
             bound, allowed = self._split_axe(parties, callers)
@@ -483,7 +501,7 @@ class BindingService:
             )
         else:
             bound, allowed, allow = parties, [], ""
-        busy: Counter[int] = Counter()
+        busy: dict[str, int] = {}
         for relay in candidates:
             try:
                 result = self.routes.claim(
@@ -505,10 +523,11 @@ class BindingService:
             if result.outcome == "ok":
                 return (relay, result.extension, bound, allowed), busy
             if result.outcome == "busy" and result.busy_party is not None:
-                busy[result.busy_party] += 1
+                busy[relay] = result.busy_party
             elif result.outcome == "full":
                 # Ranked last from now on, until the counts are read again.
                 self.load_counts.at_least(relay, self.policy.cap)
+                self.selection.mark_full(relay, self.policy.cap)
         return None, busy
 
     def _notice_lost_routes(self, relay: str) -> None:
@@ -528,8 +547,18 @@ class BindingService:
         return [str(low + secrets.randbelow(9 * low)) for _ in range(count)]
 
     def _exhausted(
-        self, parties: list[_Sealed], candidates: list[str], busy: Counter[int], *, restricted: bool = False
+        self,
+        parties: list[_Sealed],
+        anchor: _Sealed,
+        candidates: list[str],
+        busy: Counter[int],
+        *,
+        restricted: bool = False,
     ) -> PoolExhausted:
+        role = None
+        if busy:
+            position, _count = busy.most_common(1)[0]
+            role = parties[position].role if position < len(parties) else None
         if restricted:
             # The caller named the numbers: say so, not "the pool".
             if not candidates:
@@ -538,44 +567,47 @@ class BindingService:
                     "and voice-capable",
                     needed=1,
                 )
-            role = None
-            if busy:
-                position, _count = busy.most_common(1)[0]
-                role = parties[position].role if position < len(parties) else None
             return PoolExhausted(
                 f"none of the {len(candidates)} relay number(s) this binding may take is free "
                 "(each already carries one of its parties, is cooling down for it, or is full)",
                 role=role,
                 needed=1,
             )
-        if self.policy.geo_policy == "strict" and not candidates:
-            return NoNumberInRegion(
-                "no active relay number in the buyer's area (geo policy strict); "
-                "the pool needs at least 1 number there",
-                role=None,
-                needed=1,
-            )
-        if not candidates:
-            return PoolExhausted("the pool has no active relay number with voice", needed=1)
-        if self.policy.geo_policy == "strict":
+        policy = self.policy.geo_policy
+        country = regions.place(anchor.e164).country
+        if policy == "strict":
+            if not candidates:
+                return NoNumberInRegion(
+                    "no active relay number in the buyer's area (geo policy strict); "
+                    "the pool needs at least 1 number there",
+                    role=None,
+                    needed=1,
+                )
             return NoNumberInRegion(
                 f"no free relay number in the buyer's area (geo policy strict): all {len(candidates)} "
                 "there are taken for these parties or full; the pool needs at least 1 more number there",
                 role=None,
                 needed=1,
             )
-        if busy:
-            position, _count = busy.most_common(1)[0]
-            role = parties[position].role if position < len(parties) else None
+        # nearest never leaves the anchor's country; global goes anywhere.
+        where = "the pool" if policy == "global" else f"country {country}"
+        scope = "" if policy == "global" else " (geo policy nearest never gives a number of another country)"
+        if not candidates:
             return PoolExhausted(
-                f"the pool is exhausted for role {role}: every relay number already carries "
-                f"this {role} (or is cooling down for it); it needs at least 1 more number",
+                f"the pool has no active relay number with voice in {where}{scope}; "
+                "it needs at least 1 number there",
+                needed=1,
+            )
+        if busy:
+            return PoolExhausted(
+                f"the pool is exhausted for role {role} in {where}{scope}: every relay number there "
+                f"already carries this {role} (or is cooling down for it); it needs at least 1 more number",
                 role=role,
                 needed=1,
             )
         return PoolExhausted(
-            f"the pool is exhausted: all {len(candidates)} relay numbers are at their binding cap "
-            "or out of extensions; it needs at least 1 more number",
+            f"the pool is exhausted in {where}{scope}: all {len(candidates)} relay numbers there are at "
+            "their binding cap or out of extensions; it needs at least 1 more number",
             needed=1,
         )
 

@@ -1,4 +1,4 @@
-"""What one bind costs in SQL, and the load counts that rank its candidates."""
+"""What one bind costs in SQL (the same for any pool size), and how its candidates are ranked."""
 
 from __future__ import annotations
 
@@ -75,7 +75,16 @@ def test_load_counts_follow_this_process_and_are_read_again_when_old(
     services: Services, numbers: Any, clock: FixedClock
 ) -> None:
     add_relay_numbers(services, X1, X2)
-    view = numbers.bindings.bind(axb("o-1", BUYER))
+    # A face's own list of numbers is ranked with these counts (the rest of
+    # the pool through the selection sets in Redis).
+    view = numbers.bindings.bind(
+        BindRequest(
+            order_id="o-1",
+            mode="axb",
+            parties={"buyer": BUYER, "merchant": MERCHANT},
+            relay_numbers=frozenset({X1, X2}),
+        )
+    )
     load = numbers.bindings.load_counts
     with services.db.session() as s:
         assert load.counts(s, clock(), max_age=numbers.bindings.policy.load_max_age) == {view.relay_number: 1}
@@ -86,20 +95,37 @@ def test_load_counts_follow_this_process_and_are_read_again_when_old(
         assert load.counts(s, clock(), max_age=numbers.bindings.policy.load_max_age) == {}
 
 
-def test_a_stale_count_costs_a_full_claim_not_a_failed_bind(services: Services, numbers: Any) -> None:
+def test_a_stale_score_costs_a_full_claim_not_a_failed_bind(
+    services: Services, numbers: Any, redis_client: Any
+) -> None:
+    from maskline.numbers.selection import keys_of
     from maskline.numbers.services import BindingPolicy
 
     add_relay_numbers(services, X1, X2)
     numbers.bindings.policy = BindingPolicy(cap=1)
     first = numbers.bindings.bind(axb("o-1", BUYER, "+12125550181"))
     other = X2 if first.relay_number == X1 else X1
-    # As if the counts were read before that bind, and the other number were busier.
-    numbers.bindings.load_counts.add(first.relay_number, -1)
-    numbers.bindings.load_counts.add(other, +1)
+    # As if the scores were stale: the full number looks empty, the other busier.
+    for key in keys_of(first.relay_number):
+        redis_client.zadd(key, {first.relay_number: 0}, xx=True)
+    for key in keys_of(other):
+        redis_client.zadd(key, {other: 0.5}, xx=True)
     second = numbers.bindings.bind(axb("o-2", "+14155550199", "+12125550182"))
     assert second.relay_number == other
-    with services.db.session() as s:
-        counts = numbers.bindings.load_counts.counts(
-            s, services.clock(), max_age=numbers.bindings.policy.load_max_age
-        )
-    assert counts == {first.relay_number: 1, other: 2}  # the full claim corrected the count
+    # The full claim corrected the score: the full number is ranked out. (The
+    # every-country set is built only under the global policy.)
+    country_sets = keys_of(first.relay_number)[:-1]
+    assert [redis_client.zscore(key, first.relay_number) for key in country_sets] == [1] * len(country_sets)
+
+
+@pytest.mark.parametrize("pool_size", [3, 300])
+def test_a_bind_reads_the_same_whatever_the_pool_size(
+    services: Services, numbers: Any, statements: list[str], pool_size: int
+) -> None:
+    add_relay_numbers(services, *(f"+1415555{1000 + i:04d}" for i in range(pool_size)))
+    numbers.bindings.bind(axb("o-0", "+14155550170", "+12125550180"))  # builds the selection sets
+    statements.clear()
+    numbers.bindings.bind(axb("o-1", BUYER))
+    assert len(statements) == 6, statements
+    # No statement reads relay numbers but by their primary key.
+    assert all("FROM relay_numbers" not in s or "relay_numbers.e164 IN" in s for s in statements)

@@ -198,10 +198,19 @@ def test_redis_holds_no_party_number(services: Services, pool: Any, redis_client
     pool.bindings.bind(
         BindRequest(order_id="o-2", mode="axe", parties={"buyer": "+14155550175"}, allow=[COURIER])
     )
-    dump = b"".join(
-        k + b"".join(redis_client.hgetall(k).keys()) + b"".join(redis_client.hgetall(k).values())
-        for k in redis_client.scan_iter()  # every primary of a cluster, unlike KEYS
-    )
+    parts: list[bytes] = []
+    for k in redis_client.scan_iter():  # every primary of a cluster, unlike KEYS
+        kind = redis_client.type(k)
+        parts.append(k)
+        if kind == b"hash":
+            parts += [b"".join(pair) for pair in redis_client.hgetall(k).items()]
+        elif kind == b"zset":  # the selection sets: relay numbers by place
+            parts += redis_client.zrange(k, 0, -1)
+        elif kind == b"set":
+            parts += redis_client.smembers(k)
+        else:
+            parts.append(redis_client.get(k) or b"")
+    dump = b"".join(parts)
     for digits in (b"4155550132", b"2125550143", b"3125550154", b"4155550175"):
         assert digits not in dump
 

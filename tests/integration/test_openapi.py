@@ -31,7 +31,7 @@ def test_every_v1_route_is_described(app: Flask) -> None:
 
 def test_the_spec_is_valid_openapi_3_1(app: Flask) -> None:
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
-    assert len(list(schema.get_all_operations())) == 10
+    assert len(list(schema.get_all_operations())) == 11
 
 
 # Conformance, not "every schema-valid request is accepted": an opaque cursor
@@ -50,7 +50,7 @@ def test_schemathesis_smoke_run_finds_no_server_error_and_no_answer_off_the_sche
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {make_key(app, 'fuzz')}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 10
+    assert len(operations) == 11
     for operation in operations:
 
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)

@@ -29,9 +29,13 @@ class RecordingRegistrar:
 
     def __init__(self) -> None:
         self.registered: list[str] = []
+        self.changed: list[str] = []
 
     def register_number(self, e164: str) -> None:
         self.registered.append(e164)
+
+    def pool_changed(self, e164: str) -> None:
+        self.changed.append(e164)
 
 
 @pytest.fixture

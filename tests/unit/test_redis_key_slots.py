@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from redis.cluster import key_slot
 
+from maskline.numbers.regions import place
 from maskline.numbers.routes import route_key
+from maskline.numbers.selection import GLOBAL, country_key, marker_key, tiers
 from maskline.webhooks.bridge import BridgeStore
 from maskline.webhooks.services import DecisionStore, Quotas
 from maskline.webhooks.steps import caller_failures_key, lockdown_key, number_failures_key, record_key
@@ -45,6 +47,17 @@ def test_every_key_about_a_relay_number_is_on_its_slot(relay: str) -> None:
     assert {slot(k) for k in keys} == {slot("{" + relay + "}")}
 
 
+@pytest.mark.parametrize("anchor", RELAYS)
+def test_a_picks_keys_are_on_its_countrys_slot(anchor: str) -> None:
+    where = place(anchor)
+    keys = [marker_key(where.country), *(key for tier in tiers(where) for key in tier)]
+    assert {slot(k) for k in keys} == {slot(country_key(where.country))}
+
+
+def test_the_every_country_set_and_its_marker_share_a_slot() -> None:
+    assert slot(GLOBAL) == slot(marker_key("global"))
+
+
 def test_relay_numbers_do_not_all_share_one_slot() -> None:
     # The tag is the number itself, so bindings spread over the cluster.
     assert len({slot(route_key(relay)) for relay in RELAYS}) > 1
@@ -60,7 +73,11 @@ def test_a_click_to_call_reference_has_a_slot_of_its_own() -> None:
 # (module, enclosing function) of every script call (``keys=``, ``args=``), with the
 # test above that proves its keys share a slot.
 SCRIPT_CALLS = {
-    ("numbers/routes.py", "_run"),  # route_key(relay) only
+    # route_key(relay); on one Redis node (never a cluster) also the relay
+    # number's selection sets, whose scores follow its claims and releases.
+    ("numbers/routes.py", "_run"),
+    ("numbers/selection.py", "_read"),  # marker_key(country) + tiers(place): the country's slot
+    ("numbers/replace.py", "_move"),  # route_key(relay) only
     ("webhooks/services.py", "record"),  # DecisionStore.key(sid, relay) only
     ("webhooks/services.py", "finish"),  # DecisionStore.key(sid, relay) only
     ("webhooks/services.py", "take"),  # Quotas.keys(...)
@@ -68,6 +85,7 @@ SCRIPT_CALLS = {
 }
 # Transaction pipelines (MULTI/EXEC): each touches one key, built by one builder.
 TRANSACTIONS = {
+    ("numbers/selection.py", "build"),  # a country's sets, registry and marker; or GLOBAL and its marker
     ("webhooks/services.py", "finish"),  # DecisionStore.key(sid, relay)
     ("webhooks/steps.py", "overrule"),  # record_key(relay, sid)
     ("webhooks/bridge.py", "put"),  # BridgeStore.key(ref)

@@ -24,7 +24,7 @@ def test_defaults_are_development_with_embedded_backends(tmp_path: Path) -> None
         ("MASKLINE_DEFAULT_REGION", "USA", "MASKLINE_DEFAULT_REGION"),
         ("MASKLINE_COOLDOWN", "soon", "MASKLINE_COOLDOWN must be a duration"),
         ("MASKLINE_MAX_BINDINGS_PER_NUMBER", "0", "between 1 and"),
-        ("MASKLINE_GEO_POLICY", "closest", "nearest or strict"),
+        ("MASKLINE_GEO_POLICY", "closest", "nearest, strict or global"),
         ("MASKLINE_DEFAULT_REGION", "XX", "MASKLINE_DEFAULT_REGION: XX is not a region"),
         ("MASKLINE_ALLOWED_COUNTRIES", "CN, UK", "MASKLINE_ALLOWED_COUNTRIES: UK is not a region"),
         ("MASKLINE_REFUSED_NUMBER_TYPES", "PREMIUM", "MASKLINE_REFUSED_NUMBER_TYPES: PREMIUM is not"),

@@ -1,8 +1,15 @@
 -- Claim X for a new binding, atomically.
--- KEYS[1] = ml:{X}
+-- KEYS[1] = ml:{X}; KEYS[2..] (one Redis node only) = X's selection sets,
+--   whose score for X (its live bindings, a heuristic) follows the claim.
 -- ARGV: now, cooldown, cap, bid (10 raw bytes), ver, exp36, mode, allow,
 --       ext_candidates (comma list or ""), nparties, then per party: idx, role, token (15 raw bytes)
 -- Returns {"ok", ext} or {"unavailable"} / {"full"} / {"busy", party_no} / {"no_extension"}.
+-- Move X's score in its selection sets (KEYS[2..], given on one Redis node
+-- only): XX, so a number that is not selectable (locked) never joins them.
+local function rescore(delta)
+  local member = string.sub(KEYS[1], 5, -2)
+  for i = 2, #KEYS do redis.call("ZADD", KEYS[i], "XX", "INCR", delta, member) end
+end
 local key = KEYS[1]
 local now, cooldown, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local bid, ver, exp36, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -36,4 +43,5 @@ write_binding(key, {bid = bid, ver = ver, st = "a", exp36 = exp36, mode = mode, 
   parties)
 if mode == "axe" then redis.call("HINCRBY", key, "e", 1) end
 redis.call("HINCRBY", key, "n", 1)
+rescore(1)
 return {"ok", ext}
