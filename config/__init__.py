@@ -105,6 +105,10 @@ class Settings:
     public_url: str | None = None
     trust_proxy: bool = False
     twilio_auth_token: str | None = None
+    # Set when twilio_auth_token is development's local webhook token (made by
+    # `maskline init`): it signs local webhooks and the simulator, and is
+    # never sent to Twilio's REST API as the account's credential.
+    twilio_token_is_local: bool = False
     # Twilio's REST API (click-to-call, `maskline pool sync-twilio`): the
     # account the auth token belongs to, and where its API is reached. Not
     # needed at start-up: without the SID those two features say so.
@@ -241,7 +245,9 @@ class Settings:
         if self.twilio_auth_token is None and self.env == "development":
             # Development only: production and testing never read it, so a
             # token left in a folder never signs a production webhook.
-            object.__setattr__(self, "twilio_auth_token", _read_development_token(self.instance_path))
+            local = _read_development_token(self.instance_path)
+            object.__setattr__(self, "twilio_auth_token", local)
+            object.__setattr__(self, "twilio_token_is_local", local is not None)
         if is_cluster_url(self.redis_url):
             # Checked here, for the environment and overrides alike: a bad node
             # list would otherwise surface as a connection error at first use.

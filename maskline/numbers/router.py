@@ -27,7 +27,7 @@ from maskline.vault.services import VaultService
 
 log = logging.getLogger(__name__)
 
-_EXTENSION = re.compile(r"[0-9]{1,8}")
+_EXTENSION = re.compile(r"[0-9]{1,8}\Z")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 

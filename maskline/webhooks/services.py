@@ -435,12 +435,12 @@ class WebhookService:
                 self._decision_store().record(sid, step, decision, now=self._now(), relay=relay)
                 reason = decision.reason
             REJECTIONS.labels(reason=reason or "unavailable").inc()
-            if reason in _WRONG_EXTENSION or (reason == "locked_down" and step.startswith("ext:")):
-                self._wrong_extension(relay, index)
-            elif reason == "locked_out":
+            if reason == "locked_out":
                 LOCKOUTS.inc()
-            else:
+            elif not out.wrong_extension:
                 self._refused(relay, index, reason)
+        if out.wrong_extension:
+            self._wrong_extension(relay, index)
         if out.lockdown_started is not None:
             self._lockdown(relay, out.lockdown_started)
         if decision.action == "connect":

@@ -82,6 +82,8 @@ class StepOutcome:
     # Texts: someone has opted out of texts from this relay number (the
     # target is then checked before a text goes out).
     optouts: bool = False
+    # This step keyed a wrong extension (counted, whether or not it asks again).
+    wrong_extension: bool = False
 
 
 def _text(value: Any) -> str:
@@ -142,7 +144,7 @@ class StepStore:
             lim.extension_digits,
         ]
         raw = self._step(keys=[f"ml:{{{relay}}}", record_key(relay, sid)], args=args)
-        outcome, stored, remember, lockdown, digits, optouts = (_text(x) for x in raw)
+        outcome, stored, remember, lockdown, digits, optouts, wrong = (_text(x) for x in raw)
         return StepOutcome(
             outcome=outcome,
             decision=StepDecision.loads(stored) if stored else None,
@@ -150,6 +152,7 @@ class StepStore:
             lockdown_started=int(lockdown) if lockdown else None,
             extension_digits=int(digits),
             optouts=optouts == "1",
+            wrong_extension=wrong == "1",
         )
 
     def overrule(self, relay: str, sid: str, step: str, decision: StepDecision) -> None:

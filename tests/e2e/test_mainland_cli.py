@@ -14,7 +14,8 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, clean_tables
-from tests.e2e.test_numbers_cli import MASKLINE, flush_test_redis
+from tests.e2e.conftest import invoke_in_process
+from tests.e2e.test_numbers_cli import flush_test_redis
 
 
 def test_pool_add_import_bind_and_route_take_mainland_national_forms(
@@ -36,7 +37,7 @@ def test_pool_add_import_bind_and_route_take_mainland_national_forms(
         env["MASKLINE_REDIS_URL"] = TEST_REDIS_URL
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([MASKLINE, *args], env=env, capture_output=True, text=True, check=False)
+        return invoke_in_process(args, env, None)
 
     assert run("init").returncode == 0
     added = run("pool", "add", "13800138099", "010-6552 0100")

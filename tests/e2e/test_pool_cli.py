@@ -48,7 +48,7 @@ def test_add_derives_region_and_capabilities(initialised: Cli) -> None:
     ("args", "fragment"),
     [
         ((X2, X1), f"numbers[1]: {X1} is already in the pool"),
-        ((X2, "555-0123-99"), "numbers[1]: is not"),
+        ((X2, "555-0123-99"), "numbers[1]: has an impossible length"),
         ((X2, "--capabilities", "voice,fax"), "--capabilities: must be voice, sms or voice,sms"),
     ],
 )

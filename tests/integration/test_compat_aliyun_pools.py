@@ -545,7 +545,7 @@ def test_query_record_file_download_url_gives_the_recording_of_a_call(face: Face
     dto = face.bind_axb(is_recording_enabled=True).secret_bind_dto
     call = face.carrier.call(from_number=A, to_number=dto.secret_no)
     assert call.outcome == "connected" and call.recorded
-    callback = f"/webhooks/twilio/voice/recording?ref={call.call_sid}"
+    callback = call.recording_callback or ""  # the recordingStatusCallback the <Dial> named
     assert (
         face.carrier.recording(callback_url=callback, call_sid=call.call_sid, recording_sid="RE" + "1" * 32)
         == 200

@@ -256,8 +256,10 @@ def test_a_delivered_message_queues_interaction_completed(
     view = bind(owner="shop-a")
     message_sid = sid("SM")
     twilio.sms(MERCHANT, view.relay_number, "on my way", message_sid=message_sid)
-    twilio.post("/webhooks/twilio/sms/status", {"MessageSid": message_sid, "MessageStatus": "sent"})
-    twilio.post("/webhooks/twilio/sms/status", {"MessageSid": message_sid, "MessageStatus": "delivered"})
+    # As Twilio sends them: the forwarded message goes from the relay number.
+    forwarded = {"MessageSid": message_sid, "From": view.relay_number, "To": BUYER}
+    twilio.post("/webhooks/twilio/sms/status", {**forwarded, "MessageStatus": "sent"})
+    twilio.post("/webhooks/twilio/sms/status", {**forwarded, "MessageStatus": "delivered"})
     assert types(services) == ["binding.created", "interaction.completed"]
     data = payloads(services)[-1]["data"]
     assert (data["type"], data["status"], data["from_role"], data["to_role"]) == (

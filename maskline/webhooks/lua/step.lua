@@ -12,7 +12,8 @@
 --       17 wrong extensions per number, 18 its window, 19 its lockdown,
 --       20 extension digits when X has no length of its own
 -- Returns {outcome, decision JSON, remember ("1"/""), lockdown count ("" unless one started now),
---          extension digits, "1" if anyone has opted out of texts from X}; outcome is "new", "retry" (a stored decision still true),
+--          extension digits, "1" if anyone has opted out of texts from X,
+--          "1" if this step keyed a wrong extension}; outcome is "new", "retry" (a stored decision still true),
 --          "stale" (a stored connect whose binding is no longer live) or "done" (the call is over).
 local key, rec = KEYS[1], KEYS[2]
 local step, now = ARGV[1], tonumber(ARGV[2])
@@ -21,6 +22,7 @@ local record_ttl, attempts, attempt = tonumber(ARGV[11]), tonumber(ARGV[12]), to
 local digits = redis.call("HGET", key, "d") or ARGV[20]
 -- Texts only: whether X's opt-out set has anyone (the rare case pays a second look).
 local optouts = ""
+local wrong = ""
 if kind == "sms" and redis.call("EXISTS", key .. ":optout") == 1 then optouts = "1" end
 
 local B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -44,20 +46,20 @@ local function token_text(t)
 end
 
 -- A retry or a replay: the stored decision, if it is still true.
-if redis.call("HEXISTS", rec, "done") == 1 then return {"done", "", "", "", digits, optouts} end
+if redis.call("HEXISTS", rec, "done") == 1 then return {"done", "", "", "", digits, optouts, wrong} end
 local stored = redis.call("HGET", rec, step)
 if stored then
   local live_field = redis.call("HGET", rec, "lf:" .. step)
   if live_field then
     -- A connect goes out again only while its binding is still live.
     local v = redis.call("HGET", key, live_field)
-    if not v then return {"stale", stored, "", "", digits, optouts} end
+    if not v then return {"stale", stored, "", "", digits, optouts, wrong} end
     local f = route_fields(v)
     if f.bid ~= redis.call("HGET", rec, "lb:" .. step) or f.st ~= "a" or now >= f.exp then
-      return {"stale", stored, "", "", digits, optouts}
+      return {"stale", stored, "", "", digits, optouts, wrong}
     end
   end
-  return {"retry", stored, "", "", digits, optouts}
+  return {"retry", stored, "", "", digits, optouts, wrong}
 end
 
 local function save(decision, live_field, bid)
@@ -78,13 +80,13 @@ local function reject(reason, bid_text, lockdown)
   if reason == "unavailable" then
     -- No generation marker: nothing is stored, so a retry decides again
     -- once the routes are rebuilt.
-    return {"new", cjson.encode(d), "", "", digits, optouts}
+    return {"new", cjson.encode(d), "", "", digits, optouts, wrong}
   end
-  return {"new", save(d), "", lockdown or "", digits, optouts}
+  return {"new", save(d), "", lockdown or "", digits, optouts, wrong}
 end
 
 local function gather(next_attempt)
-  return {"new", save({action = "gather", attempt = next_attempt, digits = tonumber(digits)}), "", "", digits, optouts}
+  return {"new", save({action = "gather", attempt = next_attempt, digits = tonumber(digits)}), "", "", digits, optouts, wrong}
 end
 
 local function bid_of(raw)
@@ -137,7 +139,7 @@ local function connect(r)
     local left = route_fields(live).exp - now + 3600
     if left > record_ttl then redis.call("EXPIRE", rec, left) end
   end
-  return {"new", text, r[6] == "remember" and "1" or "", "", digits, optouts}
+  return {"new", text, r[6] == "remember" and "1" or "", "", digits, optouts, wrong}
 end
 
 if ext == "" then
@@ -162,18 +164,19 @@ end
 local reason = r[2]
 if reason == "bad_extension" or reason == "stranger" or reason == "expired" then
   -- A wrong extension: counted against this caller and against the number.
+  wrong = "1"
   redis.call("SET", caller_key, 0, "EX", ARGV[15], "NX")
   local mine = redis.call("INCR", caller_key)
   local now_locked_out = mine >= tonumber(ARGV[14])
   if now_locked_out then redis.call("EXPIRE", caller_key, ARGV[16]) end
   local window_key = key .. ":xw"
   redis.call("SET", window_key, 0, "EX", ARGV[18], "NX")
-  local wrong = redis.call("INCR", window_key)
+  local on_number = redis.call("INCR", window_key)
   local started = ""
-  if not number_locked and wrong > tonumber(ARGV[17]) then
-    redis.call("SET", key .. ":xl", wrong, "EX", ARGV[19])
+  if not number_locked and on_number > tonumber(ARGV[17]) then
+    redis.call("SET", key .. ":xl", on_number, "EX", ARGV[19])
     number_locked = true
-    started = tostring(wrong)
+    started = tostring(on_number)
   end
   if number_locked then return reject("locked_down", bid_of(r[3]), started) end
   if now_locked_out then return reject("locked_out", bid_of(r[3])) end
