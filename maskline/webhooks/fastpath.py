@@ -84,22 +84,19 @@ class WebhookFastPath:
         route = self.routes.get(environ.get("PATH_INFO", ""))
         if route is None or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
-        length = environ.get("CONTENT_LENGTH") or ""
-        if not length.isdigit():
-            return self.app(environ, start_response)  # chunked or odd: Flask's own handling
         started = time.perf_counter()
         endpoint, handler = route
-        status, body, headers = self._answer(environ, int(length), handler)
+        status, body, headers = self._answer(environ, handler)
         payload = body.encode()
         start_response(f"{status} {_REASONS[status]}", [*headers, ("Content-Length", str(len(payload)))])
         if self.metrics is not None:
             self.metrics(endpoint, "POST", status, time.perf_counter() - started)
         return [payload]
 
-    def _answer(self, environ: dict[str, Any], length: int, handler: Handler) -> tuple[int, str, list[Any]]:
-        if length > self.max_body:
+    def _answer(self, environ: dict[str, Any], handler: Handler) -> tuple[int, str, list[Any]]:
+        raw = self._body(environ)
+        if raw is None:
             return 413, "request too large\n", _TEXT
-        raw = environ["wsgi.input"].read(length) if length else b""
         content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         text = raw.decode("utf-8", "replace") if content_type == "application/x-www-form-urlencoded" else ""
         every, form = _parse(text)
@@ -117,6 +114,20 @@ class WebhookFastPath:
             kind = "sms" if "/sms" in environ.get("PATH_INFO", "") else "voice"
             return 200, self.service.apology(kind, exc), _XML
         return status, xml, _XML
+
+    def _body(self, environ: dict[str, Any]) -> bytes | None:
+        """The request body, or None if it is larger than ``max_body``."""
+        length = (environ.get("CONTENT_LENGTH") or "").strip()
+        stream = environ["wsgi.input"]
+        if length.isdigit():
+            size = int(length)
+            if size > self.max_body:
+                return None
+            return bytes(stream.read(size)) if size else b""
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            raw = bytes(stream.read(self.max_body + 1))  # the server de-chunks it
+            return None if len(raw) > self.max_body else raw
+        return b""  # no body announced: none is read (an odd length counts as none)
 
     def _verify(self, environ: Mapping[str, Any], params: Mapping[str, list[str]]) -> None:
         path = environ.get("PATH_INFO", "")
