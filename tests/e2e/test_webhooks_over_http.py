@@ -191,6 +191,15 @@ def changes(before: dict[str, object], after: dict[str, object]) -> list[str]:
     return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
+def routing_changes(before: dict[str, object], after: dict[str, object]) -> list[str]:
+    """:func:`changes`, but the alert counters: the server counts signals a
+    moment after the calls that made them (it gathers them for a quarter
+    second), so a snapshot may catch an earlier call's. That a retry or a
+    forged request adds no signal is checked where the alerts can be drained
+    (tests/integration/test_alerts_webhooks.py)."""
+    return [c for c in changes(before, after) if not c.startswith("redis b'ml:alert:")]
+
+
 @pytest.fixture(scope="module")
 def relay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     base = tmp_path_factory.mktemp("webhooks-over-http")
@@ -451,7 +460,7 @@ def test_a_forged_request_gets_403_and_changes_nothing(
 
     assert status == 403
     assert step.target not in body
-    assert changes(before, relay.state()) == []
+    assert routing_changes(before, relay.state()) == []
     # Nothing was stored under its sid either: the genuine request is answered
     # afresh (and leaves its trace, as the forgery did not).
     status, body = relay.carrier.signed_post(step.path, step.form)
@@ -498,7 +507,7 @@ def test_a_twilio_retry_while_live_gets_the_same_answer(
     assert (first[0], reached(first[1])) == (200, step.target)
     assert retry == first
     # Answered from the stored decision: not decided (nor counted) again.
-    assert changes(after_first, relay.state()) == []
+    assert routing_changes(after_first, relay.state()) == []
 
 
 def _finish(relay: Relay, step: Step, answer: str) -> int:

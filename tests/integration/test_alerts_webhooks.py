@@ -245,3 +245,16 @@ def test_no_party_number_in_alerts_outbox_deliveries_or_redis(
         found += leaks(f"redis key {key!r}", key)
         found += leaks(f"redis value of {key!r}", client.dump(key) or b"")
     assert found == []
+
+
+def test_forged_requests_raise_no_alert(make_app: AppMaker, bind: Callable[..., BindingView]) -> None:
+    app = make_app(alert_strangers_per_hour=1)
+    twilio, view = Twilio(app), bind()
+    for _ in range(3):
+        forged = twilio.post(
+            "/webhooks/twilio/voice",
+            {"CallSid": sid(), "From": STRANGER, "To": view.relay_number},
+            signature="forged",
+        )
+        assert forged.status == 403
+    assert alerts(app) == []
