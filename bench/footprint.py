@@ -5,8 +5,8 @@ and text leaves behind, in Redis and in PostgreSQL.
 
 * Redis, beyond the route hashes (bench/numbers.py measures those): every
   key is scanned before and after the calls, and again after the texts, and
-  each new key is classified by its shape (``ml:wh:{CA..}`` de-dup record of a
-  call, ``ml:wh:{SM..}`` of a text, ``ml:{X}:q:<binding>:<call|sms>:<h|d>..``
+  each new key is classified by its shape (``ml:{X}:c:CA..`` decision record
+  of a call, ``ml:{X}:c:SM..`` of a text, ``ml:{X}:q:<binding>:<call|sms>:<h|d>..``
   quota counters, ``ml:alert:..`` alert counters, anything else by its prefix):
   count, MEMORY USAGE (total and median) and TTL per class. Also the growth
   of the server's ``used_memory`` per call and per text.
@@ -82,7 +82,7 @@ class Pair:
 # -- Redis -------------------------------------------------------------------------
 
 # A sid is two letters and 32 hex digits; keep its kind (CA call, SM message).
-_DEDUPE = re.compile(r"^ml:wh:\{(CA|SM|MM)[0-9a-fA-F]+\}$")
+_DEDUPE = re.compile(r"^ml:\{[^}]*\}:c:(CA|SM|MM)[0-9a-fA-F]+$")
 _QUOTA = re.compile(r"^ml:\{[^}]*\}:q:[^:]+:(call|sms):([hd])\d+$")
 _ALERT = re.compile(r"^ml:alert:([^:]+):")
 _TAGGED = re.compile(r"^(ml:)\{[^}]*\}(.*)$")
@@ -91,7 +91,7 @@ _TAGGED = re.compile(r"^(ml:)\{[^}]*\}(.*)$")
 def key_class(key: str) -> str:
     """A key's class: its shape with ids, numbers and windows elided (never a number in it)."""
     if m := _DEDUPE.match(key):
-        return f"ml:wh:{{{m.group(1)}..}} de-dup record ({'call' if m.group(1) == 'CA' else 'sms'})"
+        return f"ml:{{X}}:c:{m.group(1)}.. de-dup record ({'call' if m.group(1) == 'CA' else 'sms'})"
     if m := _QUOTA.match(key):
         return f"ml:{{X}}:q:<binding>:{m.group(1)}:{m.group(2)}<window> quota"
     if m := _ALERT.match(key):

@@ -512,7 +512,7 @@ def capacity_rows(figures: dict[str, dict[str, Any]]) -> list[str]:
     if (fp := figures.get("footprint")) is not None:
         r, pg = fp["redis_summary"], fp["postgres"]
         rows += [
-            f"| Redis de-dup record per call / per text (`ml:wh:{{SID}}`) | "
+            f"| Redis de-dup record per call / per text (`ml:{{X}}:c:<SID>`) | "
             f"{n(r['dedupe_call_median_bytes'], ' B')} / {n(r['dedupe_sms_median_bytes'], ' B')} "
             f"(median MEMORY USAGE), kept {ttl(r['dedupe_ended_ttl_s'])} once the call has ended "
             f"(`webhook_ended_ttl`; {ttl(r['dedupe_ttl_s'])}, `webhook_dedupe_ttl`, for a call not "
