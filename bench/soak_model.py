@@ -52,7 +52,13 @@ def _area_codes() -> list[int]:
     codes = []
     for area in range(201, 990):
         number = phonenumbers.parse(f"+1{area}5550142")
-        if phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in _ORDINARY:
+        # US only: +1 also reaches Canada and the Caribbean, and the default
+        # geo policy never gives a party a relay number of another country.
+        if (
+            phonenumbers.is_valid_number(number)
+            and phonenumbers.number_type(number) in _ORDINARY
+            and phonenumbers.region_code_for_number(number) == "US"
+        ):
             codes.append(area)
     return codes
 
