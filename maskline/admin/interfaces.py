@@ -111,6 +111,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "read": frozenset({"viewer", "operator", "security"}),
     "bindings.change": frozenset({"operator"}),
     "alerts.acknowledge": frozenset({"operator", "security"}),
+    # CSV downloads of the lists (each one on the audit record).
+    "export": frozenset({"operator", "security"}),
     "reveal": frozenset({"security"}),
 }
 
