@@ -94,7 +94,7 @@ def plan(bulk: BulkRequest, *, now: dt.datetime, max_ttl: dt.timedelta) -> list[
                 continue
             row = PlanRow(id=b.id, order_id=b.order_id, relay_number=b.relay_number, old_expiry=b.expires_at)
             if not b.is_live(now):
-                rows.append(_skip(row, "has already ended"))
+                rows.append(_skip(row, "this binding has already ended"))
             elif bulk.action == "unbind":
                 rows.append(_with(row, new_expiry=now))
             elif b.delivered_at is not None:

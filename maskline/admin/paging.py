@@ -108,7 +108,8 @@ def decode(cursor: str, keyset: Keyset, *, field: str) -> tuple[object, ...]:
         raise refused
     values: list[object] = []
     for raw, column in zip(plain, keyset.columns, strict=True):
-        kind = column.type.python_type
+        # A TypeDecorator (UTCDateTime) names its own type as object: ask what it wraps.
+        kind = getattr(column.type, "impl_instance", column.type).python_type
         if kind is dt.datetime and isinstance(raw, str):
             try:
                 when = dt.datetime.fromisoformat(raw)
