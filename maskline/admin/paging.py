@@ -53,7 +53,11 @@ class Keyset:
             equal = [self.columns[j] == values[j] for j in range(i)]
             step = column < values[i] if later else column > values[i]
             clauses.append(and_(*equal, step))
-        return or_(false(), *clauses)
+        # The leading bound repeats what the OR says, in a form an index on
+        # the first key can range-scan (an OR of ANDs is not one range).
+        first = self.columns[0]
+        bound = first <= values[0] if later else first >= values[0]
+        return and_(bound, or_(false(), *clauses))
 
     def order(self, *, forward: bool) -> list[ColumnElement[Any]]:
         ascending = forward != self.descending
