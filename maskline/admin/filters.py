@@ -26,6 +26,8 @@ from maskline.vault.normalize import parse_relay
 MAX_TEXT = 120
 _ACTOR = re.compile(r"^[\w.:@-]{1,120}$")
 _ACTION = re.compile(r"^[a-z_.]{1,64}$")
+# Subjects are ids and words (bd_..., rv_..., key:..., pool); never a number.
+_SUBJECT = re.compile(r"^[\w.:@-]{1,120}$")
 _CODE = re.compile(r"^[a-z_-]{1,40}$")
 ALERT_STATES = ("open", "acknowledged")
 # What the interactions page offers to filter by (any status code is accepted).
@@ -110,10 +112,12 @@ def _pairs(**values: str | None) -> dict[str, str]:
 
 @dataclass(frozen=True, kw_only=True)
 class AuditFilter:
-    """Audit log: actor (a prefix: ``admin:`` finds every console user), action (a prefix), time."""
+    """Audit log: actor (a prefix: ``admin:`` finds every console user), action (a prefix),
+    subject (exact: a binding's whole trail), time."""
 
     actor: str | None = None
     action: str | None = None
+    subject: str | None = None
     time: TimeRange = TimeRange()
 
     @classmethod
@@ -121,11 +125,12 @@ class AuditFilter:
         return cls(
             actor=_matching(args, "actor", _ACTOR, "must be an actor such as admin:olga or key:shop-a"),
             action=_matching(args, "action", _ACTION, "must be an action such as binding.unbound"),
+            subject=_matching(args, "subject", _SUBJECT, "must be an id such as bd_0123456789abcdef"),
             time=TimeRange.read(args, zone),
         )
 
     def args(self) -> dict[str, str]:
-        return {**_pairs(actor=self.actor, action=self.action), **self.time.args()}
+        return {**_pairs(actor=self.actor, action=self.action, subject=self.subject), **self.time.args()}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -172,6 +172,7 @@ FIELDS: Mapping[str, str] = {
     "relay": N_("relay number"),
     "outcome": N_("outcome"),
     "kind": N_("kind"),
+    "subject": N_("subject"),
     "state": N_("state"),
     "status": N_("status"),
     "after": N_("page"),
@@ -287,6 +288,7 @@ _ERRORS: list[tuple[re.Pattern[str], str]] = [
             N_("must be an actor such as admin:olga or key:shop-a"),
         ),
         (r"^must be an action such as binding.unbound$", N_("must be an action such as binding.unbound")),
+        (r"^must be an id such as bd_0123456789abcdef$", N_("must be an id such as bd_0123456789abcdef")),
         (
             r"^must be a binding id such as bd_0123456789abcdef$",
             N_("must be a binding id such as bd_0123456789abcdef"),

@@ -113,6 +113,8 @@ def audit_select(f: AuditFilter) -> Select[Any]:
         query = query.where(prefix(AuditRecord.actor, f.actor))
     if f.action:
         query = query.where(prefix(AuditRecord.action, f.action))
+    if f.subject:
+        query = query.where(AuditRecord.subject == f.subject)
     return query
 
 

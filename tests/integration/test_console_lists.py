@@ -341,3 +341,23 @@ def test_no_export_holds_a_party_number(app: Flask, bind, twilio: Twilio) -> Non
     assert X1 in dumps[5] and X2 in dumps[5]
     for dump in dumps:
         assert without_party_digits(dump), dump
+
+
+def test_a_binding_page_links_to_its_whole_trail_and_all_its_interactions(app: Flask, bind) -> None:
+    view = bind()
+    other = bind("axe", order_id="o-2")
+    operator = logged_in(app, "olga", "operator")
+    for n in range(3):
+        operator.post(
+            f"/admin/bindings/{view.id}/extend", {"hours": str(5 + n), "reason": "waiting for pickup"}
+        )
+    operator.post(f"/admin/bindings/{other.id}/unbind", {"reason": "order cancelled"})
+    page = operator.text(f"/admin/bindings/{view.id}")
+    assert f'href="/admin/audit?subject={view.id}"' in page
+    assert f'href="/admin/interactions?binding={view.id}"' in page
+    trail = operator.text(f"/admin/audit?subject={view.id}")
+    assert (
+        trail.count(f"<td>{view.id}</td>") + trail.count(f">{view.id}</a></td>") >= 4
+    )  # created + 3 extends
+    assert other.id not in trail.split('id="audit"')[1]
+    assert operator.get("/admin/audit?subject=%2B14155550132").status_code == 400  # ids only
