@@ -1105,3 +1105,28 @@ def test_events_of_bindings_without_a_callback_url_are_not_streamed(
     _session, first, _second = bound(client, service)  # a Service with no callback_url
     Twilio(app, base=PUBLIC).call(BUYER, first.proxy_identifier, call_sid="CA" + "3" * 32)
     assert services_of(app).redis.xlen("ml:proxy:events") == 0
+
+
+def test_the_worker_drains_the_event_stream_a_batch_at_a_time(
+    app: Flask,
+    calling_back: tuple[Client, Any],
+    receiver: Receiver,
+    make_app: AppMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from maskline.compat.twilio import interaction_events
+
+    monkeypatch.setattr(interaction_events, "BATCH", 1)
+    client, service = calling_back
+    _session, first, _second = bound(client, service)
+    twilio = Twilio(app, base=PUBLIC)
+    sids = ["CA" + digit * 32 for digit in "12"]
+    for call_sid in sids:
+        twilio.call(BUYER, first.proxy_identifier, call_sid=call_sid)
+
+    assert worker(app).run_once(make_app.clock()).queued == 2
+    forms = called_back(receiver, client.password)
+    assert [(f["interactionSid"], f["inboundResourceStatus"]) for f in forms] == [
+        (derived_sid("interaction", sid), "in-progress") for sid in sids
+    ]
+    assert services_of(app).redis.xlen("ml:proxy:events") == 0

@@ -47,6 +47,7 @@ STREAM = "ml:proxy:events"
 MAX_LEN = 100_000
 REFRESH = 30.0
 BATCH = 500
+MAX_BATCHES = 20
 # The status of an interaction at its first webhook (see compat.twilio.live).
 CONNECTED = {"call": "in-progress", "sms": "sending"}
 
@@ -157,12 +158,29 @@ def drain(
     queue: Callable[[str, ProxyService, dict[str, str]], bool],
 ) -> int:
     """Move the stream's events to the callback outbox (``queue(key, service,
-    form)``, False if that key is queued already); then trim what was read.
+    form)``, False if that key is queued already), a batch at a time, each
+    trimmed once queued (a run that fails midway leaves its batch for the
+    next, whose keys make it queued once). At most :data:`MAX_BATCHES` a run.
     The number queued."""
-    redis = services.redis
-    entries = redis.xrange(STREAM, "-", "+", count=BATCH)
-    if not entries:
-        return 0
+    queued = 0
+    for _ in range(MAX_BATCHES):
+        entries = services.redis.xrange(STREAM, "-", "+", count=BATCH)
+        if not entries:
+            break
+        queued += _drain_batch(services, entries, base=base, queue=queue)
+        # Entries read are queued (or owed to no one): trim up to the last one read.
+        millis, _, seq = _text(entries[-1][0]).partition("-")
+        services.redis.xtrim(STREAM, minid=f"{millis}-{int(seq or 0) + 1}", approximate=False)
+    return queued
+
+
+def _drain_batch(
+    services: Any,
+    entries: list[Any],
+    *,
+    base: str,
+    queue: Callable[[str, ProxyService, dict[str, str]], bool],
+) -> int:
     events = [{_text(k): _text(v) for k, v in fields.items()} for _id, fields in entries]
     queued = 0
     with services.db.session() as session:
@@ -176,17 +194,20 @@ def drain(
         keys = [f"{event['sid']}:{event['s']}" for event in events]
         known = set(session.scalars(select(ProxyCallback.key).where(ProxyCallback.key.in_(keys))))
         forms: list[tuple[str, ProxyService, dict[str, str]]] = []
+        roles_of: dict[str, dict[str, str]] = {}
         for key, event in zip(keys, events, strict=True):
             found = sessions.get(event["b"])
             if found is None or key in known:
                 continue
             proxy_session, service = found
-            roles = {
-                p.role: p.sid
-                for p in session.scalars(
-                    select(ProxyParticipant).where(ProxyParticipant.session_sid == proxy_session.sid)
-                )
-            }
+            if proxy_session.sid not in roles_of:
+                roles_of[proxy_session.sid] = {
+                    p.role: p.sid
+                    for p in session.scalars(
+                        select(ProxyParticipant).where(ProxyParticipant.session_sid == proxy_session.sid)
+                    )
+                }
+            roles = roles_of[proxy_session.sid]
             at = dt.datetime.fromtimestamp(int(event["t"]), dt.UTC)
             row = Interaction(
                 sid=event["sid"],
@@ -213,8 +234,4 @@ def drain(
             forms.append((key, service, body))
     for key, service, body in forms:
         queued += queue(key, service, interaction_form(body))
-    # Entries read are queued (or owed to no one): trim up to the last one read.
-    last = _text(entries[-1][0])
-    millis, _, seq = last.partition("-")
-    redis.xtrim(STREAM, minid=f"{millis}-{int(seq or 0) + 1}", approximate=False)
     return queued
