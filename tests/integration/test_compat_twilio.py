@@ -985,9 +985,14 @@ def test_a_call_is_listed_from_its_first_webhook_with_its_live_status(
     call statuses: ``in-progress`` once answered, which Proxy's TwiML does at
     once), and its final status later (Proxy API reference, Interaction)."""
     session, first, second = bound(client, service)
+    sessions = client.proxy.v1.services(service.sid).sessions
+    assert sessions(session.sid).fetch().status == "open"
     twilio = Twilio(app, base=PUBLIC)
     call_sid = "CA" + "7" * 32
     assert twilio.call(BUYER, first.proxy_identifier, call_sid=call_sid).status == 200
+    # A Session is in-progress from its first interaction (Proxy's Session status).
+    fetched = sessions(session.sid).fetch()
+    assert (fetched.status, fetched.date_last_interaction) == ("in-progress", EPOCH)
     interactions = client.proxy.v1.services(service.sid).sessions(session.sid).interactions
 
     (live,) = interactions.list()

@@ -9,6 +9,7 @@ has one, else an unsaved row built from the record.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -55,3 +56,14 @@ def with_live(
     if not extra:
         return rows
     return sorted([*rows, *extra], key=lambda row: (row.started_at, row.sid))
+
+
+def latest_live(redis: Any, relay: str, binding_id: str, *, now: int) -> dt.datetime | None:
+    """When the binding's latest interaction under way began (None: none, or
+    Redis cannot be read, logged)."""
+    try:
+        live = live_interactions(redis, relay=relay, binding_id=binding_id, now=now)
+    except Exception as exc:
+        log.warning("live interactions of %s not read: %s", binding_id, type(exc).__name__)
+        return None
+    return live[-1].started_at if live else None

@@ -49,7 +49,7 @@ from maskline.compat.twilio.interfaces import (
     is_sid,
     new_sid,
 )
-from maskline.compat.twilio.live import with_live
+from maskline.compat.twilio.live import latest_live, with_live
 from maskline.compat.twilio.models import ProxyParticipant, ProxyPhoneNumber, ProxyService, ProxySession
 from maskline.numbers import regions
 from maskline.numbers.interfaces import (
@@ -506,6 +506,10 @@ class ProxyFace:
                 status, reason, ended = "closed", "ttl", row.date_expiry
             elif first is not None:
                 status = "in-progress"
+            elif binding is not None:
+                # No interaction in SQL yet: one under way makes it in-progress, as in Twilio.
+                last = latest_live(self.services.redis, binding.relay_number, binding.id, now=epoch(now))
+                status = "in-progress" if last is not None else status
         return SessionState(
             row=row,
             status=status,
