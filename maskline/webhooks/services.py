@@ -272,20 +272,26 @@ class WebhookService:
         self.interceptors: list[Callable[[str, StepDecision, str], bool]] = []
         # Told of a call or text that a decision refused (kind, sid, relay,
         # caller, decision), e.g. the Twilio Proxy face's out-of-session
-        # callback. Each must be cheap and never wait on the network; one that
-        # raises is logged and changes nothing for the caller.
-        self.rejections: list[Callable[[str, str, str, str, StepDecision], None]] = []
+        # callback. Each bounds its own time (as interceptors do); one that
+        # raises is logged and changes nothing for the caller. One that
+        # answers True has made routes for this call (Proxy's auto-create):
+        # the step is decided once more, and that decision is told to no one.
+        self.rejections: list[Callable[[str, str, str, str, StepDecision], bool | None]] = []
+        # Told of each status callback of a connected call or text (sid, kind,
+        # status, its record's fields, whether it ended), after it is stored,
+        # e.g. the Twilio Proxy face's per-event callbacks. Same rules as above.
+        self.status_listeners: list[Callable[[str, str, str, dict[str, str], bool], None]] = []
 
-    def _tell_rejected(
-        self, kind: str, sid: str, relay: str, caller: str, decision: StepDecision
-    ) -> StepDecision:
+    def _tell_rejected(self, kind: str, sid: str, relay: str, caller: str, decision: StepDecision) -> bool:
+        """Tell the rejection listeners; whether one made routes for this call."""
+        again = False
         if decision.action == "reject" and self.rejections:
             for listener in self.rejections:
                 try:
-                    listener(kind, sid, relay, caller, decision)
+                    again = bool(listener(kind, sid, relay, caller, decision)) or again
                 except Exception as exc:
                     log.warning("rejection listener failed: %s", type(exc).__name__)
-        return decision
+        return again
 
     def _intercept(self, kind: str, sid: str, decision: StepDecision) -> StepDecision:
         if decision.action != "connect":
@@ -411,7 +417,23 @@ class WebhookService:
         if out.outcome == "retry":
             RETRIES.labels(endpoint=step.split(":")[0]).inc()
             return decision, out.optouts
-        return self._after_decision(kind, sid, step, relay, caller, index, decision, out), out.optouts
+        decided = self._after_decision(kind, sid, step, relay, caller, index, decision, out)
+        if decided.action == "reject" and self._tell_rejected(kind, sid, relay, caller, decided):
+            # A listener made this call's routes (Proxy's auto-create): decide once more.
+            steps.forget(relay, sid, step)
+            out = steps.run(
+                relay,
+                sid,
+                step,
+                now=self._now(),
+                caller_index=index,
+                extension=extension,
+                kind="sms" if kind == "sms" else "call",
+                attempt=attempt,
+            )
+            if out.outcome == "new" and out.decision is not None:
+                decided = self._after_decision(kind, sid, step, relay, caller, index, out.decision, out)
+        return decided, out.optouts
 
     def _after_decision(
         self,
@@ -451,7 +473,7 @@ class WebhookService:
             if checked is not decision:
                 self.steps().overrule(relay, sid, step, checked)
                 decision = checked
-        return self._tell_rejected(kind, sid, relay, caller, decision)
+        return decision
 
     def caller_index(self, caller: str) -> bytes | None:
         """The caller's truncated blind index (the router's, with Twilio's own
@@ -673,6 +695,11 @@ class WebhookService:
                 self._store_interaction(sid, kind, status, duration, info, ended=ended)
                 if ended:
                     store.settle(sid, relay=relay)
+                for listener in self.status_listeners:
+                    try:
+                        listener(sid, kind, status, info, ended)
+                    except Exception as exc:
+                        log.warning("status listener failed: %s", type(exc).__name__)
         except Exception as exc:
             self._failure(f"{kind}_status", exc)
 

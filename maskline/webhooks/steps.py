@@ -12,6 +12,8 @@ bytes, ids, roles, vault tokens):
   -> the route entry (and binding) a stored connect re-checks on a retry;
   ``b``/``fr``/``tr`` -> the binding and roles of the connect (for status
   callbacks); ``t`` -> first seen; ``done`` -> final status.
+* ``ml:{X}:lv:<binding>``: the binding's connects (sorted set of SIDs by
+  first seen), read by :mod:`maskline.webhooks.live`.
 * ``ml:{X}:q:<binding>:<call|sms>:<h|d><window>``: quota counters.
 * ``ml:{X}:xf:<caller index hex>``: wrong extensions of one caller on X.
 * ``ml:{X}:xw`` / ``ml:{X}:xl``: wrong extensions on X from anyone in the
@@ -31,6 +33,11 @@ from maskline.webhooks.interfaces import StepDecision
 def record_key(relay: str, sid: str) -> str:
     """The decision record of call or message ``sid`` to or from ``relay``."""
     return f"ml:{{{relay}}}:c:{sid}"
+
+
+def live_key(relay: str, binding_id: str) -> str:
+    """The connects of ``binding_id`` on ``relay`` (SIDs scored by first seen)."""
+    return f"ml:{{{relay}}}:lv:{binding_id}"
 
 
 def lockdown_key(relay: str) -> str:
@@ -154,6 +161,11 @@ class StepStore:
             optouts=optouts == "1",
             wrong_extension=wrong == "1",
         )
+
+    def forget(self, relay: str, sid: str, step: str) -> None:
+        """Drop a stored decision (a refusal whose routes were just made): the
+        step is decided again. One command, so atomic."""
+        self.client.hdel(record_key(relay, sid), step, f"lf:{step}", f"lb:{step}")
 
     def overrule(self, relay: str, sid: str, step: str, decision: StepDecision) -> None:
         """Replace a stored connect (an interceptor said no): a retry gets the refusal."""

@@ -133,6 +133,13 @@ local function connect(r)
   local d = {action = "connect", binding_id = bid_text, from_role = r[3], target_role = r[4],
              target_token = token_text(r[5])}
   local text = save(d, r[7], r[2])
+  -- The binding's connects under way (sid -> first seen), so that the faces
+  -- list an interaction from its first webhook (SQL has it from its first
+  -- status callback). Entries past a record's life are dropped.
+  local live_index = key .. ":lv:" .. bid_text
+  redis.call("ZADD", live_index, now, string.sub(rec, #key + 4))
+  redis.call("ZREMRANGEBYSCORE", live_index, "-inf", now - record_ttl)
+  redis.call("EXPIRE", live_index, record_ttl)
   -- The record refuses replays: it lives at least as long as the binding may.
   local live = redis.call("HGET", key, r[7])
   if live then
