@@ -25,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 from maskline.numbers.routes import extension_lockdown_key, routing_prelude
+from maskline.redis_script import call_script
 from maskline.webhooks.interfaces import StepDecision
 
 
@@ -147,7 +148,7 @@ class StepStore:
         """
         idx = caller_index or b""
         args = [step, now, idx, idx.hex(), extension, kind, attempt]
-        raw = self._step(keys=[f"ml:{{{relay}}}", record_key(relay, sid)], args=args)
+        raw = call_script(self.client, self._step, [f"ml:{{{relay}}}", record_key(relay, sid)], args)
         outcome, stored, remember, lockdown, digits, optouts, wrong = _text(raw).split("\n")
         return StepOutcome(
             outcome=outcome,
