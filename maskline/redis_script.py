@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 
-def call_script(client: Any, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+def call_script(client: Any, script: Any, *, keys: Sequence[Any], args: Sequence[Any]) -> Any:
     """``script(keys=keys, args=args)``, the same reply and the same errors."""
     if type(client) is not redis.Redis:
         return script(keys=keys, args=args)

@@ -148,7 +148,9 @@ class StepStore:
         """
         idx = caller_index or b""
         args = [step, now, idx, idx.hex(), extension, kind, attempt]
-        raw = call_script(self.client, self._step, [f"ml:{{{relay}}}", record_key(relay, sid)], args)
+        raw = call_script(
+            self.client, self._step, keys=[f"ml:{{{relay}}}", record_key(relay, sid)], args=args
+        )
         outcome, stored, remember, lockdown, digits, optouts, wrong = _text(raw).split("\n")
         return StepOutcome(
             outcome=outcome,

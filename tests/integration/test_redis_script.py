@@ -27,21 +27,21 @@ def test_the_reply_is_the_script_objects_reply(redis_client: Any) -> None:
     script = _fresh(redis_client)
     keys, args = ["ml:{+14155550100}"], [b"\x00\xffraw", 42, "two"]
     # The first call finds the script not loaded (NOSCRIPT) and loads it.
-    first = call_script(redis_client, script, keys, args)
+    first = call_script(redis_client, script, keys=keys, args=args)
     assert first == script(keys=keys, args=args)
     assert first == [b"ml:{+14155550100}", b"\x00\xffraw", 3]
-    assert call_script(redis_client, script, keys, args) == first  # loaded now
+    assert call_script(redis_client, script, keys=keys, args=args) == first  # loaded now
 
 
 def test_an_error_of_the_script_is_raised_as_redis_py_raises_it(redis_client: Any) -> None:
     script = _fresh(redis_client, "return redis.error_reply('BUSYKEY nope')")
     with pytest.raises(redis.exceptions.ResponseError) as direct:
-        call_script(redis_client, script, ["k"], [])
+        call_script(redis_client, script, keys=["k"], args=[])
     with pytest.raises(redis.exceptions.ResponseError) as through_redis_py:
         script(keys=["k"], args=[])
     assert str(direct.value) == str(through_redis_py.value)
     # The connection stays usable after an error reply.
-    assert call_script(redis_client, _fresh(redis_client), ["k"], ["v"]) == [b"k", b"v", 1]
+    assert call_script(redis_client, _fresh(redis_client), keys=["k"], args=["v"]) == [b"k", b"v", 1]
 
 
 def test_a_connection_the_server_closed_is_replaced_and_the_call_made_again(redis_client: Any) -> None:
@@ -50,7 +50,7 @@ def test_a_connection_the_server_closed_is_replaced_and_the_call_made_again(redi
     pool = redis_client.connection_pool
     pool.disconnect()
     script = _fresh(redis_client)
-    call_script(redis_client, script, ["k"], ["v"])  # one pooled connection now
+    call_script(redis_client, script, keys=["k"], args=["v"])  # one pooled connection now
     conn = pool.get_connection()
     try:
         conn.send_command("CLIENT", "ID")
@@ -62,7 +62,7 @@ def test_a_connection_the_server_closed_is_replaced_and_the_call_made_again(redi
         assert killer.client_kill_filter(_id=mine) == 1
     finally:
         killer.close()
-    assert call_script(redis_client, script, ["k"], ["again"]) == [b"k", b"again", 1]
+    assert call_script(redis_client, script, keys=["k"], args=["again"]) == [b"k", b"again", 1]
 
 
 def test_a_timeout_leaves_no_connection_holding_a_late_reply(redis_client: Any) -> None:
@@ -79,10 +79,10 @@ def test_a_timeout_leaves_no_connection_holding_a_late_reply(redis_client: Any) 
         )
         redis_client.script_load(slow.script)  # loaded, so the direct path runs it
         with pytest.raises(redis.exceptions.TimeoutError):
-            call_script(client, slow, ["k"], ["late"])
+            call_script(client, slow, keys=["k"], args=["late"])
         redis_client.ping()  # answered once the slow script is over
         # The next call on the pool never reads the late "late".
         quick = _fresh(client)
-        assert call_script(client, quick, ["k"], ["now"]) == [b"k", b"now", 1]
+        assert call_script(client, quick, keys=["k"], args=["now"]) == [b"k", b"now", 1]
     finally:
         client.close()
