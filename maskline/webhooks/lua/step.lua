@@ -133,10 +133,12 @@ local function connect(r)
   local counters = key .. ":q:" .. bid_text .. ":" .. kind
   local hour_key = counters .. ":h" .. math.floor(now / 3600)
   local day_key = counters .. ":d" .. math.floor(now / 86400)
+  -- A counter's life is set when its window's first use creates it (the end
+  -- of the window, the same for every use in it): one command less per counter.
   local hour = redis.call("INCR", hour_key)
-  redis.call("EXPIRE", hour_key, hour_ttl)
+  if hour == 1 then redis.call("EXPIRE", hour_key, hour_ttl) end
   local day = redis.call("INCR", day_key)
-  redis.call("EXPIRE", day_key, day_ttl)
+  if day == 1 then redis.call("EXPIRE", day_key, day_ttl) end
   if hour > per_hour or day > per_day then return reject("quota", bid_text) end
   if r[6] == "remember" then remember_known(r[2]) end
   local d = {action = "connect", binding_id = bid_text, from_role = r[3], target_role = r[4],
