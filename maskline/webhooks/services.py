@@ -78,6 +78,7 @@ RETRIES = Counter(
     "maskline_webhook_retries", "Repeated steps answered from the stored decision", ["endpoint"]
 )
 CONNECTS = Counter("maskline_webhook_connects", "Calls and messages forwarded", ["type"])
+_CALL_CONNECTS = CONNECTS.labels(type="call")  # looked up once: counted on every connect
 
 # A wrong extension gets one more try, then goodbye.
 EXTENSION_ATTEMPTS = 2
@@ -501,7 +502,7 @@ class WebhookService:
             if opened is None:
                 return self.voice_twiml.goodbye
             number, options = opened
-            CONNECTS.labels(type="call").inc()
+            _CALL_CONNECTS.inc()
             time_limit = self.settings.call_time_limit
             if options.record:
                 return self.voice_twiml.connect_recorded(
@@ -809,6 +810,7 @@ class WebhookService:
         " FROM vault_entries v LEFT JOIN bindings b ON b.id = %s"
         " WHERE v.token = %s"
     )
+    _CONNECT_TYPES = ("text", "bytea", "bytea", "timestamp", "bool", "text", "text", "text", "timestamp")
 
     def _open(self, decision: StepDecision, relay: str, sid: str) -> tuple[str, BindingOptions] | None:
         """The target's number (for the TwiML only) and the binding's options,
@@ -818,7 +820,7 @@ class WebhookService:
         if not token or not binding_id:
             raise BackendUnavailable("connect decision without a target")
         try:
-            row = self.fast_sql.row(self._CONNECT_READ, (sid, binding_id, token))
+            row = self.fast_sql.row(self._CONNECT_READ, (sid, binding_id, token), self._CONNECT_TYPES)
         except Exception as exc:  # DB down or timed out: never a wrong number
             raise BackendUnavailable(f"connect read: {type(exc).__name__}") from None
         if row is None or row[7] is None:

@@ -89,6 +89,7 @@ SCRIPT_CALLS = {
     ("webhooks/services.py", "finish"),  # DecisionStore.key(sid, relay) only
     ("webhooks/services.py", "take"),  # Quotas.keys(...)
     ("webhooks/steps.py", "run"),  # route_key(relay), record_key(relay, sid)
+    ("redis_script.py", "call_script"),  # the keys of its callers (each listed here)
 }
 # Transaction pipelines (MULTI/EXEC): each touches one key, built by one builder.
 TRANSACTIONS = {
