@@ -135,7 +135,7 @@ def detail_value(key: str, value: object) -> str:
     if key == "weekday" and text in _WEEKDAY_NAMES:
         locale = get_locale() or Locale("en")
         return str(locale.days["format"]["wide"][_WEEKDAY_NAMES.index(text)])
-    if key in ("mode", "role", "status", "via", "step", "refusal"):
+    if key in ("mode", "role", "roles", "status", "via", "step", "refusal", "allow"):
         return label(text)
     if key in ("first_at", "last_at", "local_time", "until") or key.endswith("_at"):
         try:

@@ -124,6 +124,8 @@ LABELS: Mapping[str, str] = {
     "allow": N_("who may call"),
     "allowed_callers": N_("allowed callers"),
     "fallback_used": N_("fallback number used"),
+    "any": N_("anyone"),
+    "list": N_("the listed callers"),
     "record": N_("recorded"),
     "delivered_at": N_("delivered"),
     "numbers": N_("numbers"),

@@ -24,14 +24,14 @@ from maskline.numbers.load import region_loads
 from maskline.webhooks.models import Interaction
 from maskline.wiring import Services
 from tests.console_text import english_words
-from tests.integration.admin_helpers import Console, make_admin
+from tests.integration.admin_helpers import PASSWORD, Console
 from tests.integration.conftest import STRANGER, Twilio
 
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
 
 
 def signed_in(app: Flask, name: str = "vera", role: str = "viewer", *, zh: bool = False) -> Console:
-    make_admin(app, name, role)
+    services_of(app).admin.accounts.create_user(name=name, role=role, password=PASSWORD, actor="cli:root")
     browser = Console(app)
     if zh:
         browser.client.environ_base.update(ZH)
@@ -365,3 +365,22 @@ def test_without_a_checkpoint_only_the_newest_records_are_read(app: Flask) -> No
     assert reads.count == 11  # the record before the ten, as their anchor, and the ten
     page = signed_in(app).text("/admin/audit")
     assert "No signed checkpoint anchors this check: no checkpoint file or key configured" in page
+
+
+def test_the_audit_page_shows_actions_and_details_in_chinese(app: Flask, bind: Callable[..., Any]) -> None:
+    view = bind("axe")
+    services_of(app).numbers.bindings.unbind(view.id, actor="admin:ops_li", reason="订单已取消")
+    page = signed_in(app, "ops_li", zh=True).text("/admin/audit")
+    assert english_words(page) == []
+    assert "绑定已解除" in page
+    assert "<dt>所属方</dt><dd>默认（内置）</dd>" in page  # labelled fields, not a dump
+
+
+def test_an_alerts_details_are_labelled_fields(app: Flask, clock: FixedClock) -> None:
+    services = services_of(app)
+    clock.advance(hours=11)  # 23:00 UTC: outside working hours
+    services.alerts.reveal_viewed(admin="sec_wang", request_id="rv_abcdef", at=clock())
+    services.alerts.drain()
+    page = signed_in(app).text("/admin/alerts")
+    assert "reveal outside working hours" in page
+    assert "<dt>request</dt><dd>rv_abcdef</dd>" in page
