@@ -64,7 +64,8 @@ def line_chart(
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
     ]
-    for value in (0, top / 2, top):
+    # Whole numbers only: a count of 0.5 calls means nothing.
+    for value in (0, top // 2, top) if top >= 2 else (0, top):
         at = _number(y(value))
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{at}" y2="{at}"/>')
         parts.append(
