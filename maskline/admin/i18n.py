@@ -188,6 +188,21 @@ FIELDS: Mapping[str, str] = {
     "language": N_("language"),
     "timezone": N_("timezone"),
     "code": N_("code"),
+    # the lists' filters, pages and bulk actions
+    "since": N_("from"),
+    "until": N_("until"),
+    "actor": N_("who"),
+    "action": N_("action"),
+    "binding": N_("binding"),
+    "relay": N_("relay number"),
+    "outcome": N_("outcome"),
+    "kind": N_("kind"),
+    "subject": N_("subject"),
+    "state": N_("state"),
+    "status": N_("status"),
+    "after": N_("page"),
+    "before": N_("page"),
+    "ids": N_("selection"),
 }
 
 # English messages (exact, or a pattern whose named groups fill the
@@ -298,6 +313,58 @@ _ERRORS: list[tuple[re.Pattern[str], str]] = [
         (
             r"^the newest checkpoint's signature does not verify with the configured key$",
             N_("the newest checkpoint's signature does not verify with the configured key"),
+        ),
+        # the lists' filters and pages (maskline.admin.filters, .paging)
+        (
+            r"^must be a date \(2026-12-08\) or a date and time \(2026-12-08T14:30\)$",
+            N_("must be a date (2026-12-08) or a date and time (2026-12-08T14:30)"),
+        ),
+        (r"^must be later than since$", N_("must be later than the start")),
+        (
+            r"^must be an actor such as admin:olga or key:shop-a$",
+            N_("must be an actor such as admin:olga or key:shop-a"),
+        ),
+        (r"^must be an action such as binding.unbound$", N_("must be an action such as binding.unbound")),
+        (r"^must be an id such as bd_0123456789abcdef$", N_("must be an id such as bd_0123456789abcdef")),
+        (
+            r"^must be a binding id such as bd_0123456789abcdef$",
+            N_("must be a binding id such as bd_0123456789abcdef"),
+        ),
+        (
+            r"^must be a relay number, national or with its country code$",
+            N_("must be a relay number, national or with its country code"),
+        ),
+        (r"^is not a number of the pool$", N_("is not a number of the pool")),
+        (
+            r"^must be a status such as completed or no-answer$",
+            N_("must be a status such as completed or no-answer"),
+        ),
+        (r"^must be open or acknowledged$", N_("must be open or acknowledged")),
+        (r"^must be an alert kind such as binding_burst$", N_("must be an alert kind such as binding_burst")),
+        (r"^must be active, locked or retired$", N_("must be active, locked or retired")),
+        (
+            r"^must be a reveal status such as pending or approved$",
+            N_("must be a reveal status such as pending or approved"),
+        ),
+        (
+            r"^is not a page of this list; start again from the first page$",
+            N_("is not a page of this list; start again from the first page"),
+        ),
+        # bulk actions (maskline.admin.bulk)
+        (r"^select at least one binding$", N_("select at least one binding")),
+        (
+            r"^select at most (?P<n>\d+) bindings at a time$",
+            N_("select at most %(n)s bindings at a time"),
+        ),
+        (r"^must be binding ids from the list$", N_("must be binding ids from the list")),
+        (r"^must be extend or unbind$", N_("must be extend or unbind")),
+        (
+            r"^the order was delivered: its binding cannot be extended$",
+            N_("the order was delivered: its binding cannot be extended"),
+        ),
+        (
+            r"^would end more than (?P<n>\d+) days from now \(the maximum\)$",
+            N_("would end more than %(n)s days from now (the maximum)"),
         ),
         # numbers' errors that extend and unbind can raise
         (r"^(no binding|binding not found).*$", N_("There is no such binding.")),

@@ -26,10 +26,14 @@ LABELS: Mapping[str, str] = {
     "relay number": N_("relay number"),
     "tracking number": N_("tracking number"),
     "order id": N_("order id"),
+    "order id or tracking number": N_("order id or tracking number"),
     # audit subjects that are words, not ids
     "pool": N_("pool"),
     "audit": N_("audit log"),
     "interactions": N_("interactions"),
+    "bindings": N_("bindings"),
+    "alerts": N_("alerts"),
+    "reveals": N_("reveal requests"),
     # a party number the vault cannot open
     "(erased)": N_("(erased)"),
     "(unreadable)": N_("(unreadable)"),

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
     current_app,
     flash,
@@ -41,7 +40,7 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config import CONSOLE_LANGUAGES
-from maskline.admin import export, i18n, overview, queries
+from maskline.admin import i18n, overview, queries
 from maskline.admin.accounts import AdminAccounts, SessionState
 from maskline.admin.charts import Line, meter, traffic_chart
 from maskline.admin.interfaces import (
@@ -53,7 +52,6 @@ from maskline.admin.interfaces import (
     SecondFactorRefused,
     may,
 )
-from maskline.audit import head
 from maskline.audit.interfaces import AlertNotFound, AuditEntry
 from maskline.numbers.interfaces import NumbersError
 from maskline.numbers.load import POOL_LOW_SHARE
@@ -297,18 +295,6 @@ def index() -> ResponseReturnValue:
     )
 
 
-@bp.get("/bindings")
-@requires("read")
-def bindings() -> ResponseReturnValue:
-    services = _ctx().services
-    query = request.args.get("q", "")
-    result = None
-    if query.strip():
-        with services.db.session() as db:
-            result = queries.search(db, query, now=services.clock(), region=services.settings.default_region)
-    return render_template("admin/bindings.html", query=query, result=result)
-
-
 @bp.get("/bindings/<binding_id>")
 @requires("read")
 def binding(binding_id: str) -> ResponseReturnValue:
@@ -379,39 +365,7 @@ def unbind(binding_id: str) -> ResponseReturnValue:
     return _back(here)
 
 
-# -- pool, interactions, alerts, audit --------------------------------------------
-
-
-@bp.get("/pool")
-@requires("read")
-def pool() -> ResponseReturnValue:
-    services = _ctx().services
-    settings = services.settings
-    with services.db.session() as db:
-        regions = queries.pool_health(
-            db, now=services.clock(), cooldown=settings.cooldown, per_number=settings.max_bindings_per_number
-        )
-    return render_template("admin/pool.html", regions=regions)
-
-
-@bp.get("/interactions")
-@requires("read")
-def interactions() -> ResponseReturnValue:
-    services = _ctx().services
-    with services.db.session() as db:
-        rows = queries.recent_interactions(db)
-        db.expunge_all()
-    return render_template("admin/interactions.html", rows=rows)
-
-
-@bp.get("/alerts")
-@requires("read")
-def alerts() -> ResponseReturnValue:
-    services = _ctx().services
-    open_only = request.args.get("open") == "1"
-    with services.db.session() as db:
-        rows = services.alerts.recent(db, limit=200, open_only=open_only)
-    return render_template("admin/alerts.html", rows=rows, open_only=open_only)
+# -- alerts (the lists are in maskline.admin.lists) ---------------------------------
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")
@@ -430,59 +384,7 @@ def acknowledge(alert_id: str) -> ResponseReturnValue:
     return _back(url_for("admin.alerts"))
 
 
-@bp.get("/audit")
-@requires("read")
-def audit() -> ResponseReturnValue:
-    services = _ctx().services
-    before = request.args.get("before", type=int)
-    with services.db.session() as db:
-        rows = queries.audit_rows(db, before=before, limit=100)
-        # From the newest signed checkpoint: a view costs the same however
-        # long the chain is (the full walk is `maskline audit verify`).
-        verified = head.console_check(db, services.audit, services.settings)
-    return render_template("admin/audit.html", rows=rows, verified=verified)
-
-
-# Rows a CSV download holds at most (the newest); the CLI's `audit export` has all.
-MAX_CSV_ROWS = 5000
-
-
-def _download(body: str, name: str, subject: str) -> Response:
-    """A CSV attachment; that it was taken is on the audit record."""
-    services = _ctx().services
-    with services.db.session() as db:
-        services.audit.append(db, AuditEntry(actor=_me().actor, action="admin.export", subject=subject))
-    response = Response(body, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
-
-
-@bp.get("/audit.csv")
-@requires("read")
-def audit_csv() -> ResponseReturnValue:
-    services = _ctx().services
-    with services.db.session() as db:
-        rows = queries.audit_rows(db, limit=MAX_CSV_ROWS)
-    return _download(export.audit_csv(rows), "maskline-audit.csv", "audit")
-
-
-@bp.get("/interactions.csv")
-@requires("read")
-def interactions_csv() -> ResponseReturnValue:
-    services = _ctx().services
-    with services.db.session() as db:
-        rows = queries.recent_interactions(db, limit=MAX_CSV_ROWS)
-        db.expunge_all()
-    return _download(export.interactions_csv(rows), "maskline-interactions.csv", "interactions")
-
-
 # -- dual-control reveal -----------------------------------------------------------
-
-
-@bp.get("/reveals")
-@requires("reveal")
-def reveals() -> ResponseReturnValue:
-    return render_template("admin/reveals.html", rows=_ctx().reveals.list())
 
 
 @bp.post("/bindings/<binding_id>/reveal")
@@ -652,5 +554,8 @@ def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any
     csrf.init_app(app)
     i18n.init_app(app, language=settings.console_language, timezone=settings.display_timezone)
     app.extensions[EXTENSION_KEY] = AdminContext(services=services, accounts=accounts, reveals=reveals)
+    # The lists and bulk actions add their routes to this blueprint when imported.
+    from maskline.admin import bulk, lists  # noqa: F401
+
     app.register_blueprint(bp)
     _throttle_logins(app, settings)
