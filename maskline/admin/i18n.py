@@ -29,7 +29,7 @@ from flask_babel import Babel, get_locale, gettext
 from phonenumbers import geocoder
 
 from maskline.admin.interfaces import InvalidAdminInput
-from maskline.admin.labels import LABELS, N_
+from maskline.admin.labels import ACTIONS, LABELS, N_, REFUSAL_REASONS
 from maskline.clock import format_local
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -87,6 +87,18 @@ def label(value: object) -> str:
     return str(gettext(found)) if found is not None else text
 
 
+def action(value: str) -> str:
+    """An audit action in plain words (the code itself if the console has none)."""
+    found = ACTIONS.get(value)
+    return str(gettext(found)) if found is not None else value
+
+
+def refusal(value: str) -> str:
+    """Why a call or message reached no one, in plain words."""
+    found = REFUSAL_REASONS.get(value)
+    return str(gettext(found)) if found is not None else value
+
+
 _ACTORS: Mapping[str, str] = {"anonymous": N_("anonymous"), "worker": N_("background worker")}
 
 
@@ -106,13 +118,26 @@ _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satur
 
 
 def detail_value(key: str, value: object) -> str:
-    """An alert detail's value for people: a day name in the console's
-    language, an ISO time in the console's zone, other values as they are."""
+    """An alert's or audit record's detail for people: a day name in the
+    console's language, an ISO time in the console's zone, a code in words,
+    a list or a mapping item by item; other values as they are."""
+    if isinstance(value, dict):
+        return "; ".join(f"{label(k)}: {detail_value(str(k), v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(detail_value(key, v) for v in value)
+    if isinstance(value, bool):
+        return str(gettext("yes") if value else gettext("no"))
+    if value is None:
+        return "—"
     text = str(value)
+    if key == "owner":
+        return owner(text)
     if key == "weekday" and text in _WEEKDAY_NAMES:
         locale = get_locale() or Locale("en")
         return str(locale.days["format"]["wide"][_WEEKDAY_NAMES.index(text)])
-    if key in ("first_at", "last_at", "local_time"):
+    if key in ("mode", "role", "roles", "status", "via", "step", "refusal", "allow"):
+        return label(text)
+    if key in ("first_at", "last_at", "local_time", "until") or key.endswith("_at"):
         try:
             return when(dt.datetime.fromisoformat(text.replace("Z", "+00:00")), seconds=True)
         except ValueError:
@@ -277,6 +302,18 @@ _ERRORS: list[tuple[re.Pattern[str], str]] = [
             r"^must be an IANA time zone such as .*$",
             N_("must be an IANA time zone such as Asia/Shanghai or Europe/London"),
         ),
+        # why the audit page's check starts from no signed checkpoint (maskline.audit.head)
+        (r"^no checkpoint file or key configured$", N_("no checkpoint file or key configured")),
+        (r"^no checkpoint yet$", N_("no checkpoint yet")),
+        (r"^the signing key cannot be read$", N_("the signing key cannot be read")),
+        (
+            r"^the newest checkpoint is (?P<n>\d+) records behind$",
+            N_("the newest checkpoint is %(n)s records behind"),
+        ),
+        (
+            r"^the newest checkpoint's signature does not verify with the configured key$",
+            N_("the newest checkpoint's signature does not verify with the configured key"),
+        ),
         # the lists' filters and pages (maskline.admin.filters, .paging)
         (
             r"^must be a date \(2026-12-08\) or a date and time \(2026-12-08T14:30\)$",
@@ -404,6 +441,8 @@ def init_app(app: Flask, *, language: str, timezone: str) -> None:
         "actor": actor,
         "reason": reason,
         "detail_value": detail_value,
+        "action": action,
+        "refusal": refusal,
         "country_name": country_name,
         "area_name": area_name,
     }

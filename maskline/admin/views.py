@@ -40,8 +40,9 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config import CONSOLE_LANGUAGES
-from maskline.admin import i18n, queries
+from maskline.admin import i18n, overview, queries
 from maskline.admin.accounts import AdminAccounts, SessionState
+from maskline.admin.charts import Line, meter, traffic_chart
 from maskline.admin.interfaces import (
     AdminError,
     AdminIdentity,
@@ -53,6 +54,7 @@ from maskline.admin.interfaces import (
 )
 from maskline.audit.interfaces import AlertNotFound, AuditEntry
 from maskline.numbers.interfaces import NumbersError
+from maskline.numbers.load import POOL_LOW_SHARE
 from maskline.numbers.services import is_binding_id
 from maskline.redis_backend import storage_uri
 
@@ -121,7 +123,7 @@ def _local_next(target: str | None) -> str:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and parts.path.startswith("/admin/") and "\\" not in target:
             return target
-    return url_for("admin.bindings")
+    return url_for("admin.index")
 
 
 # -- request pipeline -----------------------------------------------------------
@@ -234,7 +236,7 @@ def totp() -> ResponseReturnValue:
     state: SessionState = g.admin_state
     accounts = _ctx().accounts
     if state.complete:
-        return redirect(url_for("admin.bindings"))
+        return redirect(url_for("admin.index"))
     raw = session["sid"]
     if request.method == "POST":
         try:
@@ -246,7 +248,7 @@ def totp() -> ResponseReturnValue:
         except SecondFactorRefused as exc:
             flash(i18n.error_text(exc), "error")
             return redirect(url_for("admin.totp"), code=303)
-        return redirect(url_for("admin.bindings"), code=303)
+        return redirect(url_for("admin.index"), code=303)
     if state.totp_enrolled:
         return render_template("admin/totp_verify.html", name=state.identity.name)
     secret, uri = accounts.totp_setup(raw)
@@ -265,8 +267,32 @@ def logout() -> ResponseReturnValue:
 
 
 @bp.get("/")
+@requires("read")
 def index() -> ResponseReturnValue:
-    return redirect(url_for("admin.bindings"))
+    """The overview: live bindings, traffic, refusals, pool load, what waits."""
+    services = _ctx().services
+    with services.db.session() as db:
+        figures = overview.build(
+            db,
+            now=services.clock(),
+            per_number=services.settings.max_bindings_per_number,
+            refusals=services.alerts.refusal_counts,
+        )
+    zone = i18n.console_zone()
+    charts = {}
+    for name, hourly, daily in (("day", figures.day, False), ("week", figures.week, True)):
+        lines = [
+            Line(_("Binds"), hourly.binds, "binds"),
+            Line(_("Calls"), hourly.calls, "calls"),
+            Line(_("Texts"), hourly.texts, "texts"),
+        ]
+        title = _("Per hour, last 24 hours") if name == "day" else _("Per hour, last 7 days")
+        charts[name] = traffic_chart(
+            hourly.starts, lines, title=title, chart_id=f"chart-{name}", zone=zone, daily=daily
+        )
+    return render_template(
+        "admin/overview.html", ov=figures, charts=charts, meter=meter, low_share=POOL_LOW_SHARE
+    )
 
 
 @bp.get("/bindings/<binding_id>")

@@ -458,6 +458,7 @@ class WebhookService:
                 self._decision_store().record(sid, step, decision, now=self._now(), relay=relay)
                 reason = decision.reason
             REJECTIONS.labels(reason=reason or "unavailable").inc()
+            self._tally_refusal(reason)
             if reason == "locked_out":
                 LOCKOUTS.inc()
             elif not out.wrong_extension:
@@ -846,11 +847,19 @@ class WebhookService:
         )
         return number, BindingOptions(record=bool(record), sms=sms, relay=binding_relay)
 
-    @staticmethod
-    def reject(reason: str, *, binding_id: str | None = None) -> StepDecision:
+    def reject(self, reason: str, *, binding_id: str | None = None) -> StepDecision:
         """A reject decision, counted by reason."""
         REJECTIONS.labels(reason=reason).inc()
+        self._tally_refusal(reason)
         return StepDecision.rejected(reason, binding_id=binding_id)
+
+    def _tally_refusal(self, reason: str | None) -> None:
+        """Queued for the overview's refusals by reason (no I/O here; see
+        AlertService.refused), never an error."""
+        try:
+            self.services.alerts.refused(reason=reason, at=self.services.clock())
+        except Exception as exc:
+            self._alert_failed(exc)
 
     def _failure(self, endpoint: str, exc: Exception) -> None:
         FAILURES.labels(endpoint=endpoint).inc()
@@ -861,6 +870,7 @@ class WebhookService:
         """The answer to a backend failure: counted, logged by type, HTTP 200."""
         self._failure(endpoint, exc)
         REJECTIONS.labels(reason="unavailable").inc()
+        self._tally_refusal("unavailable")
         if endpoint == "sms":
             return twiml.EMPTY_MESSAGING
         return self.voice_twiml.apology
