@@ -364,7 +364,9 @@ def _bind(body: Any, owner: str, claim: _Claim | None) -> dict[str, Any]:
 
     try:
         view = services.numbers.bindings.bind(
-            dataclasses.replace(req, actor=_actor()), within=answer_with_the_binding
+            dataclasses.replace(req, actor=_actor()),
+            # Without a key, nothing to store: the bind may take its one-statement path.
+            within=answer_with_the_binding if claim is not None else None,
         )
     except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, RoutingUnavailable) as exc:
         raise _translate(exc) from None

@@ -10,6 +10,7 @@ Redis claim with no SQL row, which the sweeper reconciles.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -287,25 +288,20 @@ class BindingService:
     ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
         """Every number normalized, as (field, role, e164), parties then allowed
         callers; all checked, and no number twice, before any is stored."""
-        normalized: list[tuple[str, str, str]] = []  # (field, role, e164)
-        for role, raw in req.parties.items():
-            normalized.append(
-                (
-                    f"parties.{role}",
-                    role,
-                    self.vault.normalize(raw, field=f"parties.{role}", region=req.region),
-                )
-            )
+
+        def as_e164(raw: str, field: str) -> str:
+            if req.normalized:
+                return raw  # the face normalized it under the same policy
+            return self.vault.normalize(raw, field=field, region=req.region)
+
+        normalized = [
+            (f"parties.{role}", role, as_e164(raw, f"parties.{role}")) for role, raw in req.parties.items()
+        ]
         callers: list[tuple[str, str, str]] = []
         if isinstance(req.allow, list):
-            for i, raw in enumerate(req.allow):
-                callers.append(
-                    (
-                        f"allow[{i}]",
-                        "caller",
-                        self.vault.normalize(raw, field=f"allow[{i}]", region=req.region),
-                    )
-                )
+            callers = [
+                (f"allow[{i}]", "caller", as_e164(raw, f"allow[{i}]")) for i, raw in enumerate(req.allow)
+            ]
         seen: dict[str, str] = {}
         for field, _role, e164 in normalized + callers:
             if e164 in seen:
@@ -372,7 +368,7 @@ class BindingService:
                 return view
         with self.db.session() as session:
             parties, callers = self._seal_all(session, req)
-            binding, bound, fallback_used = self._claim(session, req, parties, callers, now, expires)
+            binding, bound, fallback_used = self._claim(lambda: session, req, parties, callers, now, expires)
             session.add(binding)
             try:
                 session.flush()
@@ -388,15 +384,21 @@ class BindingService:
                     binding.relay_number, binding.id, binding.extension, [p.index for p in bound]
                 )
                 raise
+        self._bound(binding)
+        return view
+
+    def _bound(self, binding: Binding) -> None:
         self.load_counts.add(binding.relay_number, +1)
-        log.info(
+        # DEBUG, not INFO: at a thousand binds a second the scrubbing log
+        # filter's parse of each line cost more CPU than the bind's SQL; the
+        # audit chain and the outbox say who bound what.
+        log.debug(
             "bound %s on %s (order owner %s, mode %s)",
             binding.id,
             binding.relay_number,
-            req.owner,
+            binding.owner,
             binding.mode,
         )
-        return view
 
     def _bind_in_one_statement(
         self, writer: BindWriter, req: BindRequest, now: dt.datetime, expires: dt.datetime
@@ -423,9 +425,16 @@ class BindingService:
             sealed.append(_Sealed(role, token, short_index(self.vault.index_of(e164)), e164, new=new))
         parties, allowed = sealed[: len(normalized)], sealed[len(normalized) :]
         # A session only if candidates need SQL (selection sets to build, a
-        # face's list of numbers): it connects on first use.
-        with self.db.session() as session:
-            binding, bound, fallback_used = self._claim(session, req, parties, allowed, now, expires)
+        # face's list of numbers).
+        with contextlib.ExitStack() as stack:
+            opened: list[Session] = []
+
+            def session_of() -> Session:
+                if not opened:
+                    opened.append(stack.enter_context(self.db.session()))
+                return opened[0]
+
+            binding, bound, fallback_used = self._claim(session_of, req, parties, allowed, now, expires)
         view = self._view(binding, fallback_used=fallback_used)
         event = BindingEvent(type="binding.created", binding=view, at=now, actor=req.actor)
         members = [(m.position, m.kind, m.role, m.token) for m in binding.members]
@@ -446,19 +455,12 @@ class BindingService:
                 return None
             raise
         writer.committed(event, [(m.role, m.token) for m in binding.parties])
-        self.load_counts.add(binding.relay_number, +1)
-        log.info(
-            "bound %s on %s (order owner %s, mode %s)",
-            binding.id,
-            binding.relay_number,
-            req.owner,
-            binding.mode,
-        )
+        self._bound(binding)
         return view
 
     def _claim(
         self,
-        session: Session,
+        session_of: Callable[[], Session],
         req: BindRequest,
         parties: list[_Sealed],
         callers: list[_Sealed],
@@ -471,7 +473,7 @@ class BindingService:
         binding_id = new_binding_id()
         tried: list[str] = []
         attempt, busy = self._try_claim(
-            self._candidates(session, anchor, now, req, tried),
+            self._candidates(session_of, anchor, now, req, tried),
             binding_id,
             req.mode,
             parties,
@@ -486,7 +488,7 @@ class BindingService:
             anchor_position = parties.index(anchor)
             # Where the anchor itself was the busy party, axe cannot help.
             skip = {x for x, position in busy.items() if position == anchor_position}
-            axe_candidates = (x for x in self._candidates(session, anchor, now, req, []) if x not in skip)
+            axe_candidates = (x for x in self._candidates(session_of, anchor, now, req, []) if x not in skip)
             attempt, _ = self._try_claim(
                 axe_candidates, binding_id, "axe", parties, callers, False, expires, now
             )
@@ -528,7 +530,12 @@ class BindingService:
         return parties[0]
 
     def _candidates(
-        self, session: Session, anchor: _Sealed, now: dt.datetime, req: BindRequest, tried: list[str]
+        self,
+        session_of: Callable[[], Session],
+        anchor: _Sealed,
+        now: dt.datetime,
+        req: BindRequest,
+        tried: list[str],
     ) -> Iterator[str]:
         """Relay numbers to try, best first, appended to ``tried`` as they are
         handed out.
@@ -541,7 +548,7 @@ class BindingService:
         a page of numbers at a time, never the whole pool.
         """
         if req.relay_numbers is not None:
-            for e164 in self._rank_named(session, anchor, now, req):
+            for e164 in self._rank_named(session_of(), anchor, now, req):
                 tried.append(e164)
                 yield e164
             return
@@ -549,7 +556,7 @@ class BindingService:
         policy = self.policy.geo_policy
         handed: set[str] = set()
         if req.prefer_relays:
-            usable = {e164 for e164, _c, _a in self._named(session, req.prefer_relays)}
+            usable = {e164 for e164, _c, _a in self._named(session_of(), req.prefer_relays)}
             for e164 in req.prefer_relays:
                 # The deployment's strict policy binds preferences too.
                 if e164 in usable and e164 not in handed and (policy != "strict" or _near(where, e164)):
@@ -559,7 +566,7 @@ class BindingService:
         for e164 in self.selection.candidates(
             where,
             cap=self.policy.cap,
-            build=lambda country: self.selection.build(session, country, now),
+            build=lambda country: self.selection.build(session_of(), country, now),
             near_only=policy == "strict",
             anywhere=policy == "global",
         ):
