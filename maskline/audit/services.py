@@ -118,7 +118,8 @@ class AuditLog:
         try:
             session.flush()
         except IntegrityError:
-            # Only a writer that bypassed the lock can get here.
+            # The seq is taken: a record was written around the head row, or
+            # the head was reset under a live chain. Fail closed.
             raise AuditError("could not append to the audit log: the chain's end moved") from None
         return record
 

@@ -82,7 +82,7 @@ def test_a_bind_that_fails_at_its_last_step_leaves_nothing_behind(
 
     # PostgreSQL names the trigger's error; the ORM path's append reports any
     # refused insert as an AuditError.
-    with pytest.raises(Exception, match="refused by the test|could not append to the audit log"):
+    with pytest.raises(Exception, match=r"refused by the test|could not append to the audit log"):
         numbers.bindings.bind(axb("o-1", actor=REFUSED))
 
     after = {t: count(services, t) for t in before}
