@@ -11,7 +11,8 @@ prepared statements over this process's own psycopg connection (see
   the vault entries of the bind's numbers, and which of them are relay numbers;
 * :data:`WRITE` (after the claim), one statement and so one transaction: new
   vault entries, the binding, its members, the outbox event (only if the
-  owner takes events: the owner lookup is inside), and the audit record,
+  owner takes events: the owner lookup is inside), the API's answer for an
+  Idempotency-Key (:class:`Answer`), and the audit record,
   chained onto the head row in SQL (``sha256``) as its last step, so the
   head's lock is held from there to the commit and no longer.
 
@@ -78,6 +79,11 @@ WITH vault AS (
     WHERE %(o_event_id)s::text IS NOT NULL AND name = %(o_owner)s::text
         AND events_url IS NOT NULL AND events_url <> ''
     RETURNING event_id
+), answer AS (
+    UPDATE idempotency_records SET status = %(i_status)s::int, response = %(i_response)s::text
+    WHERE %(i_key)s::text IS NOT NULL AND owner = %(i_owner)s::text AND key = %(i_key)s::text
+        AND request_hash = %(i_hash)s::text AND status = %(i_pending)s::int
+    RETURNING 1
 ), head AS (
     INSERT INTO audit_head AS h (id, seq, prev_hash, hash)
     SELECT 1, 1, %(genesis)s::text, {_FIRST_HASH}
@@ -93,7 +99,10 @@ WITH vault AS (
     RETURNING seq
 )
 SELECT (SELECT count(*) FROM vault), (SELECT count(*) FROM members), (SELECT max(seq) FROM audit),
-    (SELECT max(event_id) FROM outbox)
+    (SELECT max(event_id) FROM outbox),
+    -- An answer to store whose record is no longer pending: divide by zero,
+    -- which rolls the whole statement back (see Answer).
+    CASE WHEN %(i_key)s::text IS NOT NULL THEN 1 / (SELECT count(*)::int FROM answer) END
 """  # noqa: S608
 
 
@@ -102,8 +111,13 @@ class Raced(Exception):
     its binding id): nothing was stored."""
 
 
-class OutcomeUnknown(Exception):
-    """The connection was lost during the statement: it may have committed."""
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached, or refused the statement for its state
+    (a timeout, a shutdown): nothing was stored."""
+
+
+class OutcomeUnknown(DatabaseUnavailable):
+    """The connection was lost during the write: it may have committed."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,25 @@ class OutboxRow:
     type: str
     payload: str
     at: dt.datetime
+
+
+class AnswerNotPending(Exception):
+    """The Idempotency-Key's record was no longer pending (another request
+    with the key answered or took it over): nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An API answer stored with the binding, as ``IdempotencyStore.complete``
+    does in the ORM path: the (owner, key) record must still be pending with
+    this request's fingerprint, or the bind stores nothing."""
+
+    owner: str
+    key: str
+    fingerprint: str
+    pending: int
+    status: int
+    response: str
 
 
 @dataclass(frozen=True)
@@ -163,9 +196,15 @@ class BindWriter:
 
     def lookup(self, indexes: Sequence[bytes], numbers: Sequence[str]) -> tuple[dict[bytes, str], set[str]]:
         """(blind index -> token of the stored entries, which ``numbers`` are relay numbers)."""
+        import psycopg
+
         tokens: dict[bytes, str] = {}
         relays: set[str] = set()
-        for index, value in self._sql.rows(LOOKUP, (list(indexes), list(numbers))):
+        try:
+            found = self._sql.rows(LOOKUP, (list(indexes), list(numbers)))
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+        for index, value in found:
             if index is None:
                 relays.add(value)
             else:
@@ -179,10 +218,12 @@ class BindWriter:
         members: Sequence[tuple[int, str, str, str]],
         vault_rows: Sequence[dict[str, Any]],
         records: CreatedRecords,
+        answer: Answer | None = None,
     ) -> Written:
         """Store everything in one statement (one transaction). Raises Raced
         (nothing stored) on a unique or foreign-key clash, OutcomeUnknown if
-        the connection was lost, else what the driver raises, nothing stored."""
+        the connection was lost, DatabaseUnavailable if the server refused it,
+        else what the driver raises; all but OutcomeUnknown stored nothing."""
         audit, outbox = records.audit, records.outbox
         params: dict[str, Any] = {
             "v_token": [r["token"] for r in vault_rows],
@@ -214,6 +255,12 @@ class BindWriter:
             "o_type": outbox.type if outbox else None,
             "o_payload": outbox.payload if outbox else None,
             "o_at": _naive(outbox.at) if outbox else None,
+            "i_owner": answer.owner if answer else None,
+            "i_key": answer.key if answer else None,
+            "i_hash": answer.fingerprint if answer else None,
+            "i_pending": answer.pending if answer else None,
+            "i_status": answer.status if answer else None,
+            "i_response": answer.response if answer else None,
             "genesis": GENESIS_HASH,
             "a_prefix": audit.prefix if audit else None,
             "a_suffix": audit.suffix if audit else None,
@@ -230,10 +277,15 @@ class BindWriter:
             row = self._sql.write(WRITE, params)
         except psycopg.errors.IntegrityError as exc:
             raise Raced(type(exc).__name__) from exc
+        except psycopg.errors.DivisionByZero as exc:
+            if answer is None:
+                raise
+            raise AnswerNotPending(type(exc).__name__) from exc
         except psycopg.OperationalError as exc:
             if self._sql.connected:
-                raise  # the server refused the statement (e.g. a timeout): rolled back
+                # The server refused the statement (e.g. a timeout): rolled back.
+                raise DatabaseUnavailable(type(exc).__name__) from exc
             raise OutcomeUnknown(type(exc).__name__) from exc
         assert row is not None  # a SELECT of aggregates has one row
-        vault_entries, _members, audit_seq, event_id = row
+        vault_entries, _members, audit_seq, event_id, _answered = row
         return Written(vault_entries=int(vault_entries), audit_seq=audit_seq, event_id=event_id)

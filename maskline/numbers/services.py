@@ -28,7 +28,7 @@ from config import SMS_REDACTIONS
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.numbers import regions
-from maskline.numbers.bind_sql import BindWriter, OutcomeUnknown, Raced
+from maskline.numbers.bind_sql import Answer, BindWriter, OutcomeUnknown, Raced
 from maskline.numbers.interfaces import (
     MODES,
     BindingEvent,
@@ -345,25 +345,37 @@ class BindingService:
     # -- binding ---------------------------------------------------------------
 
     def bind(
-        self, req: BindRequest, *, within: Callable[[Session, BindingView], None] | None = None
+        self,
+        req: BindRequest,
+        *,
+        within: Callable[[Session, BindingView], None] | None = None,
+        answer: Callable[[BindingView], Answer] | None = None,
     ) -> BindingView:
         """Create a binding, or raise InvalidRequest / PoolExhausted / RoutingUnavailable.
 
         ``within(session, view)`` runs in the binding's transaction before it
         commits (whatever it raises undoes the binding): for a record that
-        must commit exactly when the binding does.
+        must commit exactly when the binding does. ``answer(view)``, if given,
+        is the same record for the one-statement path (which then may be
+        taken), and raises AnswerNotPending where ``within`` would raise.
         """
         try:
-            return self._bind(req, within)
+            return self._bind(req, within, answer)
         except PoolExhausted as exc:
             self._tell_exhausted(req, exc)
             raise
 
-    def _bind(self, req: BindRequest, within: Callable[[Session, BindingView], None] | None) -> BindingView:
+    def _bind(
+        self,
+        req: BindRequest,
+        within: Callable[[Session, BindingView], None] | None,
+        answer: Callable[[BindingView], Answer] | None,
+    ) -> BindingView:
         now = self._clock()
         expires = self._validate(req, now)
-        if within is None and self._writer is not None and len(self._listeners) == self._writer_listeners:
-            view = self._bind_in_one_statement(self._writer, req, now, expires)
+        one_statement = within is None or answer is not None
+        if one_statement and self._writer is not None and len(self._listeners) == self._writer_listeners:
+            view = self._bind_in_one_statement(self._writer, req, now, expires, answer)
             if view is not None:
                 return view
         with self.db.session() as session:
@@ -401,7 +413,12 @@ class BindingService:
         )
 
     def _bind_in_one_statement(
-        self, writer: BindWriter, req: BindRequest, now: dt.datetime, expires: dt.datetime
+        self,
+        writer: BindWriter,
+        req: BindRequest,
+        now: dt.datetime,
+        expires: dt.datetime,
+        answer: Callable[[BindingView], Answer] | None,
     ) -> BindingView | None:
         """The bind with two SQL round trips (see maskline.numbers.bind_sql), or
         None, having stored nothing and released its claim, when a concurrent
@@ -444,6 +461,7 @@ class BindingService:
                 members=members,
                 vault_rows=vault_rows,
                 records=writer.records(event),
+                answer=answer(view) if answer is not None else None,
             )
         except OutcomeUnknown:
             raise  # committed or not: the sweeper reconciles a claim without its row
