@@ -65,6 +65,9 @@ class FastReader:
         self._local = threading.local()
         # statement -> (server-side name, its text with $n placeholders)
         self._names: dict[str, tuple[bytes, bytes]] = {}
+        # Every thread's connection with the process that made it, for close_all.
+        self._opened: list[tuple[Any, int]] = []
+        self._opened_lock = threading.Lock()
         if self._postgres:
             url = make_url(db.url).set(drivername="postgresql")
             self._conninfo = url.render_as_string(hide_password=False)
@@ -81,6 +84,8 @@ class FastReader:
             options["options"] = f"-c statement_timeout={max(1, round(self._timeout * 1000))}"
         conn = psycopg.connect(self._conninfo, **options)
         self._local.conn, self._local.pid, self._local.prepared = conn, os.getpid(), set()
+        with self._opened_lock:
+            self._opened = [(c, pid) for c, pid in self._opened if not c.closed] + [(conn, os.getpid())]
         return conn
 
     def _name(self, statement: str) -> tuple[bytes, bytes]:
@@ -133,12 +138,66 @@ class FastReader:
         raw = [result.get_value(0, i) for i in range(result.nfields)]
         return tuple(None if v is None else decode(v) for v, decode in zip(raw, decoders, strict=True))
 
+    def rows(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Every row of a read-only statement (same rules as :meth:`row`); PostgreSQL only."""
+        import psycopg
+
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                found: list[tuple[Any, ...]] = conn.execute(statement, params, prepare=True).fetchall()
+                return found
+            except psycopg.OperationalError:
+                broken = conn.broken or conn.closed
+                self.close()
+                if attempt == 2 or not broken:
+                    raise
+        raise AssertionError("unreachable")
+
+    def write(self, statement: str, params: dict[str, Any] | tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """Run one writing statement, prepared, as a transaction of its own
+        (autocommit); its first row, or None. PostgreSQL only.
+
+        Never retried here: after a connection lost mid-statement, whether it
+        committed is unknown, and the caller decides. A statement that fails
+        on the server has rolled back whole (it was its own transaction).
+        """
+        conn = self._connection()
+        try:
+            row: tuple[Any, ...] | None = conn.execute(statement, params, prepare=True).fetchone()
+            return row
+        except Exception:
+            if conn.broken or conn.closed:
+                self.close()
+            raise
+
+    @property
+    def postgres(self) -> bool:
+        return self._postgres
+
+    @property
+    def connected(self) -> bool:
+        """This thread has a live connection (False after one was lost and closed)."""
+        conn = getattr(self._local, "conn", None)
+        return conn is not None and not conn.closed and not conn.broken
+
     def close(self) -> None:
+        """Close this thread's connection."""
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
             with contextlib.suppress(Exception):  # closing a dead connection
                 conn.close()
+
+    def close_all(self) -> None:
+        """Close every thread's connection (at shutdown; not while in use)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn, pid in opened:
+            if pid == os.getpid():  # never a parent's, shared after a fork
+                with contextlib.suppress(Exception):
+                    conn.close()
+        self._local.conn = None
 
 
 _CONNECTION_OK = 0  # libpq's CONNECTION_OK

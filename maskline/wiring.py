@@ -129,6 +129,8 @@ class Services:
         if self._numbers is not None:
             # A rebuild in progress holds a database connection: let it finish.
             self._numbers.rebuilder.join()
+            if self._numbers.bind_sql is not None:
+                self._numbers.bind_sql.close_all()
         self.db.dispose()
         if self._redis is not None and hasattr(self._redis, "close"):
             self._redis.close()
@@ -144,6 +146,8 @@ class NumbersServices:
     router: Router
     rebuilder: AutoRebuilder
     sweeper: Sweeper
+    # The bind path's own psycopg connections (PostgreSQL), closed with the services.
+    bind_sql: FastReader | None = None
 
 
 @dataclass
@@ -399,7 +403,25 @@ def build_numbers(services: Services) -> NumbersServices:
     # binding's transaction it runs, the shorter concurrent binds wait on it.
     from maskline.audit.listeners import BindingAuditor
 
-    bindings.on_event(BindingAuditor(audit=services.audit).on_binding_event)
+    auditor = BindingAuditor(audit=services.audit)
+    bindings.on_event(auditor.on_binding_event)
+    if services.db.dialect == "postgresql":
+        # Binds in one statement on PostgreSQL; its records stand for the
+        # three listeners above (outbox, alerts, audit).
+        from maskline.fast_sql import FastReader
+        from maskline.numbers.bind_sql import BindWriter, CreatedRecords
+
+        outbox = services.events.outbox
+        numbers.bind_sql = FastReader(db=services.db, timeout=None)
+        bindings.use_writer(
+            BindWriter(
+                sql=numbers.bind_sql,
+                records=lambda event: CreatedRecords(
+                    audit=auditor.prepared(event), outbox=outbox.binding_row(event)
+                ),
+                committed=services.alerts.binding_committed,
+            )
+        )
     return numbers
 
 

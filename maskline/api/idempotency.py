@@ -42,6 +42,7 @@ from maskline.api.interfaces import IdempotencyKeyInUse, IdempotencyKeyReused
 from maskline.api.models import IdempotencyRecord
 from maskline.clock import Clock
 from maskline.db import Database
+from maskline.numbers.bind_sql import Answer
 
 PENDING = 0
 # Pending, and the request's side effect (a Twilio call) may have begun.
@@ -197,6 +198,19 @@ class IdempotencyStore:
             raise IdempotencyKeyInUse(
                 "another request with this Idempotency-Key was handled meanwhile; retry"
             )
+
+    @staticmethod
+    def answer(owner: str, key: str, fingerprint: str, status: int, body: dict[str, Any]) -> Answer:
+        """What :meth:`complete` stores, for a bind that stores it in its own
+        statement (maskline.numbers.bind_sql), with the same condition."""
+        return Answer(
+            owner=owner,
+            key=key,
+            fingerprint=fingerprint,
+            pending=PENDING,
+            status=status,
+            response=json.dumps(body, sort_keys=True),
+        )
 
     def finish(self, lease: Lease, status: int, body: dict[str, Any], *, keep: bool = False) -> None:
         """Store a success (or, with ``keep``, an answer after which the

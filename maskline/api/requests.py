@@ -92,15 +92,17 @@ def _region(body: dict[str, Any], errors: _Errors) -> str | None:
     return region.upper()
 
 
-def _number(vault: VaultService, raw: Any, field: str, region: str | None, errors: _Errors) -> None:
-    """Check one number now, so that every bad number is reported together."""
+def _number(vault: VaultService, raw: Any, field: str, region: str | None, errors: _Errors) -> str | None:
+    """Check one number now, so that every bad number is reported together;
+    its E.164 form, or None."""
     if not isinstance(raw, str):
         errors.add(field, "must be a phone number as a string")
-        return
+        return None
     try:
-        vault.normalize(raw, field=field, region=region)
+        return vault.normalize(raw, field=field, region=region)
     except InvalidPhoneNumber as exc:
         errors.add(exc.field, exc.reason)
+        return None
 
 
 def _allow(
@@ -115,9 +117,8 @@ def _allow(
     if len(allow) > MAX_ALLOWED:
         errors.add("allow", f"allows at most {MAX_ALLOWED} callers")
         return None
-    for i, raw in enumerate(allow):
-        _number(vault, raw, f"allow[{i}]", region, errors)
-    return allow
+    # The E.164 forms (where one is bad, errors says so and none is used).
+    return [_number(vault, raw, f"allow[{i}]", region, errors) or "" for i, raw in enumerate(allow)]
 
 
 def _expiry(
@@ -203,6 +204,7 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
         parties = {}
     elif mode == "axb" and len(parties) != 2:
         errors.add("parties", "an axb binding has exactly two parties")
+    normalized: dict[str, str] = {}
     for role, raw in parties.items():
         if not ROLE.match(role):
             errors.add(
@@ -210,7 +212,7 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
                 "unknown role: roles are lower-case words (a-z, 0-9, _), at most 32",
             )
             continue
-        _number(vault, raw, f"parties.{role}", region, errors)
+        normalized[role] = _number(vault, raw, f"parties.{role}", region, errors) or ""
     allow = _allow(body, vault, region, errors)
     ttl, expires_at = _expiry(body, max_ttl, errors)
     fallback = body.get("fallback")
@@ -224,7 +226,7 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
     return BindRequest(
         order_id=order_id,
         mode=mode,
-        parties=dict(parties),
+        parties=normalized,
         owner=owner,
         allow=allow,
         ttl=ttl,
@@ -234,6 +236,8 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
         record=record,
         sms_redact=redact,
         sms_media=media,
+        # Every number was normalized above, under the vault's policy.
+        normalized=True,
     )
 
 

@@ -39,6 +39,7 @@ from maskline.api.interfaces import (
     BindingEnded,
     FieldError,
     Forbidden,
+    IdempotencyKeyInUse,
     NotFound,
     PoolExhaustedError,
     QuotaExceeded,
@@ -49,6 +50,7 @@ from maskline.api.interfaces import (
 )
 from maskline.api.keys import ApiKeyService, Principal
 from maskline.api.waybills import WaybillService
+from maskline.numbers.bind_sql import Answer, AnswerNotPending, DatabaseUnavailable
 from maskline.numbers.interfaces import (
     BindingNotFound,
     BindingNotLive,
@@ -184,6 +186,7 @@ def _api_error(exc: ApiError) -> ResponseReturnValue:
 
 
 @bp.errorhandler(OperationalError)
+@bp.errorhandler(DatabaseUnavailable)
 @bp.errorhandler(InterfaceError)
 @bp.errorhandler(PoolTimeout)
 def _database_unavailable(exc: Exception) -> ResponseReturnValue:
@@ -292,6 +295,10 @@ class _Claim:
     def complete(self, session: Any, status: int, body: dict[str, Any]) -> None:
         _api().idempotency.complete(session, self.lease.owner, self.lease.key, self.fingerprint, status, body)
 
+    def answer(self, status: int, body: dict[str, Any]) -> Answer:
+        """What :meth:`complete` stores, for a bind's one statement."""
+        return _api().idempotency.answer(self.lease.owner, self.lease.key, self.fingerprint, status, body)
+
     def start(self, session: Any) -> None:
         _api().idempotency.start(session, self.lease)
 
@@ -364,8 +371,15 @@ def _bind(body: Any, owner: str, claim: _Claim | None) -> dict[str, Any]:
 
     try:
         view = services.numbers.bindings.bind(
-            dataclasses.replace(req, actor=_actor()), within=answer_with_the_binding
+            dataclasses.replace(req, actor=_actor()),
+            within=answer_with_the_binding if claim is not None else None,
+            # The same answer, stored by the bind's one statement where it takes that path.
+            answer=(lambda view: claim.answer(201, binding_json(view))) if claim is not None else None,
         )
+    except AnswerNotPending:
+        raise IdempotencyKeyInUse(
+            "another request with this Idempotency-Key was handled meanwhile; retry"
+        ) from None
     except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, RoutingUnavailable) as exc:
         raise _translate(exc) from None
     return binding_json(view)

@@ -82,7 +82,7 @@ import time
 import weakref
 import zoneinfo
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -361,20 +361,37 @@ class AlertService:
         try:
             if not isinstance(event, BindingEvent) or event.type != "binding.created":
                 return
-            actor = event.actor or ""
-            if not _ACTOR_KEY.match(actor):
-                return
-            signals = [_Signal("binding_burst", actor, event.at)]
             binding = session.get(Binding, event.binding.id)
-            if binding is not None:
-                signals += [
-                    _Signal("distinct_buyers", actor, event.at, member=m.token)
-                    for m in binding.parties
-                    if m.role == BUYER_ROLE
-                ]
-            sa_event.listen(session, "after_commit", lambda _session: self._submit(signals), once=True)
+            parties = [(m.role, m.token) for m in binding.parties] if binding is not None else []
+            signals = self._created_signals(event, parties)
+            if signals:
+                sa_event.listen(session, "after_commit", lambda _session: self._submit(signals), once=True)
         except Exception as exc:
             self._failed("internal", exc)
+
+    def binding_committed(self, event: BindingEvent, parties: Sequence[tuple[str, str]]) -> None:
+        """What :meth:`on_binding_event` queues, for a binding created by the
+        bind statement (maskline.numbers.bind_sql), which has committed:
+        ``parties`` are its (role, vault token) pairs."""
+        try:
+            signals = self._created_signals(event, parties)
+            if signals:
+                self._submit(signals)
+        except Exception as exc:
+            self._failed("internal", exc)
+
+    @staticmethod
+    def _created_signals(event: BindingEvent, parties: Sequence[tuple[str, str]]) -> list[_Signal]:
+        actor = event.actor or ""
+        if event.type != "binding.created" or not _ACTOR_KEY.match(actor):
+            return []
+        signals = [_Signal("binding_burst", actor, event.at)]
+        signals += [
+            _Signal("distinct_buyers", actor, event.at, member=token)
+            for role, token in parties
+            if role == BUYER_ROLE
+        ]
+        return signals
 
     def extension_lockdown(self, *, relay: str, wrong: int, until: dt.datetime, at: dt.datetime) -> None:
         """``relay``'s open extensions are locked down after ``wrong`` wrong ones (an alert each time)."""

@@ -41,3 +41,24 @@ def canonical_record(
 
 def chain_hash(prev_hash: str, record: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + record).hexdigest()
+
+
+# Where the sequence number sits in a canonical record: keys are sorted, so
+# "seq" comes between "reason" and "subject". A quote inside a string value is
+# always escaped (\"), so this text can only be the record's own key.
+_SEQ_SLOT = ',"seq":0,"subject":'
+
+
+def canonical_parts(
+    *, at: dt.datetime, actor: str, action: str, subject: str, reason: str, data: str
+) -> tuple[str, str]:
+    """The canonical record around its ``seq``: ``prefix + str(seq) + suffix``
+    is ``canonical_record(seq=seq, ...)`` decoded, for a writer that learns the
+    ``seq`` only inside the statement that stores the record."""
+    whole = canonical_record(
+        seq=0, at=at, actor=actor, action=action, subject=subject, reason=reason, data=data
+    ).decode()
+    prefix, slot, rest = whole.partition(_SEQ_SLOT)
+    if not slot:
+        raise AssertionError("a canonical record always has its seq key")
+    return prefix + ',"seq":', ',"subject":' + rest

@@ -19,8 +19,10 @@ Events without an actor are maskline's own doing and are not recorded:
   (``vault.erase``, with its actor and reason) in the same transaction.
 
 Register the auditor after every other listener (see ``build_numbers``): an
-append takes the chain's lock, held until the transaction commits, so the
-later it is taken the shorter binds wait on one another.
+append takes the chain's head row, locked until the transaction commits, so
+the later it is taken the shorter binds wait on one another. On PostgreSQL a
+bind through the API appends its record in its one statement instead
+(:meth:`BindingAuditor.prepared`, maskline.numbers.bind_sql).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from maskline.audit.interfaces import AuditEntry
-from maskline.audit.services import AuditLog
+from maskline.audit.services import AuditLog, PreparedRecord
 from maskline.numbers.interfaces import BindingEvent, PoolExhaustedEvent
 
 
@@ -72,15 +74,25 @@ class BindingAuditor:
 
     def on_binding_event(self, session: Session, event: BindingEvent | PoolExhaustedEvent) -> None:
         """The listener of :meth:`BindingService.on_event`."""
+        entry = self.entry(event)
+        if entry is not None:
+            self._audit.append(session, entry)
+
+    def prepared(self, event: BindingEvent) -> PreparedRecord | None:
+        """The record :meth:`on_binding_event` would append, for the bind
+        statement that appends it itself (maskline.numbers.bind_sql)."""
+        entry = self.entry(event)
+        return None if entry is None else self._audit.prepare(entry)
+
+    @staticmethod
+    def entry(event: BindingEvent | PoolExhaustedEvent) -> AuditEntry | None:
+        """The record for ``event``, or None if it is not recorded."""
         if isinstance(event, PoolExhaustedEvent) or event.actor is None:
-            return  # not a change, or maskline's own (see the module docstring)
-        self._audit.append(
-            session,
-            AuditEntry(
-                actor=event.actor,
-                action=event.type,
-                subject=event.binding.id,
-                reason=event.reason,
-                data=binding_audit_data(event),
-            ),
+            return None  # not a change, or maskline's own (see the module docstring)
+        return AuditEntry(
+            actor=event.actor,
+            action=event.type,
+            subject=event.binding.id,
+            reason=event.reason,
+            data=binding_audit_data(event),
         )

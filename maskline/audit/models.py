@@ -25,6 +25,25 @@ class AuditRecord(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class AuditHead(Base):
+    """The chain's end, one row (``id`` 1): the last ``seq`` and its hash.
+
+    Every append updates this row in its own transaction, which gives it the
+    next ``seq`` (gapless: a rolled-back append rolls its number back too) and
+    the hash to chain onto, and holds the row's lock until that transaction
+    ends, so appends commit in ``seq`` order. The bind path does it as the
+    last step of its one statement (see docs/audit.md), so the lock is held
+    for that statement's commit, not for a transaction's round trips.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class Alert(Base):
     """An insider-threat or abuse signal: a threshold crossed in a window.
 

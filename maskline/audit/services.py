@@ -4,38 +4,69 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from maskline.audit.chain import GENESIS_HASH, canonical_data, canonical_record, chain_hash
+from maskline.audit.chain import (
+    GENESIS_HASH,
+    canonical_data,
+    canonical_parts,
+    canonical_record,
+    chain_hash,
+)
 from maskline.audit.interfaces import AuditEntry, AuditError, VerifyResult
-from maskline.audit.models import AuditRecord
+from maskline.audit.models import AuditHead, AuditRecord
 from maskline.clock import Clock, system_clock
 from maskline.redaction import redact_phone_numbers
 
-# Any constant works; it names "the audit chain" among advisory locks.
-_PG_ADVISORY_LOCK_KEY = 0x6D61736B_61756474  # "maskaudt"
+_HEAD_ID = 1
 
 
-def _lock_chain(session: Session) -> None:
-    """Serialize appenders until the caller's transaction ends.
+def _advance_head(connection: Connection) -> tuple[int, str]:
+    """Take the next ``seq`` and the hash to chain onto from the head row.
 
-    PostgreSQL: a transaction-scoped advisory lock; the next statement (READ
-    COMMITTED) then sees the end of the chain as the previous holder left it.
-
-    SQLite: a write that changes nothing, which takes the database's write
-    lock (waiting up to busy_timeout). Reading the end of the chain before
-    holding it would let two writers pick the same ``seq``; and the retry on
-    a clash that used to stand here needed a SAVEPOINT, whose RELEASE under
-    pysqlite's transaction handling commits the caller's transaction early.
+    An upsert (the row is created at the genesis if it is missing: a new
+    database, or tables emptied by hand): it takes the row's lock, held until
+    the caller's transaction ends, so appends get gapless numbers and commit
+    in their order. On SQLite the write takes the database's write lock first,
+    so the end of the chain cannot be read by two writers at once.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY})
-    elif dialect == "sqlite":
-        session.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
+    table = cast(Table, AuditHead.__table__)
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(table)
+        .values(id=_HEAD_ID, seq=1, prev_hash=GENESIS_HASH, hash=GENESIS_HASH)
+        .on_conflict_do_update(
+            index_elements=[table.c.id], set_={"seq": table.c.seq + 1, "prev_hash": table.c.hash}
+        )
+        .returning(table.c.seq, table.c.prev_hash)
+    )
+    seq, prev = connection.execute(statement).one()
+    return int(seq), str(prev)
+
+
+@dataclass(frozen=True)
+class PreparedRecord:
+    """A record ready to append, but for its ``seq`` (given by the head row)."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    subject: str
+    reason: str
+    data: str
+    # canonical bytes = (prefix + str(seq) + suffix).encode()
+    prefix: str
+    suffix: str
+
+    def canonical(self, seq: int) -> bytes:
+        return (self.prefix + str(seq) + self.suffix).encode()
 
 
 def canonical_of(row: AuditRecord) -> bytes:
@@ -62,36 +93,55 @@ class AuditLog:
     def append(self, session: Session, entry: AuditEntry, *, at: dt.datetime | None = None) -> AuditRecord:
         """Add ``entry`` at the end of the chain and return the stored row.
 
-        Appends are serialized so the chain never forks: the chain's lock is
-        taken first (held to the end of the caller's transaction), and only
-        then is the end of the chain read and extended.
+        Appends are serialized so the chain never forks: the head row gives
+        the ``seq`` and the previous hash and stays locked until the caller's
+        transaction ends (see :func:`_advance_head`).
         """
+        prepared = self.prepare(entry, at=at)
+        connection = session.connection()
+        seq, prev = _advance_head(connection)
+        digest = chain_hash(prev, prepared.canonical(seq))
+        table = cast(Table, AuditHead.__table__)
+        connection.execute(update(table).where(table.c.id == _HEAD_ID).values(hash=digest))
+        record = AuditRecord(
+            seq=seq,
+            at=prepared.at,
+            actor=prepared.actor,
+            action=prepared.action,
+            subject=prepared.subject,
+            reason=prepared.reason,
+            data=prepared.data,
+            prev_hash=prev,
+            hash=digest,
+        )
+        session.add(record)
+        try:
+            session.flush()
+        except IntegrityError:
+            # The seq is taken: a record was written around the head row, or
+            # the head was reset under a live chain. Fail closed.
+            raise AuditError("could not append to the audit log: the chain's end moved") from None
+        return record
+
+    def prepare(self, entry: AuditEntry, *, at: dt.datetime | None = None) -> PreparedRecord:
+        """``entry`` redacted and in canonical form, for a writer that appends
+        it in a statement of its own (the bind path, see maskline.audit.append_sql)."""
         when = at or self._clock()
         reason = redact_phone_numbers(entry.reason, region=self._region)
         data = canonical_data(entry.data)
-        _lock_chain(session)
-        last = session.execute(
-            select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
-        ).first()
-        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-        record = AuditRecord(
-            seq=seq,
+        prefix, suffix = canonical_parts(
+            at=when, actor=entry.actor, action=entry.action, subject=entry.subject, reason=reason, data=data
+        )
+        return PreparedRecord(
             at=when,
             actor=entry.actor,
             action=entry.action,
             subject=entry.subject,
             reason=reason,
             data=data,
-            prev_hash=prev,
+            prefix=prefix,
+            suffix=suffix,
         )
-        record.hash = chain_hash(prev, canonical_of(record))
-        session.add(record)
-        try:
-            session.flush()
-        except IntegrityError:
-            # Only a writer that bypassed the lock can get here.
-            raise AuditError("could not append to the audit log: the chain's end moved") from None
-        return record
 
     def verify(
         self,
@@ -110,6 +160,9 @@ class AuditLog:
         the last pin.
         """
         pins = pins or {}
+        # Read before the walk: every record the head counts has committed
+        # by then (appends commit in seq order), so the walk must reach it.
+        head = session.execute(select(AuditHead.seq).where(AuditHead.id == _HEAD_ID)).scalar()
         expected_seq, prev, count = 1, GENESIS_HASH, 0
         query = select(AuditRecord).order_by(AuditRecord.seq)
         start: tuple[int, str] | None = None
@@ -141,6 +194,13 @@ class AuditLog:
             result.close()
         if start is not None:
             return _broken(count, start[0], "is missing (the newest records were deleted)")
+        if head is not None and head > count:
+            return _broken(
+                count,
+                count + 1,
+                f"missing: the chain's head counts {head} records, the chain has {count} "
+                "(the newest records were deleted)",
+            )
         covered = max(pins, default=0)
         if covered > count:
             return _broken(

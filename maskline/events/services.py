@@ -28,6 +28,7 @@ from maskline.audit.services import AuditLog
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.events.interfaces import EventType, InvalidEventsUrl, InvalidOwnerName, OwnerNotFound
+from maskline.numbers.bind_sql import OutboxRow
 from maskline.numbers.interfaces import BindingEvent, BindingView, PoolExhaustedEvent
 from maskline.numbers.models import Binding
 from maskline.outbound import IPNetwork, OutboundPolicy, RefusedUrl
@@ -87,6 +88,13 @@ def _binding_data(view: BindingView) -> dict[str, object]:
         "expires_at": _timestamp(view.expires_at),
         "delivered_at": _timestamp(view.delivered_at),
     }
+
+
+def _event_data(event: BindingEvent) -> dict[str, object]:
+    data = _binding_data(event.binding)
+    if event.type != "binding.created":
+        data["ended_at"] = _timestamp(event.at)
+    return data
 
 
 InteractionListener = Callable[[Session, InteractionRecord], None]
@@ -168,10 +176,29 @@ class Outbox:
             return
         if event.type == "binding.updated":
             return  # not an owner event (the owner made the change itself)
-        data = _binding_data(event.binding)
-        if event.type != "binding.created":
-            data["ended_at"] = _timestamp(event.at)
-        self.add(session, owner=event.binding.owner, type=event.type, data=data)
+        self.add(session, owner=event.binding.owner, type=event.type, data=_event_data(event))
+
+    def binding_row(self, event: BindingEvent) -> OutboxRow | None:
+        """The row :meth:`on_binding_event` would queue for ``event``, for the
+        bind statement, which queues it only if the owner takes events
+        (maskline.numbers.bind_sql)."""
+        if event.type == "binding.updated":
+            return None
+        event_id = new_event_id()
+        now = self._clock()
+        payload = {
+            "id": event_id,
+            "type": event.type,
+            "created_at": _timestamp(now),
+            "data": _event_data(event),
+        }
+        return OutboxRow(
+            event_id=event_id,
+            owner=event.binding.owner,
+            type=event.type,
+            payload=json.dumps(payload, separators=(",", ":")),
+            at=now,
+        )
 
     def interaction_completed(self, session: Session, interaction: InteractionRecord) -> str | None:
         """A call or message reached its final status (called once per interaction)."""

@@ -111,6 +111,9 @@ class BindRequest:
     # Who asks (``apikey:<id>``, ``admin:<name>``, ``cli:<user>``): told to
     # listeners, which put it in the audit chain. Never a number.
     actor: str | None = None
+    # The parties' and allowed callers' numbers are already E.164, as the
+    # vault's policy normalized them (a face that checked them): not parsed again.
+    normalized: bool = False
 
 
 def _timestamp(when: dt.datetime) -> str:

@@ -10,6 +10,7 @@ Redis claim with no SQL row, which the sweeper reconciles.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -27,6 +28,7 @@ from config import SMS_REDACTIONS
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.numbers import regions
+from maskline.numbers.bind_sql import Answer, BindWriter, OutcomeUnknown, Raced
 from maskline.numbers.interfaces import (
     MODES,
     BindingEvent,
@@ -73,6 +75,22 @@ def _redactions(stored: str | None) -> tuple[str, ...] | None:
 # and of every bind that found the pool exhausted (in a transaction of its own).
 BindingListener = Callable[[Session, BindingEvent | PoolExhaustedEvent], None]
 
+
+# What the bind statement stores of a binding (the rest are column defaults).
+_BINDING_COLUMNS = (
+    "id",
+    "owner",
+    "order_id",
+    "mode",
+    "relay_number",
+    "extension",
+    "allow_any",
+    "expires_at",
+    "created_at",
+    "record",
+    "sms_redact",
+    "sms_media",
+)
 
 BINDING_ID = re.compile(r"^bd_[a-z2-7]{16}\Z")
 
@@ -155,6 +173,8 @@ class BindingService:
         self.policy = policy
         self._clock = clock
         self._listeners: list[BindingListener] = []
+        self._writer: BindWriter | None = None
+        self._writer_listeners = 0
         self._routes_lost: Callable[[], object] | None = None
         self.load_counts = LoadCache()
 
@@ -169,6 +189,14 @@ class BindingService:
         ended (unbound, expired, erased), and after a bind that found the pool
         exhausted. A listener that raises undoes the change with it."""
         self._listeners.append(listener)
+
+    def use_writer(self, writer: BindWriter) -> None:
+        """Create bindings through ``writer``'s statements (PostgreSQL), whose
+        records stand for the listeners registered so far. A bind that runs
+        code in its transaction (``within``), or any listener registered after
+        this call, takes the ORM path, where every listener runs."""
+        self._writer = writer
+        self._writer_listeners = len(self._listeners)
 
     def _emit(self, session: Session, event: BindingEvent | PoolExhaustedEvent) -> None:
         for listener in self._listeners:
@@ -255,39 +283,47 @@ class BindingService:
             )
         return expires
 
-    def _seal_all(self, session: Session, req: BindRequest) -> tuple[list[_Sealed], list[_Sealed]]:
-        """Normalize every number (all checked before any is stored), then seal."""
-        normalized: list[tuple[str, str, str]] = []  # (field, role, e164)
-        for role, raw in req.parties.items():
-            normalized.append(
-                (
-                    f"parties.{role}",
-                    role,
-                    self.vault.normalize(raw, field=f"parties.{role}", region=req.region),
-                )
-            )
+    def _normalize_all(
+        self, req: BindRequest
+    ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+        """Every number normalized, as (field, role, e164), parties then allowed
+        callers; all checked, and no number twice, before any is stored."""
+
+        def as_e164(raw: str, field: str) -> str:
+            if req.normalized:
+                return raw  # the face normalized it under the same policy
+            return self.vault.normalize(raw, field=field, region=req.region)
+
+        normalized = [
+            (f"parties.{role}", role, as_e164(raw, f"parties.{role}")) for role, raw in req.parties.items()
+        ]
         callers: list[tuple[str, str, str]] = []
         if isinstance(req.allow, list):
-            for i, raw in enumerate(req.allow):
-                callers.append(
-                    (
-                        f"allow[{i}]",
-                        "caller",
-                        self.vault.normalize(raw, field=f"allow[{i}]", region=req.region),
-                    )
-                )
+            callers = [
+                (f"allow[{i}]", "caller", as_e164(raw, f"allow[{i}]")) for i, raw in enumerate(req.allow)
+            ]
         seen: dict[str, str] = {}
         for field, _role, e164 in normalized + callers:
             if e164 in seen:
                 raise InvalidRequest(field, f"is the same number as {seen[e164]}")
             seen[e164] = field
-        # A primary-key lookup of these numbers alone, whatever the pool's size.
-        relays = set(session.scalars(select(RelayNumber.e164).where(RelayNumber.e164.in_(list(seen)))))
-        for field, _role, e164 in normalized + callers:
+        return normalized, callers
+
+    @staticmethod
+    def _refuse_relays(numbers: list[tuple[str, str, str]], relays: set[str]) -> None:
+        for field, _role, e164 in numbers:
             if e164 in relays:
                 raise InvalidRequest(field, "is a relay number of this pool; relay numbers cannot be parties")
+
+    def _seal_all(self, session: Session, req: BindRequest) -> tuple[list[_Sealed], list[_Sealed]]:
+        """Normalize every number (all checked before any is stored), then seal."""
+        normalized, callers = self._normalize_all(req)
+        numbers = [e164 for _f, _r, e164 in normalized + callers]
+        # A primary-key lookup of these numbers alone, whatever the pool's size.
+        relays = set(session.scalars(select(RelayNumber.e164).where(RelayNumber.e164.in_(numbers))))
+        self._refuse_relays(normalized + callers, relays)
         # One batch put for every number of the bind.
-        stored = self.vault.put_many_normalized(session, [e164 for _f, _r, e164 in normalized + callers])
+        stored = self.vault.put_many_normalized(session, numbers)
         sealed = [
             _Sealed(role, put.token, short_index(self.vault.index_of(e164)), e164, new=put.created)
             for (_field, role, e164), put in zip(normalized + callers, stored, strict=True)
@@ -309,75 +345,42 @@ class BindingService:
     # -- binding ---------------------------------------------------------------
 
     def bind(
-        self, req: BindRequest, *, within: Callable[[Session, BindingView], None] | None = None
+        self,
+        req: BindRequest,
+        *,
+        within: Callable[[Session, BindingView], None] | None = None,
+        answer: Callable[[BindingView], Answer] | None = None,
     ) -> BindingView:
         """Create a binding, or raise InvalidRequest / PoolExhausted / RoutingUnavailable.
 
         ``within(session, view)`` runs in the binding's transaction before it
         commits (whatever it raises undoes the binding): for a record that
-        must commit exactly when the binding does.
+        must commit exactly when the binding does. ``answer(view)``, if given,
+        is the same record for the one-statement path (which then may be
+        taken), and raises AnswerNotPending where ``within`` would raise.
         """
         try:
-            return self._bind(req, within)
+            return self._bind(req, within, answer)
         except PoolExhausted as exc:
             self._tell_exhausted(req, exc)
             raise
 
-    def _bind(self, req: BindRequest, within: Callable[[Session, BindingView], None] | None) -> BindingView:
+    def _bind(
+        self,
+        req: BindRequest,
+        within: Callable[[Session, BindingView], None] | None,
+        answer: Callable[[BindingView], Answer] | None,
+    ) -> BindingView:
         now = self._clock()
         expires = self._validate(req, now)
+        one_statement = within is None or answer is not None
+        if one_statement and self._writer is not None and len(self._listeners) == self._writer_listeners:
+            view = self._bind_in_one_statement(self._writer, req, now, expires, answer)
+            if view is not None:
+                return view
         with self.db.session() as session:
             parties, callers = self._seal_all(session, req)
-            anchor = self._anchor(parties)
-            binding_id = new_binding_id()
-            tried: list[str] = []
-            attempt, busy = self._try_claim(
-                self._candidates(session, anchor, now, req, tried),
-                binding_id,
-                req.mode,
-                parties,
-                callers,
-                req.allow == "any",
-                expires,
-                now,
-            )
-            mode, fallback_used = req.mode, False
-            if attempt is None and req.fallback == "axe":
-                mode, fallback_used = "axe", True
-                anchor_position = parties.index(anchor)
-                # Where the anchor itself was the busy party, axe cannot help.
-                skip = {x for x, position in busy.items() if position == anchor_position}
-                axe_candidates = (x for x in self._candidates(session, anchor, now, req, []) if x not in skip)
-                attempt, _ = self._try_claim(
-                    axe_candidates, binding_id, "axe", parties, callers, False, expires, now
-                )
-            if attempt is None:
-                raise self._exhausted(
-                    parties, anchor, tried, Counter(busy.values()), restricted=req.relay_numbers is not None
-                )
-            relay, extension, bound, allowed = attempt
-            binding = Binding(
-                id=binding_id,
-                owner=req.owner,
-                order_id=req.order_id.strip(),
-                mode=mode,
-                relay_number=relay,
-                extension=extension,
-                allow_any=req.allow == "any" and not fallback_used,
-                record=req.record,
-                sms_redact=None if req.sms_redact is None else ",".join(sorted(req.sms_redact)),
-                sms_media=req.sms_media,
-                status="active",
-                expires_at=expires,
-                created_at=now,
-                version=1,
-            )
-            members = [BindingMember(position=0, kind="party", role=bound[0].role, token=bound[0].token)]
-            for i, p in enumerate(bound[1:], start=1):
-                members.append(BindingMember(position=i, kind="party", role=p.role, token=p.token))
-            for i, c in enumerate(allowed, start=len(members)):
-                members.append(BindingMember(position=i, kind="caller", role=c.role, token=c.token))
-            binding.members = members
+            binding, bound, fallback_used = self._claim(lambda: session, req, parties, callers, now, expires)
             session.add(binding)
             try:
                 session.flush()
@@ -389,11 +392,152 @@ class BindingService:
                     within(session, view)
                 session.flush()
             except Exception:
-                self._release_quietly(relay, binding_id, extension, [p.index for p in bound])
+                self._release_quietly(
+                    binding.relay_number, binding.id, binding.extension, [p.index for p in bound]
+                )
                 raise
-        self.load_counts.add(relay, +1)
-        log.info("bound %s on %s (order owner %s, mode %s)", binding_id, relay, req.owner, mode)
+        self._bound(binding)
         return view
+
+    def _bound(self, binding: Binding) -> None:
+        self.load_counts.add(binding.relay_number, +1)
+        # DEBUG, not INFO: at a thousand binds a second the scrubbing log
+        # filter's parse of each line cost more CPU than the bind's SQL; the
+        # audit chain and the outbox say who bound what.
+        log.debug(
+            "bound %s on %s (order owner %s, mode %s)",
+            binding.id,
+            binding.relay_number,
+            binding.owner,
+            binding.mode,
+        )
+
+    def _bind_in_one_statement(
+        self,
+        writer: BindWriter,
+        req: BindRequest,
+        now: dt.datetime,
+        expires: dt.datetime,
+        answer: Callable[[BindingView], Answer] | None,
+    ) -> BindingView | None:
+        """The bind with two SQL round trips (see maskline.numbers.bind_sql), or
+        None, having stored nothing and released its claim, when a concurrent
+        bind stored one of its new numbers first: the ORM path then reuses
+        that entry."""
+        normalized, callers = self._normalize_all(req)
+        numbers = [e164 for _f, _r, e164 in normalized + callers]
+        indexes = self.vault.indexes_of(numbers)
+        found, relays = writer.lookup(list(indexes), numbers)
+        self._refuse_relays(normalized + callers, relays)
+        tokens = {indexes[index]: token for index, token in found.items()}
+        vault_rows = []
+        sealed = []
+        for _field, role, e164 in normalized + callers:
+            token = tokens.get(e164)
+            new = token is None
+            if token is None:
+                row = self.vault.new_entry(e164)
+                vault_rows.append(row)
+                token = row["token"]
+            sealed.append(_Sealed(role, token, short_index(self.vault.index_of(e164)), e164, new=new))
+        parties, allowed = sealed[: len(normalized)], sealed[len(normalized) :]
+        # A session only if candidates need SQL (selection sets to build, a
+        # face's list of numbers).
+        with contextlib.ExitStack() as stack:
+            opened: list[Session] = []
+
+            def session_of() -> Session:
+                if not opened:
+                    opened.append(stack.enter_context(self.db.session()))
+                return opened[0]
+
+            binding, bound, fallback_used = self._claim(session_of, req, parties, allowed, now, expires)
+        view = self._view(binding, fallback_used=fallback_used)
+        event = BindingEvent(type="binding.created", binding=view, at=now, actor=req.actor)
+        members = [(m.position, m.kind, m.role, m.token) for m in binding.members]
+        try:
+            writer.write(
+                binding={c: getattr(binding, c) for c in _BINDING_COLUMNS},
+                members=members,
+                vault_rows=vault_rows,
+                records=writer.records(event),
+                answer=answer(view) if answer is not None else None,
+            )
+        except OutcomeUnknown:
+            raise  # committed or not: the sweeper reconciles a claim without its row
+        except Exception as exc:
+            self._release_quietly(
+                binding.relay_number, binding.id, binding.extension, [p.index for p in bound]
+            )
+            if isinstance(exc, Raced):
+                return None
+            raise
+        writer.committed(event, [(m.role, m.token) for m in binding.parties])
+        self._bound(binding)
+        return view
+
+    def _claim(
+        self,
+        session_of: Callable[[], Session],
+        req: BindRequest,
+        parties: list[_Sealed],
+        callers: list[_Sealed],
+        now: dt.datetime,
+        expires: dt.datetime,
+    ) -> tuple[Binding, list[_Sealed], bool]:
+        """Claim a relay number in Redis; the binding (with its members, not in
+        the session), its bound parties, and whether it fell back to axe."""
+        anchor = self._anchor(parties)
+        binding_id = new_binding_id()
+        tried: list[str] = []
+        attempt, busy = self._try_claim(
+            self._candidates(session_of, anchor, now, req, tried),
+            binding_id,
+            req.mode,
+            parties,
+            callers,
+            req.allow == "any",
+            expires,
+            now,
+        )
+        mode, fallback_used = req.mode, False
+        if attempt is None and req.fallback == "axe":
+            mode, fallback_used = "axe", True
+            anchor_position = parties.index(anchor)
+            # Where the anchor itself was the busy party, axe cannot help.
+            skip = {x for x, position in busy.items() if position == anchor_position}
+            axe_candidates = (x for x in self._candidates(session_of, anchor, now, req, []) if x not in skip)
+            attempt, _ = self._try_claim(
+                axe_candidates, binding_id, "axe", parties, callers, False, expires, now
+            )
+        if attempt is None:
+            raise self._exhausted(
+                parties, anchor, tried, Counter(busy.values()), restricted=req.relay_numbers is not None
+            )
+        relay, extension, bound, allowed = attempt
+        binding = Binding(
+            id=binding_id,
+            owner=req.owner,
+            order_id=req.order_id.strip(),
+            mode=mode,
+            relay_number=relay,
+            extension=extension,
+            allow_any=req.allow == "any" and not fallback_used,
+            record=req.record,
+            sms_redact=None if req.sms_redact is None else ",".join(sorted(req.sms_redact)),
+            sms_media=req.sms_media,
+            status="active",
+            expires_at=expires,
+            created_at=now,
+            version=1,
+        )
+        members = [BindingMember(position=0, kind="party", role=bound[0].role, token=bound[0].token)]
+        for i, p in enumerate(bound[1:], start=1):
+            members.append(BindingMember(position=i, kind="party", role=p.role, token=p.token))
+        for i, c in enumerate(allowed, start=len(members)):
+            members.append(BindingMember(position=i, kind="caller", role=c.role, token=c.token))
+        binding.members = members
+        return binding, bound, fallback_used
 
     def _anchor(self, parties: list[_Sealed]) -> _Sealed:
         """The party whose area decides the relay number: the buyer if any."""
@@ -404,7 +548,12 @@ class BindingService:
         return parties[0]
 
     def _candidates(
-        self, session: Session, anchor: _Sealed, now: dt.datetime, req: BindRequest, tried: list[str]
+        self,
+        session_of: Callable[[], Session],
+        anchor: _Sealed,
+        now: dt.datetime,
+        req: BindRequest,
+        tried: list[str],
     ) -> Iterator[str]:
         """Relay numbers to try, best first, appended to ``tried`` as they are
         handed out.
@@ -417,7 +566,7 @@ class BindingService:
         a page of numbers at a time, never the whole pool.
         """
         if req.relay_numbers is not None:
-            for e164 in self._rank_named(session, anchor, now, req):
+            for e164 in self._rank_named(session_of(), anchor, now, req):
                 tried.append(e164)
                 yield e164
             return
@@ -425,7 +574,7 @@ class BindingService:
         policy = self.policy.geo_policy
         handed: set[str] = set()
         if req.prefer_relays:
-            usable = {e164 for e164, _c, _a in self._named(session, req.prefer_relays)}
+            usable = {e164 for e164, _c, _a in self._named(session_of(), req.prefer_relays)}
             for e164 in req.prefer_relays:
                 # The deployment's strict policy binds preferences too.
                 if e164 in usable and e164 not in handed and (policy != "strict" or _near(where, e164)):
@@ -435,7 +584,7 @@ class BindingService:
         for e164 in self.selection.candidates(
             where,
             cap=self.policy.cap,
-            build=lambda country: self.selection.build(session, country, now),
+            build=lambda country: self.selection.build(session_of(), country, now),
             near_only=policy == "strict",
             anywhere=policy == "global",
         ):

@@ -172,6 +172,31 @@ class VaultService:
                 results.update({e164: PutResult(token=token, created=False) for e164, token in again.items()})
         return [results[e164] for e164 in numbers]
 
+    def indexes_of(self, numbers: Sequence[str]) -> dict[bytes, str]:
+        """Every loaded blind index of each number (index -> number): a lookup
+        by these finds an entry not yet re-indexed too."""
+        ring = self.keys.current()
+        return {index: e164 for e164 in numbers for index in all_indexes(ring, e164).values()}
+
+    def new_entry(self, e164: str) -> dict[str, Any]:
+        """The row of a new vault entry for ``e164`` (sealed, with a new token),
+        for a writer that inserts it in a statement of its own with
+        ``ON CONFLICT (blind_index) DO NOTHING``, as :meth:`put_many_normalized` does."""
+        ring = self.keys.current()
+        token = new_token()
+        index_version, index = primary_index(ring, e164)
+        sealed = sealing.seal(ring, e164, entry_id=token, purpose=PARTY_NUMBER)
+        return {
+            "token": token,
+            "purpose": PARTY_NUMBER,
+            "blind_index": index,
+            "index_version": index_version,
+            "kek_version": sealed.kek_version,
+            "wrapped_key": sealed.wrapped_key,
+            "ciphertext": sealed.ciphertext,
+            "created_at": self._clock(),
+        }
+
     def _find_many(self, session: Session, indexes: dict[bytes, str]) -> dict[str, str]:
         """number -> token for the numbers stored under any of ``indexes`` (index -> number)."""
         rows = (

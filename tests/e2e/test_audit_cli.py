@@ -107,7 +107,18 @@ def _recompute(cli: Cli) -> None:
 
 
 def _truncate(cli: Cli) -> None:
+    # The chain's head still counts the deleted records: verify alone sees it.
     _sql(cli, "DELETE FROM audit_log WHERE seq > 2")
+
+
+def _truncate_and_rewind(cli: Cli) -> None:
+    # A forger who also rewinds the head: only the checkpoints see it.
+    _sql(cli, "DELETE FROM audit_log WHERE seq > 2")
+    _sql(
+        cli,
+        "UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_log WHERE seq = 2), "
+        "prev_hash = (SELECT prev_hash FROM audit_log WHERE seq = 2)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,9 +126,10 @@ def _truncate(cli: Cli) -> None:
     [
         (_edit, "BROKEN at record 2: ", "BROKEN at record 2: "),
         (_recompute, "OK 4 records", "the chain was recomputed"),
-        (_truncate, "OK 2 records", "the newest records were deleted"),
+        (_truncate, "BROKEN at record 3: ", "the newest records were deleted"),
+        (_truncate_and_rewind, "OK 2 records", "the newest records were deleted"),
     ],
-    ids=["edited row", "recomputed chain", "newest rows deleted"],
+    ids=["edited row", "recomputed chain", "newest rows deleted", "newest rows deleted, head rewound"],
 )
 def test_verify_with_checkpoints_catches_tampering(
     signing: tuple[Cli, str, Path], tamper: Callable[[Cli], None], chain_alone: str, expected: str

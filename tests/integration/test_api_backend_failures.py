@@ -5,16 +5,18 @@ their binding, and routes that binding creation itself has rebuilt."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from maskline import services_of
 from maskline.api.interfaces import Conflict
 from maskline.api.models import IdempotencyRecord
 from maskline.api.views import EXTENSION_KEY
+from maskline.numbers.bind_sql import Answer, AnswerNotPending
 from maskline.numbers.interfaces import BindingView, BindRequest, RoutingUnavailable
 from maskline.numbers.models import Binding
 from tests.integration.api_helpers import ApiClient
@@ -83,6 +85,35 @@ def test_the_answer_commits_with_its_binding_and_only_once(app: Flask) -> None:
     assert {bid for x in (X1, X2) for bid in services.numbers.routes.entries(x)[1]} == {first.id}
 
 
+def test_an_answer_stored_by_the_bind_statement_commits_with_its_binding_and_only_once(app: Flask) -> None:
+    """As above, with the answer also given for the one-statement path
+    (PostgreSQL), which stores it in the bind's own statement."""
+    services = services_of(app)
+    store = app.extensions[EXTENSION_KEY].idempotency
+    fingerprint = store.fingerprint("POST", "/v1/bindings", b"{}")
+    store.begin("shop-a", "k-1", fingerprint)
+
+    def within(session: Session, view: BindingView) -> None:
+        store.complete(session, "shop-a", "k-1", fingerprint, 201, {"id": view.id})
+
+    def answer(view: BindingView) -> Answer:
+        return store.answer("shop-a", "k-1", fingerprint, 201, {"id": view.id})
+
+    bind = services.numbers.bindings.bind
+    first = bind(BindRequest(order_id="o-1", mode="axb", parties=PARTIES), within=within, answer=answer)
+    with pytest.raises((Conflict, AnswerNotPending)):
+        bind(
+            BindRequest(order_id="o-1", mode="axb", parties={"buyer": COURIER, "merchant": MERCHANT}),
+            within=within,
+            answer=answer,
+        )
+    assert binding_ids(app) == [first.id]
+    assert {bid for x in (X1, X2) for bid in services.numbers.routes.entries(x)[1]} == {first.id}
+    with services.db.session() as session:
+        stored = session.get(IdempotencyRecord, ("shop-a", "k-1"))
+        assert stored is not None and (stored.status, json.loads(stored.response)) == (201, {"id": first.id})
+
+
 def test_binding_creation_on_a_redis_that_lost_its_data_starts_the_rebuild(
     app: Flask, api: ApiClient
 ) -> None:
@@ -106,3 +137,34 @@ def test_a_claim_on_a_redis_that_is_down_starts_no_rebuild(
     with pytest.raises(RoutingUnavailable):
         services_of(down).numbers.bindings.bind(BindRequest(order_id="o-1", mode="axb", parties=PARTIES))
     assert services_of(down).numbers.rebuilder.runs == 0
+
+
+def test_with_the_bind_connection_cut_a_create_is_503_and_leaves_nothing(app: Flask, api: ApiClient) -> None:
+    """PostgreSQL: the bind's own connection dies between its lookup and its
+    write. The write's outcome is unknown to the bind (here: never sent), so
+    it answers 503 and leaves its claim to the sweeper; the retry binds."""
+    services = services_of(app)
+    writer = services.numbers.bindings._writer
+    if services.db.dialect != "postgresql":
+        assert writer is None  # SQLite binds through the ORM
+        return
+    real = writer.lookup
+    bind_sql = services.numbers.bind_sql
+
+    def lookup_then_cut(indexes: Any, numbers: Any) -> Any:
+        found = real(indexes, numbers)
+        pid = bind_sql._connection().info.backend_pid
+        with services.db.engine.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return found
+
+    writer.lookup = lookup_then_cut
+    try:
+        reply = api.post("/v1/bindings", AXB)
+    finally:
+        del writer.lookup
+    assert (reply.status, reply.body["error"]["code"]) == (503, "unavailable")
+    assert without_party_digits(reply.text)
+    assert binding_ids(app) == []
+    again = api.post("/v1/bindings", AXB)
+    assert again.status == 201 and binding_ids(app) == [again.body["id"]]

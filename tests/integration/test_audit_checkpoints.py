@@ -129,11 +129,23 @@ def recompute_after_an_edit(services: Services) -> None:
 
 
 def delete_the_newest_rows(services: Services) -> None:
+    # The chain's head row counts them: verify alone sees them gone.
     sql(services, "DELETE FROM audit_log WHERE seq > 3")
+
+
+def delete_the_newest_rows_and_rewind_the_head(services: Services) -> None:
+    # A thorough forger also rewinds the head: only the checkpoints see it.
+    sql(services, "DELETE FROM audit_log WHERE seq > 3")
+    sql(
+        services,
+        "UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_log WHERE seq = 3), "
+        "prev_hash = (SELECT prev_hash FROM audit_log WHERE seq = 3)",
+    )
 
 
 def delete_every_row(services: Services) -> None:
     sql(services, "DELETE FROM audit_log")
+    sql(services, "DELETE FROM audit_head")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +153,8 @@ def delete_every_row(services: Services) -> None:
     [
         (edit_a_row, False, 2, "edited record"),
         (recompute_after_an_edit, True, ROWS, "the chain was recomputed"),
-        (delete_the_newest_rows, True, 4, "the newest records were deleted"),
+        (delete_the_newest_rows, False, 4, "the newest records were deleted"),
+        (delete_the_newest_rows_and_rewind_the_head, True, 4, "the newest records were deleted"),
         (delete_every_row, True, 1, "the newest records were deleted"),
     ],
 )

@@ -7,8 +7,17 @@ import hashlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from maskline.audit.chain import GENESIS_HASH, canonical_data, canonical_record, canonical_time, chain_hash
+from maskline.audit.chain import (
+    GENESIS_HASH,
+    canonical_data,
+    canonical_parts,
+    canonical_record,
+    canonical_time,
+    chain_hash,
+)
 from maskline.audit.interfaces import VerifyResult
 
 AT = dt.datetime(2026, 11, 24, 12, 0, 5, 123456, tzinfo=dt.UTC)
@@ -112,3 +121,28 @@ def test_chain_hash_depends_on_the_previous_hash() -> None:
 )
 def test_verify_summary(result: VerifyResult, summary: str) -> None:
     assert result.summary() == summary
+
+
+@given(
+    seq=st.integers(min_value=1, max_value=2**62),
+    actor=st.text(max_size=40),
+    reason=st.text(max_size=80),
+    subject=st.text(max_size=40),
+    data=st.text(max_size=80),
+)
+@settings(deadline=None)
+def test_the_parts_around_seq_make_the_canonical_record(
+    seq: int, actor: str, reason: str, subject: str, data: str
+) -> None:
+    """The bind statement joins prefix, seq and suffix in SQL: any text, quotes
+    and ',"seq":0,' inside values included, must give the same bytes."""
+    fields: dict[str, Any] = {
+        "at": AT,
+        "actor": actor,
+        "action": "binding.created",
+        "subject": subject,
+        "reason": reason + ',"seq":0,"subject":',
+        "data": data,
+    }
+    prefix, suffix = canonical_parts(**fields)
+    assert (prefix + str(seq) + suffix).encode() == canonical_record(seq=seq, **fields)
