@@ -53,7 +53,7 @@ from maskline.admin.interfaces import (
     may,
 )
 from maskline.audit.interfaces import AlertNotFound, AuditEntry
-from maskline.numbers.interfaces import NumbersError
+from maskline.numbers.interfaces import NumbersError, WouldShorten
 from maskline.numbers.services import is_binding_id
 from maskline.redis_backend import storage_uri
 
@@ -310,9 +310,13 @@ def extend(binding_id: str) -> ResponseReturnValue:
     try:
         hours = _hours(request.form.get("hours"))
         reason = _reason()
-        services.numbers.bindings.extend(
-            binding_id, ttl=dt.timedelta(hours=hours), actor=_me().actor, reason=reason
+        # Never shortens: a shorter expiry goes through the confirmation page.
+        services.numbers.bindings.change(
+            binding_id, ttl=dt.timedelta(hours=hours), allow_shorten=False, actor=_me().actor, reason=reason
         )
+    except WouldShorten:
+        flash(_("Nothing changed: that would shorten the binding. Use “Set expiry to” and confirm."), "error")
+        return _back(here)
     except (AdminError, NumbersError) as exc:
         flash(i18n.error_text(exc), "error")
         return _back(here)
@@ -625,3 +629,7 @@ def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any
     app.extensions[EXTENSION_KEY] = AdminContext(services=services, accounts=accounts, reveals=reveals)
     app.register_blueprint(bp)
     _throttle_logins(app, settings)
+
+
+# Pages in modules of their own, registered on this blueprint (they import it).
+from maskline.admin import expiry  # noqa: E402, F401
