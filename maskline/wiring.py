@@ -180,6 +180,9 @@ def build_admin(services: Services) -> AdminServices:
     def reveal_viewed(*, admin: str, request_id: str, at: dt.datetime) -> None:
         services.alerts.reveal_viewed(admin=admin, request_id=request_id, at=at)
 
+    def reveal_requested(*, admin: str, request_id: str, at: dt.datetime) -> None:
+        services.alerts.reveal_requested(admin=admin, request_id=request_id, at=at)
+
     reveals = RevealService(
         db=services.db,
         vault=services.vault,
@@ -187,6 +190,7 @@ def build_admin(services: Services) -> AdminServices:
         policy=RevealPolicy.from_settings(services.settings),
         clock=services.clock,
         on_view=reveal_viewed,
+        on_request=reveal_requested if services.settings.reveal_notice else None,
     )
     return AdminServices(accounts=accounts, reveals=reveals)
 

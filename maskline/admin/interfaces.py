@@ -6,6 +6,10 @@ Roles, from least to most trusted::
     operator   a viewer who may also extend and unbind bindings
     security   a viewer who may take part in a dual-control reveal; never
                changes bindings (separation of duties)
+    admin      a viewer who manages owners, console accounts and API keys;
+               holds no reveal rights, and a change that gives reveal or
+               admin rights, or resets another account's password or second
+               factor, waits for a second admin (maskline.admin.management)
 
 Exception tree::
 
@@ -26,8 +30,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["viewer", "operator", "security"]
-ROLES: tuple[Role, ...] = ("viewer", "operator", "security")
+Role = Literal["viewer", "operator", "security", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "security", "admin")
+# Roles whose accounts sign in with a second factor, and whose creation or
+# granting waits for a second admin: they reveal numbers or manage accounts.
+TRUSTED_ROLES: frozenset[Role] = frozenset({"security", "admin"})
 
 RevealStatus = Literal["pending", "approved", "viewed", "denied", "cancelled", "expired"]
 
@@ -108,10 +115,11 @@ class RevealView:
 
 # Which role may do what; views and services both check through `may`.
 PERMISSIONS: dict[str, frozenset[Role]] = {
-    "read": frozenset({"viewer", "operator", "security"}),
+    "read": frozenset({"viewer", "operator", "security", "admin"}),
     "bindings.change": frozenset({"operator"}),
     "alerts.acknowledge": frozenset({"operator", "security"}),
     "reveal": frozenset({"security"}),
+    "manage": frozenset({"admin"}),
 }
 
 

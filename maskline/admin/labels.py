@@ -91,6 +91,7 @@ LABELS: Mapping[str, str] = {
     "failed_logins": N_("failed logins"),
     "off_hours_reveal": N_("reveal outside working hours"),
     "extension_lockdown": N_("extensions locked down"),
+    "reveal_requested": N_("reveal request waiting"),
     "until": N_("until"),
     "request_id": N_("request"),
     "local_time": N_("local time"),

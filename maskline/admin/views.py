@@ -52,6 +52,7 @@ from maskline.admin.interfaces import (
     SecondFactorRefused,
     may,
 )
+from maskline.admin.qr import qr_svg
 from maskline.audit.interfaces import AlertNotFound, AuditEntry
 from maskline.numbers.interfaces import NumbersError, WouldShorten
 from maskline.numbers.services import is_binding_id
@@ -244,6 +245,13 @@ def totp() -> ResponseReturnValue:
                 accounts.totp_verify(raw, code)
             else:
                 accounts.totp_confirm(raw, code)
+                flash(
+                    _(
+                        "Your second factor is set up. Now make your recovery codes "
+                        "(Recovery codes, beside your name)."
+                    ),
+                    "info",
+                )
         except SecondFactorRefused as exc:
             flash(i18n.error_text(exc), "error")
             return redirect(url_for("admin.totp"), code=303)
@@ -251,7 +259,8 @@ def totp() -> ResponseReturnValue:
     if state.totp_enrolled:
         return render_template("admin/totp_verify.html", name=state.identity.name)
     secret, uri = accounts.totp_setup(raw)
-    return render_template("admin/totp_enroll.html", name=state.identity.name, secret=secret, uri=uri)
+    qr = qr_svg(uri, label=_("QR code of your second-factor key"))
+    return render_template("admin/totp_enroll.html", name=state.identity.name, secret=secret, uri=uri, qr=qr)
 
 
 @bp.post("/logout")
@@ -632,4 +641,4 @@ def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any
 
 
 # Pages in modules of their own, registered on this blueprint (they import it).
-from maskline.admin import expiry  # noqa: E402, F401
+from maskline.admin import expiry, nav, recovery_views  # noqa: E402, F401

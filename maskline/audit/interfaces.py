@@ -74,6 +74,7 @@ AlertKind = Literal[
     "failed_logins",  # failed console logins of one account in an hour
     "off_hours_reveal",  # a number was revealed outside working hours or days
     "extension_lockdown",  # a relay number's open extensions locked down after many wrong ones
+    "reveal_requested",  # a reveal request waits for approval (MASKLINE_REVEAL_NOTICE)
 ]
 ALERT_KINDS: tuple[AlertKind, ...] = (
     "distinct_buyers",
@@ -83,6 +84,7 @@ ALERT_KINDS: tuple[AlertKind, ...] = (
     "failed_logins",
     "off_hours_reveal",
     "extension_lockdown",
+    "reveal_requested",
 )
 # The outbox owner of alerts: the worker sends its rows to the configured
 # alerts URL, signed with the alerts secret. Owner names (of API keys and of
