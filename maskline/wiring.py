@@ -26,6 +26,7 @@ from maskline.vault.services import VaultService
 
 if TYPE_CHECKING:
     from maskline.admin.accounts import AdminAccounts
+    from maskline.admin.management import AccountManagement
     from maskline.admin.reveal import RevealService
     from maskline.audit.alerts import AlertService
     from maskline.events.delivery import Deliverer
@@ -150,6 +151,7 @@ class NumbersServices:
 class AdminServices:
     accounts: AdminAccounts
     reveals: RevealService
+    management: AccountManagement
 
 
 def build_admin(services: Services) -> AdminServices:
@@ -192,7 +194,18 @@ def build_admin(services: Services) -> AdminServices:
         on_view=reveal_viewed,
         on_request=reveal_requested if services.settings.reveal_notice else None,
     )
-    return AdminServices(accounts=accounts, reveals=reveals)
+    from maskline.admin.management import AccountManagement
+    from maskline.api.keys import ApiKeyService
+
+    management = AccountManagement(
+        db=services.db,
+        audit=services.audit,
+        accounts=accounts,
+        keys=ApiKeyService(db=services.db, clock=services.clock, audit=services.audit),
+        owners=services.events.owners,
+        clock=services.clock,
+    )
+    return AdminServices(accounts=accounts, reveals=reveals, management=management)
 
 
 @dataclass

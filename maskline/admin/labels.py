@@ -47,6 +47,12 @@ LABELS: Mapping[str, str] = {
     "viewer": N_("viewer"),
     "operator": N_("operator"),
     "security": N_("security"),
+    "admin": N_("admin"),
+    # account changes waiting for a second admin
+    "create_user": N_("create account"),
+    "set_role": N_("change role"),
+    "reset_totp": N_("reset second factor"),
+    "reset_password": N_("reset password"),
     # party roles
     "buyer": N_("buyer"),
     "merchant": N_("merchant"),

@@ -641,4 +641,4 @@ def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any
 
 
 # Pages in modules of their own, registered on this blueprint (they import it).
-from maskline.admin import expiry, nav, recovery_views  # noqa: E402, F401
+from maskline.admin import expiry, management_views, nav, recovery_views  # noqa: E402, F401

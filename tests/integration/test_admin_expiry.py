@@ -103,7 +103,9 @@ def test_the_old_extend_form_no_longer_shortens(app: Flask, bind) -> None:
         ({"how": "sideways"}, "how"),
     ],
 )
-def test_bad_forms_name_the_field_and_change_nothing(app: Flask, bind, form: dict[str, str], field: str) -> None:
+def test_bad_forms_name_the_field_and_change_nothing(
+    app: Flask, bind, form: dict[str, str], field: str
+) -> None:
     browser = operator(app)
     view = bind()
     reply = browser.post(f"/admin/bindings/{view.id}/expiry/preview", {**form, "reason": REASON})
