@@ -68,7 +68,7 @@ def proposed_expiry(
 
 def _span(delta: dt.timedelta) -> str:
     """A duration in whole hours and minutes (e.g. "2 h 30 min")."""
-    minutes = int(abs(delta).total_seconds() // 60)
+    minutes = round(abs(delta).total_seconds() / 60)
     hours, minutes = divmod(minutes, 60)
     return str(_("%(h)s h %(m)s min", h=hours, m=minutes) if minutes else _("%(h)s h", h=hours))
 
