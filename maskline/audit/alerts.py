@@ -403,6 +403,8 @@ class AlertService:
         nor the reason (free text); the request id and who asked."""
         try:
             rid = request_id if isinstance(request_id, str) and _REQUEST_ID.match(request_id) else "?"
+            if rid != "?" and redact_phone_numbers(rid, region=self._region) != rid:
+                rid = "?"
             subject = _admin_subject(admin, region=self._region)
             self._submit([_Signal("reveal_requested", subject, at, detail={"request_id": rid})])
         except Exception as exc:

@@ -83,7 +83,7 @@ def test_a_recovery_code_signs_in_once_and_is_audited(app: Flask) -> None:
     lost_phone.login("sam")
     assert lost_phone.second_factor(code.upper()).status_code == 303
     assert lost_phone.get("/admin/bindings").status_code == 200
-    assert "9 unused recovery codes" in lost_phone.text("/admin/recovery-codes")
+    assert "Unused recovery codes: 9" in lost_phone.text("/admin/recovery-codes")
     with services_of(app).db.session() as session:
         record = session.scalars(
             select(AuditRecord).where(AuditRecord.action == "admin.totp.recovery_code")
