@@ -201,6 +201,9 @@ class Settings:
     reveal_view_window: dt.timedelta = dt.timedelta(minutes=15)
     # Reveals one security admin may request per day (UTC).
     reveal_daily_limit: int = 3
+    # A new reveal request also goes out as a `reveal_requested` alert (to the
+    # alerts URL, if one is set), so approvers hear of it without watching the console.
+    reveal_notice: bool = False
     # Working hours (local to working_timezone); a reveal outside them raises an alert.
     # From 07:00: a mainland courier's day (and its support desk's) starts early.
     working_hours: tuple[dt.time, dt.time] = (dt.time(7, 0), dt.time(19, 0))
@@ -704,6 +707,8 @@ def _insider_settings(get: Any) -> dict[str, Any]:
         values["admin_login_rate_limit"] = _parse_limit("MASKLINE_ADMIN_LOGIN_RATE_LIMIT", v)
     if (v := get("TRUSTED_PROXIES")) is not None:
         values["trusted_proxies"] = _parse_int("MASKLINE_TRUSTED_PROXIES", v, minimum=0, maximum=10)
+    if (v := get("REVEAL_NOTICE")) is not None:
+        values["reveal_notice"] = _parse_bool("MASKLINE_REVEAL_NOTICE", v)
     if (v := get("ADMIN_COOKIE_SECURE")) is not None:
         values["admin_cookie_secure"] = _parse_bool("MASKLINE_ADMIN_COOKIE_SECURE", v)
     if (v := get("WORKING_HOURS")) is not None:

@@ -1,6 +1,6 @@
 """Imports every package's tables, so Base.metadata is complete (for Alembic)."""
 
-from maskline.admin.models import AdminSession, AdminUser, RevealRequest
+from maskline.admin.models import AccountChange, AdminSession, AdminUser, RecoveryCode, RevealRequest
 from maskline.api.models import ApiKey, IdempotencyRecord, OutboxEvent, Owner, Waybill
 from maskline.audit.models import Alert, AuditRecord
 from maskline.compat.aliyun import models as aliyun_models  # noqa: F401 (registers its tables)
@@ -10,6 +10,7 @@ from maskline.vault.models import KeyVersion, VaultEntry
 from maskline.webhooks.models import Interaction, Recording
 
 __all__ = [
+    "AccountChange",
     "AdminSession",
     "AdminUser",
     "Alert",
@@ -23,6 +24,7 @@ __all__ = [
     "OutboxEvent",
     "Owner",
     "Recording",
+    "RecoveryCode",
     "RelayNumber",
     "RevealRequest",
     "VaultEntry",

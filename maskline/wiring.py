@@ -26,6 +26,7 @@ from maskline.vault.services import VaultService
 
 if TYPE_CHECKING:
     from maskline.admin.accounts import AdminAccounts
+    from maskline.admin.management import AccountManagement
     from maskline.admin.reveal import RevealService
     from maskline.audit.alerts import AlertService
     from maskline.events.delivery import Deliverer
@@ -154,6 +155,7 @@ class NumbersServices:
 class AdminServices:
     accounts: AdminAccounts
     reveals: RevealService
+    management: AccountManagement
 
 
 def build_admin(services: Services) -> AdminServices:
@@ -184,6 +186,9 @@ def build_admin(services: Services) -> AdminServices:
     def reveal_viewed(*, admin: str, request_id: str, at: dt.datetime) -> None:
         services.alerts.reveal_viewed(admin=admin, request_id=request_id, at=at)
 
+    def reveal_requested(*, admin: str, request_id: str, at: dt.datetime) -> None:
+        services.alerts.reveal_requested(admin=admin, request_id=request_id, at=at)
+
     reveals = RevealService(
         db=services.db,
         vault=services.vault,
@@ -191,8 +196,20 @@ def build_admin(services: Services) -> AdminServices:
         policy=RevealPolicy.from_settings(services.settings),
         clock=services.clock,
         on_view=reveal_viewed,
+        on_request=reveal_requested if services.settings.reveal_notice else None,
     )
-    return AdminServices(accounts=accounts, reveals=reveals)
+    from maskline.admin.management import AccountManagement
+    from maskline.api.keys import ApiKeyService
+
+    management = AccountManagement(
+        db=services.db,
+        audit=services.audit,
+        accounts=accounts,
+        keys=ApiKeyService(db=services.db, clock=services.clock, audit=services.audit),
+        owners=services.events.owners,
+        clock=services.clock,
+    )
+    return AdminServices(accounts=accounts, reveals=reveals, management=management)
 
 
 @dataclass

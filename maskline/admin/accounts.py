@@ -26,9 +26,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from config import CONSOLE_LANGUAGES, Settings, SettingsError, parse_timezone
-from maskline.admin import passwords
+from maskline.admin import passwords, recovery
 from maskline.admin.interfaces import (
     ROLES,
+    TRUSTED_ROLES,
     AdminError,
     AdminExists,
     AdminIdentity,
@@ -202,6 +203,7 @@ class AdminAccounts:
             user = self._user(session, name)
             user.totp_wrapped_key = user.totp_ciphertext = None
             user.totp_kek_version = user.totp_enrolled_at = user.totp_last_step = None
+            recovery.forget(session, user.id)
             session.execute(update(AdminSession).where(AdminSession.user_id == user.id).values(active=False))
             self._audit.append(
                 session,
@@ -343,7 +345,7 @@ class AdminAccounts:
         return SessionState(
             identity=identity,
             second_factor_done=second_factor_done,
-            needs_second_factor=identity.role == "security",
+            needs_second_factor=identity.role in TRUSTED_ROLES,
             totp_enrolled=user.totp_enrolled_at is not None,
             language=user.language,
             timezone=user.timezone,
@@ -440,31 +442,45 @@ class AdminAccounts:
     def _second_factor(self, raw: str, code: str, *, enrolling: bool) -> SessionState:
         now = self._clock()
         failed_account: str | None = None
+        reused_refusal = False
         with self.db.session() as session:
             row, user = self._session_user(session, raw)
             if enrolling != (user.totp_enrolled_at is None) or user.totp_ciphertext is None:
                 raise SecondFactorRefused(
                     "enroll a second factor first" if not enrolling else "already enrolled"
                 )
-            step = self._matching_step(self._secret(user), code, now)
-            if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+            recovered: SessionState | None = None
+            step = None
+            if not enrolling and recovery.looks_like_recovery_code(code):
+                recovered = self._recovery_login(session, row, user, code, now)
+                if recovered is None:
+                    failed_account = f"admin:{user.name}"
+            else:
+                step = self._matching_step(self._secret(user), code, now)
+            reused = step is not None and user.totp_last_step is not None and step <= user.totp_last_step
+            if recovered is not None:
+                state = recovered
+            elif failed_account is not None:
+                pass  # a wrong recovery code, counted by _recovery_login
+            elif step is None:
                 # A wrong code counts as a failed login: a stolen password
                 # must not be a free TOTP oracle.
-                user.failed_logins += 1
-                if user.failed_logins >= self._settings.admin_max_failed_logins:
-                    user.locked_until = now + self._settings.admin_lockout
-                    user.failed_logins = 0
-                    row.active = False
+                failed_account = self._second_factor_failed(session, row, user, now, reason="wrong code")
+            elif reused:
+                # The replay rule, and only it: a code is good once. Whoever
+                # sends a spent code knew it, so it is no guess to count
+                # towards a lockout (it used to lock out an admin who logged
+                # in again within the enrollment code's 30 s).
                 self._audit.append(
                     session,
                     AuditEntry(
                         actor=f"admin:{user.name}",
                         action="admin.totp.fail",
                         subject=f"admin:{user.name}",
-                        reason="reused code" if step is not None else "wrong code",
+                        reason="reused code",
                     ),
                 )
-                failed_account = f"admin:{user.name}"
+                reused_refusal = True
             else:
                 user.totp_last_step = step
                 user.failed_logins = 0
@@ -477,11 +493,84 @@ class AdminAccounts:
                     AuditEntry(actor=f"admin:{user.name}", action=action, subject=f"admin:{user.name}"),
                 )
                 state = self._state(user, second_factor_done=True)
+        if reused_refusal:
+            wait = 30 - int(now.timestamp()) % 30
+            raise SecondFactorRefused(
+                f"that code was already used: wait for the next one (about {wait} s) and enter it"
+            )
         if failed_account is not None:
             if self._on_failed_login is not None:
                 self._on_failed_login(account=failed_account, at=now)
             raise SecondFactorRefused("that code is not right (or was already used); try the next one")
         return state
+
+    def _second_factor_failed(
+        self, session: Session, row: AdminSession, user: AdminUser, now: dt.datetime, *, reason: str
+    ) -> str:
+        """Count a wrong code (or recovery code) as a failed login; the account's actor."""
+        user.failed_logins += 1
+        if user.failed_logins >= self._settings.admin_max_failed_logins:
+            user.locked_until = now + self._settings.admin_lockout
+            user.failed_logins = 0
+            row.active = False
+        self._audit.append(
+            session,
+            AuditEntry(
+                actor=f"admin:{user.name}",
+                action="admin.totp.fail",
+                subject=f"admin:{user.name}",
+                reason=reason,
+            ),
+        )
+        return f"admin:{user.name}"
+
+    def _recovery_login(
+        self, session: Session, row: AdminSession, user: AdminUser, code: str, now: dt.datetime
+    ) -> SessionState | None:
+        """A recovery code as the second factor: good once, audited with how
+        many are left. None (counted as a failed login) if it is not an
+        unspent code of the account."""
+        if not recovery.spend(session, user.id, code, now):
+            self._second_factor_failed(session, row, user, now, reason="wrong recovery code")
+            return None
+        user.failed_logins = 0
+        row.second_factor_at = now
+        left = recovery.remaining(session, user.id)
+        self._audit.append(
+            session,
+            AuditEntry(
+                actor=f"admin:{user.name}",
+                action="admin.totp.recovery_code",
+                subject=f"admin:{user.name}",
+                data={"codes_left": left},
+            ),
+        )
+        return self._state(user, second_factor_done=True)
+
+    def issue_recovery_codes(self, raw: str) -> list[str]:
+        """A new set of recovery codes for the signed-in, enrolled account,
+        to be shown once; the old set is spent. Audited (never the codes)."""
+        now = self._clock()
+        with self.db.session() as session:
+            row, user = self._session_user(session, raw)
+            if user.totp_enrolled_at is None or row.second_factor_at is None:
+                raise SecondFactorRefused("enroll and give the second factor first")
+            codes = recovery.issue(session, user.id, now)
+            self._audit.append(
+                session,
+                AuditEntry(
+                    actor=f"admin:{user.name}",
+                    action="admin.totp.recovery_issue",
+                    subject=f"admin:{user.name}",
+                    data={"codes": len(codes)},
+                ),
+            )
+            return codes
+
+    def recovery_codes_left(self, raw: str) -> int:
+        with self.db.session() as session:
+            _row, user = self._session_user(session, raw)
+            return recovery.remaining(session, user.id)
 
     @staticmethod
     def _matching_step(secret: str, code: str, now: dt.datetime) -> int | None:

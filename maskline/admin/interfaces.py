@@ -7,6 +7,10 @@ Roles, from least to most trusted::
                in bulk) and export lists as CSV
     security   a viewer who may take part in a dual-control reveal and export
                lists; never changes bindings (separation of duties)
+    admin      a viewer who manages owners, console accounts and API keys;
+               holds no reveal rights, and a change that gives reveal or
+               admin rights, or resets another account's password or second
+               factor, waits for a second admin (maskline.admin.management)
 
 Exception tree::
 
@@ -27,8 +31,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["viewer", "operator", "security"]
-ROLES: tuple[Role, ...] = ("viewer", "operator", "security")
+Role = Literal["viewer", "operator", "security", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "security", "admin")
+# Roles whose accounts sign in with a second factor, and whose creation or
+# granting waits for a second admin: they reveal numbers or manage accounts.
+TRUSTED_ROLES: frozenset[Role] = frozenset({"security", "admin"})
 
 RevealStatus = Literal["pending", "approved", "viewed", "denied", "cancelled", "expired"]
 
@@ -109,12 +116,13 @@ class RevealView:
 
 # Which role may do what; views and services both check through `may`.
 PERMISSIONS: dict[str, frozenset[Role]] = {
-    "read": frozenset({"viewer", "operator", "security"}),
+    "read": frozenset({"viewer", "operator", "security", "admin"}),
     "bindings.change": frozenset({"operator"}),
     "alerts.acknowledge": frozenset({"operator", "security"}),
     # CSV downloads of the lists (each one on the audit record).
     "export": frozenset({"operator", "security"}),
     "reveal": frozenset({"security"}),
+    "manage": frozenset({"admin"}),
 }
 
 

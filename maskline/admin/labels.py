@@ -51,6 +51,12 @@ LABELS: Mapping[str, str] = {
     "viewer": N_("viewer"),
     "operator": N_("operator"),
     "security": N_("security"),
+    "admin": N_("admin"),
+    # account changes waiting for a second admin
+    "create_user": N_("create account"),
+    "set_role": N_("change role"),
+    "reset_totp": N_("reset second factor"),
+    "reset_password": N_("reset password"),
     # party roles
     "buyer": N_("buyer"),
     "merchant": N_("merchant"),
@@ -99,6 +105,7 @@ LABELS: Mapping[str, str] = {
     "live_bindings": N_("live bindings"),
     "capacity": N_("capacity"),
     "load_percent": N_("load (%)"),
+    "reveal_requested": N_("reveal request waiting"),
     "until": N_("until"),
     "request_id": N_("request"),
     "local_time": N_("local time"),

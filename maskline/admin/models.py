@@ -89,3 +89,42 @@ class RevealRequest(Base):
         Index("ix_reveal_requests_requester_time", "requested_by", "requested_at"),
         Index("ix_reveal_requests_status", "status"),
     )
+
+
+class RecoveryCode(Base):
+    """A one-time second-factor recovery code of an account. Only its SHA-256
+    is stored: a code is 80 random bits, so a hash cannot be searched back
+    to it, and ``used_at`` spends it for good."""
+
+    __tablename__ = "admin_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccountChange(Base):
+    """A change to console accounts that needs a second admin (dual control):
+    creating or promoting an account that may take part in reveals or manage
+    accounts, or resetting another account's password or second factor.
+
+    pending -> approved (applied in the same transaction) / denied / cancelled.
+    ``password_hash`` is the Argon2id hash of the password the change sets
+    (create, password reset): never the password.
+    """
+
+    __tablename__ = "admin_account_changes"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))  # create_user, set_role, reset_totp, reset_password
+    target: Mapped[str] = mapped_column(String(64))  # the account's name
+    role: Mapped[str | None] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("admin_users.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("admin_users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -143,13 +143,17 @@ class RevealService:
         policy: RevealPolicy,
         clock: Clock = system_clock,
         on_view: RevealViewedHook | None = None,
+        on_request: RevealViewedHook | None = None,
     ) -> None:
+        """``on_request``: told after a request committed (the optional
+        notice to approvers through the alerts channel); its errors are logged."""
         self.db = db
         self._vault = vault
         self._audit = audit
         self.policy = policy
         self._clock = clock
         self._on_view = on_view
+        self._on_request = on_request
 
     # -- the steps -------------------------------------------------------------
 
@@ -191,7 +195,13 @@ class RevealService:
                 reason=reason,
                 data={"binding_id": binding_id, "role": role, "token": token},
             )
-            return self._view(row, requested_by=who.name, decided_by=None)
+            view = self._view(row, requested_by=who.name, decided_by=None)
+        if self._on_request is not None:
+            try:
+                self._on_request(admin=who.actor, request_id=view.id, at=now)
+            except Exception:
+                log.exception("the reveal-requested hook failed for reveal request %s", view.id)
+        return view
 
     def approve(self, who: AdminIdentity, request_id: str) -> RevealView:
         """Approve another admin's pending request; its view window opens now."""
@@ -402,6 +412,21 @@ class RevealService:
         if status is not None:
             conditions.append(RevealRequest.status == status)
         return self._views(*conditions, limit=limit)
+
+    def waiting_for(self, who: AdminIdentity) -> int:
+        """Pending, unlapsed requests that ``who`` could approve: anyone's but their own."""
+        now = self._clock()
+        with self.db.session() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(RevealRequest)
+                .where(
+                    RevealRequest.status == "pending",
+                    RevealRequest.requested_by != who.id,
+                    RevealRequest.expires_at > now,
+                )
+            )
+        return int(count or 0)
 
     def requests_left_today(self, who: AdminIdentity) -> int:
         """How many more requests ``who`` may make this UTC day."""

@@ -52,8 +52,9 @@ from maskline.admin.interfaces import (
     SecondFactorRefused,
     may,
 )
+from maskline.admin.qr import qr_svg
 from maskline.audit.interfaces import AlertNotFound, AuditEntry
-from maskline.numbers.interfaces import NumbersError
+from maskline.numbers.interfaces import NumbersError, WouldShorten
 from maskline.numbers.load import POOL_LOW_SHARE
 from maskline.numbers.services import is_binding_id
 from maskline.redis_backend import storage_uri
@@ -245,6 +246,13 @@ def totp() -> ResponseReturnValue:
                 accounts.totp_verify(raw, code)
             else:
                 accounts.totp_confirm(raw, code)
+                flash(
+                    _(
+                        "Your second factor is set up. Now make your recovery codes "
+                        "(Recovery codes, beside your name)."
+                    ),
+                    "info",
+                )
         except SecondFactorRefused as exc:
             flash(i18n.error_text(exc), "error")
             return redirect(url_for("admin.totp"), code=303)
@@ -252,7 +260,8 @@ def totp() -> ResponseReturnValue:
     if state.totp_enrolled:
         return render_template("admin/totp_verify.html", name=state.identity.name)
     secret, uri = accounts.totp_setup(raw)
-    return render_template("admin/totp_enroll.html", name=state.identity.name, secret=secret, uri=uri)
+    qr = qr_svg(uri, label=_("QR code of your second-factor key"))
+    return render_template("admin/totp_enroll.html", name=state.identity.name, secret=secret, uri=uri, qr=qr)
 
 
 @bp.post("/logout")
@@ -323,9 +332,13 @@ def extend(binding_id: str) -> ResponseReturnValue:
     try:
         hours = _hours(request.form.get("hours"))
         reason = _reason()
-        services.numbers.bindings.extend(
-            binding_id, ttl=dt.timedelta(hours=hours), actor=_me().actor, reason=reason
+        # Never shortens: a shorter expiry goes through the confirmation page.
+        services.numbers.bindings.change(
+            binding_id, ttl=dt.timedelta(hours=hours), allow_shorten=False, actor=_me().actor, reason=reason
         )
+    except WouldShorten:
+        flash(_("Nothing changed: that would shorten the binding. Use “Set expiry to” and confirm."), "error")
+        return _back(here)
     except (AdminError, NumbersError) as exc:
         flash(i18n.error_text(exc), "error")
         return _back(here)
@@ -559,3 +572,7 @@ def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any
 
     app.register_blueprint(bp)
     _throttle_logins(app, settings)
+
+
+# Pages in modules of their own, registered on this blueprint (they import it).
+from maskline.admin import expiry, management_views, nav, recovery_views  # noqa: E402, F401

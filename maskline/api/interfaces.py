@@ -103,6 +103,26 @@ class IdempotencyKeyInUse(Conflict):
     code = "idempotency_key_in_use"
 
 
+class WouldShortenError(Conflict):
+    """The PATCH would make the expiry earlier without ``"allow_shorten": true``.
+    Nothing changed; the body says the current and the asked-for expiry."""
+
+    code = "would_shorten"
+
+    def __init__(self, message: str, *, expires_at: str, requested_expires_at: str) -> None:
+        super().__init__(message)
+        self.expires_at = expires_at
+        self.requested_expires_at = requested_expires_at
+
+    def to_json(self) -> dict[str, object]:
+        body = super().to_json()
+        error = body["error"]
+        assert isinstance(error, dict)
+        error["expires_at"] = self.expires_at
+        error["requested_expires_at"] = self.requested_expires_at
+        return body
+
+
 class TrackingNumberTaken(Conflict):
     code = "tracking_number_taken"
 
@@ -157,6 +177,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "conflict": (409, "the request conflicts with the record's state"),
     "pool_exhausted": (409, "no relay number can take this binding"),
     "binding_ended": (409, "the binding has ended (unbound or expired)"),
+    "would_shorten": (409, 'the change would make the expiry earlier; send "allow_shorten": true to mean it'),
     "idempotency_key_reused": (409, "the Idempotency-Key was used with a different request"),
     "idempotency_key_in_use": (409, "a request with this Idempotency-Key is still being handled"),
     "tracking_number_taken": (409, "the carrier's tracking number is linked by another account"),

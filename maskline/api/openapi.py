@@ -115,11 +115,20 @@ _SCHEMAS: dict[str, Any] = {
     },
     "BindingChange": {
         "type": "object",
+        "description": (
+            "At most one of ttl_seconds (from now), extend_by_seconds (added to the current expiry) "
+            "or expires_at; several, or a body that changes nothing, answer 400 naming the fields. "
+            'A new expiry earlier than the current one needs "allow_shorten": true, else 409 '
+            "would_shorten with nothing changed. status: delivered ends the binding after the "
+            "delivery grace, which may be earlier: that is what it asks for."
+        ),
         "additionalProperties": False,
         "minProperties": 1,
         "properties": {
             "ttl_seconds": {"type": "integer", "minimum": 60},
+            "extend_by_seconds": {"type": "integer", "minimum": 1},
             "expires_at": _TIME,
+            "allow_shorten": {"type": "boolean", "default": False},
             "allow": {"oneOf": [{"const": "any"}, {"type": "array", "maxItems": 20, "items": _NUMBER}]},
             "status": {"const": "delivered"},
             "region": _REGION,
@@ -161,6 +170,17 @@ _SCHEMAS: dict[str, Any] = {
                 "additionalProperties": {"type": "string"},
             },
         },
+    },
+    "ChangedBinding": {
+        "allOf": [
+            _ref("Binding"),
+            {
+                "type": "object",
+                "required": ["previous_expires_at"],
+                "properties": {"previous_expires_at": _TIME},
+            },
+        ],
+        "description": "the binding after a PATCH, with the expiry it had before",
     },
     "BindingBatch": {
         "type": "object",
@@ -348,13 +368,16 @@ _PATHS: dict[str, Any] = {
             },
         ),
         "patch": _op(
-            "Extend, change the allow-list, or mark the order delivered",
+            "Move the expiry, change the allow-list, or mark the order delivered",
             "bindings:write",
             {
-                "200": _json("Binding", "the changed binding"),
+                "200": _json("ChangedBinding", "the changed binding, with previous_expires_at"),
                 "404": _error_response("no such binding for this owner"),
-                "409": _error_response("the binding has ended"),
+                "409": _error_response("the binding has ended, or would_shorten: nothing changed"),
                 **_BODY_ERRORS,
+                "400": _error_response(
+                    "malformed JSON, not an object, several expiry fields, or none and no other change"
+                ),
             },
             requestBody={
                 "required": True,

@@ -82,7 +82,12 @@ REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("/v1/bindings/{binding_id}", "patch"): {
-        "extend": {"summary": "extend by a day", "value": {"ttl_seconds": 86400}},
+        "extend": {"summary": "extend by a day", "value": {"extend_by_seconds": 86400}},
+        "from_now": {"summary": "expire a day from now", "value": {"ttl_seconds": 86400}},
+        "shorten": {
+            "summary": "end in two hours, even if that is earlier",
+            "value": {"ttl_seconds": 7200, "allow_shorten": True},
+        },
         "delivered": {"summary": "the order was delivered", "value": {"status": "delivered"}},
     },
     ("/v1/bindings/{binding_id}/calls", "post"): {

@@ -40,7 +40,11 @@ CREATE_FIELDS = frozenset(
         "region",
     }
 )
-PATCH_FIELDS = frozenset({"ttl_seconds", "expires_at", "allow", "status", "region"})
+PATCH_FIELDS = frozenset(
+    {"ttl_seconds", "extend_by_seconds", "expires_at", "allow_shorten", "allow", "status", "region"}
+)
+# A PATCH moves the expiry by exactly one of these (or leaves it alone).
+EXPIRY_FIELDS = ("ttl_seconds", "extend_by_seconds", "expires_at")
 
 
 class _Errors:
@@ -244,26 +248,66 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
 @dataclass(frozen=True, kw_only=True)
 class BindingChange:
     ttl: dt.timedelta | None
+    extend_by: dt.timedelta | None
     expires_at: dt.datetime | None
+    allow_shorten: bool
     allow: list[str] | Literal["any"] | None
     delivered: bool
     region: str | None
 
 
 def parse_patch(body: Any, *, vault: VaultService, max_ttl: dt.timedelta) -> BindingChange:
-    """The change a ``PATCH /v1/bindings/{id}`` body asks for."""
+    """The change a ``PATCH /v1/bindings/{id}`` body asks for.
+
+    A body names at most one of ``EXPIRY_FIELDS``; several are a 400 that
+    names them, as is a body that asks for no change at all.
+    """
     body = json_object(body)
+    expiry_given = [name for name in EXPIRY_FIELDS if body.get(name) is not None]
+    if len(expiry_given) > 1:
+        raise BadRequest(
+            f"give exactly one of ttl_seconds, extend_by_seconds, expires_at; this body has "
+            f"{', '.join(expiry_given)}",
+            fields=[FieldError(name, "is one of several expiry fields") for name in expiry_given],
+        )
+    if not any(body.get(name) is not None for name in (*EXPIRY_FIELDS, "allow", "status")):
+        raise BadRequest(
+            "give exactly one of ttl_seconds, extend_by_seconds, expires_at (or allow, or status: delivered)",
+            fields=[FieldError(name, "none was given") for name in EXPIRY_FIELDS],
+        )
     errors = _Errors()
     _unknown(body, PATCH_FIELDS, errors)
-    if not set(body) & (PATCH_FIELDS - {"region"}):
-        errors.add("body", "give at least one of ttl_seconds, expires_at, allow, status")
     region = _region(body, errors)
     ttl, expires_at = _expiry(body, max_ttl, errors)
+    extend_by = _extend_by(body, max_ttl, errors)
+    allow_shorten = body.get("allow_shorten", False)
+    if not isinstance(allow_shorten, bool):
+        errors.add("allow_shorten", "must be true or false")
     allow = _allow(body, vault, region, errors)
     status = body.get("status")
     if status not in (None, "delivered"):
         errors.add("status", 'the only status an order system sets is "delivered"')
     errors.raise_if_any()
     return BindingChange(
-        ttl=ttl, expires_at=expires_at, allow=allow, delivered=status == "delivered", region=region
+        ttl=ttl,
+        extend_by=extend_by,
+        expires_at=expires_at,
+        allow_shorten=allow_shorten is True,
+        allow=allow,
+        delivered=status == "delivered",
+        region=region,
     )
+
+
+def _extend_by(body: dict[str, Any], max_ttl: dt.timedelta, errors: _Errors) -> dt.timedelta | None:
+    raw = body.get("extend_by_seconds")
+    if raw is None:
+        return None
+    longest = int(max_ttl.total_seconds())
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        errors.add("extend_by_seconds", "must be a whole number of seconds")
+    elif not 1 <= raw <= longest:
+        errors.add("extend_by_seconds", f"must be between 1 and {longest}")
+    else:
+        return dt.timedelta(seconds=raw)
+    return None

@@ -47,6 +47,7 @@ from maskline.api.interfaces import (
     Unprocessable,
     UnsupportedMediaType,
     UpstreamError,
+    WouldShortenError,
 )
 from maskline.api.keys import ApiKeyService, Principal
 from maskline.api.waybills import WaybillService
@@ -58,6 +59,7 @@ from maskline.numbers.interfaces import (
     InvalidRequest,
     PoolExhausted,
     RoutingUnavailable,
+    WouldShorten,
 )
 from maskline.numbers.services import is_binding_id
 from maskline.redis_backend import storage_uri
@@ -492,25 +494,36 @@ def list_bindings() -> ResponseReturnValue:
 @bp.patch("/bindings/<binding_id>")
 @requires("bindings:write")
 def update_binding(binding_id: str) -> ResponseReturnValue:
-    """Extend, change the allow-list, or mark the order delivered."""
+    """Move the expiry, change the allow-list, or mark the order delivered."""
     services = _api().services
     owner = _owner()
     try:
         services.numbers.bindings.get(binding_id, owner=owner)  # 404 before judging the body
         change = parse.parse_patch(_body(), vault=services.vault, max_ttl=services.settings.max_ttl)
-        view = services.numbers.bindings.update(
+        result = services.numbers.bindings.change(
             binding_id,
             owner=owner,
             ttl=change.ttl,
+            extend_by=change.extend_by,
             expires_at=change.expires_at,
+            allow_shorten=change.allow_shorten,
             allow=change.allow,
             delivered=change.delivered,
             region=change.region,
             actor=_actor(),
         )
+    except WouldShorten as exc:
+        raise WouldShortenError(
+            "the new expiry is earlier than the current one; nothing changed. "
+            'Send "allow_shorten": true to shorten it.',
+            expires_at=iso_timestamp(exc.current),
+            requested_expires_at=iso_timestamp(exc.requested),
+        ) from None
     except (BindingNotFound, BindingNotLive, InvalidRequest, InvalidPhoneNumber, RoutingUnavailable) as exc:
         raise _translate(exc) from None
-    return jsonify(binding_json(view))
+    body = binding_json(result.view)
+    body["previous_expires_at"] = iso_timestamp(result.previous_expires_at)
+    return jsonify(body)
 
 
 @bp.delete("/bindings/<binding_id>")
@@ -544,7 +557,11 @@ def list_interactions(binding_id: str) -> ResponseReturnValue:
 
 
 def _stamp(when: dt.datetime | None) -> str | None:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    return iso_timestamp(when) if when else None
+
+
+def iso_timestamp(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _interaction_json(row: Interaction) -> dict[str, Any]:

@@ -468,6 +468,19 @@ class AlertService:
         from Redis; empty if Redis cannot answer (the overview says so)."""
         return tallies.refusals_by_reason(self._client(), since=since, until=until)
 
+    def reveal_requested(self, *, admin: str, request_id: str, at: dt.datetime) -> None:
+        """A reveal request waits for a second security admin: a notice of its
+        own (MASKLINE_REVEAL_NOTICE), so approvers hear of it. Never the number
+        nor the reason (free text); the request id and who asked."""
+        try:
+            rid = request_id if isinstance(request_id, str) and _REQUEST_ID.match(request_id) else "?"
+            if rid != "?" and redact_phone_numbers(rid, region=self._region) != rid:
+                rid = "?"
+            subject = _admin_subject(admin, region=self._region)
+            self._submit([_Signal("reveal_requested", subject, at, detail={"request_id": rid})])
+        except Exception as exc:
+            self._failed("internal", exc)
+
     def within_working_hours(self, at: dt.datetime) -> bool:
         """Whether ``at`` is within the configured working hours and days."""
         return within_working_hours(

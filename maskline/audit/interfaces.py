@@ -75,6 +75,7 @@ AlertKind = Literal[
     "off_hours_reveal",  # a number was revealed outside working hours or days
     "extension_lockdown",  # a relay number's open extensions locked down after many wrong ones
     "pool_low",  # a region's live bindings passed 80% of what its active numbers hold
+    "reveal_requested",  # a reveal request waits for approval (MASKLINE_REVEAL_NOTICE)
 ]
 ALERT_KINDS: tuple[AlertKind, ...] = (
     "distinct_buyers",
@@ -85,6 +86,7 @@ ALERT_KINDS: tuple[AlertKind, ...] = (
     "off_hours_reveal",
     "extension_lockdown",
     "pool_low",
+    "reveal_requested",
 )
 # The outbox owner of alerts: the worker sends its rows to the configured
 # alerts URL, signed with the alerts secret. Owner names (of API keys and of

@@ -1,4 +1,5 @@
-"""``maskline owner``: where an owner's events go (set-events, show, clear-events).
+"""``maskline owner``: create and list owners, and where an owner's events go
+(set-events, show, clear-events).
 
 The events secret is printed once, when it is made; afterwards ``show`` says
 only whether one is set. URLs are shown without their query string. Changes
@@ -36,7 +37,24 @@ def _actor() -> str:
 
 @click.group("owner")
 def owner() -> None:
-    """Owners' events: the URL maskline POSTs signed events to."""
+    """Owners: create, list, and the URL maskline POSTs signed events to."""
+
+
+@owner.command("create")
+@click.argument("name")
+def create(name: str) -> None:
+    """Create the owner NAME (API keys and bindings belong to an owner)."""
+    with _owners() as owners:
+        info = owners.create(name, actor=_actor())
+    click.echo(json.dumps(info.to_json(), indent=2))
+
+
+@owner.command("list")
+def list_owners() -> None:
+    """Every owner as JSON lines: events URL (without query), secret set or not, outbox."""
+    with _owners() as owners:
+        for info in owners.list_owners():
+            click.echo(json.dumps(info.to_json()))
 
 
 @owner.command("set-events")

@@ -46,6 +46,10 @@ class OwnerNotFound(EventsError):
     """No owner of that name."""
 
 
+class OwnerExists(EventsError):
+    """An owner of that name already exists."""
+
+
 class InvalidOwnerName(EventsError):
     """Owner names are letters, digits and . _ : - (as API key owners)."""
 

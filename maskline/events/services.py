@@ -27,7 +27,13 @@ from maskline.audit.interfaces import AuditEntry
 from maskline.audit.services import AuditLog
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
-from maskline.events.interfaces import EventType, InvalidEventsUrl, InvalidOwnerName, OwnerNotFound
+from maskline.events.interfaces import (
+    EventType,
+    InvalidEventsUrl,
+    InvalidOwnerName,
+    OwnerExists,
+    OwnerNotFound,
+)
 from maskline.numbers.bind_sql import OutboxRow
 from maskline.numbers.interfaces import BindingEvent, BindingView, PoolExhaustedEvent
 from maskline.numbers.models import Binding
@@ -323,6 +329,37 @@ class OwnerService:
         if self.audit is None:
             raise RuntimeError("this OwnerService has no audit log to record the actor in")
         self.audit.append(session, AuditEntry(actor=actor, action=action, subject=name, data=data))
+
+    def create(self, name: str, *, actor: str) -> OwnerInfo:
+        """A new owner with no events configured, audited as ``owner.create``.
+
+        OwnerExists if it is known (as an owner row or by its API keys).
+        """
+        if not isinstance(name, str) or not _OWNER.match(name):
+            raise InvalidOwnerName("owner: letters, digits and . _ : - only, at most 120 characters")
+        now = self._clock()
+        with self.db.session() as session:
+            known = session.get(Owner, name) is not None or bool(
+                session.scalar(select(func.count()).where(ApiKey.owner == name))
+            )
+            if known:
+                raise OwnerExists(f"an owner named {name} exists")
+            owner = Owner(name=name, created_at=now, updated_at=now)
+            session.add(owner)
+            session.flush()
+            self._record(session, actor, "owner.create", name, {})
+            return self._info(session, owner)
+
+    def names(self) -> list[str]:
+        """Every owner's name, sorted: those with a row and those known by API keys only."""
+        with self.db.session() as session:
+            rows = set(session.scalars(select(Owner.name)))
+            rows |= set(session.scalars(select(ApiKey.owner).distinct()))
+        return sorted(rows)
+
+    def list_owners(self) -> list[OwnerInfo]:
+        """Every owner as :meth:`show` describes it, sorted by name."""
+        return [self.show(name) for name in self.names()]
 
     def set_events(
         self, name: str, *, url: str, rotate_secret: bool = False, actor: str | None = None

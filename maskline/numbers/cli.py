@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from config import SettingsError, parse_duration, parse_sms_redact
-from maskline.numbers.interfaces import BindRequest, NumbersError
+from maskline.numbers.interfaces import BindRequest, NumbersError, WouldShorten
 from maskline.numbers.pool import PoolImportError, parse_capabilities
 from maskline.numbers.rebuild import pool_numbers, rebuild_routes
 from maskline.vault.interfaces import InvalidPhoneNumber
@@ -246,16 +246,35 @@ def bindings_recordings(binding_id: str) -> None:
 @click.argument("binding_id")
 @click.option("--ttl", required=True, help="new lifetime from now, e.g. 24h")
 @click.option("--reason", default="", help="why (recorded in the audit log)")
-def bindings_extend(binding_id: str, ttl: str, reason: str) -> None:
-    """Give a live binding a new lifetime from now."""
+@click.option(
+    "--allow-shorten", is_flag=True, help="accept a new expiry earlier than the current one (never silent)"
+)
+def bindings_extend(binding_id: str, ttl: str, reason: str, allow_shorten: bool) -> None:
+    """Give a live binding a new lifetime from now; refused if that is earlier
+    than its current expiry, unless --allow-shorten."""
     with _services() as services:
         try:
-            view = services.numbers.bindings.extend(
-                binding_id, ttl=_duration(ttl, "--ttl"), actor=_actor(), reason=reason.strip()
+            change = services.numbers.bindings.change(
+                binding_id,
+                ttl=_duration(ttl, "--ttl"),
+                allow_shorten=allow_shorten,
+                actor=_actor(),
+                reason=reason.strip(),
             )
+        except WouldShorten as exc:
+            raise click.ClickException(
+                f"nothing changed: {ttl} from now ({_iso(exc.requested)}) is earlier than the current "
+                f"expiry ({_iso(exc.current)}); add --allow-shorten to shorten it"
+            ) from None
         except NumbersError as exc:
             raise _fail(exc) from None
-    click.echo(json.dumps(view.to_json(), indent=2))
+    body = change.view.to_json()
+    body["previous_expires_at"] = _iso(change.previous_expires_at)
+    click.echo(json.dumps(body, indent=2))
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @bindings_group.command("sweep")

@@ -82,6 +82,24 @@ class RoutingUnavailable(NumbersError):
     """The routing store cannot answer (down, or lost its data). Fail closed."""
 
 
+class WouldShorten(NumbersError):
+    """The change would make the expiry earlier and shortening was not asked
+    for. Nothing was changed; ``current`` and ``requested`` say by how much."""
+
+    def __init__(self, *, current: dt.datetime, requested: dt.datetime) -> None:
+        super().__init__("the new expiry is earlier than the current one")
+        self.current = current
+        self.requested = requested
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpiryChange:
+    """A changed binding and the expiry it had before the change."""
+
+    view: BindingView
+    previous_expires_at: dt.datetime
+
+
 @dataclass(frozen=True, kw_only=True)
 class BindRequest:
     """What an order system asks for. Party numbers are raw input here only."""

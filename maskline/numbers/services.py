@@ -37,11 +37,13 @@ from maskline.numbers.interfaces import (
     BindingNotLive,
     BindingView,
     BindRequest,
+    ExpiryChange,
     InvalidRequest,
     NoNumberInRegion,
     PoolExhausted,
     PoolExhaustedEvent,
     RoutingUnavailable,
+    WouldShorten,
 )
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.numbers.pool import LoadCache
@@ -262,7 +264,12 @@ class BindingService:
         return self._expiry(req.ttl, req.expires_at, now)
 
     def _expiry(
-        self, ttl: dt.timedelta | None, expires_at: dt.datetime | None, now: dt.datetime
+        self,
+        ttl: dt.timedelta | None,
+        expires_at: dt.datetime | None,
+        now: dt.datetime,
+        *,
+        field: str = "expires_at",
     ) -> dt.datetime:
         if ttl is not None and expires_at is not None:
             raise InvalidRequest("ttl_seconds", "give either ttl_seconds or expires_at, not both")
@@ -276,10 +283,10 @@ class BindingService:
                 raise InvalidRequest("ttl_seconds", "must be positive")
             expires = now + ttl
         if expires <= now:
-            raise InvalidRequest("expires_at", "is in the past")
+            raise InvalidRequest(field, "is in the past")
         if expires - now > self.policy.max_ttl:
             raise InvalidRequest(
-                "expires_at", f"is more than {self.policy.max_ttl.days} days away (the maximum)"
+                field, f"would put the expiry more than {self.policy.max_ttl.days} days away (the maximum)"
             )
         return expires
 
@@ -896,26 +903,83 @@ class BindingService:
         (axe), and/or "the order was delivered" (it then ends after the
         delivery grace period, and can no longer be extended).
 
+        A new expiry may be earlier than the current one: the compat faces
+        keep their vendors' "set the expiry" meaning. :meth:`change` is the
+        variant that refuses to shorten unless told to.
+        """
+        return self.change(
+            binding_id,
+            owner=owner,
+            ttl=ttl,
+            expires_at=expires_at,
+            allow=allow,
+            delivered=delivered,
+            region=region,
+            actor=actor,
+            reason=reason,
+        ).view
+
+    def change(
+        self,
+        binding_id: str,
+        *,
+        owner: str | None = None,
+        ttl: dt.timedelta | None = None,
+        extend_by: dt.timedelta | None = None,
+        expires_at: dt.datetime | None = None,
+        allow_shorten: bool = True,
+        allow: list[str] | Literal["any"] | None = None,
+        delivered: bool = False,
+        region: str | None = None,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> ExpiryChange:
+        """Change a live binding in one step, and say what its expiry was.
+
+        The new expiry is at most one of ``ttl`` (from now), ``extend_by``
+        (added to the current expiry) or ``expires_at``. When it would be
+        earlier than the current one and ``allow_shorten`` is false,
+        WouldShorten is raised with nothing changed. Marking the order
+        delivered ends it after the delivery grace, whatever ``allow_shorten``
+        says: that is what "delivered" means.
+
         All of it or none: InvalidRequest names the field, BindingNotLive if
         it has ended, RoutingUnavailable if Redis cannot take the change.
         Listeners hear ``binding.updated`` with ``actor``, ``reason`` and
-        what changed.
+        what changed (the previous expiry included).
         """
         now = self._clock()
-        new_expiry = ttl is not None or expires_at is not None
+        given = [
+            name
+            for name, v in (
+                ("ttl_seconds", ttl),
+                ("extend_by_seconds", extend_by),
+                ("expires_at", expires_at),
+            )
+            if v is not None
+        ]
+        if len(given) > 1:
+            raise InvalidRequest(given[0], f"give only one of {', '.join(given)}")
+        new_expiry = bool(given)
         if delivered and new_expiry:
             raise InvalidRequest("status", "a delivered order's binding cannot also be extended")
+        if extend_by is not None and extend_by <= dt.timedelta(0):
+            raise InvalidRequest("extend_by_seconds", "must be positive")
         with self.db.session() as session:
             binding = self._load(session, binding_id, owner)
             if not binding.is_live(now):
                 raise BindingNotLive(f"binding {binding_id} has ended; create a new one")
-            expires = binding.expires_at
+            previous = binding.expires_at
+            expires = previous
             if new_expiry:
                 if binding.delivered_at is not None:
-                    raise InvalidRequest(
-                        "ttl_seconds", "the order was delivered: its binding cannot be extended"
-                    )
-                expires = self._expiry(ttl, expires_at, now)
+                    raise InvalidRequest(given[0], "the order was delivered: its binding cannot be extended")
+                if extend_by is not None:
+                    expires = self._expiry(None, previous + extend_by, now, field="extend_by_seconds")
+                else:
+                    expires = self._expiry(ttl, expires_at, now)
+                if expires < previous and not allow_shorten:
+                    raise WouldShorten(current=previous, requested=expires)
             if delivered and binding.delivered_at is None:
                 binding.delivered_at = now
                 expires = min(expires, now + self.policy.delivery_grace)
@@ -936,6 +1000,7 @@ class BindingService:
             changes: dict[str, object] = {}
             if new_expiry or delivered:
                 changes["expires_at"] = _iso(expires)
+                changes["previous_expires_at"] = _iso(previous)
             if delivered:
                 changes["delivered"] = True
             if allow is not None:
@@ -947,7 +1012,7 @@ class BindingService:
                     type="binding.updated", binding=view, at=now, actor=actor, reason=reason, changes=changes
                 ),
             )
-            return view
+            return ExpiryChange(view=view, previous_expires_at=previous)
 
     def _replace_allow_list(
         self, session: Session, binding: Binding, allow: list[str] | Literal["any"], region: str | None

@@ -211,7 +211,7 @@ def test_admin_commands_are_in_the_chain_as_the_cli_user(initialised: Cli, tmp_p
             f"merchant={MERCHANT}",
         )
     )
-    cli.run("bindings", "extend", binding["id"], "--ttl", "24h", "--reason", "order delayed")
+    cli.run("bindings", "extend", binding["id"], "--ttl", "96h", "--reason", "order delayed")
     cli.run("unbind", binding["id"], "--reason", "order cancelled")
     key = json.loads(
         cli.out("apikey", "create", "--name", "shop", "--owner", "shop-a", "--scope", "pool:read")

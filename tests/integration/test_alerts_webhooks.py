@@ -219,6 +219,7 @@ def test_no_party_number_in_alerts_outbox_deliveries_or_redis(
         for _ in range(2):
             services.alerts.failed_login(account=BUYER, at=at)  # a number typed as the account name
         services.alerts.reveal_viewed(admin="alice", request_id=STRANGER[2:], at=at)
+        services.alerts.reveal_requested(admin=BUYER, request_id=STRANGER[2:], at=at)
         kinds = {kind for kind, _subject, _count in alerts(app)}
         assert kinds == {
             "stranger_calls",
@@ -226,6 +227,7 @@ def test_no_party_number_in_alerts_outbox_deliveries_or_redis(
             "distinct_buyers",
             "failed_logins",
             "off_hours_reveal",
+            "reveal_requested",
         }
         report = services.events.deliverer.deliver_due(at + dt.timedelta(seconds=1))
         assert report.delivered >= len(kinds)

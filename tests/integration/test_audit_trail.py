@@ -69,7 +69,8 @@ def test_bind_update_and_unbind_through_the_api_are_recorded_as_the_key(app: Fla
     actor = f"apikey:{key_id(api)}"
 
     binding = create(api, AXB)
-    assert api.patch(f"/v1/bindings/{binding['id']}", {"ttl_seconds": 7200}).status == 200
+    shorten = {"ttl_seconds": 7200, "allow_shorten": True}
+    assert api.patch(f"/v1/bindings/{binding['id']}", shorten).status == 200
     assert api.delete(f"/v1/bindings/{binding['id']}").status == 200
 
     rows = records(services)
@@ -88,7 +89,7 @@ def test_bind_update_and_unbind_through_the_api_are_recorded_as_the_key(app: Fla
     }
     assert created["roles"] == ["buyer", "merchant"]
     expected = (services.clock() + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert updated["changes"] == {"expires_at": expected}
+    assert updated["changes"] == {"expires_at": expected, "previous_expires_at": binding["expires_at"]}
     assert unbound["ended_at"] == services.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
     with services.db.session() as session:
         assert services.audit.verify(session).summary() == "OK 3 records"
