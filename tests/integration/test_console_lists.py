@@ -349,7 +349,7 @@ def test_a_binding_page_links_to_its_whole_trail_and_all_its_interactions(app: F
     operator = logged_in(app, "olga", "operator")
     for n in range(3):
         operator.post(
-            f"/admin/bindings/{view.id}/extend", {"hours": str(5 + n), "reason": "waiting for pickup"}
+            f"/admin/bindings/{view.id}/extend", {"hours": str(500 + n), "reason": "waiting for pickup"}
         )
     operator.post(f"/admin/bindings/{other.id}/unbind", {"reason": "order cancelled"})
     page = operator.text(f"/admin/bindings/{view.id}")
