@@ -107,6 +107,12 @@ def _in(time: TimeRange, column: Any) -> list[ColumnElement[bool]]:
     return found
 
 
+def audit_length(session: Session) -> int:
+    """How many records the chain holds: its newest seq (dense from 1), read
+    from the primary key's index rather than counted."""
+    return int(session.scalar(select(func.max(AuditRecord.seq))) or 0)
+
+
 def audit_select(f: AuditFilter) -> Select[Any]:
     query = select(AuditRecord).where(*_in(f.time, AuditRecord.at))
     if f.actor:

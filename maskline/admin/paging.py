@@ -143,9 +143,15 @@ def page(
     cursor: Cursor,
     convert: Callable[[Any], T],
     size: int = PAGE_SIZE,
+    total: int | None = None,
 ) -> Page[T]:
-    """The page of ``query``'s entities at ``cursor``, each row passed through ``convert``."""
-    total = count(session, query)
+    """The page of ``query``'s entities at ``cursor``, each row passed through ``convert``.
+
+    ``total``, when the caller knows it more cheaply than a count of the
+    query (the unfiltered audit log: its dense ``seq``), is shown as is.
+    """
+    if total is None:
+        total = count(session, query)
     after, before = cursor.after, cursor.before
     if before:
         start = decode(before, keyset, field="before")
@@ -159,7 +165,7 @@ def page(
         more_before = len(found) > size
         rows = list(reversed(found[:size]))
         if not rows:  # nothing newer any more: the first page
-            return page(session, query, keyset, cursor=Cursor(), size=size, convert=convert)
+            return page(session, query, keyset, cursor=Cursor(), size=size, convert=convert, total=total)
         return Page(
             rows=[convert(r) for r in rows],
             total=total,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from maskline import services_of
 from maskline.admin import listing, paging
@@ -184,6 +184,37 @@ def test_the_audit_log_filters_by_actor_action_and_time(app: Flask) -> None:
     day = (clock() - dt.timedelta(days=2)).strftime("%Y-%m-%d")
     assert subjects(f"until={day}") == ["s1", "s2"]
     assert subjects(f"since={clock().strftime('%Y-%m-%d')}&actor=admin:") == ["s3"]
+
+
+def test_the_unfiltered_audit_total_is_the_chain_length_without_counting_it(app: Flask) -> None:
+    """Its dense seq gives the audit log's total: no count over the chain on a view."""
+    services = services_of(app)
+    with services.db.session() as session:
+        for n in range(7):
+            services.audit.append(
+                session, AuditEntry(actor="admin:olga", action="binding.unbound", subject=f"s{n}")
+            )
+    browser = logged_in(app, "vera", "viewer")
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.lower())
+
+    engine = services.db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        page = browser.text("/admin/audit")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    with services.db.session() as session:
+        length = len(session.scalars(select(AuditRecord.seq)).all())
+    # The page's total names every record written before the view (the
+    # login's and this view's own records included, up to the moment it read).
+    total = int(re.findall(r'class="total">\d+ of (\d+)<', page)[0])
+    assert length - 1 <= total <= length
+    assert not [s for s in statements if "count(" in s and "audit_log" in s], statements
+    # A filter still counts what it selects.
+    assert re.findall(r'class="total">([^<]+)<', browser.text("/admin/audit?actor=admin:olga")) == ["7 of 7"]
 
 
 def test_interactions_filter_by_binding_relay_outcome_and_time_with_no_cap(app: Flask) -> None:
