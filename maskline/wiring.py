@@ -25,12 +25,15 @@ from maskline.vault.rotation import check_and_register
 from maskline.vault.services import VaultService
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from maskline.admin.accounts import AdminAccounts
     from maskline.admin.reveal import RevealService
     from maskline.audit.alerts import AlertService
     from maskline.events.delivery import Deliverer
     from maskline.events.services import Outbox, OwnerService
     from maskline.fast_sql import FastReader
+    from maskline.numbers.owner_limits import OwnerLimitSync
     from maskline.numbers.pool import PoolService
     from maskline.numbers.rebuild import AutoRebuilder
     from maskline.numbers.router import Router
@@ -348,6 +351,8 @@ def build_numbers(services: Services) -> NumbersServices:
         policy=BindingPolicy(
             cap=settings.max_bindings_per_number,
             extension_digits=settings.extension_digits,
+            open_extension_digits=settings.open_extension_digits,
+            owner_max_live=settings.owner_max_live_bindings,
             cooldown=settings.cooldown,
             default_ttl=settings.default_ttl,
             delivery_grace=settings.delivery_grace,
@@ -367,6 +372,9 @@ def build_numbers(services: Services) -> NumbersServices:
     router = Router(
         db=services.db, vault=services.vault, routes=routes, rebuilder=rebuilder, clock=services.clock
     )
+    owner_limits = _owner_limit_sync(services, routes)
+    # owner set-limits writes the cap to Redis and recounts the owner at once.
+    services.events.owners.limits = owner_limits
     sweeper = Sweeper(
         db=services.db,
         vault=services.vault,
@@ -375,6 +383,7 @@ def build_numbers(services: Services) -> NumbersServices:
         cooldown=settings.cooldown,
         retention=settings.retention,
         vault_gc_grace=settings.vault_gc_grace,
+        owner_limits=owner_limits,
     )
     pool = PoolService(clock=services.clock, routes=routes, default_region=settings.default_region)
     numbers = NumbersServices(
@@ -401,6 +410,55 @@ def build_numbers(services: Services) -> NumbersServices:
 
     bindings.on_event(BindingAuditor(audit=services.audit).on_binding_event)
     return numbers
+
+
+def _owner_limit_sync(services: Services, routes: RouteStore) -> OwnerLimitSync:
+    """Owners' caps from the owners table, and what the faces hold for them
+    outside bindings (reserved numbers, unpaired participants, bought
+    numbers), counted against their caps by the reconcile."""
+    from sqlalchemy import func, select
+
+    from maskline.api.models import Owner
+    from maskline.compat.aliyun.models import AliyunPoolNumber
+    from maskline.compat.twilio.models import ProxyParticipant, ProxyPhoneNumber, ProxyService, ProxySession
+    from maskline.numbers.owner_limits import OwnerLimitSync as Sync
+
+    def caps(session: Session) -> dict[str, int | None]:
+        return {name: cap for name, cap in session.execute(select(Owner.name, Owner.max_live_bindings))}
+
+    def twilio_reserved(session: Session) -> dict[str, int]:
+        rows = session.execute(
+            select(ProxyService.owner, func.count())
+            .join(ProxyPhoneNumber, ProxyPhoneNumber.service_sid == ProxyService.sid)
+            .where(ProxyPhoneNumber.is_reserved.is_(True))
+            .group_by(ProxyService.owner)
+        )
+        return {owner: int(n) for owner, n in rows}
+
+    def twilio_unpaired(session: Session) -> dict[str, int]:
+        # A participant waiting for its session's second one holds a place.
+        rows = session.execute(
+            select(ProxySession.owner, func.count())
+            .join(ProxyParticipant, ProxyParticipant.session_sid == ProxySession.sid)
+            .where(ProxySession.binding_id.is_(None), ProxySession.status == "open")
+            .group_by(ProxySession.owner)
+        )
+        return {owner: int(n) for owner, n in rows}
+
+    def aliyun_bought(session: Session) -> dict[str, int]:
+        rows = session.execute(
+            select(AliyunPoolNumber.owner, func.count(func.distinct(AliyunPoolNumber.e164))).group_by(
+                AliyunPoolNumber.owner
+            )
+        )
+        return {owner: int(n) for owner, n in rows}
+
+    return Sync(
+        db=services.db,
+        counts=routes.owners,
+        caps=caps,
+        held=[twilio_reserved, twilio_unpaired, aliyun_bought],
+    )
 
 
 def load_keys(settings: Settings) -> KeyRingSource:

@@ -118,6 +118,12 @@ _ERROR_EXAMPLES: dict[str, dict[str, Any]] = {
         "pool_exhausted": {
             "error": {"code": "pool_exhausted", "message": "no relay number is free for buyer"}
         },
+        "owner_limit_reached": {
+            "error": {
+                "code": "owner_limit_reached",
+                "message": "owner shop-1 has reached its cap of 5000 live bindings",
+            }
+        },
         "idempotency_key_reused": {
             "error": {
                 "code": "idempotency_key_reused",

@@ -40,6 +40,7 @@ from maskline.api.interfaces import (
     FieldError,
     Forbidden,
     NotFound,
+    OwnerLimitError,
     PoolExhaustedError,
     QuotaExceeded,
     Unauthorized,
@@ -54,6 +55,7 @@ from maskline.numbers.interfaces import (
     BindingNotLive,
     BindingView,
     InvalidRequest,
+    OwnerLimitReached,
     PoolExhausted,
     RoutingUnavailable,
 )
@@ -238,6 +240,8 @@ def _translate(exc: Exception) -> ApiError:
         return BindingEnded(str(exc))
     if isinstance(exc, PoolExhausted):
         return PoolExhaustedError(str(exc))
+    if isinstance(exc, OwnerLimitReached):
+        return OwnerLimitError(str(exc))
     if isinstance(exc, RoutingUnavailable):
         return Unavailable("the routing store cannot be reached; retry later")
     raise exc
@@ -366,7 +370,7 @@ def _bind(body: Any, owner: str, claim: _Claim | None) -> dict[str, Any]:
         view = services.numbers.bindings.bind(
             dataclasses.replace(req, actor=_actor()), within=answer_with_the_binding
         )
-    except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, RoutingUnavailable) as exc:
+    except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, OwnerLimitReached, RoutingUnavailable) as exc:
         raise _translate(exc) from None
     return binding_json(view)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import logging
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
@@ -27,10 +28,22 @@ from maskline.audit.interfaces import AuditEntry
 from maskline.audit.services import AuditLog
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
-from maskline.events.interfaces import EventType, InvalidEventsUrl, InvalidOwnerName, OwnerNotFound
-from maskline.numbers.interfaces import BindingEvent, BindingView, PoolExhaustedEvent
+from maskline.events.interfaces import (
+    EventType,
+    InvalidEventsUrl,
+    InvalidOwnerLimit,
+    InvalidOwnerName,
+    OwnerLimitsUnavailable,
+    OwnerNotFound,
+)
+from maskline.numbers.interfaces import BindingEvent, BindingView, PoolExhaustedEvent, RoutingUnavailable
 from maskline.numbers.models import Binding
 from maskline.outbound import IPNetwork, OutboundPolicy, RefusedUrl
+
+if TYPE_CHECKING:
+    from maskline.numbers.owner_limits import OwnerLimitSync
+
+log = logging.getLogger(__name__)
 
 # The same rule as API key owners (maskline.api.keys).
 _OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}\Z")
@@ -251,6 +264,9 @@ class OwnerInfo:
     created_at: dt.datetime | None
     updated_at: dt.datetime | None
     outbox: dict[str, int]
+    # Its own cap on live bindings (0: none; None: MASKLINE_OWNER_MAX_LIVE_BINDINGS).
+    max_live_bindings: int | None = None
+    live_bindings: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -260,6 +276,8 @@ class OwnerInfo:
             "created_at": _timestamp(self.created_at),
             "updated_at": _timestamp(self.updated_at),
             "outbox": self.outbox,
+            "max_live_bindings": self.max_live_bindings,
+            "live_bindings": self.live_bindings,
         }
 
 
@@ -287,6 +305,8 @@ class OwnerService:
         self.allow_loopback_http = allow_loopback_http
         self.allow = allow
         self.audit = audit
+        # Set by wiring: writes caps to Redis and recounts an owner (issue 17).
+        self.limits: OwnerLimitSync | None = None
 
     def _record(
         self, session: Session, actor: str | None, action: str, name: str, data: dict[str, object]
@@ -321,6 +341,39 @@ class OwnerService:
             data: dict[str, object] = {"host": urlsplit(url).hostname, "new_secret": secret is not None}
             self._record(session, actor, "owner.events_set", name, data)
             return self._info(session, owner), secret
+
+    def set_limits(self, name: str, *, max_live_bindings: int | None, actor: str | None = None) -> OwnerInfo:
+        """Give ``name`` its own cap on live bindings (0: none), or None to
+        follow MASKLINE_OWNER_MAX_LIVE_BINDINGS. SQL and Redis change
+        together (a Redis failure undoes it); the owner's count is then
+        recounted from SQL. Bindings above a lowered cap stay; new binds
+        wait until the owner is under it."""
+        if not _OWNER.match(name):
+            raise InvalidOwnerName("owner: letters, digits and . _ : - only, at most 120 characters")
+        if max_live_bindings is not None and not 0 <= max_live_bindings <= 100_000_000:
+            raise InvalidOwnerLimit("max_live_bindings: a whole number from 0 (no cap) to 100000000")
+        now = self._clock()
+        with self.db.session() as session:
+            owner = session.get(Owner, name, with_for_update=True)
+            if owner is None:
+                owner = Owner(name=name, created_at=now, updated_at=now)
+                session.add(owner)
+            owner.max_live_bindings = max_live_bindings
+            owner.updated_at = now
+            session.flush()
+            self._record(session, actor, "owner.limits_set", name, {"max_live_bindings": max_live_bindings})
+            if self.limits is not None:
+                try:
+                    self.limits.counts.set_cap(name, max_live_bindings)
+                except RoutingUnavailable:
+                    raise OwnerLimitsUnavailable("Redis cannot be reached: nothing changed; retry") from None
+            info = self._info(session, owner)
+        if self.limits is not None:
+            try:
+                self.limits.reconcile(only=name)
+            except RoutingUnavailable:  # the worker's next pass recounts it
+                log.warning("could not recount owner %s now; the worker will", name)
+        return info
 
     def show(self, name: str) -> OwnerInfo:
         with self.db.session() as session:
@@ -365,6 +418,13 @@ class OwnerService:
             created_at=owner.created_at,
             updated_at=owner.updated_at,
             outbox=self._counts(session, owner.name),
+            max_live_bindings=owner.max_live_bindings,
+            live_bindings=int(
+                session.scalar(
+                    select(func.count()).where(Binding.owner == owner.name, Binding.status == "active")
+                )
+                or 0
+            ),
         )
 
     @staticmethod

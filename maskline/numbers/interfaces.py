@@ -7,6 +7,7 @@ Exception tree::
     ├── PoolError               pool administration refused (names the number)
     ├── PoolExhausted           no relay number can take the binding
     │   └── NoNumberInRegion    strict geo policy, no free number in the area
+    ├── OwnerLimitReached       the owner's cap on live bindings is reached
     ├── BindingNotFound         no such binding for this owner
     ├── BindingNotLive          the binding has ended (unbound or expired)
     └── RoutingUnavailable      Redis cannot answer or lost its data: fail closed
@@ -68,6 +69,22 @@ class PoolExhausted(NumbersError):
 
 class NoNumberInRegion(PoolExhausted):
     """The strict geo policy found no free number in the buyer's area."""
+
+
+class OwnerLimitReached(NumbersError):
+    """The owner holds as many live bindings as its cap allows (``limit``).
+
+    Not a PoolExhausted: the pool may have room, this owner has none.
+    """
+
+    def __init__(self, *, owner: str, limit: int) -> None:
+        super().__init__(
+            f"owner {owner} has reached its cap of {limit} live bindings "
+            "(MASKLINE_OWNER_MAX_LIVE_BINDINGS or maskline owner set-limits); "
+            "unbind ended orders or ask for a higher cap"
+        )
+        self.owner = owner
+        self.limit = limit
 
 
 class BindingNotFound(NumbersError):

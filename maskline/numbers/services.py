@@ -37,6 +37,7 @@ from maskline.numbers.interfaces import (
     BindRequest,
     InvalidRequest,
     NoNumberInRegion,
+    OwnerLimitReached,
     PoolExhausted,
     PoolExhaustedEvent,
     RoutingUnavailable,
@@ -46,6 +47,7 @@ from maskline.numbers.pool import LoadCache
 from maskline.numbers.rebuild import member_index
 from maskline.numbers.routes import (
     AllowedCaller,
+    ExtensionLength,
     Party,
     RouteStore,
     allow_value,
@@ -95,6 +97,10 @@ class BindingPolicy:
 
     cap: int = 200
     extension_digits: int = 4
+    # Allow-any (open) extensions: anyone may key them, so they are longer.
+    open_extension_digits: int = 6
+    # Live bindings an owner may hold when it has no cap of its own (0: no cap).
+    owner_max_live: int = 0
     cooldown: dt.timedelta = dt.timedelta(hours=24)
     default_ttl: dt.timedelta = dt.timedelta(hours=72)
     max_ttl: dt.timedelta = dt.timedelta(days=90)
@@ -332,6 +338,7 @@ class BindingService:
             binding_id = new_binding_id()
             tried: list[str] = []
             attempt, busy = self._try_claim(
+                req.owner,
                 self._candidates(session, anchor, now, req, tried),
                 binding_id,
                 req.mode,
@@ -349,7 +356,7 @@ class BindingService:
                 skip = {x for x, position in busy.items() if position == anchor_position}
                 axe_candidates = (x for x in self._candidates(session, anchor, now, req, []) if x not in skip)
                 attempt, _ = self._try_claim(
-                    axe_candidates, binding_id, "axe", parties, callers, False, expires, now
+                    req.owner, axe_candidates, binding_id, "axe", parties, callers, False, expires, now
                 )
             if attempt is None:
                 raise self._exhausted(
@@ -389,7 +396,7 @@ class BindingService:
                     within(session, view)
                 session.flush()
             except Exception:
-                self._release_quietly(relay, binding_id, extension, [p.index for p in bound])
+                self._release_quietly(relay, binding_id, extension, [p.index for p in bound], req.owner)
                 raise
         self.load_counts.add(relay, +1)
         log.info("bound %s on %s (order owner %s, mode %s)", binding_id, relay, req.owner, mode)
@@ -477,6 +484,7 @@ class BindingService:
 
     def _try_claim(
         self,
+        owner: str,
         candidates: Iterable[str],
         binding_id: str,
         mode: str,
@@ -490,8 +498,16 @@ class BindingService:
 
         Returns the claim (relay, extension, bound parties, allowed callers),
         or None with, per number where a party was already on it (live or
-        cooling down), that party's position. The Lua claim is the authority.
+        cooling down), that party's position. The Lua claim is the authority,
+        on the owner's cap too (OwnerLimitReached).
         """
+        default = self.policy.extension_digits
+        if allow_any:
+            # Anyone may key an open extension: only where they are long.
+            wanted = max(default, self.policy.open_extension_digits)
+            length = ExtensionLength(default=default, wanted=wanted, least=wanted)
+        else:
+            length = ExtensionLength(default=default, wanted=default)
         if mode == "axe":
             bound, allowed = self._split_axe(parties, callers)
             allow = (
@@ -516,12 +532,17 @@ class BindingService:
                     now=epoch(now),
                     cooldown=int(self.policy.cooldown.total_seconds()),
                     cap=self.policy.cap,
+                    owner=owner,
+                    owner_cap=self.policy.owner_max_live,
+                    length=length,
                 )
             except RoutingUnavailable:
                 self._notice_lost_routes(relay)
                 raise
             if result.outcome == "ok":
                 return (relay, result.extension, bound, allowed), busy
+            if result.outcome == "owner_limit":
+                raise OwnerLimitReached(owner=owner, limit=result.limit or 0)
             if result.outcome == "busy" and result.busy_party is not None:
                 busy[relay] = result.busy_party
             elif result.outcome == "full":
@@ -542,8 +563,9 @@ class BindingService:
             self._routes_lost()
 
     def _extension_candidates(self, count: int = 12) -> list[str]:
-        digits = self.policy.extension_digits
-        low = 10 ** (digits - 1)  # never a leading zero
+        # 9 digits each: the claim uses as many as X's extension length (a
+        # prefix of a uniform number is uniform). Never a leading zero.
+        low = 10**8
         return [str(low + secrets.randbelow(9 * low)) for _ in range(count)]
 
     def _exhausted(
@@ -612,10 +634,12 @@ class BindingService:
         )
 
     def _release_quietly(
-        self, relay: str, binding_id: str, extension: str | None, indexes: list[bytes]
+        self, relay: str, binding_id: str, extension: str | None, indexes: list[bytes], owner: str
     ) -> None:
         try:
-            self.routes.release(relay, binding_id=binding_id, extension=extension, indexes=indexes)
+            self.routes.release(
+                relay, binding_id=binding_id, extension=extension, indexes=indexes, owner=owner
+            )
         except Exception:  # the sweeper reconciles what this could not undo
             log.warning("could not release claim %s on %s; the sweeper will", binding_id, relay)
 
@@ -898,6 +922,7 @@ class BindingService:
             mode=binding.mode,
             extension=binding.extension,
             indexes=self.party_indexes(session, binding),
+            owner=binding.owner,
         )
         kind: BindingEventType = "binding.expired" if status == "expired" else "binding.unbound"
         self._emit(
