@@ -5,13 +5,16 @@ pool with nothing in it, and concurrent binds at the cap never overshoot it."""
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from config import Settings
 from maskline import services_of
 from maskline.audit.models import AuditRecord
 from maskline.numbers.interfaces import BindRequest, NumbersError, OwnerLimitReached
@@ -210,3 +213,52 @@ def test_a_batch_answers_each_item_past_the_cap_with_the_code(capped_app: Flask)
     statuses = [item["status"] for item in answer.body["results"]]
     assert statuses == [201, 409]
     assert answer.body["results"][1]["body"]["error"]["code"] == "owner_limit_reached"
+
+
+# -- eight workers at once ---------------------------------------------------------------
+
+
+def _worker_binds(settings: Settings, key: str, first: int, count: int, start: Any) -> list[int]:
+    """One server worker (its own app, connections and scripts), binding
+    through the HTTP API as soon as every worker is ready."""
+    from maskline import create_app
+
+    app = create_app(settings)
+    api = ApiClient(app, key)
+    start.wait()
+    try:
+        return [api.post("/v1/bindings", _body(first + i)).status for i in range(count)]
+    finally:
+        services_of(app).close()
+
+
+def test_eight_workers_binding_at_cap_minus_one_never_overshoot(
+    capped_app: Flask, settings: Settings
+) -> None:
+    """Eight processes on real Redis and PostgreSQL (with the embedded
+    defaults, which live in one process, eight threads of one)."""
+    services = services_of(capped_app)
+    add_relay_numbers(services, *(relay(i) for i in range(3, 40)))
+    services.events.owners.set_limits("hog", max_live_bindings=6)
+    key = make_key(capped_app, "hog")
+    api = ApiClient(capped_app, key)
+    assert [api.post("/v1/bindings", _body(i)).status for i in range(5)] == [201] * 5
+
+    if settings.redis_url is not None and not settings.database_url.startswith("sqlite"):
+        context = multiprocessing.get_context("spawn")
+        start = context.Manager().Barrier(8)
+        with ProcessPoolExecutor(max_workers=8, mp_context=context) as pool:
+            runs = [pool.submit(_worker_binds, settings, key, 100 + 10 * w, 3, start) for w in range(8)]
+            statuses = [status for run in runs for status in run.result()]
+    else:
+        barrier = threading.Barrier(8)
+
+        def thread(w: int) -> list[int]:
+            barrier.wait()
+            return [api.post("/v1/bindings", _body(100 + 10 * w + i)).status for i in range(3)]
+
+        with ThreadPoolExecutor(max_workers=8) as threads:
+            statuses = [status for run in threads.map(thread, range(8)) for status in run]
+
+    assert statuses.count(201) == 1 and statuses.count(409) == 23
+    assert live(services, "hog") == 6
