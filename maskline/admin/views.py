@@ -364,7 +364,8 @@ def pool() -> ResponseReturnValue:
         regions = queries.pool_health(
             db, now=services.clock(), cooldown=settings.cooldown, per_number=settings.max_bindings_per_number
         )
-    return render_template("admin/pool.html", regions=regions)
+        owners = queries.owner_use(db, now=services.clock(), default_cap=settings.owner_max_live_bindings)
+    return render_template("admin/pool.html", regions=regions, owners=owners)
 
 
 @bp.get("/interactions")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import re
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -262,3 +263,23 @@ def test_eight_workers_binding_at_cap_minus_one_never_overshoot(
 
     assert statuses.count(201) == 1 and statuses.count(409) == 23
     assert live(services, "hog") == 6
+
+
+def test_the_console_pool_page_shows_each_owner_s_count_and_cap(capped_app: Flask) -> None:
+    from tests.integration.admin_helpers import Console, make_admin
+
+    services = services_of(capped_app)
+    services.events.owners.set_limits("big", max_live_bindings=4)
+    bind(services.numbers, "big", 0)
+    bind(services.numbers, "big", 1)
+    bind(services.numbers, "small", 2)
+    make_admin(capped_app, "vera", "viewer")
+    browser = Console(capped_app)
+    assert browser.login("vera").status_code == 303
+
+    page = browser.text("/admin/pool")
+
+    table = page[page.index('id="owners"') :]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td>\s*<td>(\d+)", table)
+    assert rows == [("big", "2", "4"), ("small", "1", "1")]
+    assert "50%" in table and "(default)" in table
