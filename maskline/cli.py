@@ -613,7 +613,11 @@ _register_lazy(
     ("pool", "maskline.numbers.cli:pool_group", "The relay-number pool."),
     ("sim", "maskline.sim.cli:sim", "The carrier simulator: play Twilio against maskline."),
     ("apikey", "maskline.api.cli:apikey", "API keys of owners: create, list, revoke."),
-    ("owner", "maskline.events.cli:owner", "Owners' events: the URL maskline POSTs signed events to."),
+    (
+        "owner",
+        "maskline.events.cli:owner",
+        "Owners' events (the URL maskline POSTs signed events to) and limits.",
+    ),
     ("admin", "maskline.admin.cli:admin", "Admin console accounts."),
     (
         "demo",

@@ -56,6 +56,7 @@ _BINDING_EXAMPLE = {
     "fallback_used": False,
     "record": False,
     "sms_policy": {"redact": None, "media": None},
+    "language": None,
     "dial": {"buyer": "+14155550100", "merchant": "+14155550100"},
 }
 

@@ -125,6 +125,9 @@ class BindRequest:
     # set means no redaction.
     sms_redact: frozenset[str] | None = None
     sms_media: Literal["forward", "refuse"] | None = None
+    # The language its callers and texters are answered in (en-US, zh-CN;
+    # None: the deployment's MASKLINE_VOICE_LANGUAGE).
+    language: str | None = None
     # Who asks (``apikey:<id>``, ``admin:<name>``, ``cli:<user>``): told to
     # listeners, which put it in the audit chain. Never a number.
     actor: str | None = None
@@ -156,6 +159,7 @@ class BindingView:
     sms_redact: tuple[str, ...] | None = None
     sms_media: str | None = None
     delivered_at: dt.datetime | None = None
+    language: str | None = None
 
     def dial_for(self, role: str) -> str:
         """What ``role`` should dial: the relay number, with the extension for
@@ -185,6 +189,7 @@ class BindingView:
                 "redact": None if self.sms_redact is None else list(self.sms_redact),
                 "media": self.sms_media,
             },
+            "language": self.language,
         }
 
 

@@ -23,7 +23,7 @@ from typing import Literal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from config import SMS_REDACTIONS
+from config import SMS_REDACTIONS, VOICE_LANGUAGES
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.numbers import regions
@@ -235,6 +235,10 @@ class BindingService:
             raise InvalidRequest("sms_media", "must be forward or refuse")
         if req.fallback not in (None, "axe"):
             raise InvalidRequest("fallback", 'the only fallback is "axe"')
+        if req.language is not None and req.language not in VOICE_LANGUAGES:
+            raise InvalidRequest(
+                "language", f"must be {' or '.join(VOICE_LANGUAGES)} (or left out for the deployment's)"
+            )
         if req.fallback == "axe" and req.mode != "axb":
             raise InvalidRequest("fallback", "only an axb binding can fall back to axe")
         return self._expiry(req.ttl, req.expires_at, now)
@@ -374,6 +378,7 @@ class BindingService:
                 record=req.record,
                 sms_redact=None if req.sms_redact is None else ",".join(sorted(req.sms_redact)),
                 sms_media=req.sms_media,
+                language=req.language,
                 status="active",
                 expires_at=expires,
                 created_at=now,
@@ -730,6 +735,7 @@ class BindingService:
             sms_redact=_redactions(binding.sms_redact),
             sms_media=binding.sms_media,
             delivered_at=binding.delivered_at,
+            language=binding.language,
         )
 
     # -- changing ------------------------------------------------------------------

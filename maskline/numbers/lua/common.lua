@@ -27,7 +27,8 @@ local NO_TOKEN = string.rep("\0", 15)
 local function is_selection_key(k) return string.sub(k, 1, 4) == "mls:" end
 local function owner_key()
   for i = 2, #KEYS do
-    if string.sub(KEYS[i], 1, 10) == "ml:{owner:" then return KEYS[i] end
+    -- ml:{owner:NAME} (see maskline.numbers.owner_limits.owner_key)
+    if string.find(KEYS[i], "{owner:", 1, true) == 4 then return KEYS[i] end
   end
   return nil
 end
