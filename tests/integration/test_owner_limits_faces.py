@@ -23,6 +23,7 @@ from tests.integration.conftest import AppMaker
 
 X1, X2, X3 = "+14155550100", "+14155550101", "+14155550102"
 A, B, C = "+14155550132", "+12125550143", "+13125550154"
+BJ1, BJ2 = "+861058000001", "+861058000002"  # Beijing landlines: numbers BuySecretNo can sell
 
 
 def _expiry(clock: FixedClock) -> str:
@@ -39,7 +40,7 @@ def aliyun(services: Any, redis_client: Any, settings: Settings) -> Iterator[tup
     clock = FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
     app = create_app(with_overrides(settings, owner_max_live_bindings=1), clock=clock)
     built = services_of(app)
-    add_relay_numbers(built, X1, X2, X3)
+    add_relay_numbers(built, X1, X2, X3, BJ1, BJ2)
     issued = create_credentials(
         built, name="orders", owner="shop-1", scopes=["bindings:write", "bindings:read"], actor="cli:test"
     )
@@ -64,6 +65,31 @@ def test_the_aliyun_face_answers_flow_limit_at_the_cap(aliyun: tuple[Any, FixedC
     assert refused.code == "isv.FLOW_LIMIT"
     assert "owner_limit_reached" in refused.message and "cap of 1 live bindings" in refused.message
     assert "3125550154" not in refused.message and "4155550132" not in refused.message
+
+
+def test_a_bought_number_counts_against_the_cap(aliyun: tuple[Any, FixedClock]) -> None:
+    client, clock = aliyun
+
+    def buy() -> Any:
+        return client.buy_secret_no(pls.BuySecretNoRequest(pool_key="P1", spec_id=1, city="北京")).body
+
+    first = buy()
+    refused = buy()  # one held number: the cap of 1 is reached
+    bind = client.bind_axb(
+        pls.BindAxbRequest(
+            pool_key="US", phone_no_a=A, phone_no_b=B, expiration=_expiry(clock), out_order_id="o-2"
+        )
+    ).body
+    released = client.release_secret_no(
+        pls.ReleaseSecretNoRequest(pool_key="P1", secret_no=first.secret_buy_info_dto.secret_no)
+    ).body
+    after = buy()
+
+    assert (
+        first.code == "OK" and refused.code == "isv.FLOW_LIMIT" and "owner_limit_reached" in refused.message
+    )
+    assert bind.code == "isv.FLOW_LIMIT"
+    assert released.code == "OK" and after.code == "OK"
 
 
 def test_the_twilio_face_answers_429_at_the_cap(make_app: AppMaker) -> None:
