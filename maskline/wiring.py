@@ -373,6 +373,7 @@ def build_numbers(services: Services) -> NumbersServices:
         db=services.db, vault=services.vault, routes=routes, rebuilder=rebuilder, clock=services.clock
     )
     owner_limits = _owner_limit_sync(services, routes)
+    routes.recount_owners = owner_limits.reconcile
     # owner set-limits writes the cap to Redis and recounts the owner at once.
     services.events.owners.limits = owner_limits
     sweeper = Sweeper(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -195,6 +196,10 @@ class RouteStore:
         # a call of their own moves them.
         self._cluster = is_cluster(client)
         self.owners = OwnerCounts(client)
+        # Set by wiring: recounts the owners' live bindings and caps from SQL,
+        # which a rebuild runs after the routes (a Redis that lost its data,
+        # or the embedded one, empty at every start, lost them too).
+        self.recount_owners: Callable[[], object] | None = None
 
     def _run(self, name: str, relay_number: str, args: list[Any], *, owner: str | None = None) -> Any:
         keys = [route_key(relay_number)]
