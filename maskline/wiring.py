@@ -147,6 +147,7 @@ class NumbersServices:
     router: Router
     rebuilder: AutoRebuilder
     sweeper: Sweeper
+    owner_limits: OwnerLimitSync
 
 
 @dataclass
@@ -224,6 +225,8 @@ def build_events(services: Services) -> EventsServices:
             allow_loopback_http=loopback_http,
             allow=settings.outbound_allow,
             audit=services.audit,
+            # Built with the numbers services, when set-limits first needs them.
+            limits=lambda: services.numbers.owner_limits,
         ),
     )
 
@@ -374,8 +377,6 @@ def build_numbers(services: Services) -> NumbersServices:
     )
     owner_limits = _owner_limit_sync(services, routes)
     routes.recount_owners = owner_limits.reconcile
-    # owner set-limits writes the cap to Redis and recounts the owner at once.
-    services.events.owners.limits = owner_limits
     sweeper = Sweeper(
         db=services.db,
         vault=services.vault,
@@ -388,7 +389,13 @@ def build_numbers(services: Services) -> NumbersServices:
     )
     pool = PoolService(clock=services.clock, routes=routes, default_region=settings.default_region)
     numbers = NumbersServices(
-        routes=routes, pool=pool, bindings=bindings, router=router, rebuilder=rebuilder, sweeper=sweeper
+        routes=routes,
+        pool=pool,
+        bindings=bindings,
+        router=router,
+        rebuilder=rebuilder,
+        sweeper=sweeper,
+        owner_limits=owner_limits,
     )
     from maskline.redis_backend import is_in_process
 

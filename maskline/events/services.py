@@ -298,15 +298,17 @@ class OwnerService:
         allow_loopback_http: bool,
         allow: tuple[IPNetwork, ...] = (),
         audit: AuditLog | None = None,
+        limits: Callable[[], OwnerLimitSync] | None = None,
     ) -> None:
-        """``allow``: MASKLINE_OUTBOUND_ALLOW, ranges events URLs may point into."""
+        """``allow``: MASKLINE_OUTBOUND_ALLOW, ranges events URLs may point into;
+        ``limits``: the owners' counts and caps in Redis (set-limits writes the
+        cap there in its transaction, then recounts the owner)."""
         self.db = db
         self._clock = clock
         self.allow_loopback_http = allow_loopback_http
         self.allow = allow
         self.audit = audit
-        # Set by wiring: writes caps to Redis and recounts an owner (issue 17).
-        self.limits: OwnerLimitSync | None = None
+        self._limits = limits
 
     def _record(
         self, session: Session, actor: str | None, action: str, name: str, data: dict[str, object]
@@ -362,15 +364,16 @@ class OwnerService:
             owner.updated_at = now
             session.flush()
             self._record(session, actor, "owner.limits_set", name, {"max_live_bindings": max_live_bindings})
-            if self.limits is not None:
+            limits = self._limits() if self._limits is not None else None
+            if limits is not None:
                 try:
-                    self.limits.counts.set_cap(name, max_live_bindings)
+                    limits.counts.set_cap(name, max_live_bindings)
                 except RoutingUnavailable:
                     raise OwnerLimitsUnavailable("Redis cannot be reached: nothing changed; retry") from None
             info = self._info(session, owner)
-        if self.limits is not None:
+        if limits is not None:
             try:
-                self.limits.reconcile(only=name)
+                limits.reconcile(only=name)
             except RoutingUnavailable:  # the worker's next pass recounts it
                 log.warning("could not recount owner %s now; the worker will", name)
         return info
