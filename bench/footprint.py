@@ -84,6 +84,7 @@ class Pair:
 # A sid is two letters and 32 hex digits; keep its kind (CA call, SM message).
 _DEDUPE = re.compile(r"^ml:\{[^}]*\}:c:(CA|SM|MM)[0-9a-fA-F]+$")
 _QUOTA = re.compile(r"^ml:\{[^}]*\}:q:[^:]+:(call|sms):([hd])\d+$")
+_LIVE = re.compile(r"^ml:\{[^}]*\}:lv:[^:]+$")
 _ALERT = re.compile(r"^ml:alert:([^:]+):")
 _TAGGED = re.compile(r"^(ml:)\{[^}]*\}(.*)$")
 
@@ -94,6 +95,8 @@ def key_class(key: str) -> str:
         return f"ml:{{X}}:c:{m.group(1)}.. de-dup record ({'call' if m.group(1) == 'CA' else 'sms'})"
     if m := _QUOTA.match(key):
         return f"ml:{{X}}:q:<binding>:{m.group(1)}:{m.group(2)}<window> quota"
+    if _LIVE.match(key):
+        return "ml:{X}:lv:<binding> live connects"
     if m := _ALERT.match(key):
         return f"ml:alert:{m.group(1)}:<subject>:<window> alert counter"
     if m := _TAGGED.match(key):

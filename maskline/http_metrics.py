@@ -49,11 +49,25 @@ def init_app(app: Flask) -> None:
         return response
 
 
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe(endpoint: str, method: str, status: int, seconds: float) -> None:
     """Count a request answered outside Flask (the webhook fast path), under
-    the same metrics and labels as the requests Flask answers."""
-    LATENCY.labels(endpoint=endpoint).observe(seconds)
-    REQUESTS.labels(endpoint=endpoint, method=method, status=str(status)).inc()
+    the same metrics and labels as the requests Flask answers.
+
+    The labelled children are looked up once per (endpoint, method, status),
+    a handful in all: ``labels()`` takes a lock and builds a tuple each time.
+    """
+    children = _CHILDREN.get((endpoint, method, status))
+    if children is None:
+        children = (
+            LATENCY.labels(endpoint=endpoint),
+            REQUESTS.labels(endpoint=endpoint, method=method, status=str(status)),
+        )
+        _CHILDREN[(endpoint, method, status)] = children
+    children[0].observe(seconds)
+    children[1].inc()
 
 
 class PoolCollector(Collector):

@@ -5,8 +5,9 @@ text and the attributes a browser shows (placeholder, title, aria-label,
 alt, button values), not the catalogue: a string nobody marked for
 translation is caught. Allowed in Latin letters: maskline, ids and codes
 (anything with a digit or one of ``_ . : / @ - + = ? & #``, or all capitals:
-binding ids, audit actions, UTC, AXB, Asia/Shanghai), and a language's own
-name in the language picker.
+binding ids, audit actions, UTC, AXB, Asia/Shanghai), anything inside
+``<code>`` (a command to type, such as ``maskline audit verify``), and a
+language's own name in the language picker.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class _Visible(HTMLParser):
         self._hidden = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
+        if tag in ("script", "style", "code"):
             self._hidden += 1
         named = dict(attrs)
         self.texts += [v for k, v in attrs if k in _VISIBLE_ATTRIBUTES and v]
@@ -37,7 +38,7 @@ class _Visible(HTMLParser):
             self.texts.append(named["value"] or "")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
+        if tag in ("script", "style", "code"):
             self._hidden -= 1
 
     def handle_data(self, data: str) -> None:

@@ -29,7 +29,7 @@ from flask_babel import Babel, get_locale, gettext
 from phonenumbers import geocoder
 
 from maskline.admin.interfaces import InvalidAdminInput
-from maskline.admin.labels import LABELS, N_
+from maskline.admin.labels import ACTIONS, LABELS, N_, REFUSAL_REASONS
 from maskline.clock import format_local
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -87,6 +87,18 @@ def label(value: object) -> str:
     return str(gettext(found)) if found is not None else text
 
 
+def action(value: str) -> str:
+    """An audit action in plain words (the code itself if the console has none)."""
+    found = ACTIONS.get(value)
+    return str(gettext(found)) if found is not None else value
+
+
+def refusal(value: str) -> str:
+    """Why a call or message reached no one, in plain words."""
+    found = REFUSAL_REASONS.get(value)
+    return str(gettext(found)) if found is not None else value
+
+
 _ACTORS: Mapping[str, str] = {"anonymous": N_("anonymous"), "worker": N_("background worker")}
 
 
@@ -106,13 +118,26 @@ _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satur
 
 
 def detail_value(key: str, value: object) -> str:
-    """An alert detail's value for people: a day name in the console's
-    language, an ISO time in the console's zone, other values as they are."""
+    """An alert's or audit record's detail for people: a day name in the
+    console's language, an ISO time in the console's zone, a code in words,
+    a list or a mapping item by item; other values as they are."""
+    if isinstance(value, dict):
+        return "; ".join(f"{label(k)}: {detail_value(str(k), v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(detail_value(key, v) for v in value)
+    if isinstance(value, bool):
+        return str(gettext("yes") if value else gettext("no"))
+    if value is None:
+        return "—"
     text = str(value)
+    if key == "owner":
+        return owner(text)
     if key == "weekday" and text in _WEEKDAY_NAMES:
         locale = get_locale() or Locale("en")
         return str(locale.days["format"]["wide"][_WEEKDAY_NAMES.index(text)])
-    if key in ("first_at", "last_at", "local_time"):
+    if key in ("mode", "role", "roles", "status", "via", "step", "refusal", "allow"):
+        return label(text)
+    if key in ("first_at", "last_at", "local_time", "until") or key.endswith("_at"):
         try:
             return when(dt.datetime.fromisoformat(text.replace("Z", "+00:00")), seconds=True)
         except ValueError:
@@ -163,6 +188,21 @@ FIELDS: Mapping[str, str] = {
     "language": N_("language"),
     "timezone": N_("timezone"),
     "code": N_("code"),
+    # the lists' filters, pages and bulk actions
+    "since": N_("from"),
+    "until": N_("until"),
+    "actor": N_("who"),
+    "action": N_("action"),
+    "binding": N_("binding"),
+    "relay": N_("relay number"),
+    "outcome": N_("outcome"),
+    "kind": N_("kind"),
+    "subject": N_("subject"),
+    "state": N_("state"),
+    "status": N_("status"),
+    "after": N_("page"),
+    "before": N_("page"),
+    "ids": N_("selection"),
 }
 
 # English messages (exact, or a pattern whose named groups fill the
@@ -262,6 +302,70 @@ _ERRORS: list[tuple[re.Pattern[str], str]] = [
             r"^must be an IANA time zone such as .*$",
             N_("must be an IANA time zone such as Asia/Shanghai or Europe/London"),
         ),
+        # why the audit page's check starts from no signed checkpoint (maskline.audit.head)
+        (r"^no checkpoint file or key configured$", N_("no checkpoint file or key configured")),
+        (r"^no checkpoint yet$", N_("no checkpoint yet")),
+        (r"^the signing key cannot be read$", N_("the signing key cannot be read")),
+        (
+            r"^the newest checkpoint is (?P<n>\d+) records behind$",
+            N_("the newest checkpoint is %(n)s records behind"),
+        ),
+        (
+            r"^the newest checkpoint's signature does not verify with the configured key$",
+            N_("the newest checkpoint's signature does not verify with the configured key"),
+        ),
+        # the lists' filters and pages (maskline.admin.filters, .paging)
+        (
+            r"^must be a date \(2026-12-08\) or a date and time \(2026-12-08T14:30\)$",
+            N_("must be a date (2026-12-08) or a date and time (2026-12-08T14:30)"),
+        ),
+        (r"^must be later than since$", N_("must be later than the start")),
+        (
+            r"^must be an actor such as admin:olga or key:shop-a$",
+            N_("must be an actor such as admin:olga or key:shop-a"),
+        ),
+        (r"^must be an action such as binding.unbound$", N_("must be an action such as binding.unbound")),
+        (r"^must be an id such as bd_0123456789abcdef$", N_("must be an id such as bd_0123456789abcdef")),
+        (
+            r"^must be a binding id such as bd_0123456789abcdef$",
+            N_("must be a binding id such as bd_0123456789abcdef"),
+        ),
+        (
+            r"^must be a relay number, national or with its country code$",
+            N_("must be a relay number, national or with its country code"),
+        ),
+        (r"^is not a number of the pool$", N_("is not a number of the pool")),
+        (
+            r"^must be a status such as completed or no-answer$",
+            N_("must be a status such as completed or no-answer"),
+        ),
+        (r"^must be open or acknowledged$", N_("must be open or acknowledged")),
+        (r"^must be an alert kind such as binding_burst$", N_("must be an alert kind such as binding_burst")),
+        (r"^must be active, locked or retired$", N_("must be active, locked or retired")),
+        (
+            r"^must be a reveal status such as pending or approved$",
+            N_("must be a reveal status such as pending or approved"),
+        ),
+        (
+            r"^is not a page of this list; start again from the first page$",
+            N_("is not a page of this list; start again from the first page"),
+        ),
+        # bulk actions (maskline.admin.bulk)
+        (r"^select at least one binding$", N_("select at least one binding")),
+        (
+            r"^select at most (?P<n>\d+) bindings at a time$",
+            N_("select at most %(n)s bindings at a time"),
+        ),
+        (r"^must be binding ids from the list$", N_("must be binding ids from the list")),
+        (r"^must be extend or unbind$", N_("must be extend or unbind")),
+        (
+            r"^the order was delivered: its binding cannot be extended$",
+            N_("the order was delivered: its binding cannot be extended"),
+        ),
+        (
+            r"^would end more than (?P<n>\d+) days from now \(the maximum\)$",
+            N_("would end more than %(n)s days from now (the maximum)"),
+        ),
         # numbers' errors that extend and unbind can raise
         (r"^(no binding|binding not found).*$", N_("There is no such binding.")),
         (r"^.*(has ended|is not live|already ended|not active).*$", N_("This binding has already ended.")),
@@ -337,6 +441,8 @@ def init_app(app: Flask, *, language: str, timezone: str) -> None:
         "actor": actor,
         "reason": reason,
         "detail_value": detail_value,
+        "action": action,
+        "refusal": refusal,
         "country_name": country_name,
         "area_name": area_name,
     }

@@ -3,9 +3,10 @@
 Roles, from least to most trusted::
 
     viewer     reads bindings, pool health, interactions, alerts, the audit log
-    operator   a viewer who may also extend and unbind bindings
-    security   a viewer who may take part in a dual-control reveal; never
-               changes bindings (separation of duties)
+    operator   a viewer who may also extend and unbind bindings (one by one or
+               in bulk) and export lists as CSV
+    security   a viewer who may take part in a dual-control reveal and export
+               lists; never changes bindings (separation of duties)
 
 Exception tree::
 
@@ -111,6 +112,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "read": frozenset({"viewer", "operator", "security"}),
     "bindings.change": frozenset({"operator"}),
     "alerts.acknowledge": frozenset({"operator", "security"}),
+    # CSV downloads of the lists (each one on the audit record).
+    "export": frozenset({"operator", "security"}),
     "reveal": frozenset({"security"}),
 }
 

@@ -16,15 +16,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import phonenumbers
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from maskline.admin.listing import BINDINGS, search_bindings
 from maskline.api.models import Owner, Waybill
 from maskline.audit.models import AuditRecord
 from maskline.numbers.models import Binding, RelayNumber
-from maskline.numbers.services import is_binding_id
-from maskline.vault.interfaces import InvalidPhoneNumber, VaultEntryErased, VaultError
-from maskline.vault.normalize import parse_relay
+from maskline.vault.interfaces import VaultEntryErased, VaultError
 from maskline.vault.services import VaultService
 from maskline.webhooks.models import Interaction
 
@@ -112,7 +111,7 @@ class SearchResult:
     rows: list[BindingRow] = field(default_factory=list)
 
 
-def _row(b: Binding, now: dt.datetime) -> BindingRow:
+def binding_row(b: Binding, now: dt.datetime) -> BindingRow:
     return BindingRow(
         id=b.id,
         order_id=b.order_id,
@@ -129,59 +128,14 @@ def _row(b: Binding, now: dt.datetime) -> BindingRow:
 
 
 def search(session: Session, query: str, *, now: dt.datetime, region: str) -> SearchResult:
-    """Bindings by binding id, relay number, tracking number or order id (newest first)."""
-    q = query.strip()[:128]
-    if not q:
-        return SearchResult(query=q, matched_by="nothing")
-    newest = (Binding.created_at.desc(), Binding.id)
-    if is_binding_id(q):
-        found = session.get(Binding, q)
-        return SearchResult(query=q, matched_by="binding id", rows=[_row(found, now)] if found else [])
-    relay = _relay_number(session, q, region)
-    if relay is not None:
-        rows = session.scalars(
-            select(Binding).where(Binding.relay_number == relay).order_by(*newest).limit(MAX_RESULTS)
-        ).all()
-        return SearchResult(query=q, matched_by="relay number", rows=[_row(b, now) for b in rows])
-    by_waybill = select(Waybill.binding_id).where(Waybill.tracking_no == q)
-    rows = session.scalars(
-        select(Binding)
-        .where(or_(Binding.order_id == q, Binding.id.in_(by_waybill)))
-        .order_by(*newest)
-        .limit(MAX_RESULTS)
-    ).all()
-    waybill_ids = set(session.scalars(by_waybill).all())
-    matched = "tracking number" if waybill_ids and all(b.id in waybill_ids for b in rows) else "order id"
-    if not rows and _is_number(q, region):
-        # A number of the region that is no order: say it was read as a
-        # relay number (and none of the pool), not "no such order".
-        matched = "relay number"
-    return SearchResult(query=q, matched_by=matched, rows=[_row(b, now) for b in rows])
-
-
-def _is_number(q: str, region: str) -> bool:
-    if not any(c.isdigit() for c in q) or any(c.isalpha() for c in q):
-        return False
-    try:
-        parse_relay(q, field="q", region=region)
-    except InvalidPhoneNumber:
-        return False
-    return True
-
-
-def _relay_number(session: Session, q: str, region: str) -> str | None:
-    """``q`` as a number of the pool, or None (a party's number is never looked up).
-
-    Read by the one parser in the deployment's region, so ``13912345678``
-    in a CN deployment is the relay number +8613912345678, not an order id.
-    """
-    if not _is_number(q, region):
-        return None
-    try:
-        e164 = parse_relay(q, field="q", region=region)
-    except InvalidPhoneNumber:
-        return None
-    return e164 if session.get(RelayNumber, e164) is not None else None
+    """The first page of bindings by binding id, relay number, tracking number
+    or order id (the last two by prefix), newest first: see
+    :func:`maskline.admin.listing.search_bindings`."""
+    found = search_bindings(session, query, region=region)
+    rows = session.scalars(found.select.order_by(*BINDINGS.order(forward=True)).limit(MAX_RESULTS))
+    return SearchResult(
+        query=found.query, matched_by=found.matched_by, rows=[binding_row(b, now) for b in rows]
+    )
 
 
 def binding_file(
@@ -207,7 +161,7 @@ def binding_file(
     )
     waybills = list(session.scalars(select(Waybill.tracking_no).where(Waybill.binding_id == binding_id)))
     return BindingFile(
-        binding=_row(binding, now),
+        binding=binding_row(binding, now),
         members=members,
         interactions=interactions,
         audit=audit_rows(session, subject=binding_id),
@@ -236,18 +190,20 @@ def audit_rows(
         query = query.where(AuditRecord.subject == subject)
     if before is not None:
         query = query.where(AuditRecord.seq < before)
-    return [
-        AuditRow(
-            seq=r.seq,
-            at=r.at,
-            actor=r.actor,
-            action=r.action,
-            subject=r.subject,
-            reason=r.reason,
-            data=json.loads(r.data) if r.data else {},
-        )
-        for r in session.scalars(query)
-    ]
+    return [audit_row(r) for r in session.scalars(query)]
+
+
+def audit_row(r: AuditRecord) -> AuditRow:
+    """A stored record as the console shows it (its data parsed)."""
+    return AuditRow(
+        seq=r.seq,
+        at=r.at,
+        actor=r.actor,
+        action=r.action,
+        subject=r.subject,
+        reason=r.reason,
+        data=json.loads(r.data) if r.data else {},
+    )
 
 
 def pool_health(

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
     current_app,
     flash,
@@ -41,8 +40,9 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config import CONSOLE_LANGUAGES
-from maskline.admin import export, i18n, queries
+from maskline.admin import i18n, overview, queries
 from maskline.admin.accounts import AdminAccounts, SessionState
+from maskline.admin.charts import Line, meter, traffic_chart
 from maskline.admin.interfaces import (
     AdminError,
     AdminIdentity,
@@ -54,6 +54,7 @@ from maskline.admin.interfaces import (
 )
 from maskline.audit.interfaces import AlertNotFound, AuditEntry
 from maskline.numbers.interfaces import NumbersError
+from maskline.numbers.load import POOL_LOW_SHARE
 from maskline.numbers.services import is_binding_id
 from maskline.redis_backend import storage_uri
 
@@ -122,7 +123,7 @@ def _local_next(target: str | None) -> str:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and parts.path.startswith("/admin/") and "\\" not in target:
             return target
-    return url_for("admin.bindings")
+    return url_for("admin.index")
 
 
 # -- request pipeline -----------------------------------------------------------
@@ -235,7 +236,7 @@ def totp() -> ResponseReturnValue:
     state: SessionState = g.admin_state
     accounts = _ctx().accounts
     if state.complete:
-        return redirect(url_for("admin.bindings"))
+        return redirect(url_for("admin.index"))
     raw = session["sid"]
     if request.method == "POST":
         try:
@@ -247,7 +248,7 @@ def totp() -> ResponseReturnValue:
         except SecondFactorRefused as exc:
             flash(i18n.error_text(exc), "error")
             return redirect(url_for("admin.totp"), code=303)
-        return redirect(url_for("admin.bindings"), code=303)
+        return redirect(url_for("admin.index"), code=303)
     if state.totp_enrolled:
         return render_template("admin/totp_verify.html", name=state.identity.name)
     secret, uri = accounts.totp_setup(raw)
@@ -266,20 +267,32 @@ def logout() -> ResponseReturnValue:
 
 
 @bp.get("/")
-def index() -> ResponseReturnValue:
-    return redirect(url_for("admin.bindings"))
-
-
-@bp.get("/bindings")
 @requires("read")
-def bindings() -> ResponseReturnValue:
+def index() -> ResponseReturnValue:
+    """The overview: live bindings, traffic, refusals, pool load, what waits."""
     services = _ctx().services
-    query = request.args.get("q", "")
-    result = None
-    if query.strip():
-        with services.db.session() as db:
-            result = queries.search(db, query, now=services.clock(), region=services.settings.default_region)
-    return render_template("admin/bindings.html", query=query, result=result)
+    with services.db.session() as db:
+        figures = overview.build(
+            db,
+            now=services.clock(),
+            per_number=services.settings.max_bindings_per_number,
+            refusals=services.alerts.refusal_counts,
+        )
+    zone = i18n.console_zone()
+    charts = {}
+    for name, hourly, daily in (("day", figures.day, False), ("week", figures.week, True)):
+        lines = [
+            Line(_("Binds"), hourly.binds, "binds"),
+            Line(_("Calls"), hourly.calls, "calls"),
+            Line(_("Texts"), hourly.texts, "texts"),
+        ]
+        title = _("Per hour, last 24 hours") if name == "day" else _("Per hour, last 7 days")
+        charts[name] = traffic_chart(
+            hourly.starts, lines, title=title, chart_id=f"chart-{name}", zone=zone, daily=daily
+        )
+    return render_template(
+        "admin/overview.html", ov=figures, charts=charts, meter=meter, low_share=POOL_LOW_SHARE
+    )
 
 
 @bp.get("/bindings/<binding_id>")
@@ -352,40 +365,7 @@ def unbind(binding_id: str) -> ResponseReturnValue:
     return _back(here)
 
 
-# -- pool, interactions, alerts, audit --------------------------------------------
-
-
-@bp.get("/pool")
-@requires("read")
-def pool() -> ResponseReturnValue:
-    services = _ctx().services
-    settings = services.settings
-    with services.db.session() as db:
-        regions = queries.pool_health(
-            db, now=services.clock(), cooldown=settings.cooldown, per_number=settings.max_bindings_per_number
-        )
-        owners = queries.owner_use(db, now=services.clock(), default_cap=settings.owner_max_live_bindings)
-    return render_template("admin/pool.html", regions=regions, owners=owners)
-
-
-@bp.get("/interactions")
-@requires("read")
-def interactions() -> ResponseReturnValue:
-    services = _ctx().services
-    with services.db.session() as db:
-        rows = queries.recent_interactions(db)
-        db.expunge_all()
-    return render_template("admin/interactions.html", rows=rows)
-
-
-@bp.get("/alerts")
-@requires("read")
-def alerts() -> ResponseReturnValue:
-    services = _ctx().services
-    open_only = request.args.get("open") == "1"
-    with services.db.session() as db:
-        rows = services.alerts.recent(db, limit=200, open_only=open_only)
-    return render_template("admin/alerts.html", rows=rows, open_only=open_only)
+# -- alerts (the lists are in maskline.admin.lists) ---------------------------------
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")
@@ -404,57 +384,7 @@ def acknowledge(alert_id: str) -> ResponseReturnValue:
     return _back(url_for("admin.alerts"))
 
 
-@bp.get("/audit")
-@requires("read")
-def audit() -> ResponseReturnValue:
-    services = _ctx().services
-    before = request.args.get("before", type=int)
-    with services.db.session() as db:
-        rows = queries.audit_rows(db, before=before, limit=100)
-        verified = services.audit.verify(db)
-    return render_template("admin/audit.html", rows=rows, verified=verified)
-
-
-# Rows a CSV download holds at most (the newest); the CLI's `audit export` has all.
-MAX_CSV_ROWS = 5000
-
-
-def _download(body: str, name: str, subject: str) -> Response:
-    """A CSV attachment; that it was taken is on the audit record."""
-    services = _ctx().services
-    with services.db.session() as db:
-        services.audit.append(db, AuditEntry(actor=_me().actor, action="admin.export", subject=subject))
-    response = Response(body, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
-
-
-@bp.get("/audit.csv")
-@requires("read")
-def audit_csv() -> ResponseReturnValue:
-    services = _ctx().services
-    with services.db.session() as db:
-        rows = queries.audit_rows(db, limit=MAX_CSV_ROWS)
-    return _download(export.audit_csv(rows), "maskline-audit.csv", "audit")
-
-
-@bp.get("/interactions.csv")
-@requires("read")
-def interactions_csv() -> ResponseReturnValue:
-    services = _ctx().services
-    with services.db.session() as db:
-        rows = queries.recent_interactions(db, limit=MAX_CSV_ROWS)
-        db.expunge_all()
-    return _download(export.interactions_csv(rows), "maskline-interactions.csv", "interactions")
-
-
 # -- dual-control reveal -----------------------------------------------------------
-
-
-@bp.get("/reveals")
-@requires("reveal")
-def reveals() -> ResponseReturnValue:
-    return render_template("admin/reveals.html", rows=_ctx().reveals.list())
 
 
 @bp.post("/bindings/<binding_id>/reveal")
@@ -624,5 +554,8 @@ def init_app(app: Flask, services: Any, *, accounts: AdminAccounts, reveals: Any
     csrf.init_app(app)
     i18n.init_app(app, language=settings.console_language, timezone=settings.display_timezone)
     app.extensions[EXTENSION_KEY] = AdminContext(services=services, accounts=accounts, reveals=reveals)
+    # The lists and bulk actions add their routes to this blueprint when imported.
+    from maskline.admin import bulk, lists  # noqa: F401
+
     app.register_blueprint(bp)
     _throttle_logins(app, settings)

@@ -15,7 +15,17 @@ without an alert in its window; windows are fixed, from the injected clock):
 * ``failed_logins``: more failed console logins of one account in an hour
   than ``alert_failed_logins_per_hour``;
 * ``off_hours_reveal``: every reveal viewed outside ``working_hours`` or
-  ``working_days`` (in ``working_timezone``), one alert each.
+  ``working_days`` (in ``working_timezone``), one alert each;
+* ``pool_low``: a region's live bindings passed 80% of what its active
+  numbers hold (:data:`maskline.numbers.load.POOL_LOW_SHARE`), once per
+  crossing: the worker's sweep hands every region's load to
+  :meth:`AlertService.pool_loads`, and Redis remembers which regions are
+  low (see :mod:`maskline.audit.tallies`). Not raised where binds happen:
+  a bind pays nothing for it.
+
+The same thread also keeps the refusal tallies the console's overview
+shows (:meth:`AlertService.refused`, one queued signal per refused call or
+message; see :mod:`maskline.audit.tallies`).
 
 How, and why this way
 ---------------------
@@ -82,11 +92,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from maskline.audit import tallies
 from maskline.audit.interfaces import ALERTS_OWNER, AlertKind, AlertNotFound, AlertView
 from maskline.audit.models import Alert
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.numbers.interfaces import BindingEvent, PoolExhaustedEvent
+from maskline.numbers.load import POOL_LOW_SHARE, RegionLoad
 from maskline.numbers.models import Binding
 from maskline.redaction import redact_phone_numbers
 
@@ -171,9 +183,13 @@ class _Rule:
     distinct: bool = False
 
 
+# Signals that are no alert kind: a refusal, tallied for the overview.
+REFUSAL = "refusal"
+
+
 @dataclass(frozen=True)
 class _Signal:
-    kind: AlertKind
+    kind: str  # an AlertKind, or REFUSAL
     subject: str
     at: dt.datetime
     member: str | None = None  # distinct counts: what is counted (a vault token)
@@ -397,6 +413,44 @@ class AlertService:
         except Exception as exc:
             self._failed("internal", exc)
 
+    def refused(self, *, reason: str | None, at: dt.datetime) -> None:
+        """A call or message reached no one for ``reason`` (a code): tallied per
+        hour for the console's overview, by the thread (no I/O here)."""
+        try:
+            code = reason or "unavailable"
+            if tallies.REASON.match(code):
+                self._submit([_Signal(REFUSAL, code, at)])
+        except Exception as exc:
+            self._failed("internal", exc)
+
+    def pool_loads(self, loads: Iterable[RegionLoad], *, at: dt.datetime) -> None:
+        """Every region's load, from the worker's sweep: ``pool_low`` for each
+        region that passed its threshold since the last look (once per crossing)."""
+        try:
+            signals = [
+                _Signal(
+                    "pool_low",
+                    f"pool:{load.region}",
+                    at,
+                    member="low" if load.low else "ok",
+                    detail={
+                        "live_bindings": load.live_bindings,
+                        "capacity": load.capacity,
+                        "load_percent": round(load.share * 100),
+                    },
+                )
+                for load in loads
+            ]
+            if signals:
+                self._submit(signals)
+        except Exception as exc:
+            self._failed("internal", exc)
+
+    def refusal_counts(self, *, since: dt.datetime, until: dt.datetime) -> dict[str, int]:
+        """Refusals per reason from ``since`` to ``until`` (whole hours), read
+        from Redis; empty if Redis cannot answer (the overview says so)."""
+        return tallies.refusals_by_reason(self._client(), since=since, until=until)
+
     def within_working_hours(self, at: dt.datetime) -> bool:
         """Whether ``at`` is within the configured working hours and days."""
         return within_working_hours(
@@ -531,9 +585,17 @@ class AlertService:
 
     def _process(self, batch: list[_Signal]) -> None:
         crossings: dict[tuple[str, str, dt.datetime], _Crossing] = {}
+        batch = self._tally(batch)
         counted = [s for s in batch if s.kind in self.rules]
         for signal in batch:
-            if signal.kind not in self.rules:
+            if signal.kind == "pool_low":
+                at = signal.at.replace(microsecond=0)
+                # count: live bindings, over threshold: 80% of the capacity.
+                live = int(str(signal.detail["live_bindings"]))
+                limit = int(int(str(signal.detail["capacity"])) * POOL_LOW_SHARE)
+                key = ("pool_low", signal.subject, at)
+                crossings[key] = _Crossing(live, limit, 0, at, at, dict(signal.detail))
+            elif signal.kind not in self.rules:
                 # Each one is an alert of its own, at its own time.
                 at = signal.at.replace(microsecond=0)
                 key = (signal.kind, signal.subject, at)
@@ -558,6 +620,26 @@ class AlertService:
                 self._record(kind, subject, window_start, crossing)
             except Exception as exc:
                 self._failed("database", exc)
+
+    def _tally(self, batch: list[_Signal]) -> list[_Signal]:
+        """Adds the batch's refusals to their tallies, and keeps of its pool
+        loads only the new crossings; returns the rest of the batch."""
+        refusals = [(s.subject, s.at) for s in batch if s.kind == REFUSAL]
+        loads = [s for s in batch if s.kind == "pool_low"]
+        rest = [s for s in batch if s.kind not in (REFUSAL, "pool_low")]
+        if refusals:
+            try:
+                tallies.add_refusals(self._client(), refusals)
+            except Exception as exc:
+                self._failed("redis", exc, count=len(refusals))
+        if loads:
+            try:
+                crossed = tallies.newly_low(self._client(), [(s.subject, s.member == "low") for s in loads])
+            except Exception as exc:
+                self._failed("redis", exc, count=len(loads))
+                crossed = [False] * len(loads)
+            rest += [s for s, new in zip(loads, crossed, strict=True) if new]
+        return rest
 
     def _count(self, signals: list[_Signal]) -> list[int | None]:
         """Each signal's count in its window after adding it: one pipeline."""

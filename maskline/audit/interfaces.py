@@ -74,6 +74,7 @@ AlertKind = Literal[
     "failed_logins",  # failed console logins of one account in an hour
     "off_hours_reveal",  # a number was revealed outside working hours or days
     "extension_lockdown",  # a relay number's open extensions locked down after many wrong ones
+    "pool_low",  # a region's live bindings passed 80% of what its active numbers hold
 ]
 ALERT_KINDS: tuple[AlertKind, ...] = (
     "distinct_buyers",
@@ -83,6 +84,7 @@ ALERT_KINDS: tuple[AlertKind, ...] = (
     "failed_logins",
     "off_hours_reveal",
     "extension_lockdown",
+    "pool_low",
 )
 # The outbox owner of alerts: the worker sends its rows to the configured
 # alerts URL, signed with the alerts secret. Owner names (of API keys and of
@@ -94,7 +96,8 @@ ALERTS_OWNER = "@alerts"
 @dataclass(frozen=True, kw_only=True)
 class AlertView:
     """An alert as the console shows it. ``subject`` is ``apikey:<id>``,
-    ``admin:<name>``, ``relay:<relay number>`` or ``caller:<fingerprint>``
+    ``admin:<name>``, ``relay:<relay number>``, ``pool:<country>:<area>`` or
+    ``caller:<fingerprint>``
     (the first 12 hex digits of the caller's blind index), never a party
     number; ``count`` is the highest count seen in the window, over
     ``threshold`` (the most that passes without an alert)."""

@@ -318,6 +318,7 @@ def worker(interval: float, once: bool) -> None:
                 numbers.rebuilder.trigger(wait=True)
             report = numbers.sweeper.run_once(services.clock())
             click.echo(report.summary())
+            click.echo(_pool_loads(services))
             click.echo(services.events.deliverer.deliver_due(services.clock()).summary())
             click.echo(proxy_callbacks.run_once(services.clock()).summary())
             purged = _idempotency_store(services).purge(services.clock())
@@ -330,6 +331,22 @@ def worker(interval: float, once: bool) -> None:
             if once:
                 return
             _wait_signing_prompted(checkpointer, services.clock, interval)
+
+
+def _pool_loads(services: Any) -> str:
+    """Every region's load, handed to the alerts: ``pool_low`` once each time a
+    region passes 80% (see AlertService.pool_loads). A summary line, or why not."""
+    from maskline.numbers.load import region_loads
+
+    try:
+        now = services.clock()
+        with services.db.session() as session:
+            loads = region_loads(session, now=now, per_number=services.settings.max_bindings_per_number)
+        services.alerts.pool_loads(loads, at=now)
+    except Exception as exc:
+        return f"pool load: not checked ({type(exc).__name__})"
+    low = [load.region for load in loads if load.low]
+    return f"pool load: {len(loads)} regions, {len(low)} past 80%" + (f" ({', '.join(low)})" if low else "")
 
 
 # Seconds between looks for a reveal view or an admin change to sign (see

@@ -52,7 +52,7 @@ class Binding(Base):
     # this says until the sweeper catches up.
     status: Mapped[str] = mapped_column(String(10), default="active")
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # When the binding's Redis entries (kept as cool-down tombstones after it
     # ends) were removed for good.

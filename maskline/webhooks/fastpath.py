@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from config import Settings
 from maskline.webhooks import fields, twiml
@@ -48,9 +48,28 @@ class _FirstValues(dict[str, str]):
 
 
 def _parse(body: str) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The fields of a form or query string, all values and first values.
+
+    The same pairs as ``urllib.parse.parse_qsl(body, keep_blank_values=True,
+    errors="replace")``, at a fraction of its cost: a name or value with no
+    ``%`` and no ``+`` (most of Twilio's) is taken as it is, not unquoted.
+    """
     every: dict[str, list[str]] = {}
-    for name, value in parse_qsl(body, keep_blank_values=True, encoding="utf-8", errors="replace"):
-        every.setdefault(name, []).append(value)
+    if not body:
+        return every, _FirstValues()
+    for pair in body.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name, errors="replace")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value, errors="replace")
+        values = every.get(name)
+        if values is None:
+            every[name] = [value]
+        else:
+            values.append(value)
     return every, _FirstValues((name, values[0]) for name, values in every.items())
 
 

@@ -29,7 +29,7 @@ class Interaction(Base):
     to_role: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(20))
     duration: Mapped[int | None] = mapped_column(Integer)  # seconds, calls only
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -79,6 +79,7 @@ RETRIES = Counter(
     "maskline_webhook_retries", "Repeated steps answered from the stored decision", ["endpoint"]
 )
 CONNECTS = Counter("maskline_webhook_connects", "Calls and messages forwarded", ["type"])
+_CALL_CONNECTS = CONNECTS.labels(type="call")  # looked up once: counted on every connect
 
 # A wrong extension gets one more try, then goodbye.
 EXTENSION_ATTEMPTS = 2
@@ -275,20 +276,26 @@ class WebhookService:
         self.interceptors: list[Callable[[str, StepDecision, str], bool]] = []
         # Told of a call or text that a decision refused (kind, sid, relay,
         # caller, decision), e.g. the Twilio Proxy face's out-of-session
-        # callback. Each must be cheap and never wait on the network; one that
-        # raises is logged and changes nothing for the caller.
-        self.rejections: list[Callable[[str, str, str, str, StepDecision], None]] = []
+        # callback. Each bounds its own time (as interceptors do); one that
+        # raises is logged and changes nothing for the caller. One that
+        # answers True has made routes for this call (Proxy's auto-create):
+        # the step is decided once more, and that decision is told to no one.
+        self.rejections: list[Callable[[str, str, str, str, StepDecision], bool | None]] = []
+        # Told of each status callback of a connected call or text (sid, kind,
+        # status, its record's fields, whether it ended), after it is stored,
+        # e.g. the Twilio Proxy face's per-event callbacks. Same rules as above.
+        self.status_listeners: list[Callable[[str, str, str, dict[str, str], bool], None]] = []
 
-    def _tell_rejected(
-        self, kind: str, sid: str, relay: str, caller: str, decision: StepDecision
-    ) -> StepDecision:
+    def _tell_rejected(self, kind: str, sid: str, relay: str, caller: str, decision: StepDecision) -> bool:
+        """Tell the rejection listeners; whether one made routes for this call."""
+        again = False
         if decision.action == "reject" and self.rejections:
             for listener in self.rejections:
                 try:
-                    listener(kind, sid, relay, caller, decision)
+                    again = bool(listener(kind, sid, relay, caller, decision)) or again
                 except Exception as exc:
                     log.warning("rejection listener failed: %s", type(exc).__name__)
-        return decision
+        return again
 
     def _intercept(self, kind: str, sid: str, decision: StepDecision) -> StepDecision:
         if decision.action != "connect":
@@ -414,7 +421,23 @@ class WebhookService:
         if out.outcome == "retry":
             RETRIES.labels(endpoint=step.split(":")[0]).inc()
             return decision, out.optouts
-        return self._after_decision(kind, sid, step, relay, caller, index, decision, out), out.optouts
+        decided = self._after_decision(kind, sid, step, relay, caller, index, decision, out)
+        if decided.action == "reject" and self._tell_rejected(kind, sid, relay, caller, decided):
+            # A listener made this call's routes (Proxy's auto-create): decide once more.
+            steps.forget(relay, sid, step)
+            out = steps.run(
+                relay,
+                sid,
+                step,
+                now=self._now(),
+                caller_index=index,
+                extension=extension,
+                kind="sms" if kind == "sms" else "call",
+                attempt=attempt,
+            )
+            if out.outcome == "new" and out.decision is not None:
+                decided = self._after_decision(kind, sid, step, relay, caller, index, out.decision, out)
+        return decided, out.optouts
 
     def _after_decision(
         self,
@@ -438,6 +461,7 @@ class WebhookService:
                 self._decision_store().record(sid, step, decision, now=self._now(), relay=relay)
                 reason = decision.reason
             REJECTIONS.labels(reason=reason or "unavailable").inc()
+            self._tally_refusal(reason)
             if reason == "locked_out":
                 LOCKOUTS.inc()
             elif not out.wrong_extension:
@@ -454,7 +478,7 @@ class WebhookService:
             if checked is not decision:
                 self.steps().overrule(relay, sid, step, checked)
                 decision = checked
-        return self._tell_rejected(kind, sid, relay, caller, decision)
+        return decision
 
     def caller_index(self, caller: str) -> bytes | None:
         """The caller's truncated blind index (the router's, with Twilio's own
@@ -482,7 +506,7 @@ class WebhookService:
             if opened is None:
                 return self.voice_twiml.goodbye
             number, options = opened
-            CONNECTS.labels(type="call").inc()
+            _CALL_CONNECTS.inc()
             time_limit = self.settings.call_time_limit
             if options.record:
                 return self.voice_for(options.language).connect_recorded(
@@ -682,6 +706,11 @@ class WebhookService:
                 self._store_interaction(sid, kind, status, duration, info, ended=ended)
                 if ended:
                     store.settle(sid, relay=relay)
+                for listener in self.status_listeners:
+                    try:
+                        listener(sid, kind, status, info, ended)
+                    except Exception as exc:
+                        log.warning("status listener failed: %s", type(exc).__name__)
         except Exception as exc:
             self._failure(f"{kind}_status", exc)
 
@@ -791,6 +820,18 @@ class WebhookService:
         " FROM vault_entries v LEFT JOIN bindings b ON b.id = %s"
         " WHERE v.token = %s"
     )
+    _CONNECT_TYPES = (
+        "text",
+        "bytea",
+        "bytea",
+        "timestamp",
+        "bool",
+        "text",
+        "text",
+        "text",
+        "timestamp",
+        "text",
+    )
 
     def _open(self, decision: StepDecision, relay: str, sid: str) -> tuple[str, BindingOptions] | None:
         """The target's number (for the TwiML only) and the binding's options,
@@ -800,7 +841,7 @@ class WebhookService:
         if not token or not binding_id:
             raise BackendUnavailable("connect decision without a target")
         try:
-            row = self.fast_sql.row(self._CONNECT_READ, (sid, binding_id, token))
+            row = self.fast_sql.row(self._CONNECT_READ, (sid, binding_id, token), self._CONNECT_TYPES)
         except Exception as exc:  # DB down or timed out: never a wrong number
             raise BackendUnavailable(f"connect read: {type(exc).__name__}") from None
         if row is None or row[7] is None:
@@ -838,7 +879,7 @@ class WebhookService:
         if not binding_id:
             return None
         try:
-            row = self.fast_sql.row(self._LANGUAGE_READ, (binding_id,))
+            row = self.fast_sql.row(self._LANGUAGE_READ, (binding_id,), ("text",))
         except Exception as exc:
             log.warning("binding language read failed: %s", type(exc).__name__)
             return None
@@ -856,11 +897,19 @@ class WebhookService:
             )
         return voice
 
-    @staticmethod
-    def reject(reason: str, *, binding_id: str | None = None) -> StepDecision:
+    def reject(self, reason: str, *, binding_id: str | None = None) -> StepDecision:
         """A reject decision, counted by reason."""
         REJECTIONS.labels(reason=reason).inc()
+        self._tally_refusal(reason)
         return StepDecision.rejected(reason, binding_id=binding_id)
+
+    def _tally_refusal(self, reason: str | None) -> None:
+        """Queued for the overview's refusals by reason (no I/O here; see
+        AlertService.refused), never an error."""
+        try:
+            self.services.alerts.refused(reason=reason, at=self.services.clock())
+        except Exception as exc:
+            self._alert_failed(exc)
 
     def _failure(self, endpoint: str, exc: Exception) -> None:
         FAILURES.labels(endpoint=endpoint).inc()
@@ -871,6 +920,7 @@ class WebhookService:
         """The answer to a backend failure: counted, logged by type, HTTP 200."""
         self._failure(endpoint, exc)
         REJECTIONS.labels(reason="unavailable").inc()
+        self._tally_refusal("unavailable")
         if endpoint == "sms":
             return twiml.EMPTY_MESSAGING
         return self.voice_twiml.apology

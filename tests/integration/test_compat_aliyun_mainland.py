@@ -107,10 +107,12 @@ def test_query_subs_id_lists_the_live_subscriptions_on_x(face: Face) -> None:
     assert (other.code, other.subs_id) == ("OK", "")
 
 
-def test_an_unknown_pool_key_is_poolkey_not_exist(face: Face) -> None:
+def test_an_unknown_pool_key_is_poolkey_not_exists(face: Face) -> None:
+    """``isv.POOLKEY_NOT_EXISTS``, with the S: the spelling of Alibaba's API error
+    code list (help.aliyun.com document 109196, 号池不存在)."""
     query = face.client().query_subs_id(pls.QuerySubsIdRequest(pool_key="FC-none", phone_no_x=X1)).body
-    assert query.code == "isv.POOLKEY_NOT_EXIST"
-    assert face.bind_axb().code == "isv.POOLKEY_NOT_EXIST"  # POOL has no numbers yet
+    assert query.code == "isv.POOLKEY_NOT_EXISTS"
+    assert face.bind_axb().code == "isv.POOLKEY_NOT_EXISTS"  # POOL has no numbers yet
 
 
 def test_bind_axn_with_and_without_b(face: Face) -> None:
@@ -148,7 +150,7 @@ def test_remain_buy_and_release_move_numbers_in_and_out_of_the_pool_key(face: Fa
     ).body
     assert released.code == "OK" and face.pool_numbers() == []
     again = client.release_secret_no(pls.ReleaseSecretNoRequest(pool_key=POOL, secret_no="01058000001")).body
-    assert again.code == "isv.POOLKEY_NOT_EXIST"  # its last number gone, the PoolKey is too
+    assert again.code == "isv.POOLKEY_NOT_EXISTS"  # its last number gone, the PoolKey is too
     with face.services.db.session() as session:
         actions = session.scalars(select(AuditRecord.action).where(AuditRecord.subject == POOL)).all()
     assert list(actions) == ["aliyun.pool.added", "aliyun.pool.removed"]

@@ -128,13 +128,15 @@ def test_a_pool_key_is_the_owners(face: Face) -> None:
     face.pool("FC100000001", NYC)
     theirs = face.bind_axb(client=face.theirs(), pool_key="FC100000001")
     # shop-2 has no PoolKey of that name: Alibaba's answer to an unknown PoolKey.
-    assert (theirs.code, theirs.secret_bind_dto) == ("isv.POOLKEY_NOT_EXIST", None)
+    assert (theirs.code, theirs.secret_bind_dto) == ("isv.POOLKEY_NOT_EXISTS", None)
     assert len(face.bindings()) == 0
 
 
 def test_an_unknown_pool_key_binds_nothing(face: Face) -> None:
+    """Alibaba's API error code list (号码隐私保护 "API错误码", help.aliyun.com
+    document 109196) names an unknown PoolKey ``isv.POOLKEY_NOT_EXISTS`` (号池不存在)."""
     body = face.bind_axb(pool_key="FC-nothing-here")
-    assert (body.code, body.message.startswith("PoolKey:")) == ("isv.POOLKEY_NOT_EXIST", True)
+    assert (body.code, body.message.startswith("PoolKey:")) == ("isv.POOLKEY_NOT_EXISTS", True)
     assert face.bindings() == []
 
 
@@ -452,6 +454,21 @@ def test_an_unknown_operate_type_is_refused(face: Face) -> None:
     dto = face.bind_axb().secret_bind_dto
     body = face.update(dto.subs_id, "updateEverything")
     assert body.message.startswith("OperateType: must be one of updateNoA")
+
+
+def test_update_status_is_no_operate_type_of_alibaba(face: Face) -> None:
+    """Alibaba's OperateType values (UpdateSubscriptionRequest in
+    alibabacloud_dyplsapi20170525 2.5.x, and the UpdateSubscription page) are
+    updateNoA, updateNoB, updateExpire, updateAxgGroup, updateCallRestrict,
+    updateCallDisplayType, updateOutId and updateIsRecordingEnabled: there is
+    no updateStatus, so it is answered as any value outside the list, with
+    nothing changed (a subscription ends with UnbindSubscription)."""
+    dto = face.bind_axb().secret_bind_dto
+    body = face.update(dto.subs_id, "updateStatus")
+    assert body.code == "isv.INVALID_PARAMETERS"
+    assert body.message.startswith("OperateType: must be one of updateNoA, updateNoB, updateExpire")
+    [binding] = face.bindings()
+    assert (binding.id, binding.status, binding.version) == (dto.subs_id, "active", 1)
 
 
 @pytest.mark.parametrize(

@@ -783,8 +783,13 @@ def test_a_finished_call_is_called_back_signed_with_the_auth_token(
 
     report = worker(app).run_once(make_app.clock())
 
-    assert (report.queued, report.delivered) == (1, 1)
-    (form,) = called_back(receiver, client.password)
+    # One per event, in order: the connect (the first webhook) and the final status.
+    assert (report.queued, report.delivered) == (2, 2)
+    connected, form = called_back(receiver, client.password)
+    assert (connected["interactionSid"], connected["inboundResourceStatus"]) == (
+        derived_sid("interaction", call_sid),
+        "in-progress",
+    )
     assert form["interactionSid"] == derived_sid("interaction", call_sid)
     assert (form["interactionSessionSid"], form["interactionAccountSid"]) == (session.sid, client.username)
     assert (form["inboundParticipantSid"], form["outboundParticipantSid"]) == (first.sid, second.sid)
@@ -967,3 +972,166 @@ def test_vault_rewrap_moves_the_sealed_tokens_to_the_primary_kek(app: Flask, key
     assert rewrap_tokens(services) == 1
     assert (tokens_using(services, old), tokens_using(services, new)) == (0, 1)
     assert open_token(services, issued.account_sid) == issued.auth_token
+
+
+# -- interactions under way (from the first webhook, before any status callback) ----------
+
+
+def test_a_call_is_listed_from_its_first_webhook_with_its_live_status(
+    app: Flask, client: Client, service: Any
+) -> None:
+    """Twilio's Interaction resource lists a call as soon as it reaches Proxy,
+    with ``inbound_resource_status`` the status of the inbound Call (Twilio's
+    call statuses: ``in-progress`` once answered, which Proxy's TwiML does at
+    once), and its final status later (Proxy API reference, Interaction)."""
+    session, first, second = bound(client, service)
+    sessions = client.proxy.v1.services(service.sid).sessions
+    assert sessions(session.sid).fetch().status == "open"
+    twilio = Twilio(app, base=PUBLIC)
+    call_sid = "CA" + "7" * 32
+    assert twilio.call(BUYER, first.proxy_identifier, call_sid=call_sid).status == 200
+    # A Session is in-progress from its first interaction (Proxy's Session status).
+    fetched = sessions(session.sid).fetch()
+    assert (fetched.status, fetched.date_last_interaction) == ("in-progress", EPOCH)
+    interactions = client.proxy.v1.services(service.sid).sessions(session.sid).interactions
+
+    (live,) = interactions.list()
+    assert live.sid == derived_sid("interaction", call_sid)
+    assert (live.type, live.inbound_resource_sid, live.inbound_resource_status) == (
+        "voice",
+        call_sid,
+        "in-progress",
+    )
+    assert (live.inbound_participant_sid, live.outbound_participant_sid) == (first.sid, second.sid)
+    assert interactions(live.sid).fetch().inbound_resource_status == "in-progress"
+    # Under way: not deleted (its status callback would write it again).
+    error = refused(lambda: interactions(live.sid).delete())
+    assert (error.status, error.code) == (409, 20409)
+
+    twilio.call_status(call_sid, "completed", duration=9)
+    (ended,) = interactions.list()
+    assert (ended.sid, ended.inbound_resource_status, json.loads(ended.data)) == (
+        live.sid,
+        "completed",
+        {"duration": 9},
+    )
+    assert interactions(ended.sid).delete() is True
+
+
+def test_a_refused_call_is_no_live_interaction(app: Flask, client: Client, service: Any) -> None:
+    session, first, _second = bound(client, service)
+    twilio = Twilio(app, base=PUBLIC)
+    twilio.call("+12025550143", first.proxy_identifier, call_sid="CA" + "8" * 32)  # no participant
+    assert client.proxy.v1.services(service.sid).sessions(session.sid).interactions.list() == []
+
+
+def test_live_interactions_are_one_sorted_set_per_binding_with_no_number(
+    app: Flask, client: Client, service: Any
+) -> None:
+    session, first, _second = bound(client, service)
+    Twilio(app, base=PUBLIC).call(BUYER, first.proxy_identifier, call_sid="CA" + "9" * 32)
+    services = services_of(app)
+    with services.db.session() as db:
+        binding_id = db.scalar(select(ProxySession.binding_id).where(ProxySession.sid == session.sid))
+    key = f"ml:{{{first.proxy_identifier}}}:lv:{binding_id}"
+    members = services.redis.zrange(key, 0, -1)
+    assert [m.decode() if isinstance(m, bytes) else m for m in members] == ["CA" + "9" * 32]
+    assert 0 < services.redis.ttl(key) <= int(services.settings.webhook_dedupe_ttl.total_seconds())
+
+
+@pytest.mark.parametrize("word", ["STOP", "stopall", "Unsubscribe", "END", "cancel", "QUIT"])
+def test_an_opt_out_keyword_is_not_proxied_and_recorded_as_80901(
+    app: Flask, client: Client, service: Any, word: str
+) -> None:
+    """Proxy's opt-out keywords (Twilio's "Opt-out keywords" page for Proxy:
+    STOP, STOPALL, UNSUBSCRIBE, END, CANCEL, QUIT, ...) are not proxied to the
+    other participant, and Twilio logs warning 80901, "Message matched a stop
+    word ... not proxying" (Twilio error dictionary, 80901)."""
+    session, first, _second = bound(client, service)
+    twilio = Twilio(app, base=PUBLIC)
+    answer = twilio.sms(BUYER, first.proxy_identifier, word, message_sid="SM" + "4" * 32)
+    assert "<Message" not in answer.text  # nothing relayed to the merchant
+
+    (interaction,) = client.proxy.v1.services(service.sid).sessions(session.sid).interactions.list()
+    assert (interaction.type, interaction.inbound_resource_sid) == ("message", "SM" + "4" * 32)
+    assert (interaction.inbound_participant_sid, interaction.inbound_resource_status) == (
+        first.sid,
+        "received",
+    )
+    assert (interaction.outbound_resource_sid, interaction.outbound_resource_status) == (None, None)
+    assert json.loads(interaction.data)["errorCode"] == 80901
+
+
+def test_an_ordinary_text_is_still_proxied(app: Flask, client: Client, service: Any) -> None:
+    _session, first, _second = bound(client, service)
+    answer = Twilio(app, base=PUBLIC).sms(BUYER, first.proxy_identifier, "please stop by at 5")
+    assert "<Message" in answer.text
+
+
+def test_each_status_of_an_interaction_is_called_back_in_order(
+    app: Flask,
+    calling_back: tuple[Client, Any],
+    receiver: Receiver,
+    make_app: AppMaker,
+    fake_twilio: FakeTwilioMessages,
+) -> None:
+    """Twilio calls a Service's ``callback_url`` "when the interaction status
+    changes" (Proxy API reference, Service ``callback_url``): a message's
+    ``sent`` and then ``delivered`` are two callbacks, not one."""
+    client, service = calling_back
+    session, first, _second = bound(client, service)
+    mine = client.proxy.v1.services(service.sid).sessions(session.sid).participants(first.sid)
+    sent = mine.message_interactions.create(body="ready for pickup")
+    (message,) = fake_twilio.messages
+    twilio = Twilio(app, base=PUBLIC)
+    for status in ("sent", "delivered"):
+        form = {
+            "MessageSid": message["sid"],
+            "MessageStatus": status,
+            "From": message["from"],
+            "To": message["to"],
+        }
+        twilio.post("/webhooks/twilio/sms/status", form)
+
+    report = worker(app).run_once(make_app.clock())
+    assert (report.queued, report.delivered) == (2, 2)
+    statuses = [
+        (form["interactionSid"], form["outboundResourceStatus"])
+        for form in called_back(receiver, client.password)
+    ]
+    assert statuses == [(sent.sid, "sent"), (sent.sid, "delivered")]
+    assert worker(app).run_once(make_app.clock()).queued == 0  # each event once
+    assert services_of(app).redis.xlen("ml:proxy:events") == 0  # the worker trimmed what it queued
+
+
+def test_events_of_bindings_without_a_callback_url_are_not_streamed(
+    app: Flask, client: Client, service: Any
+) -> None:
+    _session, first, _second = bound(client, service)  # a Service with no callback_url
+    Twilio(app, base=PUBLIC).call(BUYER, first.proxy_identifier, call_sid="CA" + "3" * 32)
+    assert services_of(app).redis.xlen("ml:proxy:events") == 0
+
+
+def test_the_worker_drains_the_event_stream_a_batch_at_a_time(
+    app: Flask,
+    calling_back: tuple[Client, Any],
+    receiver: Receiver,
+    make_app: AppMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from maskline.compat.twilio import interaction_events
+
+    monkeypatch.setattr(interaction_events, "BATCH", 1)
+    client, service = calling_back
+    _session, first, _second = bound(client, service)
+    twilio = Twilio(app, base=PUBLIC)
+    sids = ["CA" + digit * 32 for digit in "12"]
+    for call_sid in sids:
+        twilio.call(BUYER, first.proxy_identifier, call_sid=call_sid)
+
+    assert worker(app).run_once(make_app.clock()).queued == 2
+    forms = called_back(receiver, client.password)
+    assert [(f["interactionSid"], f["inboundResourceStatus"]) for f in forms] == [
+        (derived_sid("interaction", sid), "in-progress") for sid in sids
+    ]
+    assert services_of(app).redis.xlen("ml:proxy:events") == 0

@@ -151,7 +151,9 @@ def test_without_any_out_of_session_url_a_refusal_costs_a_lookup(app: Flask, cli
     assert listener._by_relay == {} and queued(app) == []
 
 
-def test_a_failing_listener_changes_nothing_for_the_caller(app: Flask, client: Client, service: Any) -> None:
+def test_a_failing_listener_changes_nothing_for_the_caller(
+    app: Flask, client: Client, service: Any, receiver: Receiver
+) -> None:
     twilio = Twilio(app, base=PUBLIC)
     before = twilio.call(STRANGER, X1).text
 
@@ -164,14 +166,59 @@ def test_a_failing_listener_changes_nothing_for_the_caller(app: Flask, client: C
         BindRequest(order_id="o-2", mode="axb", parties={"buyer": BUYER, "merchant": MERCHANT})
     )
     assert twilio.call(BUYER, view.relay_number).dialed == (view.relay_number, MERCHANT)
-    assert len(queued(app)) == 2  # the listeners after the broken one still ran
+    assert len(receiver.received) == 2  # the listeners after the broken one still ran
 
 
-def test_an_auto_create_answer_makes_the_directory_session_on_the_reserved_number(
+def answering(app: Flask, answer: dict[str, Any]) -> None:
+    """The app's out-of-session listener, with the customer's server answering ``answer``."""
+
+    def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+        return post_form(url, body, headers, timeout, policy=LOCAL), json.dumps(answer).encode()
+
+    hooks = app.extensions["maskline.webhooks"].service
+    hooks.rejections[:] = [
+        OutOfSession(services=services_of(app), send=send) if isinstance(listener, OutOfSession) else listener
+        for listener in hooks.rejections
+    ]
+
+
+def test_an_auto_create_answer_connects_the_call_that_triggered_it(
+    app: Flask, client: Client, service: Any, receiver: Receiver
+) -> None:
+    """Proxy's "online directory": the out-of-session callback is answered
+    while the call waits, with auto-create JSON (Twilio's "Out-of-Session
+    Callback Response Guide": TwiML or auto-create session JSON), and Proxy
+    makes the session and connects that very call."""
+    client.proxy.v1.services(service.sid).phone_numbers.create(phone_number=X2, is_reserved=True)
+    answering(app, {"uniqueName": "dir-2", "ttl": 600, "participantIdentifier": MERCHANT})
+    twilio = Twilio(app, base=PUBLIC)
+
+    assert twilio.call(STRANGER, X2, call_sid="CA" + "a" * 32).dialed == (X2, MERCHANT)
+    [got] = receiver.received  # asked once, while the call waited; nothing left for the worker
+    assert b"_callerToken" not in got.body and without_party_digits(got.body.decode())
+    assert queued(app) == []
+    session = client.proxy.v1.services(service.sid).sessions("dir-2").fetch()
+    participants = client.proxy.v1.services(service.sid).sessions(session.sid).participants.list()
+    assert [p.proxy_identifier for p in participants] == [X2, X2]
+    assert twilio.call(MERCHANT, X2).dialed == (X2, STRANGER)
+
+
+def test_a_text_that_triggers_auto_create_is_relayed(
+    app: Flask, client: Client, service: Any, receiver: Receiver
+) -> None:
+    client.proxy.v1.services(service.sid).phone_numbers.create(phone_number=X2, is_reserved=True)
+    answering(app, {"uniqueName": "dir-3", "participantIdentifier": MERCHANT})
+    answer = Twilio(app, base=PUBLIC).sms(STRANGER, X2, "is the bike still for sale?")
+    message = answer.find("Message")
+    assert message is not None and message.get("to") == MERCHANT
+
+
+def test_an_auto_create_answer_the_worker_reads_makes_the_directory_session_on_the_reserved_number(
     app: Flask, make_app: AppMaker, client: Client, service: Any, receiver: Receiver
 ) -> None:
     client.proxy.v1.services(service.sid).phone_numbers.create(phone_number=X2, is_reserved=True)
     twilio = Twilio(app, base=PUBLIC)
+    receiver.answers = [503]  # not answered while the call waits: queued for the worker
     assert twilio.call(STRANGER, X2, call_sid="CA" + "d" * 32).dialed is None
     answer = {"uniqueName": "dir-1", "ttl": 600, "mode": "voice-only", "participantIdentifier": MERCHANT}
 
@@ -179,7 +226,7 @@ def test_an_auto_create_answer_makes_the_directory_session_on_the_reserved_numbe
         return post_form(url, body, headers, timeout, policy=LOCAL), json.dumps(answer).encode()
 
     CallbackWorker(services=services_of(app), send=send, jitter=lambda: 1.0).run_once(make_app.clock())
-    [got] = receiver.received
+    _first, got = receiver.received
     assert b"_callerToken" not in got.body and without_party_digits(got.body.decode())
 
     session = client.proxy.v1.services(service.sid).sessions("dir-1").fetch()

@@ -49,12 +49,17 @@ def test_the_proxy_quickstart_runs_unchanged(app: Flask, client: Client, make_ap
     fetched = client.proxy.v1.services(service.sid).sessions("MyFirstSession").fetch()
     assert (fetched.sid, fetched.status) == (session.sid, "in-progress")
     interactions = client.proxy.v1.services(service.sid).sessions(session.sid).interactions.list()
-    first = interactions[0]
+    # Alice's call has ended; Bob's is still under way, and listed as Twilio lists it.
+    by_call = {i.inbound_resource_sid: i for i in interactions}
+    first = by_call[call_sid]
     assert (first.type, first.inbound_participant_sid, first.outbound_participant_sid) == (
         "voice",
         alice.sid,
         bob.sid,
     )
+    assert (first.inbound_resource_status, len(interactions)) == ("completed", 2)
+    (live,) = [i for i in interactions if i.inbound_resource_sid != call_sid]
+    assert (live.inbound_participant_sid, live.inbound_resource_status) == (bob.sid, "in-progress")
     assert [p.friendly_name for p in participants.list()] == ["Alice", "Bob"]
 
     # Step 5: close it: nobody reaches anybody through the proxy number any more.

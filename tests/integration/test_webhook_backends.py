@@ -235,3 +235,47 @@ def test_quota_counters_live_to_the_end_of_their_window_and_a_minute(redis_clien
     hour_key, day_key = Quotas.keys("+14155550100", "bd_x", "call", now=now)
     assert 1800 < redis_client.ttl(hour_key) <= 1800 + Quotas.GRACE_SECONDS
     assert 1800 < redis_client.ttl(day_key) <= 1800 + Quotas.GRACE_SECONDS  # the day ends with the hour
+
+
+def test_the_fast_read_decodes_each_column_as_psycopg_does(services: Services) -> None:
+    """The connect's statement runs through libpq with binary results: each
+    column type it names comes back as the driver's own cursor gives it."""
+    vault = services.vault
+    with services.db.session() as session:
+        erased = vault.put(session, MERCHANT).token
+        vault.erase(session, erased, actor="dpo", reason="erasure request")
+        kept = vault.put(session, BUYER).token
+    statement = (
+        "SELECT purpose, wrapped_key, ciphertext, erased_at, erased_at IS NULL, %s"
+        " FROM vault_entries WHERE token = %s"
+    )
+    types = ("text", "bytea", "bytea", "timestamp", "bool", "text")
+    fast = services.webhook_backends.fast_sql
+    assert fast.row(statement, ("x", "pn_doesnotexist"), types) is None
+    if services.db.dialect != "postgresql":
+        return  # SQLite: the engine's own read path, nothing decoded here
+    connection = fast._connection()
+    for token in (erased, kept):
+        got = fast.row(statement, ("é+1", token), types)
+        expected = connection.execute(statement.replace("%s", "%s::text", 1), ("é+1", token)).fetchone()
+        assert got == tuple(expected)
+    assert fast.row(statement, ("x", erased), types)[3] is not None  # type: ignore[index]
+    assert fast.row(statement, ("x", kept), types)[3] is None  # type: ignore[index]
+
+
+def test_a_dead_fast_read_connection_is_replaced_on_the_next_call(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any]
+) -> None:
+    services = services_of(app)
+    if services.db.dialect != "postgresql":
+        return  # no connection of its own on SQLite
+    view = bind()
+    assert twilio.call(MERCHANT, view.relay_number).dialed is not None  # its connection, prepared
+    pid = services.webhook_backends.fast_sql._connection().info.backend_pid
+    with services.db.engine.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    before = failures("voice")
+    # The statement is prepared again on the new connection, and the call connects.
+    assert twilio.call(MERCHANT, view.relay_number).dialed == (view.relay_number, BUYER)
+    assert failures("voice") == before
+    assert services.webhook_backends.fast_sql._connection().info.backend_pid != pid

@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from maskline import services_of
 from maskline.clock import FixedClock
+from maskline.numbers.routes import epoch
 from maskline.vault.models import VaultEntry
 from maskline.webhooks.services import DecisionStore
 from tests.integration.conftest import BUYER, COURIER, MERCHANT, STRANGER, X1, X2, AppMaker, Twilio, sid
@@ -208,6 +209,27 @@ def test_calls_over_the_hourly_quota_are_refused_until_the_next_hour(
     ]
     clock.advance(hours=1)
     assert twilio.call(BUYER, view.relay_number).dialed is not None
+
+
+def test_a_connects_quota_counters_live_to_the_end_of_their_window_and_a_minute(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any], clock: FixedClock
+) -> None:
+    view = bind()
+    redis = services_of(app).webhook_backends.redis
+    assert twilio.call(MERCHANT, view.relay_number).dialed is not None
+    counters = sorted(k.decode() for k in redis.scan_iter(match=f"ml:{{{view.relay_number}}}:q:*"))
+    assert [key.rsplit(":", 1)[1][0] for key in counters] == ["d", "h"]
+    now = epoch(clock())
+    left = {"d": 86400 - now % 86400 + 60, "h": 3600 - now % 3600 + 60}
+    for key in counters:
+        # Set when the window's first use creates the counter; a later use in
+        # the same window leaves it (the same end of window).
+        assert 0 < redis.ttl(key) <= left[key.rsplit(":", 1)[1][0]]
+    clock.advance(minutes=10)
+    assert twilio.call(MERCHANT, view.relay_number).dialed is not None
+    for key in counters:
+        assert int(redis.get(key)) == 2
+        assert left[key.rsplit(":", 1)[1][0]] - 600 < redis.ttl(key) <= left[key.rsplit(":", 1)[1][0]]
 
 
 def test_prompts_follow_the_configured_language(make_app: AppMaker, bind: Callable[..., Any]) -> None:

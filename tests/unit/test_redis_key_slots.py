@@ -23,7 +23,13 @@ from maskline.numbers.routes import route_key
 from maskline.numbers.selection import GLOBAL, country_key, marker_key, tiers
 from maskline.webhooks.bridge import BridgeStore
 from maskline.webhooks.services import DecisionStore, Quotas
-from maskline.webhooks.steps import caller_failures_key, lockdown_key, number_failures_key, record_key
+from maskline.webhooks.steps import (
+    caller_failures_key,
+    live_key,
+    lockdown_key,
+    number_failures_key,
+    record_key,
+)
 
 PACKAGE = Path(__file__).resolve().parents[2] / "maskline"
 RELAYS = ["+14155550100", "+8613800138000", "+442071838750", "+14155550199"]
@@ -42,6 +48,7 @@ def test_every_key_about_a_relay_number_is_on_its_slot(relay: str) -> None:
         caller_failures_key(relay, "00ff" * 6),  # step.lua's keys, derived from route_key
         number_failures_key(relay),
         lockdown_key(relay),
+        live_key(relay, "bd_aaaaaaaaaaaaaaaa"),
         record_key(relay, "CA" + "0" * 32),
         DecisionStore.key("SM" + "0" * 32, relay),
     ]
@@ -92,6 +99,7 @@ SCRIPT_CALLS = {
     ("webhooks/services.py", "finish"),  # DecisionStore.key(sid, relay) only
     ("webhooks/services.py", "take"),  # Quotas.keys(...)
     ("webhooks/steps.py", "run"),  # route_key(relay), record_key(relay, sid)
+    ("redis_script.py", "call_script"),  # the keys of its callers (each listed here)
 }
 # Transaction pipelines (MULTI/EXEC): each touches one key, built by one builder.
 TRANSACTIONS = {

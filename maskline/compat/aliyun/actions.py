@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from maskline.api.keys import Principal
 from maskline.audit.interfaces import AuditEntry
 from maskline.compat.aliyun import restrict
+from maskline.compat.aliyun.callstatus import latest_call
 from maskline.compat.aliyun.forms import MAINLAND, mask, national
 from maskline.compat.aliyun.interfaces import (
     BusinessError,
@@ -65,7 +66,7 @@ from maskline.numbers.models import Binding, RelayNumber
 from maskline.numbers.pool import parse_relay_number
 from maskline.numbers.services import MAX_ALLOWED_CALLERS
 from maskline.vault.interfaces import InvalidPhoneNumber, VaultEntryErased, VaultError
-from maskline.webhooks.models import Interaction, Recording
+from maskline.webhooks.models import Recording
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 EXPIRATION_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -361,7 +362,7 @@ class Actions:
         return self._bind(BindRequest(mode="axe", parties=parties, allow=allow, **common), params)
 
     def _pool_key(self, params: dict[str, str], principal: Principal) -> str:
-        """Check that PoolKey is one of the owner's (``isv.POOLKEY_NOT_EXIST``);
+        """Check that PoolKey is one of the owner's (``isv.POOLKEY_NOT_EXISTS``);
         the region national numbers are read in."""
         region = _region(params)
         with self.services.db.session() as session:
@@ -575,28 +576,12 @@ class Actions:
         }
 
     def query_call_status(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
-        """The subscription's latest finished call: maskline's status word
-        (``completed``, ``busy``, ``no-answer``, ...) and the called party, masked."""
+        """The subscription's latest call, live or ended: its status word
+        (``in-progress``, ``completed``, ``busy``, ``no-answer``, ...) and the
+        called party, masked."""
         view = self._subscription(params, principal, "PhoneNoX")
-        services = self.services
-        with services.db.session() as session:
-            call = session.scalars(
-                select(Interaction)
-                .where(Interaction.binding_id == view.id, Interaction.owner == principal.owner)
-                .where(Interaction.type == "call")
-                .order_by(Interaction.started_at.desc(), Interaction.sid.desc())
-                .limit(1)
-            ).first()
-            if call is None:
-                return {"SecretCallStatusDTO": {"Status": None, "CalledNo": None}}
-            binding = session.get(Binding, view.id)
-            assert binding is not None
-            member = next((m for m in binding.members if m.role == call.to_role), None)
-            try:
-                called = mask(services.vault.open(session, member.token)) if member else None
-            except VaultError:
-                called = "****"
-            return {"SecretCallStatusDTO": {"Status": call.status, "CalledNo": called}}
+        found = latest_call(self.services, view, owner=principal.owner)
+        return {"SecretCallStatusDTO": {"Status": found.status, "CalledNo": found.called}}
 
     def _masked_parties(self, binding_id: str) -> list[str]:
         """The binding's parties (then an axe binding's allowed caller), masked."""

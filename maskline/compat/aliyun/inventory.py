@@ -3,7 +3,7 @@
 * A PoolKey exists for an owner when it is a two-letter region code (the
   whole deployment pool, read in that region) or when the owner's PoolKey
   has numbers (``maskline aliyun pool add``, BuySecretNo). Any other answers
-  ``isv.POOLKEY_NOT_EXIST``, as Alibaba answers a PoolKey it does not know.
+  ``isv.POOLKEY_NOT_EXISTS``, as Alibaba answers a PoolKey it does not know.
 * QuerySecretNoRemain: how many numbers BuySecretNo could take now: relay
   numbers of the pool, active with voice, in no owner's PoolKey.
 * BuySecretNo moves one such number into the owner's PoolKey (in ``City``,
@@ -58,7 +58,7 @@ def pool_key_exists(session: Session, *, owner: str, pool_key: str) -> bool:
 
 def no_such_pool_key() -> BusinessError:
     return BusinessError(
-        "isv.POOLKEY_NOT_EXIST",
+        "isv.POOLKEY_NOT_EXISTS",
         "PoolKey: no such pool key for this account (poolKey not exist); "
         "give it numbers with `maskline aliyun pool add`, or use a region code such as CN",
     )

@@ -13,10 +13,11 @@ second. From then on each reaches the other through that number, and sees it
 as caller id. The caller's number travels from the webhook to the worker
 only as a vault token (``_callerToken`` in the queued form, never sent).
 
-**Differs** from Proxy: the call or text that triggered the callback is not
-connected (it has had maskline's refusal by the time the worker reads the
-answer); the caller calls or texts again. TwiML answers are never run.
-Any other answer is ignored, as before.
+As in Proxy, the call or text that triggered the callback is connected when
+the callback is answered while it waits (see outofsession: asked at once,
+bounded); only an answer the worker reads later, on a retry, leaves it
+refused (the caller calls or texts again). TwiML answers are never run. Any
+other answer is ignored.
 """
 
 from __future__ import annotations

@@ -212,7 +212,14 @@ class CallbackWorker:
         """Extend sessions' ttl from their last interaction, queue what is owed,
         then send what is due. Never raises (steps report by type)."""
         report = CallbackReport()
-        for name, step in (("extend", self.extend), ("queue", self.queue), ("deliver", self.deliver)):
+        # Streamed events before final statuses, so that they are sent in order.
+        steps = (
+            ("extend", self.extend),
+            ("events", self.events),
+            ("queue", self.queue),
+            ("deliver", self.deliver),
+        )
+        for name, step in steps:
             try:
                 step(now, report)
             except Exception as exc:
@@ -297,6 +304,25 @@ class CallbackWorker:
             )
             report.queued += queued  # not queued: another worker queued it first
 
+    def events(self, now: dt.datetime, report: CallbackReport) -> None:
+        """The interaction events the webhook path streamed (see interaction_events):
+        all but final statuses, which :meth:`queue` finds in SQL with their duration."""
+        from maskline.compat.twilio.interaction_events import drain
+
+        def queue(key: str, service: ProxyService, form: dict[str, str]) -> bool:
+            assert service.callback_url is not None
+            return enqueue(
+                self.services.db,
+                key=key,
+                service_sid=service.sid,
+                account_sid=service.account_sid,
+                url=service.callback_url,
+                form=form,
+                now=now,
+            )
+
+        report.queued += drain(self.services, now, base=self.base, queue=queue)
+
     def _interaction_form(
         self, session: Any, row: Interaction, proxy_session: ProxySession
     ) -> dict[str, str]:
@@ -351,13 +377,14 @@ class CallbackWorker:
                 claimed.append((row.id, row.account_sid, row.url, json.loads(row.form)))
         tokens: dict[str, str | None] = {}
         for callback_id, account_sid, url, form in claimed:
-            error = self._attempt(account_sid, url, form, tokens)
+            error = self.attempt(account_sid, url, form, tokens)
             self._settle(callback_id, error, now, report)
 
-    def _attempt(
+    def attempt(
         self, account_sid: str, url: str, form: dict[str, str], tokens: dict[str, str | None]
     ) -> str | None:
-        """None if delivered, else why not."""
+        """Sign and send one callback (and act on an auto-create answer): None
+        if delivered, else why not ("!..." if never worth retrying)."""
         try:
             url = check_events_url(url, allow_loopback_http=self.allow_loopback_http, allow=self.allow)
         except InvalidEventsUrl as exc:

@@ -289,6 +289,7 @@ class Interceptor:
 def register(app_extensions: dict[str, Any], services: Any) -> Interceptor | None:
     """Add the interceptor to the webhook service of this app (if it has one),
     and the out-of-session callback to its rejections."""
+    from maskline.compat.twilio.interaction_events import EventTap
     from maskline.compat.twilio.outofsession import OutOfSession
 
     hooks = app_extensions.get("maskline.webhooks")
@@ -297,4 +298,8 @@ def register(app_extensions: dict[str, Any], services: Any) -> Interceptor | Non
     interceptor = Interceptor(services=services)
     hooks.service.interceptors.append(interceptor)
     hooks.service.rejections.append(OutOfSession(services=services))
+    # Last: it records the connect of an interaction the others let through.
+    tap = EventTap(services=services)
+    hooks.service.interceptors.append(tap.connected)
+    hooks.service.status_listeners.append(tap.status)
     return interceptor

@@ -6,8 +6,12 @@ no session there at all; ``stranger``: the caller is no participant;
 ``expired``: the session has ended) and the number is one of a Service's
 PhoneNumbers with an ``out_of_session_callback_url``, Proxy's out-of-session
 callback is queued for that Service: a form-encoded ``POST`` signed with
-``X-Twilio-Signature`` as the other callbacks are, sent and retried by
-``maskline worker`` through ``twilio_callbacks``. If the refused call belongs
+``X-Twilio-Signature`` as the other callbacks are. As Proxy, it is asked
+while the call waits (bounded by :data:`TIMEOUT`, when one Service holds the
+number): an auto-create answer makes the session, and the call or text is
+decided again, so it is connected. Not answered then (a timeout, an error,
+another status), or a number in several Services: it is queued, and sent and
+retried by ``maskline worker`` through ``twilio_callbacks``. If the refused call belongs
 to an ended session of one of those Services, only that Service is told;
 otherwise every Service holding the number with such a URL is.
 
@@ -19,18 +23,18 @@ relay number, public), ``Direction``, ``interactionServiceSid``,
 ended session, ``interactionSessionSid``. Never a message body (maskline
 stores none), never a party number.
 
-Unlike Twilio, maskline does not run TwiML (or create a session from JSON)
-returned by the customer: that would let whoever controls that server dial
-any number with the relay number as caller id. The caller gets maskline's
+Unlike Twilio, maskline does not run TwiML returned by the customer: that
+would let whoever controls that server dial any number with the relay number
+as caller id. Short of an auto-create answer, the caller gets maskline's
 refusal whatever the answer.
 
 On the webhook path: registered with the webhook service's rejections. A
 refused call costs a set lookup of its reason and a dictionary lookup of its
 number; the numbers of Services with an out-of-session URL are read every
 :data:`REFRESH` seconds (one query). Only for a number found there is
-anything written: one indexed query for the ended session and one INSERT per
-Service. Nothing here waits on HTTP, and a failure is logged by the webhook
-service and changes nothing for the caller.
+anything written or sent: one indexed query for the ended session, the
+callback (at most :data:`TIMEOUT`), and an INSERT per Service not answered.
+A failure is logged by the webhook service and changes nothing for the caller.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from typing import Any
 from sqlalchemy import select
 
 from maskline.compat.twilio.autocreate import CALLER_TOKEN
-from maskline.compat.twilio.callbacks import enqueue
+from maskline.compat.twilio.callbacks import AnswerSender, CallbackWorker, enqueue, guarded_answer_sender
 from maskline.compat.twilio.models import ProxyPhoneNumber, ProxyService, ProxySession
 from maskline.compat.twilio.services import mask_identifier
 from maskline.webhooks.interfaces import StepDecision
@@ -54,6 +58,8 @@ log = logging.getLogger(__name__)
 
 # Seconds between reads of which numbers have an out-of-session URL.
 REFRESH = 30.0
+# Seconds the caller may wait on the callback (as on the intercept callback).
+TIMEOUT = 3.0
 # The router's refusals that mean "no live session routes it", as Proxy names them.
 REASONS = {"no_binding": "no-session", "stranger": "not-a-participant", "expired": "session-closed"}
 
@@ -68,9 +74,18 @@ class _Target:
 class OutOfSession:
     """``(kind, sid, relay, caller, decision)`` for :attr:`WebhookService.rejections`."""
 
-    def __init__(self, *, services: Any, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        services: Any,
+        monotonic: Callable[[], float] = time.monotonic,
+        send: AnswerSender | None = None,
+        timeout: float = TIMEOUT,
+    ) -> None:
         self.services = services
         self._monotonic = monotonic
+        self._send = send if send is not None else guarded_answer_sender(services.settings)
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._until = 0.0
         self._by_relay: dict[str, tuple[_Target, ...]] = {}
@@ -103,13 +118,29 @@ class OutOfSession:
             self._until = now + REFRESH
             return self._by_relay.get(relay, ())
 
-    def __call__(self, kind: str, sid: str, relay: str, caller: str, decision: StepDecision) -> None:
+    def answer_now(self, target: _Target, form: dict[str, str]) -> bool:
+        """Proxy asks the out-of-session callback while the call waits: sent now,
+        bounded by :data:`TIMEOUT`; an auto-create answer makes the session
+        (see autocreate). True if delivered (the call is then decided again:
+        connected if the answer made its session); False to queue it for the
+        worker, which retries (and a later auto-create no longer connects it)."""
+        worker = CallbackWorker(services=self.services, timeout=self.timeout, send=self._send)
+        error = worker.attempt(
+            target.account_sid, target.url, {**form, "interactionServiceSid": target.service_sid}, {}
+        )
+        if error is not None:
+            log.info(
+                "out-of-session callback for %s not answered now (%s): queued", target.service_sid, error
+            )
+        return error is None
+
+    def __call__(self, kind: str, sid: str, relay: str, caller: str, decision: StepDecision) -> bool:
         reason = REASONS.get(decision.reason or "")
         if reason is None:
-            return
+            return False
         targets = self._targets(relay)
         if not targets:
-            return
+            return False
         session_sid = None
         if decision.binding_id:
             with self._db().session() as session:
@@ -138,6 +169,8 @@ class OutOfSession:
         # it is never sent). Only refused calls to numbers with a URL get here.
         with self._db().session() as session:
             form[CALLER_TOKEN] = self.services.vault.put_normalized(session, caller).token
+        if len(targets) == 1 and self.answer_now(targets[0], form):
+            return True  # answered now: the worker has nothing to send
         for target in targets:
             queued = enqueue(
                 self._db(),
@@ -151,3 +184,4 @@ class OutOfSession:
             if not queued:
                 continue  # a retried request: queued once
             log.info("out-of-session callback queued for %s (%s)", target.service_sid, reason)
+        return False

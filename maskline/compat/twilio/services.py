@@ -49,6 +49,7 @@ from maskline.compat.twilio.interfaces import (
     is_sid,
     new_sid,
 )
+from maskline.compat.twilio.live import latest_live, with_live
 from maskline.compat.twilio.models import ProxyParticipant, ProxyPhoneNumber, ProxyService, ProxySession
 from maskline.numbers import regions
 from maskline.numbers.interfaces import (
@@ -506,6 +507,10 @@ class ProxyFace:
                 status, reason, ended = "closed", "ttl", row.date_expiry
             elif first is not None:
                 status = "in-progress"
+            elif binding is not None:
+                # No interaction in SQL yet: one under way makes it in-progress, as in Twilio.
+                last = latest_live(self.services.redis, binding.relay_number, binding.id, now=epoch(now))
+                status = "in-progress" if last is not None else status
         return SessionState(
             row=row,
             status=status,
@@ -1157,7 +1162,8 @@ class ProxyFace:
     def interactions(
         self, owner: str, service_sid: str, session_sid: str
     ) -> tuple[ProxySession, list[Interaction], dict[str, str]]:
-        """(the session, its binding's interactions oldest first, role -> participant sid)."""
+        """(the session, its binding's interactions oldest first, role -> participant sid):
+        SQL's, and the calls and texts under way that only Redis knows yet."""
         with self._db.session() as session:
             row = self._session(session, owner, service_sid, session_sid)
             roles = {p.role: p.sid for p in self._participants(session, row.sid)}
@@ -1170,6 +1176,16 @@ class ProxyFace:
                     .order_by(Interaction.started_at, Interaction.sid)
                 )
             )
+            relay = session.scalar(select(Binding.relay_number).where(Binding.id == row.binding_id))
+        if relay is not None:
+            found = with_live(
+                self.services.redis,
+                found,
+                relay=relay,
+                binding_id=row.binding_id,
+                owner=owner,
+                now=epoch(self._now()),
+            )
         return row, found, roles
 
     def delete_interaction(
@@ -1178,6 +1194,11 @@ class ProxyFace:
         """Delete an Interaction's record (Proxy's DELETE): one that has ended;
         a call or message still under way is refused (its status callback
         would write it again)."""
+        _row, listed, _roles = self.interactions(owner, service_sid, session_sid)
+        if any(i.status in LIVE_STATUSES and derived_sid("interaction", i.sid) == sid for i in listed):
+            # Under way (SQL's row, or one that only Redis knows yet): its
+            # status callback would write it again.
+            raise ResourceConflict("Status: the interaction is still under way; delete it once it has ended")
         with self._db.session() as session:
             row = self._session(session, owner, service_sid, session_sid)
             found = None

@@ -123,6 +123,12 @@ def participant_json(
     }
 
 
+# An opt-out or opt-in keyword is received and not proxied: Proxy's warning
+# 80901 ("Message matched a stop word ... not proxying"). Proxy shows the
+# inbound Message as received and has no outbound resource.
+NOT_PROXIED = {"opted_out": 80901, "opted_in": 80901}
+
+
 def interaction_json(
     row: Interaction,
     *,
@@ -164,6 +170,16 @@ def interaction_json(
         "date_updated": stamp(row.ended_at or row.started_at),
         "url": url,
     }
+    if row.status in NOT_PROXIED:
+        data = {"errorCode": NOT_PROXIED[row.status], "keyword": row.status}
+        body.update(
+            data=json.dumps(data),
+            inbound_resource_status="received",
+            outbound_participant_sid=None,
+            outbound_resource_sid=None,
+            outbound_resource_status=None,
+            outbound_resource_type=None,
+        )
     if participant_sid is not None:
         body["participant_sid"] = participant_sid
     return body

@@ -6,20 +6,29 @@
 -- KEYS[2] = ml:{X}:c:<sid>    this call's or message's decision record
 -- ARGV: 1 step ("voice:1", "ext:<n>", "sms:1"), 2 now, 3 caller idx (12 bytes or ""),
 --       4 caller idx hex (or ""), 5 extension keyed ("" on a first step; "x" if nothing usable),
---       6 quota kind ("call" / "sms"), 7 per hour, 8 per day, 9 hour TTL, 10 day TTL,
---       11 record TTL, 12 attempts allowed, 13 this attempt,
---       14 wrong extensions per caller, 15 its window, 16 its lockout,
---       17 wrong extensions per number, 18 its window, 19 its lockdown,
---       20 extension digits when X has no length of its own
--- Returns {outcome, decision JSON, remember ("1"/""), lockdown count ("" unless one started now),
---          extension digits, "1" if anyone has opted out of texts from X,
---          "1" if this step keyed a wrong extension}; outcome is "new", "retry" (a stored decision still true),
---          "stale" (a stored connect whose binding is no longer live) or "done" (the call is over).
+--       6 quota kind ("call" / "sms"), 7 this attempt
+-- LIMITS (a table of constants from the settings, prepended by steps.py, so
+-- that each call sends only what changes per request): calls per hour, per
+-- day, texts per hour, per day, record TTL, attempts allowed, wrong
+-- extensions per caller, its window, its lockout, wrong extensions per
+-- number, its window, its lockdown, extension digits when X has no length of its own
+-- Returns one string, the fields joined by "\n" (one reply to read, not seven):
+--         outcome, decision JSON, remember ("1"/""), lockdown count ("" unless one started now),
+--         extension digits, "1" if anyone has opted out of texts from X,
+--         "1" if this step keyed a wrong extension; outcome is "new", "retry" (a stored decision still true),
+--         "stale" (a stored connect whose binding is no longer live) or "done" (the call is over).
 local key, rec = KEYS[1], KEYS[2]
 local step, now = ARGV[1], tonumber(ARGV[2])
 local idx, idxhex, ext, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local record_ttl, attempts, attempt = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local digits = redis.call("HGET", key, "d") or ARGV[20]
+local attempt = tonumber(ARGV[7])
+local per_hour, per_day = LIMITS[1], LIMITS[2]
+if kind == "sms" then per_hour, per_day = LIMITS[3], LIMITS[4] end
+local record_ttl, attempts = LIMITS[5], LIMITS[6]
+local caller_failures, caller_window, caller_lockout = LIMITS[7], LIMITS[8], LIMITS[9]
+local number_failures, number_window, number_lockout = LIMITS[10], LIMITS[11], LIMITS[12]
+-- Quota counters live to the end of their window, and a minute more (clock skew).
+local hour_ttl, day_ttl = 3600 - now % 3600 + 60, 86400 - now % 86400 + 60
+local digits = redis.call("HGET", key, "d") or tostring(LIMITS[13])
 -- Texts only: whether X's opt-out set has anyone (the rare case pays a second look).
 local optouts = ""
 local wrong = ""
@@ -97,7 +106,7 @@ end
 local who = idxhex ~= "" and idxhex or "anonymous"
 local caller_key = key .. ":xf:" .. who
 local function caller_locked()
-  return (tonumber(redis.call("GET", caller_key)) or 0) >= tonumber(ARGV[14])
+  return (tonumber(redis.call("GET", caller_key)) or 0) >= caller_failures
 end
 local number_locked = redis.call("EXISTS", key .. ":xl") == 1
 
@@ -124,15 +133,24 @@ local function connect(r)
   local counters = key .. ":q:" .. bid_text .. ":" .. kind
   local hour_key = counters .. ":h" .. math.floor(now / 3600)
   local day_key = counters .. ":d" .. math.floor(now / 86400)
+  -- A counter's life is set when its window's first use creates it (the end
+  -- of the window, the same for every use in it): one command less per counter.
   local hour = redis.call("INCR", hour_key)
-  redis.call("EXPIRE", hour_key, ARGV[9])
+  if hour == 1 then redis.call("EXPIRE", hour_key, hour_ttl) end
   local day = redis.call("INCR", day_key)
-  redis.call("EXPIRE", day_key, ARGV[10])
-  if hour > tonumber(ARGV[7]) or day > tonumber(ARGV[8]) then return reject("quota", bid_text) end
+  if day == 1 then redis.call("EXPIRE", day_key, day_ttl) end
+  if hour > per_hour or day > per_day then return reject("quota", bid_text) end
   if r[6] == "remember" then remember_known(r[2]) end
   local d = {action = "connect", binding_id = bid_text, from_role = r[3], target_role = r[4],
              target_token = token_text(r[5])}
   local text = save(d, r[7], r[2])
+  -- The binding's connects under way (sid -> first seen), so that the faces
+  -- list an interaction from its first webhook (SQL has it from its first
+  -- status callback). Entries past a record's life are dropped.
+  local live_index = key .. ":lv:" .. bid_text
+  redis.call("ZADD", live_index, now, string.sub(rec, #key + 4))
+  redis.call("ZREMRANGEBYSCORE", live_index, "-inf", now - record_ttl)
+  redis.call("EXPIRE", live_index, record_ttl)
   -- The record refuses replays: it lives at least as long as the binding may.
   local live = redis.call("HGET", key, r[7])
   if live then
@@ -165,16 +183,16 @@ local reason = r[2]
 if reason == "bad_extension" or reason == "stranger" or reason == "expired" then
   -- A wrong extension: counted against this caller and against the number.
   wrong = "1"
-  redis.call("SET", caller_key, 0, "EX", ARGV[15], "NX")
+  redis.call("SET", caller_key, 0, "EX", caller_window, "NX")
   local mine = redis.call("INCR", caller_key)
-  local now_locked_out = mine >= tonumber(ARGV[14])
-  if now_locked_out then redis.call("EXPIRE", caller_key, ARGV[16]) end
+  local now_locked_out = mine >= caller_failures
+  if now_locked_out then redis.call("EXPIRE", caller_key, caller_lockout) end
   local window_key = key .. ":xw"
-  redis.call("SET", window_key, 0, "EX", ARGV[18], "NX")
+  redis.call("SET", window_key, 0, "EX", number_window, "NX")
   local on_number = redis.call("INCR", window_key)
   local started = ""
-  if not number_locked and on_number > tonumber(ARGV[17]) then
-    redis.call("SET", key .. ":xl", on_number, "EX", ARGV[19])
+  if not number_locked and on_number > number_failures then
+    redis.call("SET", key .. ":xl", on_number, "EX", number_lockout)
     number_locked = true
     started = tostring(on_number)
   end

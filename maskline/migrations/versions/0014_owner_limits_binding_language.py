@@ -5,8 +5,8 @@
 * ``bindings.language``: ``en-US`` or ``zh-CN``, the language of the answers
   on this binding (prompts, SMS auto-replies); NULL follows the deployment's.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-08 03:30:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
