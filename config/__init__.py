@@ -85,6 +85,11 @@ class Settings:
     # -- numbers ------------------------------------------------------------
     max_bindings_per_number: int = 200
     extension_digits: int = 4
+    # Allow-any bindings' extensions (anyone may key them): longer, so that
+    # guessing costs more (issue 17).
+    open_extension_digits: int = 6
+    # Live bindings (and numbers held) per owner without a cap of its own; 0: none.
+    owner_max_live_bindings: int = 0
     cooldown: dt.timedelta = dt.timedelta(hours=24)
     default_ttl: dt.timedelta = dt.timedelta(hours=72)
     max_ttl: dt.timedelta = dt.timedelta(days=90)
@@ -551,6 +556,14 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         )
     if (v := get("EXTENSION_DIGITS")) is not None:
         values["extension_digits"] = _parse_int("MASKLINE_EXTENSION_DIGITS", v, minimum=1, maximum=6)
+    if (v := get("OPEN_EXTENSION_DIGITS")) is not None:
+        values["open_extension_digits"] = _parse_int(
+            "MASKLINE_OPEN_EXTENSION_DIGITS", v, minimum=1, maximum=8
+        )
+    if (v := get("OWNER_MAX_LIVE_BINDINGS")) is not None:
+        values["owner_max_live_bindings"] = _parse_int(
+            "MASKLINE_OWNER_MAX_LIVE_BINDINGS", v, minimum=0, maximum=100_000_000
+        )
     for name in ("cooldown", "default_ttl", "max_ttl", "retention", "vault_gc_grace", "delivery_grace"):
         if (v := get(name.upper())) is not None:
             values[name] = parse_duration(_PREFIX + name.upper(), v)

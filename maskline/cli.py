@@ -616,7 +616,7 @@ _register_lazy(
     (
         "owner",
         "maskline.events.cli:owner",
-        "Owners: create, list, and the URL maskline POSTs signed events to.",
+        "Owners: create, list, their limits, and the URL maskline POSTs signed events to.",
     ),
     ("admin", "maskline.admin.cli:admin", "Admin console accounts."),
     (

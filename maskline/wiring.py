@@ -25,6 +25,8 @@ from maskline.vault.rotation import check_and_register
 from maskline.vault.services import VaultService
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from maskline.admin.accounts import AdminAccounts
     from maskline.admin.management import AccountManagement
     from maskline.admin.reveal import RevealService
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from maskline.events.delivery import Deliverer
     from maskline.events.services import Outbox, OwnerService
     from maskline.fast_sql import FastReader
+    from maskline.numbers.owner_limits import OwnerLimitSync
     from maskline.numbers.pool import PoolService
     from maskline.numbers.rebuild import AutoRebuilder
     from maskline.numbers.router import Router
@@ -147,6 +150,7 @@ class NumbersServices:
     router: Router
     rebuilder: AutoRebuilder
     sweeper: Sweeper
+    owner_limits: OwnerLimitSync
     # The bind path's own psycopg connections (PostgreSQL), closed with the services.
     bind_sql: FastReader | None = None
 
@@ -242,6 +246,8 @@ def build_events(services: Services) -> EventsServices:
             allow_loopback_http=loopback_http,
             allow=settings.outbound_allow,
             audit=services.audit,
+            # Built with the numbers services, when set-limits first needs them.
+            limits=lambda: services.numbers.owner_limits,
         ),
     )
 
@@ -369,6 +375,8 @@ def build_numbers(services: Services) -> NumbersServices:
         policy=BindingPolicy(
             cap=settings.max_bindings_per_number,
             extension_digits=settings.extension_digits,
+            open_extension_digits=settings.open_extension_digits,
+            owner_max_live=settings.owner_max_live_bindings,
             cooldown=settings.cooldown,
             default_ttl=settings.default_ttl,
             delivery_grace=settings.delivery_grace,
@@ -388,6 +396,8 @@ def build_numbers(services: Services) -> NumbersServices:
     router = Router(
         db=services.db, vault=services.vault, routes=routes, rebuilder=rebuilder, clock=services.clock
     )
+    owner_limits = _owner_limit_sync(services, routes)
+    routes.recount_owners = owner_limits.reconcile
     sweeper = Sweeper(
         db=services.db,
         vault=services.vault,
@@ -396,10 +406,17 @@ def build_numbers(services: Services) -> NumbersServices:
         cooldown=settings.cooldown,
         retention=settings.retention,
         vault_gc_grace=settings.vault_gc_grace,
+        owner_limits=owner_limits,
     )
     pool = PoolService(clock=services.clock, routes=routes, default_region=settings.default_region)
     numbers = NumbersServices(
-        routes=routes, pool=pool, bindings=bindings, router=router, rebuilder=rebuilder, sweeper=sweeper
+        routes=routes,
+        pool=pool,
+        bindings=bindings,
+        router=router,
+        rebuilder=rebuilder,
+        sweeper=sweeper,
+        owner_limits=owner_limits,
     )
     from maskline.redis_backend import is_in_process
 
@@ -440,6 +457,55 @@ def build_numbers(services: Services) -> NumbersServices:
             )
         )
     return numbers
+
+
+def _owner_limit_sync(services: Services, routes: RouteStore) -> OwnerLimitSync:
+    """Owners' caps from the owners table, and what the faces hold for them
+    outside bindings (reserved numbers, unpaired participants, bought
+    numbers), counted against their caps by the reconcile."""
+    from sqlalchemy import func, select
+
+    from maskline.api.models import Owner
+    from maskline.compat.aliyun.models import AliyunPoolNumber
+    from maskline.compat.twilio.models import ProxyParticipant, ProxyPhoneNumber, ProxyService, ProxySession
+    from maskline.numbers.owner_limits import OwnerLimitSync as Sync
+
+    def caps(session: Session) -> dict[str, int | None]:
+        return {name: cap for name, cap in session.execute(select(Owner.name, Owner.max_live_bindings))}
+
+    def twilio_reserved(session: Session) -> dict[str, int]:
+        rows = session.execute(
+            select(ProxyService.owner, func.count())
+            .join(ProxyPhoneNumber, ProxyPhoneNumber.service_sid == ProxyService.sid)
+            .where(ProxyPhoneNumber.is_reserved.is_(True))
+            .group_by(ProxyService.owner)
+        )
+        return {owner: int(n) for owner, n in rows}
+
+    def twilio_unpaired(session: Session) -> dict[str, int]:
+        # A participant waiting for its session's second one holds a place.
+        rows = session.execute(
+            select(ProxySession.owner, func.count())
+            .join(ProxyParticipant, ProxyParticipant.session_sid == ProxySession.sid)
+            .where(ProxySession.binding_id.is_(None), ProxySession.status == "open")
+            .group_by(ProxySession.owner)
+        )
+        return {owner: int(n) for owner, n in rows}
+
+    def aliyun_bought(session: Session) -> dict[str, int]:
+        rows = session.execute(
+            select(AliyunPoolNumber.owner, func.count(func.distinct(AliyunPoolNumber.e164))).group_by(
+                AliyunPoolNumber.owner
+            )
+        )
+        return {owner: int(n) for owner, n in rows}
+
+    return Sync(
+        db=services.db,
+        counts=routes.owners,
+        caps=caps,
+        held=[twilio_reserved, twilio_unpaired, aliyun_bought],
+    )
 
 
 def load_keys(settings: Settings) -> KeyRingSource:

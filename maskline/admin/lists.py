@@ -31,7 +31,7 @@ from maskline.admin.filters import (
     RevealFilter,
 )
 from maskline.admin.interfaces import InvalidAdminInput
-from maskline.admin.queries import audit_row, binding_row, pool_health
+from maskline.admin.queries import audit_row, binding_row, owner_use, pool_health
 from maskline.admin.views import _ctx, _me, bp, requires
 from maskline.audit import head
 from maskline.audit.interfaces import AuditEntry
@@ -149,8 +149,11 @@ def pool() -> ResponseReturnValue:
         )
         page = paging.page(db, listing.pool_select(f), listing.POOL, cursor=_cursor(), convert=paging.as_is)
         live = listing.live_counts(db, [n.e164 for n in page.rows], now=now)
+        owners = owner_use(db, now=now, default_cap=settings.owner_max_live_bindings)
         db.expunge_all()
-    return render_template("admin/pool.html", regions=regions, page=page, live=live, f=f, args=f.args())
+    return render_template(
+        "admin/pool.html", regions=regions, page=page, live=live, f=f, args=f.args(), owners=owners
+    )
 
 
 @bp.get("/reveals")

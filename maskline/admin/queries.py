@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from maskline.admin.listing import BINDINGS, search_bindings
-from maskline.api.models import Waybill
+from maskline.api.models import Owner, Waybill
 from maskline.audit.models import AuditRecord
 from maskline.numbers.models import Binding, RelayNumber
 from maskline.vault.interfaces import VaultEntryErased, VaultError
@@ -241,6 +241,45 @@ def pool_health(
         regions[key].live_bindings += live.get(relay, 0)
         regions[key].cooling += cooling.get(relay, 0)
     return sorted(regions.values(), key=lambda h: (h.country, h.area))
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnerUse:
+    """One owner's share of the pool: its live bindings against its cap."""
+
+    owner: str
+    live_bindings: int
+    # Its own cap, else the deployment's; 0: none.
+    cap: int
+    own_cap: bool
+
+    @property
+    def use(self) -> float:
+        return self.live_bindings / self.cap if self.cap else 0.0
+
+
+def owner_use(session: Session, *, now: dt.datetime, default_cap: int) -> list[OwnerUse]:
+    """Live bindings per owner (most first), with each owner's cap (issue 17)."""
+    caps = {name: cap for name, cap in session.execute(select(Owner.name, Owner.max_live_bindings))}
+    rows = session.execute(
+        select(Binding.owner, func.count())
+        .where(Binding.status == "active", Binding.expires_at > now)
+        .group_by(Binding.owner)
+    )
+    live = {owner: int(count) for owner, count in rows}
+    owners = set(live) | {name for name, cap in caps.items() if cap is not None}
+    out = []
+    for owner in owners:
+        own = caps.get(owner)
+        out.append(
+            OwnerUse(
+                owner=owner,
+                live_bindings=live.get(owner, 0),
+                cap=default_cap if own is None else own,
+                own_cap=own is not None,
+            )
+        )
+    return sorted(out, key=lambda u: (-u.live_bindings, u.owner))
 
 
 def recent_interactions(session: Session, *, limit: int = 100) -> list[Interaction]:

@@ -11,6 +11,7 @@ Exception tree (each maps to one HTTP status and a JSON body
     ├── MethodNotAllowed      405  the path exists, the method does not
     ├── Conflict              409  (``conflict``) and its distinct codes:
     │   ├── PoolExhaustedError        ``pool_exhausted``
+    │   ├── OwnerLimitError           ``owner_limit_reached``
     │   ├── BindingEnded              ``binding_ended``
     │   ├── IdempotencyKeyReused      ``idempotency_key_reused``
     │   ├── IdempotencyKeyInUse       ``idempotency_key_in_use``
@@ -85,6 +86,13 @@ class PoolExhaustedError(Conflict):
     or area, and what the pool needs)."""
 
     code = "pool_exhausted"
+
+
+class OwnerLimitError(Conflict):
+    """The owner holds as many live bindings as its cap allows (the message
+    names the cap; MASKLINE_OWNER_MAX_LIVE_BINDINGS or ``owner set-limits``)."""
+
+    code = "owner_limit_reached"
 
 
 class BindingEnded(Conflict):

@@ -61,6 +61,8 @@ class Owner(Base):
     name: Mapped[str] = mapped_column(String(120), primary_key=True)
     events_url: Mapped[str | None] = mapped_column(String(500))
     events_secret: Mapped[str | None] = mapped_column(String(64))
+    # Its own cap on live bindings (0: none); NULL: MASKLINE_OWNER_MAX_LIVE_BINDINGS.
+    max_live_bindings: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 

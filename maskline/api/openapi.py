@@ -111,6 +111,11 @@ _SCHEMAS: dict[str, Any] = {
             "record": {"type": "boolean"},
             "sms_policy": _ref("SmsPolicy"),
             "region": _REGION,
+            "language": {
+                "enum": ["en-US", "zh-CN", None],
+                "description": "the language callers and texters of this binding are answered in "
+                "(voice prompts, SMS auto-replies, the recording notice); none: the deployment's",
+            },
         },
     },
     "BindingChange": {
@@ -164,6 +169,7 @@ _SCHEMAS: dict[str, Any] = {
             "fallback_used": {"type": "boolean"},
             "record": {"type": "boolean"},
             "sms_policy": _ref("SmsPolicy"),
+            "language": {"enum": ["en-US", "zh-CN", None]},
             "dial": {
                 "type": "object",
                 "description": "what each role (and, in axe, any caller) dials: the relay number[,extension]",

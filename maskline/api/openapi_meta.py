@@ -56,6 +56,7 @@ _BINDING_EXAMPLE = {
     "fallback_used": False,
     "record": False,
     "sms_policy": {"redact": None, "media": None},
+    "language": None,
     "dial": {"buyer": "+14155550100", "merchant": "+14155550100"},
 }
 
@@ -122,6 +123,12 @@ _ERROR_EXAMPLES: dict[str, dict[str, Any]] = {
     "409": {
         "pool_exhausted": {
             "error": {"code": "pool_exhausted", "message": "no relay number is free for buyer"}
+        },
+        "owner_limit_reached": {
+            "error": {
+                "code": "owner_limit_reached",
+                "message": "owner shop-1 has reached its cap of 5000 live bindings",
+            }
         },
         "idempotency_key_reused": {
             "error": {

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import phonenumbers
 
-from config import SMS_REDACTIONS
+from config import SMS_REDACTIONS, VOICE_LANGUAGES
 from maskline.api.interfaces import BadRequest, FieldError, Unprocessable
 from maskline.numbers.interfaces import MODES, BindRequest
 from maskline.redaction import redact_phone_numbers
@@ -38,6 +38,7 @@ CREATE_FIELDS = frozenset(
         "record",
         "sms_policy",
         "region",
+        "language",
     }
 )
 PATCH_FIELDS = frozenset(
@@ -226,6 +227,9 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
     if not isinstance(record, bool):
         errors.add("record", "must be true or false")
     redact, media = _sms_policy(body, errors)
+    language = body.get("language")
+    if language is not None and language not in VOICE_LANGUAGES:
+        errors.add("language", f"must be {' or '.join(VOICE_LANGUAGES)} (or left out for the deployment's)")
     errors.raise_if_any()
     return BindRequest(
         order_id=order_id,
@@ -242,6 +246,7 @@ def parse_create(body: Any, *, owner: str, vault: VaultService, max_ttl: dt.time
         sms_media=media,
         # Every number was normalized above, under the vault's policy.
         normalized=True,
+        language=language,
     )
 
 

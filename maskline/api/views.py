@@ -41,6 +41,7 @@ from maskline.api.interfaces import (
     Forbidden,
     IdempotencyKeyInUse,
     NotFound,
+    OwnerLimitError,
     PoolExhaustedError,
     QuotaExceeded,
     Unauthorized,
@@ -57,6 +58,7 @@ from maskline.numbers.interfaces import (
     BindingNotLive,
     BindingView,
     InvalidRequest,
+    OwnerLimitReached,
     PoolExhausted,
     RoutingUnavailable,
     WouldShorten,
@@ -243,6 +245,8 @@ def _translate(exc: Exception) -> ApiError:
         return BindingEnded(str(exc))
     if isinstance(exc, PoolExhausted):
         return PoolExhaustedError(str(exc))
+    if isinstance(exc, OwnerLimitReached):
+        return OwnerLimitError(str(exc))
     if isinstance(exc, RoutingUnavailable):
         return Unavailable("the routing store cannot be reached; retry later")
     raise exc
@@ -382,7 +386,7 @@ def _bind(body: Any, owner: str, claim: _Claim | None) -> dict[str, Any]:
         raise IdempotencyKeyInUse(
             "another request with this Idempotency-Key was handled meanwhile; retry"
         ) from None
-    except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, RoutingUnavailable) as exc:
+    except (InvalidRequest, InvalidPhoneNumber, PoolExhausted, OwnerLimitReached, RoutingUnavailable) as exc:
         raise _translate(exc) from None
     return binding_json(view)
 

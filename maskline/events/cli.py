@@ -1,5 +1,5 @@
-"""``maskline owner``: create and list owners, and where an owner's events go
-(set-events, show, clear-events).
+"""``maskline owner``: create and list owners, where an owner's events go
+(set-events, show, clear-events), and its cap on live bindings (set-limits).
 
 The events secret is printed once, when it is made; afterwards ``show`` says
 only whether one is set. URLs are shown without their query string. Changes
@@ -37,7 +37,7 @@ def _actor() -> str:
 
 @click.group("owner")
 def owner() -> None:
-    """Owners: create, list, and the URL maskline POSTs signed events to."""
+    """Owners: create, list, their limits, and the URL maskline POSTs signed events to."""
 
 
 @owner.command("create")
@@ -88,4 +88,26 @@ def clear_events(name: str) -> None:
     """Stop sending NAME events: URL and secret are removed, pending events fail."""
     with _owners() as owners:
         info = owners.clear_events(name, actor=_actor())
+    click.echo(json.dumps(info.to_json(), indent=2))
+
+
+@owner.command("set-limits")
+@click.argument("name")
+@click.option(
+    "--max-live-bindings",
+    type=click.IntRange(min=0),
+    help="live bindings (and numbers held for it) NAME may have at once; 0: no cap",
+)
+@click.option(
+    "--default",
+    "use_default",
+    is_flag=True,
+    help="follow MASKLINE_OWNER_MAX_LIVE_BINDINGS again (NAME's own cap goes)",
+)
+def set_limits(name: str, max_live_bindings: int | None, use_default: bool) -> None:
+    """Cap NAME's live bindings; at the cap a bind gets 409 owner_limit_reached."""
+    if (max_live_bindings is None) == (not use_default):
+        raise click.UsageError("give --max-live-bindings N or --default (one of them)")
+    with _owners() as owners:
+        info = owners.set_limits(name, max_live_bindings=max_live_bindings, actor=_actor())
     click.echo(json.dumps(info.to_json(), indent=2))

@@ -5,6 +5,8 @@ Exception tree::
     EventsError
     ├── OwnerNotFound       no owner of that name
     ├── InvalidOwnerName    not a name an owner can have
+    ├── InvalidOwnerLimit   a cap that is not a whole number from 0 (no cap)
+    ├── OwnerLimitsUnavailable  Redis cannot take a new cap; nothing changed
     └── InvalidEventsUrl    the URL is not https (or http to loopback in development)
 
 An event never carries a party number: only ids, roles, the (public) relay
@@ -52,6 +54,14 @@ class OwnerExists(EventsError):
 
 class InvalidOwnerName(EventsError):
     """Owner names are letters, digits and . _ : - (as API key owners)."""
+
+
+class InvalidOwnerLimit(EventsError):
+    """A cap on live bindings must be a whole number from 0 (no cap)."""
+
+
+class OwnerLimitsUnavailable(EventsError):
+    """Redis could not take the owner's new cap; nothing changed."""
 
 
 class InvalidEventsUrl(EventsError):

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import logging
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
@@ -30,14 +31,21 @@ from maskline.db import Database
 from maskline.events.interfaces import (
     EventType,
     InvalidEventsUrl,
+    InvalidOwnerLimit,
     InvalidOwnerName,
     OwnerExists,
+    OwnerLimitsUnavailable,
     OwnerNotFound,
 )
 from maskline.numbers.bind_sql import OutboxRow
-from maskline.numbers.interfaces import BindingEvent, BindingView, PoolExhaustedEvent
+from maskline.numbers.interfaces import BindingEvent, BindingView, PoolExhaustedEvent, RoutingUnavailable
 from maskline.numbers.models import Binding
 from maskline.outbound import IPNetwork, OutboundPolicy, RefusedUrl
+
+if TYPE_CHECKING:
+    from maskline.numbers.owner_limits import OwnerLimitSync
+
+log = logging.getLogger(__name__)
 
 # The same rule as API key owners (maskline.api.keys).
 _OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}\Z")
@@ -284,6 +292,9 @@ class OwnerInfo:
     created_at: dt.datetime | None
     updated_at: dt.datetime | None
     outbox: dict[str, int]
+    # Its own cap on live bindings (0: none; None: MASKLINE_OWNER_MAX_LIVE_BINDINGS).
+    max_live_bindings: int | None = None
+    live_bindings: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -293,6 +304,8 @@ class OwnerInfo:
             "created_at": _timestamp(self.created_at),
             "updated_at": _timestamp(self.updated_at),
             "outbox": self.outbox,
+            "max_live_bindings": self.max_live_bindings,
+            "live_bindings": self.live_bindings,
         }
 
 
@@ -313,13 +326,17 @@ class OwnerService:
         allow_loopback_http: bool,
         allow: tuple[IPNetwork, ...] = (),
         audit: AuditLog | None = None,
+        limits: Callable[[], OwnerLimitSync] | None = None,
     ) -> None:
-        """``allow``: MASKLINE_OUTBOUND_ALLOW, ranges events URLs may point into."""
+        """``allow``: MASKLINE_OUTBOUND_ALLOW, ranges events URLs may point into;
+        ``limits``: the owners' counts and caps in Redis (set-limits writes the
+        cap there in its transaction, then recounts the owner)."""
         self.db = db
         self._clock = clock
         self.allow_loopback_http = allow_loopback_http
         self.allow = allow
         self.audit = audit
+        self._limits = limits
 
     def _record(
         self, session: Session, actor: str | None, action: str, name: str, data: dict[str, object]
@@ -386,6 +403,40 @@ class OwnerService:
             self._record(session, actor, "owner.events_set", name, data)
             return self._info(session, owner), secret
 
+    def set_limits(self, name: str, *, max_live_bindings: int | None, actor: str | None = None) -> OwnerInfo:
+        """Give ``name`` its own cap on live bindings (0: none), or None to
+        follow MASKLINE_OWNER_MAX_LIVE_BINDINGS. SQL and Redis change
+        together (a Redis failure undoes it); the owner's count is then
+        recounted from SQL. Bindings above a lowered cap stay; new binds
+        wait until the owner is under it."""
+        if not _OWNER.match(name):
+            raise InvalidOwnerName("owner: letters, digits and . _ : - only, at most 120 characters")
+        if max_live_bindings is not None and not 0 <= max_live_bindings <= 100_000_000:
+            raise InvalidOwnerLimit("max_live_bindings: a whole number from 0 (no cap) to 100000000")
+        now = self._clock()
+        with self.db.session() as session:
+            owner = session.get(Owner, name, with_for_update=True)
+            if owner is None:
+                owner = Owner(name=name, created_at=now, updated_at=now)
+                session.add(owner)
+            owner.max_live_bindings = max_live_bindings
+            owner.updated_at = now
+            session.flush()
+            self._record(session, actor, "owner.limits_set", name, {"max_live_bindings": max_live_bindings})
+            limits = self._limits() if self._limits is not None else None
+            if limits is not None:
+                try:
+                    limits.counts.set_cap(name, max_live_bindings)
+                except RoutingUnavailable:
+                    raise OwnerLimitsUnavailable("Redis cannot be reached: nothing changed; retry") from None
+            info = self._info(session, owner)
+        if limits is not None:
+            try:
+                limits.reconcile(only=name)
+            except RoutingUnavailable:  # the worker's next pass recounts it
+                log.warning("could not recount owner %s now; the worker will", name)
+        return info
+
     def show(self, name: str) -> OwnerInfo:
         with self.db.session() as session:
             owner = session.get(Owner, name)
@@ -429,6 +480,13 @@ class OwnerService:
             created_at=owner.created_at,
             updated_at=owner.updated_at,
             outbox=self._counts(session, owner.name),
+            max_live_bindings=owner.max_live_bindings,
+            live_bindings=int(
+                session.scalar(
+                    select(func.count()).where(Binding.owner == owner.name, Binding.status == "active")
+                )
+                or 0
+            ),
         )
 
     @staticmethod

@@ -61,10 +61,11 @@ WITH vault AS (
     RETURNING token
 ), binding AS (
     INSERT INTO bindings (id, owner, order_id, mode, relay_number, extension, allow_any, status,
-        expires_at, created_at, version, record, sms_redact, sms_media)
+        expires_at, created_at, version, record, sms_redact, sms_media, language)
     VALUES (%(id)s::text, %(owner)s::text, %(order_id)s::text, %(mode)s::text, %(relay)s::text,
         %(extension)s::text, %(allow_any)s::boolean, 'active', %(expires_at)s::timestamp,
-        %(created_at)s::timestamp, 1, %(record)s::boolean, %(sms_redact)s::text, %(sms_media)s::text)
+        %(created_at)s::timestamp, 1, %(record)s::boolean, %(sms_redact)s::text, %(sms_media)s::text,
+        %(language)s::text)
     RETURNING id
 ), members AS (
     INSERT INTO binding_members (binding_id, position, kind, role, token)
@@ -246,6 +247,7 @@ class BindWriter:
             "record": binding["record"],
             "sms_redact": binding["sms_redact"],
             "sms_media": binding["sms_media"],
+            "language": binding["language"],
             "m_position": [m[0] for m in members],
             "m_kind": [m[1] for m in members],
             "m_role": [m[2] for m in members],

@@ -98,6 +98,12 @@ def _audit(
     default=None,
     help="this binding's SMS media policy (default MASKLINE_SMS_MEDIA)",
 )
+@click.option(
+    "--language",
+    type=click.Choice(["en-US", "zh-CN"]),
+    default=None,
+    help="the language its callers and texters hear (default MASKLINE_VOICE_LANGUAGE)",
+)
 def bind(
     order_id: str,
     mode: str,
@@ -110,6 +116,7 @@ def bind(
     record: bool,
     sms_redact: str | None,
     sms_media: str | None,
+    language: str | None,
 ) -> None:
     """Bind an order's parties to a relay number; prints the binding as JSON."""
     allow_value: list[str] | str | None = None
@@ -129,6 +136,7 @@ def bind(
         record=record,
         sms_redact=_sms_redact(sms_redact),
         sms_media=sms_media,  # type: ignore[arg-type]
+        language=language,
         actor=_actor(),
     )
     with _services() as services:

@@ -7,6 +7,7 @@ Exception tree::
     ├── PoolError               pool administration refused (names the number)
     ├── PoolExhausted           no relay number can take the binding
     │   └── NoNumberInRegion    strict geo policy, no free number in the area
+    ├── OwnerLimitReached       the owner's cap on live bindings is reached
     ├── BindingNotFound         no such binding for this owner
     ├── BindingNotLive          the binding has ended (unbound or expired)
     └── RoutingUnavailable      Redis cannot answer or lost its data: fail closed
@@ -70,6 +71,22 @@ class NoNumberInRegion(PoolExhausted):
     """The strict geo policy found no free number in the buyer's area."""
 
 
+class OwnerLimitReached(NumbersError):
+    """The owner holds as many live bindings as its cap allows (``limit``).
+
+    Not a PoolExhausted: the pool may have room, this owner has none.
+    """
+
+    def __init__(self, *, owner: str, limit: int) -> None:
+        super().__init__(
+            f"owner {owner} has reached its cap of {limit} live bindings "
+            "(MASKLINE_OWNER_MAX_LIVE_BINDINGS or maskline owner set-limits); "
+            "unbind ended orders or ask for a higher cap"
+        )
+        self.owner = owner
+        self.limit = limit
+
+
 class BindingNotFound(NumbersError):
     """No binding with that id belongs to this owner."""
 
@@ -126,6 +143,9 @@ class BindRequest:
     # set means no redaction.
     sms_redact: frozenset[str] | None = None
     sms_media: Literal["forward", "refuse"] | None = None
+    # The language its callers and texters are answered in (en-US, zh-CN;
+    # None: the deployment's MASKLINE_VOICE_LANGUAGE).
+    language: str | None = None
     # Who asks (``apikey:<id>``, ``admin:<name>``, ``cli:<user>``): told to
     # listeners, which put it in the audit chain. Never a number.
     actor: str | None = None
@@ -160,6 +180,7 @@ class BindingView:
     sms_redact: tuple[str, ...] | None = None
     sms_media: str | None = None
     delivered_at: dt.datetime | None = None
+    language: str | None = None
 
     def dial_for(self, role: str) -> str:
         """What ``role`` should dial: the relay number, with the extension for
@@ -189,6 +210,7 @@ class BindingView:
                 "redact": None if self.sms_redact is None else list(self.sms_redact),
                 "media": self.sms_media,
             },
+            "language": self.language,
         }
 
 

@@ -69,6 +69,8 @@ class Binding(Base):
     # is a sorted comma list of phones/links, "" for no redaction.
     sms_redact: Mapped[str | None] = mapped_column(String(32))
     sms_media: Mapped[str | None] = mapped_column(String(8))
+    # The language of its answers (en-US, zh-CN); NULL: the deployment's.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     members: Mapped[list[BindingMember]] = relationship(
         back_populates="binding", cascade="all, delete-orphan", order_by="BindingMember.position"

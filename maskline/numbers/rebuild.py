@@ -189,6 +189,11 @@ def rebuild_routes(
     # The selection sets (relay numbers by place and load) are rebuilt from
     # SQL by the next bind of each country.
     routes.selection_stale()
+    if routes.recount_owners is not None:
+        try:
+            routes.recount_owners()
+        except Exception as exc:  # the worker's next pass recounts them
+            log.warning("owner counts not recounted after the rebuild: %s", type(exc).__name__)
     report = RebuildReport(
         numbers=len(set(numbers) | set(by_number)), bindings=len(bindings), written=written
     )

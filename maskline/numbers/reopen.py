@@ -54,7 +54,11 @@ class Reopener:
             if claimed:
                 try:
                     self.routes.release(
-                        claimed["relay"], binding_id=binding_id, extension=None, indexes=claimed["indexes"]
+                        claimed["relay"],
+                        binding_id=binding_id,
+                        extension=None,
+                        indexes=claimed["indexes"],
+                        owner=owner,
                     )
                 except NumbersError:
                     log.warning("could not release the claim of %s after a failed commit", binding_id)
@@ -111,7 +115,14 @@ class Reopener:
                 now=epoch(now),
                 cooldown=int(self.policy.cooldown.total_seconds()),
                 cap=self.policy.cap,
+                # A reopened session is a live binding again: under the owner's cap.
+                owner=owner,
+                owner_cap=self.policy.owner_max_live,
             )
+            if result.outcome == "owner_limit":
+                raise ReopenRefused(
+                    f"the owner has reached its cap of {result.limit} live bindings (owner_limit_reached)"
+                )
             if result.outcome != "ok":
                 raise ReopenRefused(f"the number cannot take the session again ({result.outcome})")
             claimed.update(relay=relay, indexes=indexes)

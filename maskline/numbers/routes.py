@@ -13,12 +13,15 @@ down, a cluster that cannot be reached), which are not RedisErrors.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from maskline.numbers.interfaces import RejectReason, RouteDecision, RoutingUnavailable
+from maskline.numbers.owner_limits import OwnerCounts, owner_key
 from maskline.numbers.selection import bump_scores, drop_all_markers, drop_markers, keys_of
 from maskline.redis_backend import REDIS_ERRORS, is_cluster
 
@@ -132,9 +135,26 @@ class AllowedCaller:
 
 @dataclass(frozen=True, kw_only=True)
 class ClaimResult:
-    outcome: str  # ok, full, busy, no_extension
+    outcome: str  # ok, full, busy, no_extension, short_extensions, owner_limit
     extension: str | None = None
     busy_party: int | None = None  # 0-based position of the busy party
+    limit: int | None = None  # owner_limit: the owner's cap
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtensionLength:
+    """How long an axe binding's extension is (see lua/claim.lua).
+
+    ``default``: a relay number's length when it has none stored (the
+    deployment's MASKLINE_EXTENSION_DIGITS); ``wanted``: the length the
+    binding gives a relay number that carries no live extension; ``least``:
+    the shortest live length it accepts (an allow-any binding never goes
+    where extensions are short enough to guess).
+    """
+
+    default: int
+    wanted: int
+    least: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,14 +191,22 @@ class RouteStore:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._scripts = {name: client.register_script(_load(name)) for name in self.SCRIPTS}
-        # One node: the scripts move X's selection scores in the same call.
-        # A cluster keeps those sets on other slots: a second call moves them.
+        # One node: the scripts move X's selection scores and the owner's
+        # count in the same call. A cluster keeps those keys on other slots:
+        # a call of their own moves them.
         self._cluster = is_cluster(client)
+        self.owners = OwnerCounts(client)
+        # Set by wiring: recounts the owners' live bindings and caps from SQL,
+        # which a rebuild runs after the routes (a Redis that lost its data,
+        # or the embedded one, empty at every start, lost them too).
+        self.recount_owners: Callable[[], object] | None = None
 
-    def _run(self, name: str, relay_number: str, args: list[Any]) -> Any:
+    def _run(self, name: str, relay_number: str, args: list[Any], *, owner: str | None = None) -> Any:
         keys = [route_key(relay_number)]
         if name in self.SCORED and not self._cluster:
             keys += keys_of(relay_number)
+            if owner is not None:
+                keys.append(owner_key(owner))
         try:
             return self._scripts[name](keys=keys, args=args)
         except REDIS_ERRORS as exc:
@@ -249,8 +277,68 @@ class RouteStore:
         now: int,
         cooldown: int,
         cap: int,
+        owner: str | None = None,
+        owner_cap: int = 0,
+        length: ExtensionLength | None = None,
     ) -> ClaimResult:
-        """Atomically put a binding on X, or say why X cannot take it."""
+        """Atomically put a binding on X, or say why X cannot take it.
+
+        With ``owner``, the binding counts against the owner's cap
+        (``owner_cap`` unless it has one of its own; 0: none), checked in the
+        same step: ``owner_limit`` when it is reached. Extension candidates
+        are 9 digits; X's length (``length``) decides how many are used.
+        """
+        if owner is not None and self._cluster:
+            limit = self.owners.take(owner, default_cap=owner_cap)
+            if limit is not None:
+                return ClaimResult(outcome="owner_limit", limit=limit)
+        try:
+            result = self._claim(
+                relay_number,
+                binding_id=binding_id,
+                version=version,
+                expires=expires,
+                mode=mode,
+                parties=parties,
+                allow=allow,
+                extension_candidates=extension_candidates,
+                now=now,
+                cooldown=cooldown,
+                cap=cap,
+                owner=owner,
+                owner_cap=owner_cap,
+                length=length,
+            )
+        except BaseException:
+            if owner is not None and self._cluster:
+                self._give_back(owner)
+            raise
+        if owner is not None and self._cluster and result.outcome != "ok":
+            self._give_back(owner)
+        return result
+
+    def _give_back(self, owner: str) -> None:
+        with contextlib.suppress(RoutingUnavailable):  # else the sweeper reconciles the count
+            self.owners.give_back(owner)
+
+    def _claim(
+        self,
+        relay_number: str,
+        *,
+        binding_id: str,
+        version: int,
+        expires: int,
+        mode: str,
+        parties: list[Party],
+        allow: str,
+        extension_candidates: list[str] | None,
+        now: int,
+        cooldown: int,
+        cap: int,
+        owner: str | None,
+        owner_cap: int,
+        length: ExtensionLength | None,
+    ) -> ClaimResult:
         args: list[Any] = [
             now,
             cooldown,
@@ -265,7 +353,9 @@ class RouteStore:
         ]
         for p in parties:
             args += [p.index, p.role, pack_token(p.token)]
-        result = [_text(x) for x in self._run("claim", relay_number, args)]
+        length = length or ExtensionLength(default=4, wanted=4)
+        args += [owner_cap, length.default, length.wanted, length.least]
+        result = [_text(x) for x in self._run("claim", relay_number, args, owner=owner)]
         if result[0] == "unavailable":
             raise RoutingUnavailable(f"routing store lost its data for {relay_number}; rebuild needed")
         if result[0] == "ok":
@@ -273,6 +363,8 @@ class RouteStore:
             return ClaimResult(outcome="ok", extension=result[1] or None)
         if result[0] == "busy":
             return ClaimResult(outcome="busy", busy_party=int(result[1]) - 1)
+        if result[0] == "owner_limit":
+            return ClaimResult(outcome="owner_limit", limit=int(result[1]))
         return ClaimResult(outcome=result[0])
 
     def end(
@@ -285,8 +377,10 @@ class RouteStore:
         mode: str,
         extension: str | None,
         indexes: list[bytes],
+        owner: str | None = None,
     ) -> bool:
-        """Turn a binding's entries into cool-down tombstones; True if it was live."""
+        """Turn a binding's entries into cool-down tombstones; True if it was live
+        (then, with ``owner``, it no longer counts against the owner's cap)."""
         args: list[Any] = [
             pack_binding_id(binding_id),
             version,
@@ -296,9 +390,11 @@ class RouteStore:
             extension or "",
             *indexes,
         ]
-        was_live = bool(self._run("end", relay_number, args))
+        was_live = bool(self._run("end", relay_number, args, owner=owner))
         if was_live:
             self._rescore(relay_number, -1)
+            if owner is not None and self._cluster:
+                self._give_back(owner)
         return was_live
 
     def extend(
@@ -328,11 +424,23 @@ class RouteStore:
         return int(self._run("extend", relay_number, args))
 
     def release(
-        self, relay_number: str, *, binding_id: str, extension: str | None, indexes: list[bytes]
+        self,
+        relay_number: str,
+        *,
+        binding_id: str,
+        extension: str | None,
+        indexes: list[bytes],
+        owner: str | None = None,
     ) -> int:
-        """Delete a binding's entries (failed claim, or cool-down over)."""
+        """Delete a binding's entries (failed claim, or cool-down over).
+
+        ``owner``: the owner of a live claim being undone (a bind whose SQL
+        write failed), which then no longer counts against its cap."""
         args: list[Any] = [pack_binding_id(binding_id), extension or "", *indexes]
-        return int(self._run("release", relay_number, args))
+        removed = int(self._run("release", relay_number, args, owner=owner))
+        if removed and owner is not None and self._cluster:
+            self._give_back(owner)
+        return removed
 
     def restore(self, relay_number: str, bindings: list[StoredBinding], *, generation: str, now: int) -> int:
         """Write X's bindings from SQL (idempotent) and set its generation marker."""

@@ -24,7 +24,7 @@ from typing import Literal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from config import SMS_REDACTIONS
+from config import SMS_REDACTIONS, VOICE_LANGUAGES
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
 from maskline.numbers import regions
@@ -40,6 +40,7 @@ from maskline.numbers.interfaces import (
     ExpiryChange,
     InvalidRequest,
     NoNumberInRegion,
+    OwnerLimitReached,
     PoolExhausted,
     PoolExhaustedEvent,
     RoutingUnavailable,
@@ -50,6 +51,7 @@ from maskline.numbers.pool import LoadCache
 from maskline.numbers.rebuild import member_index
 from maskline.numbers.routes import (
     AllowedCaller,
+    ExtensionLength,
     Party,
     RouteStore,
     allow_value,
@@ -92,6 +94,7 @@ _BINDING_COLUMNS = (
     "record",
     "sms_redact",
     "sms_media",
+    "language",
 )
 
 BINDING_ID = re.compile(r"^bd_[a-z2-7]{16}\Z")
@@ -115,6 +118,10 @@ class BindingPolicy:
 
     cap: int = 200
     extension_digits: int = 4
+    # Allow-any (open) extensions: anyone may key them, so they are longer.
+    open_extension_digits: int = 6
+    # Live bindings an owner may hold when it has no cap of its own (0: no cap).
+    owner_max_live: int = 0
     cooldown: dt.timedelta = dt.timedelta(hours=24)
     default_ttl: dt.timedelta = dt.timedelta(hours=72)
     max_ttl: dt.timedelta = dt.timedelta(days=90)
@@ -259,6 +266,10 @@ class BindingService:
             raise InvalidRequest("sms_media", "must be forward or refuse")
         if req.fallback not in (None, "axe"):
             raise InvalidRequest("fallback", 'the only fallback is "axe"')
+        if req.language is not None and req.language not in VOICE_LANGUAGES:
+            raise InvalidRequest(
+                "language", f"must be {' or '.join(VOICE_LANGUAGES)} (or left out for the deployment's)"
+            )
         if req.fallback == "axe" and req.mode != "axb":
             raise InvalidRequest("fallback", "only an axb binding can fall back to axe")
         return self._expiry(req.ttl, req.expires_at, now)
@@ -400,7 +411,11 @@ class BindingService:
                 session.flush()
             except Exception:
                 self._release_quietly(
-                    binding.relay_number, binding.id, binding.extension, [p.index for p in bound]
+                    binding.relay_number,
+                    binding.id,
+                    binding.extension,
+                    [p.index for p in bound],
+                    binding.owner,
                 )
                 raise
         self._bound(binding)
@@ -474,7 +489,7 @@ class BindingService:
             raise  # committed or not: the sweeper reconciles a claim without its row
         except Exception as exc:
             self._release_quietly(
-                binding.relay_number, binding.id, binding.extension, [p.index for p in bound]
+                binding.relay_number, binding.id, binding.extension, [p.index for p in bound], binding.owner
             )
             if isinstance(exc, Raced):
                 return None
@@ -498,6 +513,7 @@ class BindingService:
         binding_id = new_binding_id()
         tried: list[str] = []
         attempt, busy = self._try_claim(
+            req.owner,
             self._candidates(session_of, anchor, now, req, tried),
             binding_id,
             req.mode,
@@ -515,7 +531,7 @@ class BindingService:
             skip = {x for x, position in busy.items() if position == anchor_position}
             axe_candidates = (x for x in self._candidates(session_of, anchor, now, req, []) if x not in skip)
             attempt, _ = self._try_claim(
-                axe_candidates, binding_id, "axe", parties, callers, False, expires, now
+                req.owner, axe_candidates, binding_id, "axe", parties, callers, False, expires, now
             )
         if attempt is None:
             raise self._exhausted(
@@ -533,6 +549,7 @@ class BindingService:
             record=req.record,
             sms_redact=None if req.sms_redact is None else ",".join(sorted(req.sms_redact)),
             sms_media=req.sms_media,
+            language=req.language,
             status="active",
             expires_at=expires,
             created_at=now,
@@ -633,6 +650,7 @@ class BindingService:
 
     def _try_claim(
         self,
+        owner: str,
         candidates: Iterable[str],
         binding_id: str,
         mode: str,
@@ -646,8 +664,16 @@ class BindingService:
 
         Returns the claim (relay, extension, bound parties, allowed callers),
         or None with, per number where a party was already on it (live or
-        cooling down), that party's position. The Lua claim is the authority.
+        cooling down), that party's position. The Lua claim is the authority,
+        on the owner's cap too (OwnerLimitReached).
         """
+        default = self.policy.extension_digits
+        if allow_any:
+            # Anyone may key an open extension: only where they are long.
+            wanted = max(default, self.policy.open_extension_digits)
+            length = ExtensionLength(default=default, wanted=wanted, least=wanted)
+        else:
+            length = ExtensionLength(default=default, wanted=default)
         if mode == "axe":
             bound, allowed = self._split_axe(parties, callers)
             allow = (
@@ -672,12 +698,17 @@ class BindingService:
                     now=epoch(now),
                     cooldown=int(self.policy.cooldown.total_seconds()),
                     cap=self.policy.cap,
+                    owner=owner,
+                    owner_cap=self.policy.owner_max_live,
+                    length=length,
                 )
             except RoutingUnavailable:
                 self._notice_lost_routes(relay)
                 raise
             if result.outcome == "ok":
                 return (relay, result.extension, bound, allowed), busy
+            if result.outcome == "owner_limit":
+                raise OwnerLimitReached(owner=owner, limit=result.limit or 0)
             if result.outcome == "busy" and result.busy_party is not None:
                 busy[relay] = result.busy_party
             elif result.outcome == "full":
@@ -698,8 +729,9 @@ class BindingService:
             self._routes_lost()
 
     def _extension_candidates(self, count: int = 12) -> list[str]:
-        digits = self.policy.extension_digits
-        low = 10 ** (digits - 1)  # never a leading zero
+        # 9 digits each: the claim uses as many as X's extension length (a
+        # prefix of a uniform number is uniform). Never a leading zero.
+        low = 10**8
         return [str(low + secrets.randbelow(9 * low)) for _ in range(count)]
 
     def _exhausted(
@@ -768,10 +800,12 @@ class BindingService:
         )
 
     def _release_quietly(
-        self, relay: str, binding_id: str, extension: str | None, indexes: list[bytes]
+        self, relay: str, binding_id: str, extension: str | None, indexes: list[bytes], owner: str
     ) -> None:
         try:
-            self.routes.release(relay, binding_id=binding_id, extension=extension, indexes=indexes)
+            self.routes.release(
+                relay, binding_id=binding_id, extension=extension, indexes=indexes, owner=owner
+            )
         except Exception:  # the sweeper reconciles what this could not undo
             log.warning("could not release claim %s on %s; the sweeper will", binding_id, relay)
 
@@ -862,6 +896,7 @@ class BindingService:
             sms_redact=_redactions(binding.sms_redact),
             sms_media=binding.sms_media,
             delivered_at=binding.delivered_at,
+            language=binding.language,
         )
 
     # -- changing ------------------------------------------------------------------
@@ -1112,6 +1147,7 @@ class BindingService:
             mode=binding.mode,
             extension=binding.extension,
             indexes=self.party_indexes(session, binding),
+            owner=binding.owner,
         )
         kind: BindingEventType = "binding.expired" if status == "expired" else "binding.unbound"
         self._emit(

@@ -5,6 +5,8 @@
 * purge: tombstones whose cool-down is over leave Redis;
 * reconcile: SQL rows without routes get them; Redis claims without a SQL row
   (an allocation that died halfway) are released;
+* owner limits: each owner's count of live bindings in Redis is brought back
+  to SQL's (see maskline.numbers.owner_limits);
 * vault GC: entries no binding uses are deleted after a grace period;
 * retention: parties with no binding for the retention period are erased,
   with an audit record each.
@@ -24,6 +26,7 @@ from sqlalchemy.orm import selectinload
 
 from maskline.db import Base, Database
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
+from maskline.numbers.owner_limits import OwnerLimitSync
 from maskline.numbers.rebuild import stored_binding
 from maskline.numbers.routes import RouteStore, epoch
 from maskline.numbers.services import BindingService
@@ -79,6 +82,7 @@ class Sweeper:
         cooldown: dt.timedelta,
         retention: dt.timedelta,
         vault_gc_grace: dt.timedelta,
+        owner_limits: OwnerLimitSync | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.db = db
@@ -88,6 +92,7 @@ class Sweeper:
         self.cooldown = cooldown
         self.retention = retention
         self.vault_gc_grace = vault_gc_grace
+        self.owner_limits = owner_limits
         self._sleep = sleep
 
     def run_once(self, now: dt.datetime, *, orphan_grace: float = 5.0) -> SweepReport:
@@ -96,6 +101,7 @@ class Sweeper:
             ("sweep", lambda: self.sweep_expired(now, report)),
             ("purge", lambda: self.purge_cooled(now, report)),
             ("reconcile", lambda: self.reconcile(now, report, grace=orphan_grace)),
+            ("owner-limits", self._reconcile_owners),
             ("vault-gc", lambda: self.collect_vault(now, report)),
             ("retention", lambda: self.enforce_retention(now, report)),
         ]
@@ -106,6 +112,10 @@ class Sweeper:
                 log.warning("worker job %s failed: %s", name, type(exc).__name__)
                 report.errors.append(f"{name}: {type(exc).__name__}")
         return report
+
+    def _reconcile_owners(self) -> None:
+        if self.owner_limits is not None:
+            self.owner_limits.reconcile()
 
     def sweep_expired(self, now: dt.datetime, report: SweepReport) -> None:
         while True:

@@ -1,4 +1,4 @@
-"""What a binding's calls and messages get: recording, SMS redaction, media.
+"""What a binding's calls and messages get: recording, SMS redaction, media, language.
 
 The deployment sets the defaults (``MASKLINE_SMS_REDACT``, ``MASKLINE_SMS_MEDIA``);
 a binding may carry its own, chosen when it is made. A connect reads them in
@@ -36,3 +36,5 @@ class BindingOptions:
     sms: SmsPolicy
     # The binding's relay number: the only caller ID (and SMS sender) a connect may have.
     relay: str
+    # The language its answers are in (None: the deployment's).
+    language: str | None = None

@@ -55,6 +55,7 @@ from maskline.webhooks.interfaces import (
 )
 from maskline.webhooks.models import Interaction
 from maskline.webhooks.policy import BindingOptions, SmsPolicy
+from maskline.webhooks.prompts import LANGUAGES
 from maskline.webhooks.recordings import RecordingEvent, store_recording
 from maskline.webhooks.sms_carry import SmsCarry
 from maskline.webhooks.steps import StepLimits, StepOutcome, StepStore, record_key
@@ -261,6 +262,8 @@ class WebhookService:
             extension_prompt=settings.extension_prompt,
             path_prefix=self.path_prefix,
         )
+        # Binding languages other than the deployment's (see voice_for).
+        self._voices: dict[str, twiml.Voice] = {}
         self.pool = PoolDirectory(services)
         self.sms_policy = SmsPolicy(redact=settings.sms_redact, media=settings.sms_media)
         self._steps: StepStore | None = None
@@ -506,7 +509,7 @@ class WebhookService:
             _CALL_CONNECTS.inc()
             time_limit = self.settings.call_time_limit
             if options.record:
-                return self.voice_twiml.connect_recorded(
+                return self.voice_for(options.language).connect_recorded(
                     relay=relay, number=number, time_limit=time_limit, call_sid=sid
                 )
             return twiml.connect(relay=relay, number=number, time_limit=time_limit)
@@ -520,6 +523,9 @@ class WebhookService:
             return self.voice_twiml.try_later
         if decision.reason in _WRONG_EXTENSION | {"locked_out"}:
             return self.voice_twiml.goodbye
+        if decision.reason == "quota":
+            # A party of the binding (a quota counts connects): its language.
+            return self.voice_for(self._binding_language(decision.binding_id)).rejected
         return self.voice_twiml.rejected
 
     # -- sms -------------------------------------------------------------------
@@ -596,6 +602,7 @@ class WebhookService:
             if opened is None:
                 return twiml.EMPTY_MESSAGING
             number, options = opened
+            language = options.language or language
             policy = options.sms
             if media and policy.media == "refuse":
                 refused = self.reject("media_refused", binding_id=decision.binding_id)
@@ -616,7 +623,8 @@ class WebhookService:
             )
         # Replies go back to the sender only, from the relay number.
         if decision.reason in ("quota", "media_refused", "recipient_opted_out"):
-            return twiml.sms_reply(decision.reason, language)
+            # A party of the binding: answered in the binding's language.
+            return twiml.sms_reply(decision.reason, self._binding_language(decision.binding_id) or language)
         return twiml.EMPTY_MESSAGING
 
     def _cleaned(
@@ -640,9 +648,10 @@ class WebhookService:
 
     # -- recording -------------------------------------------------------------
 
-    def whisper(self) -> str:
-        """What the called party hears before a recorded call is joined."""
-        return self.voice_twiml.whisper
+    def whisper(self, language: str | None = None) -> str:
+        """What the called party hears before a recorded call is joined, in
+        the binding's language (named in the whisper URL the <Dial> gave)."""
+        return self.voice_for(language).whisper
 
     def recording_status(self, event: RecordingEvent, *, relays: list[str]) -> None:
         """Store a recording under the binding of the call it recorded."""
@@ -807,11 +816,22 @@ class WebhookService:
     _CONNECT_READ = (
         "SELECT v.purpose, v.wrapped_key, v.ciphertext, v.erased_at,"
         " b.record, b.sms_redact, b.sms_media, b.relay_number,"
-        " (SELECT i.ended_at FROM interactions i WHERE i.sid = %s)"
+        " (SELECT i.ended_at FROM interactions i WHERE i.sid = %s), b.language"
         " FROM vault_entries v LEFT JOIN bindings b ON b.id = %s"
         " WHERE v.token = %s"
     )
-    _CONNECT_TYPES = ("text", "bytea", "bytea", "timestamp", "bool", "text", "text", "text", "timestamp")
+    _CONNECT_TYPES = (
+        "text",
+        "bytea",
+        "bytea",
+        "timestamp",
+        "bool",
+        "text",
+        "text",
+        "text",
+        "timestamp",
+        "text",
+    )
 
     def _open(self, decision: StepDecision, relay: str, sid: str) -> tuple[str, BindingOptions] | None:
         """The target's number (for the TwiML only) and the binding's options,
@@ -827,7 +847,9 @@ class WebhookService:
         if row is None or row[7] is None:
             # A route names a target or binding SQL does not have: never act on it.
             raise BackendUnavailable("connect read: unknown target or binding")
-        purpose, wrapped_key, ciphertext, erased_at, record, redact, media, binding_relay, ended = row
+        purpose, wrapped_key, ciphertext, erased_at, record, redact, media, binding_relay, ended, language = (
+            row
+        )
         if ended is not None:
             self.reject("completed")
             return None
@@ -845,7 +867,35 @@ class WebhookService:
             redact=default.redact if redact is None else frozenset(filter(None, redact.split(","))),
             media=default.media if media is None else media,
         )
-        return number, BindingOptions(record=bool(record), sms=sms, relay=binding_relay)
+        return number, BindingOptions(record=bool(record), sms=sms, relay=binding_relay, language=language)
+
+    # The language of a binding whose party is answered without a connect
+    # (its quota is used up): a primary-key read on that rare path only.
+    _LANGUAGE_READ = "SELECT b.language FROM bindings b WHERE b.id = %s"
+
+    def _binding_language(self, binding_id: str | None) -> str | None:
+        """A binding's own language, or None (the deployment's) when it has
+        none or SQL cannot say: the words are all that depend on it."""
+        if not binding_id:
+            return None
+        try:
+            row = self.fast_sql.row(self._LANGUAGE_READ, (binding_id,), ("text",))
+        except Exception as exc:
+            log.warning("binding language read failed: %s", type(exc).__name__)
+            return None
+        return None if row is None else row[0]
+
+    def voice_for(self, language: str | None) -> twiml.Voice:
+        """The spoken answers in ``language`` (None or the deployment's: the
+        configured voice and prompt; another: that language's own voice)."""
+        if language is None or language == self.settings.voice_language or language not in LANGUAGES:
+            return self.voice_twiml
+        voice = self._voices.get(language)
+        if voice is None:
+            voice = self._voices[language] = twiml.Voice(
+                language=language, voice=None, path_prefix=self.path_prefix, named_in_whisper=True
+            )
+        return voice
 
     def reject(self, reason: str, *, binding_id: str | None = None) -> StepDecision:
         """A reject decision, counted by reason."""

@@ -59,13 +59,21 @@ class Voice:
     """Spoken answers in the configured language and voice."""
 
     def __init__(
-        self, *, language: str, voice: str | None, extension_prompt: str | None = None, path_prefix: str = ""
+        self,
+        *,
+        language: str,
+        voice: str | None,
+        extension_prompt: str | None = None,
+        path_prefix: str = "",
+        named_in_whisper: bool = False,
     ) -> None:
+        """``named_in_whisper``: a binding's language, not the deployment's; the
+        whisper URL names it, so the called party hears the same language."""
         # <Say>'s attributes as Twilio pairs them (zh-CN under Polly is cmn-CN).
         say = say_attributes(language, voice)
         self.language = say.language
         self.extension_action = path_prefix + EXTENSION_ACTION
-        self.whisper_url = path_prefix + WHISPER_PATH
+        self.whisper_url = path_prefix + WHISPER_PATH + (f"?lang={language}" if named_in_whisper else "")
         self.recording_callback = path_prefix + RECORDING_CALLBACK_PATH
         self.voice = say.voice
         prompts = texts(language)

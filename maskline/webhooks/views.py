@@ -88,7 +88,8 @@ def _verify_signature() -> None:
 def voice_whisper() -> ResponseReturnValue:
     # Fetched by Twilio for the called leg of a recorded call, before joining.
     _field("CallSid", fields.CALL_SID)
-    return _xml(_hooks().service.whisper())
+    # The binding's language, as the <Dial> named it (signed with the URL).
+    return _xml(_hooks().service.whisper(request.args.get("lang")))
 
 
 @bp.post("/voice/recording")

@@ -64,8 +64,9 @@ def app(make_app) -> Flask:  # type: ignore[no-untyped-def]
 def test_every_console_page_is_in_chinese_with_data_on_it(app: Flask, bind, clock) -> None:  # type: ignore[no-untyped-def]
     services = services_of(app)
     twilio = Twilio(app)
-    axb = bind(order_id="order-1001")
-    axe = bind("axe", order_id="order-1002")
+    # Owner names are ids (the pool page lists them), as API keys' owners are.
+    axb = bind(order_id="order-1001", owner="shop_a")
+    axe = bind("axe", order_id="order-1002", owner="shop_a")
     # Calls and a text through the binding, and strangers: interactions and alerts.
     twilio.call(BUYER, X1)
     twilio.sms(BUYER, X1, "你好")

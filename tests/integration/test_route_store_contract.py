@@ -302,9 +302,9 @@ class RecordingStore(RouteStore):
         super().__init__(client)
         self.calls: list[tuple[str, list[str]]] = []
 
-    def _run(self, name: str, relay_number: str, args: list[Any]) -> Any:
+    def _run(self, name: str, relay_number: str, args: list[Any], *, owner: str | None = None) -> Any:
         self.calls.append((name, [route_key(relay_number)]))
-        return super()._run(name, relay_number, args)
+        return super()._run(name, relay_number, args, owner=owner)
 
 
 def test_every_script_call_stays_on_one_hash_slot() -> None:

@@ -62,6 +62,10 @@ INTEGRATION_MODULES = [
     "test_alerts.py",
     "test_alerts_webhooks.py",
     "test_carrier_simulator.py",
+    # Owner caps take and give back a place on the owner's own slot there.
+    "test_owner_limits.py",
+    "test_extension_length.py",
+    "test_binding_language.py",
 ]
 RELAYS = [f"+1415555{n:04d}" for n in range(100, 130)]
 APOLOGY = PROMPTS["en-US"].apology

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from redis.cluster import key_slot
 
+from maskline.numbers.owner_limits import owner_key
 from maskline.numbers.regions import place
 from maskline.numbers.routes import route_key
 from maskline.numbers.selection import GLOBAL, country_key, marker_key, tiers
@@ -65,6 +66,12 @@ def test_the_every_country_set_and_its_marker_share_a_slot() -> None:
     assert slot(GLOBAL) == slot(marker_key("global"))
 
 
+def test_an_owner_s_count_has_a_slot_of_its_own() -> None:
+    # One key per owner script call; on a cluster it is never given to a
+    # relay number's script (maskline.numbers.routes adds it on one node only).
+    assert slot(owner_key("shop-a")) == slot("{owner:shop-a}")
+
+
 def test_relay_numbers_do_not_all_share_one_slot() -> None:
     # The tag is the number itself, so bindings spread over the cluster.
     assert len({slot(route_key(relay)) for relay in RELAYS}) > 1
@@ -81,8 +88,11 @@ def test_a_click_to_call_reference_has_a_slot_of_its_own() -> None:
 # test above that proves its keys share a slot.
 SCRIPT_CALLS = {
     # route_key(relay); on one Redis node (never a cluster) also the relay
-    # number's selection sets, whose scores follow its claims and releases.
+    # number's selection sets, whose scores follow its claims and releases,
+    # and the owner's count (owner_key), checked in the claim.
     ("numbers/routes.py", "_run"),
+    ("numbers/owner_limits.py", "take"),  # owner_key(owner) only (a cluster's bind)
+    ("numbers/owner_limits.py", "reconcile"),  # owner_key(owner) only
     ("numbers/selection.py", "_read"),  # marker_key(country) + tiers(place): the country's slot
     ("numbers/replace.py", "_move"),  # route_key(relay) only
     ("webhooks/services.py", "record"),  # DecisionStore.key(sid, relay) only

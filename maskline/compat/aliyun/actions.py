@@ -58,6 +58,7 @@ from maskline.numbers.interfaces import (
     BindingView,
     BindRequest,
     InvalidRequest,
+    OwnerLimitReached,
     PoolExhausted,
     RoutingUnavailable,
 )
@@ -189,6 +190,10 @@ def _translate(exc: Exception) -> BusinessError | ServiceUnavailable:
         return invalid_parameter(_param(exc.field), exc.reason)
     if isinstance(exc, PoolExhausted):
         return BusinessError("isv.NO_AVAILABLE_NUMBER", "no relay number of the pool can take this binding")
+    if isinstance(exc, OwnerLimitReached):
+        # Alibaba's per-account control ("业务流控"): the account is past its
+        # allowance, not the pool. The message names maskline's limit.
+        return BusinessError("isv.FLOW_LIMIT", f"owner_limit_reached: {exc}")
     if isinstance(exc, BindingNotFound):
         return BusinessError("isv.NO_NOT_EXIST", "no such subscription")
     if isinstance(exc, BindingNotLive):
@@ -204,6 +209,7 @@ _NUMBERS_ERRORS = (
     InvalidRequest,
     InvalidPhoneNumber,
     PoolExhausted,
+    OwnerLimitReached,
     BindingNotFound,
     BindingNotLive,
     RoutingUnavailable,

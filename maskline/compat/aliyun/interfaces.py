@@ -14,7 +14,8 @@ Exception tree (each is one Alibaba error code and an HTTP status)::
     ├── ServiceUnavailable       ServiceUnavailable 503: Redis or SQL down; nothing changed
     └── BusinessError            HTTP 200, as Alibaba's clients expect
         (isv.INVALID_PARAMETERS, isv.MOBILE_NUMBER_ILLEGAL, isv.EXPIRE_DATE_ILLEGAL,
-         isv.NO_AVAILABLE_NUMBER, isv.NO_NOT_EXIST)
+         isv.NO_AVAILABLE_NUMBER, isv.NO_NOT_EXIST; isv.FLOW_LIMIT "业务流控" when the
+         owner is at its cap of live bindings, the message naming owner_limit_reached)
 
 Messages name fields, never a party number.
 """

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -25,10 +26,15 @@ from sqlalchemy.orm import Session
 from maskline.api.keys import Principal
 from maskline.audit.interfaces import AuditEntry
 from maskline.compat.aliyun.forms import MAINLAND, national
-from maskline.compat.aliyun.interfaces import BusinessError, invalid_number, invalid_parameter
+from maskline.compat.aliyun.interfaces import (
+    BusinessError,
+    ServiceUnavailable,
+    invalid_number,
+    invalid_parameter,
+)
 from maskline.compat.aliyun.models import AliyunPoolNumber
 from maskline.compat.aliyun.pools import Cities, city_key
-from maskline.numbers.interfaces import InvalidRequest
+from maskline.numbers.interfaces import InvalidRequest, RoutingUnavailable
 from maskline.numbers.models import Binding, RelayNumber
 from maskline.numbers.pool import parse_relay_number
 
@@ -143,17 +149,45 @@ class Inventory:
                 )
             # Row-locked by its primary key: two purchases cannot take one number.
             e164 = candidates[0]
-            session.add(AliyunPoolNumber(owner=principal.owner, pool_key=pool_key, e164=e164, added_at=now))
-            self.services.audit.append(
-                session,
-                AuditEntry(
-                    actor=f"apikey:{principal.key_id}",
-                    action="aliyun.pool.added",
-                    subject=pool_key,
-                    data={"owner": principal.owner, "numbers": [e164], "via": "BuySecretNo"},
-                ),
-            )
+            # A bought number counts against the owner's cap of live bindings
+            # (docs/owner-limits.md): a place is taken atomically, and given
+            # back if the purchase does not commit.
+            self._take_place(principal.owner)
+            try:
+                session.add(
+                    AliyunPoolNumber(owner=principal.owner, pool_key=pool_key, e164=e164, added_at=now)
+                )
+                self.services.audit.append(
+                    session,
+                    AuditEntry(
+                        actor=f"apikey:{principal.key_id}",
+                        action="aliyun.pool.added",
+                        subject=pool_key,
+                        data={"owner": principal.owner, "numbers": [e164], "via": "BuySecretNo"},
+                    ),
+                )
+                session.flush()
+            except Exception:
+                self._give_place_back(principal.owner)
+                raise
         return {"SecretBuyInfoDTO": {"SecretNo": national(e164)}}
+
+    def _take_place(self, owner: str) -> None:
+        counts = self.services.numbers.routes.owners
+        try:
+            limit = counts.take(owner, default_cap=self.services.settings.owner_max_live_bindings)
+        except RoutingUnavailable:
+            raise ServiceUnavailable("the routing store cannot be reached; retry later") from None
+        if limit is not None:
+            raise BusinessError(
+                "isv.FLOW_LIMIT",
+                f"owner_limit_reached: owner {owner} has reached its cap of {limit} live bindings "
+                "and bought numbers; release numbers or unbind ended orders",
+            )
+
+    def _give_place_back(self, owner: str) -> None:
+        with contextlib.suppress(RoutingUnavailable):  # else the worker's reconcile recounts it
+            self.services.numbers.routes.owners.give_back(owner)
 
     def release_secret_no(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:
         pool_key = params["PoolKey"]
@@ -172,6 +206,7 @@ class Inventory:
                     data={"owner": principal.owner, "numbers": [e164], "via": "ReleaseSecretNo"},
                 ),
             )
+        self._give_place_back(principal.owner)
         return {}
 
     def query_subs_id(self, params: dict[str, str], principal: Principal) -> dict[str, Any]:

@@ -18,7 +18,8 @@ Every error is Twilio's error body ``{code, message, more_info, status}``
     ├── ResourceNotFound     404  20404  no such resource for these credentials' owner
     ├── MethodNotAllowed     405  20004  the resource does not take that method
     ├── ResourceConflict     409  20409  unique name taken, session closed, pool exhausted
-    ├── TooManyRequests      429  20429  the binding's message quota is used up
+    ├── TooManyRequests      429  20429  the binding's message quota is used up, or the
+    │                              owner's cap of live bindings (``owner_limit_reached: ...``)
     │   └── RateLimited           429  20429  the key's rate limit in the scope (Retry-After)
     ├── UpstreamFailed       502  20500  Twilio refused or could not be reached (messages)
     └── ServiceUnavailable   503  20503  Redis or the database cannot be reached; retry

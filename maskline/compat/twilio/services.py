@@ -58,6 +58,7 @@ from maskline.numbers.interfaces import (
     BindingView,
     BindRequest,
     InvalidRequest,
+    OwnerLimitReached,
     PoolExhausted,
     RoutingUnavailable,
 )
@@ -940,6 +941,10 @@ class ProxyFace:
             view = self.services.numbers.bindings.bind(request, within=attach)
         except (InvalidRequest, InvalidPhoneNumber) as exc:
             raise InvalidParameter(f"Identifier: {exc.reason}") from None
+        except OwnerLimitReached as exc:
+            # Twilio has no Proxy code for an account's own cap: its generic
+            # 429 Too Many Requests, naming maskline's limit.
+            raise TooManyRequests(f"owner_limit_reached: {exc}") from None
         except PoolExhausted:
             if chosen is not None:
                 field = "ProxyIdentifier" if wanted is None or proxy_identifier else "ProxyIdentifierSid"

@@ -3,6 +3,8 @@
 -- Fields, told apart by length so routes need no prefix:
 --   g / n / e      generation marker (absent = Redis lost its data: fail closed) /
 --                  live bindings on X / live axe bindings on X
+--   d              X's extension length (absent: the deployment's MASKLINE_EXTENSION_DIGITS);
+--                  set by a claim while X has no live extension (see claim.lua)
 --   <idx>          (exactly 12 bytes) route of a party, keyed by its truncated blind index
 --   x<ext>         extension entry of an axe binding (at most 9 bytes)
 --   a<bid>, l<bid> (11 bytes) allow-list / most recent allowed caller of an axe binding
@@ -17,6 +19,24 @@
 -- allow: "*" or "<idxhex>=<role>=<token>;..."; last caller: "<role>=<token>".
 
 local NO_TOKEN = string.rep("\0", 15)
+
+-- Keys after KEYS[1] (one Redis node only; a cluster keeps them on their own
+-- slots and moves them in a call of their own): X's selection sets ("mls:")
+-- and the owner's count of live bindings ("ml:{owner:NAME}", a hash: n = live
+-- bindings, c = the owner's own cap, absent = the deployment's).
+local function is_selection_key(k) return string.sub(k, 1, 4) == "mls:" end
+local function owner_key()
+  for i = 2, #KEYS do
+    -- ml:{owner:NAME} (see maskline.numbers.owner_limits.owner_key)
+    if string.find(KEYS[i], "{owner:", 1, true) == 4 then return KEYS[i] end
+  end
+  return nil
+end
+-- One live binding more (1) or fewer (-1) for the owner whose key was given.
+local function owner_count(delta)
+  local k = owner_key()
+  if k then redis.call("HINCRBY", k, "n", delta) end
+end
 
 local function split(s)
   local out = {}

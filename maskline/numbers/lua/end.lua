@@ -1,12 +1,15 @@
 -- End a binding (unbind or expiry): its entries become cool-down tombstones.
--- KEYS[1] = ml:{X}; KEYS[2..] (one Redis node only) = X's selection sets.
+-- KEYS[1] = ml:{X}; KEYS[2..] (one Redis node only) = X's selection sets and
+--   the owner's count (see common.lua), each following the end.
 -- ARGV: bid, ver, end_time, end_time36, mode, ext (or ""), then the parties' idx values.
 -- Returns 1 if the binding was live in Redis and is now ended, else 0.
 -- Move X's score in its selection sets (KEYS[2..], given on one Redis node
 -- only): XX, so a number that is not selectable (locked) never joins them.
 local function rescore(delta)
   local member = string.sub(KEYS[1], 5, -2)
-  for i = 2, #KEYS do redis.call("ZADD", KEYS[i], "XX", "INCR", delta, member) end
+  for i = 2, #KEYS do
+    if is_selection_key(KEYS[i]) then redis.call("ZADD", KEYS[i], "XX", "INCR", delta, member) end
+  end
 end
 local key = KEYS[1]
 local bid, ver, end_time, end36 = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -29,6 +32,7 @@ if ext ~= "" then finish("x" .. ext) end
 if was_live == 1 then
   redis.call("HINCRBY", key, "n", -1)
   rescore(-1)
+  owner_count(-1)
   if mode == "axe" then redis.call("HINCRBY", key, "e", -1) end
 end
 return was_live

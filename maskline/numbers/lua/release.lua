@@ -1,13 +1,16 @@
 -- Remove a binding's entries entirely: a claim whose SQL write failed, an
 -- orphan claim, or a tombstone whose cool-down is over.
--- KEYS[1] = ml:{X}; KEYS[2..] (one Redis node only) = X's selection sets.
+-- KEYS[1] = ml:{X}; KEYS[2..] (one Redis node only) = X's selection sets and
+--   the owner's count (see common.lua), each following the release.
 -- ARGV: bid, ext (or ""), then the parties' idx values.
 -- Returns the number of fields removed.
 -- Move X's score in its selection sets (KEYS[2..], given on one Redis node
 -- only): XX, so a number that is not selectable (locked) never joins them.
 local function rescore(delta)
   local member = string.sub(KEYS[1], 5, -2)
-  for i = 2, #KEYS do redis.call("ZADD", KEYS[i], "XX", "INCR", delta, member) end
+  for i = 2, #KEYS do
+    if is_selection_key(KEYS[i]) then redis.call("ZADD", KEYS[i], "XX", "INCR", delta, member) end
+  end
 end
 local key = KEYS[1]
 local bid, ext = ARGV[1], ARGV[2]
@@ -28,6 +31,7 @@ removed = removed + redis.call("HDEL", key, "a" .. bid, "l" .. bid, "k" .. bid)
 if was_live then
   redis.call("HINCRBY", key, "n", -1)
   rescore(-1)
+  owner_count(-1)
   if was_axe then redis.call("HINCRBY", key, "e", -1) end
 end
 return removed

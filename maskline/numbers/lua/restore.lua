@@ -43,11 +43,15 @@ for _ = 1, nbindings do
 end
 
 -- Recount what is live now, whoever wrote it.
-local n, e = 0, 0
+local n, e, d = 0, 0, nil
 local fields = redis.call("HGETALL", key)
 local seen = {}
 for i = 1, #fields, 2 do
-  if #fields[i] == 12 then
+  if #fields[i] < 12 and string.sub(fields[i], 1, 1) == "x" then
+    -- X's extension length is that of its live extensions (see claim.lua).
+    local f = route_fields(fields[i + 1])
+    if f.st == "a" and now < f.exp then d = #fields[i] - 1 end
+  elseif #fields[i] == 12 then
     local f = route_fields(fields[i + 1])
     if f.st == "a" and now < f.exp and not seen[f.bid] then
       seen[f.bid] = true
@@ -57,4 +61,5 @@ for i = 1, #fields, 2 do
   end
 end
 redis.call("HSET", key, "g", generation, "n", n, "e", e)
+if d then redis.call("HSET", key, "d", d) end
 return written
