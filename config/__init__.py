@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import phonenumbers
 
 from config.redis_url import RedisUrlError, is_cluster_url, parse_cluster_url
+from maskline import errors
 
 if TYPE_CHECKING:
     from maskline.outbound import IPNetwork, OutboundPolicy
@@ -51,7 +52,7 @@ _PREFIX = "MASKLINE_"
 TWILIO_API_URL = "https://api.twilio.com"
 
 
-class SettingsError(ValueError):
+class SettingsError(errors.InputError, ValueError):
     """A setting has a value maskline cannot use; the message names the variable."""
 
 

@@ -17,6 +17,8 @@ import hashlib
 import hmac
 from typing import Literal
 
+from maskline import errors
+
 EventType = Literal[
     "binding.created",
     "binding.expired",
@@ -38,19 +40,19 @@ SIGNATURE_HEADER = "Maskline-Signature"
 SIGNATURE_VERSION = "v1"
 
 
-class EventsError(Exception):
+class EventsError(errors.MasklineError):
     """Base of the events package's errors."""
 
 
-class OwnerNotFound(EventsError):
+class OwnerNotFound(EventsError, errors.NotFound):
     """No owner of that name."""
 
 
-class InvalidOwnerName(EventsError):
+class InvalidOwnerName(EventsError, errors.InputError):
     """Owner names are letters, digits and . _ : - (as API key owners)."""
 
 
-class InvalidEventsUrl(EventsError):
+class InvalidEventsUrl(EventsError, errors.InputError):
     """An events URL maskline will not send to; the message says why (never the query)."""
 
 

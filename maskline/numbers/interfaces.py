@@ -21,6 +21,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
+from maskline import errors
+
 Mode = Literal["axb", "axe"]
 MODES: tuple[Mode, ...] = ("axb", "axe")
 
@@ -36,11 +38,11 @@ RejectReason = Literal[
 ]
 
 
-class NumbersError(Exception):
+class NumbersError(errors.MasklineError):
     """Base of the numbers package's errors."""
 
 
-class InvalidRequest(NumbersError):
+class InvalidRequest(NumbersError, errors.InputError):
     """A request field is unacceptable. ``field`` names it; nothing was changed."""
 
     def __init__(self, field: str, reason: str) -> None:
@@ -49,11 +51,11 @@ class InvalidRequest(NumbersError):
         self.reason = reason
 
 
-class PoolError(NumbersError):
+class PoolError(NumbersError, errors.Conflict):
     """A pool operation was refused (e.g. retiring a number with live bindings)."""
 
 
-class PoolExhausted(NumbersError):
+class PoolExhausted(NumbersError, errors.Conflict):
     """No relay number can take this binding.
 
     ``role`` is the party that could not be placed and ``needed`` how many
@@ -70,15 +72,15 @@ class NoNumberInRegion(PoolExhausted):
     """The strict geo policy found no free number in the buyer's area."""
 
 
-class BindingNotFound(NumbersError):
+class BindingNotFound(NumbersError, errors.NotFound):
     """No binding with that id belongs to this owner."""
 
 
-class BindingNotLive(NumbersError):
+class BindingNotLive(NumbersError, errors.Conflict):
     """The binding has already ended."""
 
 
-class RoutingUnavailable(NumbersError):
+class RoutingUnavailable(NumbersError, errors.Unavailable):
     """The routing store cannot answer (down, or lost its data). Fail closed."""
 
 

@@ -32,6 +32,8 @@ import hashlib
 import re
 import secrets
 
+from maskline import errors
+
 BASE_PATH = "/twilio-proxy/v1"
 PROXY_HOST = "proxy.twilio.com"
 
@@ -61,7 +63,7 @@ def derived_sid(kind: str, source: str) -> str:
     return SID_PREFIXES[kind] + hashlib.sha256(f"{kind}:{source}".encode()).hexdigest()[:32]
 
 
-class ProxyError(Exception):
+class ProxyError(errors.MasklineError):
     status = 500
     code = 20500
 
@@ -78,11 +80,11 @@ class ProxyError(Exception):
         }
 
 
-class InvalidParameter(ProxyError):
+class InvalidParameter(ProxyError, errors.InputError):
     status, code = 400, 20001
 
 
-class NoProxyNumber(ProxyError):
+class NoProxyNumber(ProxyError, errors.Conflict):
     """No number of the Service can take the session, with Proxy's own code."""
 
     status = 400
@@ -98,7 +100,7 @@ class NoProxyNumber(ProxyError):
         self.code = code
 
 
-class ProxyRule(ProxyError):
+class ProxyRule(ProxyError, errors.Conflict):
     """A request Proxy refuses with a code of its own dictionary (400)."""
 
     status = 400
@@ -114,15 +116,15 @@ class ProxyRule(ProxyError):
         self.code = code
 
 
-class Unauthenticated(ProxyError):
+class Unauthenticated(ProxyError, errors.Forbidden):
     status, code = 401, 20003
 
 
-class PermissionDenied(ProxyError):
+class PermissionDenied(ProxyError, errors.Forbidden):
     status, code = 403, 20403
 
 
-class ResourceNotFound(ProxyError):
+class ResourceNotFound(ProxyError, errors.NotFound):
     status, code = 404, 20404
 
 
@@ -130,7 +132,7 @@ class MethodNotAllowed(ProxyError):
     status, code = 405, 20004
 
 
-class ResourceConflict(ProxyError):
+class ResourceConflict(ProxyError, errors.Conflict):
     status, code = 409, 20409
 
 
@@ -150,5 +152,5 @@ class UpstreamFailed(ProxyError):
     status, code = 502, 20500
 
 
-class ServiceUnavailable(ProxyError):
+class ServiceUnavailable(ProxyError, errors.Unavailable):
     status, code = 503, 20503
