@@ -46,8 +46,10 @@ from typing import Any
 import redis
 
 from maskline.numbers.interfaces import BindRequest
+from maskline.numbers.route_copies import CopyOptions, copies_key, seal_copy
 from maskline.numbers.routes import Party, RouteStore, route_key, unpack_binding_id, unpack_token
 from maskline.numbers.services import new_binding_id
+from maskline.vault.keyring import new_keyring
 from maskline.vault.services import new_token
 
 
@@ -202,6 +204,8 @@ def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[s
     routes = RouteStore(client)
     numbers_needed = max(1, bindings // per_number)
     rng = random.Random(3)
+    ring = new_keyring(development=True)
+    options = CopyOptions(record=False, sms_redact=None, sms_media=None, language=None)
     made = 0
     for i in range(numbers_needed):
         x = relay(i)
@@ -211,9 +215,16 @@ def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[s
                 break
             a = Party(index=rng.randbytes(12), role="buyer", token=unpack_token(rng.randbytes(15)))
             b = Party(index=rng.randbytes(12), role="merchant", token=unpack_token(rng.randbytes(15)))
+            binding_id = unpack_binding_id(rng.randbytes(10))
+            # The sealed route copy a bind writes with the routes (13-digit numbers).
+            numbers = {
+                "buyer": f"+86{rng.randrange(10**10, 10**11)}",
+                "merchant": f"+1{rng.randrange(10**9, 10**10)}",
+            }
+            copy = seal_copy(ring, relay=x, binding_id=binding_id, numbers=numbers, options=options)
             routes.claim(
                 x,
-                binding_id=unpack_binding_id(rng.randbytes(10)),
+                binding_id=binding_id,
                 version=1,
                 expires=2_000_000_000,
                 mode="axb",
@@ -221,12 +232,15 @@ def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[s
                 now=1_000_000_000,
                 cooldown=86400,
                 cap=10**9,
+                copy=copy,
             )
             made += 1
     total = 0
     for i in range(numbers_needed):
         total += int(client.memory_usage(route_key(relay(i)), samples=0) or 0)
+        total += int(client.memory_usage(copies_key(relay(i)), samples=0) or 0)
     encoding = client.object("encoding", route_key(relay(0)))
+    copies_encoding = client.object("encoding", copies_key(relay(0)))
     used = int(client.info("memory")["used_memory"]) - used_before
     client.flushdb()
     return {
@@ -234,6 +248,9 @@ def bench_memory(redis_url: str, bindings: int, per_number: int = 200) -> dict[s
         "bytes_per_binding": total / made,
         "used_memory_per_binding": used / made,
         "hash_encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+        "copies_encoding": copies_encoding.decode()
+        if isinstance(copies_encoding, bytes)
+        else str(copies_encoding),
     }
 
 

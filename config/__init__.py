@@ -285,8 +285,9 @@ class Settings:
     # national scale, terabytes; docs/scaling.md).
     webhook_ended_ttl: dt.timedelta = setting(
         dt.timedelta(hours=1),
-        doc="how long a connected call's or message's decisions stay in Redis once SQL has recorded its "
-        "end (replays after that are refused from SQL); never longer than the de-duplication TTL",
+        doc="how long a connected call's or message's decision record stays in Redis once SQL has recorded "
+        "its end and its binding is no longer live (while the binding is live, only its `done` mark stays, "
+        "as long as the binding may live); never longer than the de-duplication TTL",
     )
     # A hung backend costs a caller this long, then an apology, rather than
     # Twilio's own 15 s timeout and an error message.

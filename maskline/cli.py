@@ -201,6 +201,22 @@ def db_upgrade() -> None:
     with _services(check_schema=False) as services:
         migrate.upgrade(services.db.engine)
         click.echo(f"schema at {migrate.current_revision(services.db.engine)}")
+    # Live bindings get what this version keeps in Redis (their route copies,
+    # so that connects need no SQL): the rebuild is idempotent and online.
+    from maskline.numbers.rebuild import rebuild_routes
+
+    try:
+        with _services() as services:
+            report = rebuild_routes(
+                db=services.db,
+                vault=services.vault,
+                routes=services.numbers.routes,
+                cooldown=services.settings.cooldown,
+                now=services.clock(),
+            )
+        click.echo(report.summary())
+    except Exception as exc:  # Redis not reachable from here: connects read SQL until it runs
+        click.echo(f"routes not rebuilt ({type(exc).__name__}); run `maskline routes rebuild`", err=True)
 
 
 @main.command()
@@ -567,8 +583,21 @@ def vault_rewrap(batch: int) -> None:
         from maskline.compat.twilio.credentials import rewrap_tokens
 
         tokens = rewrap_tokens(services)
+        # The route copies in Redis: sealed again under the primary KEK's
+        # route key, so retiring the old KEK leaves no connect without one.
+        from maskline.numbers.rebuild import pool_numbers
+        from maskline.numbers.route_copies import RouteCopies
+
+        copies = RouteCopies(services.numbers.routes.client)
+        try:
+            resealed, dropped = copies.rewrap(services.keys.refresh(), pool_numbers(services.db))
+        except Exception as exc:  # Redis down: the data keys are done; run it again
+            raise click.ClickException(
+                f"route copies not re-sealed ({type(exc).__name__}); run `maskline vault rewrap` again"
+            ) from None
     click.echo(f"re-wrapped {moved} admin second-factor secrets")
     click.echo(f"re-wrapped {tokens} Twilio Proxy auth tokens")
+    click.echo(f"re-sealed {resealed} route copies ({dropped} that did not open dropped)")
 
 
 @vault.command("reindex")

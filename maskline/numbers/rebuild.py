@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from maskline.clock import Clock
 from maskline.db import Database
 from maskline.numbers.models import Binding, RelayNumber
+from maskline.numbers.route_copies import CopyOptions, RouteCopies, seal_copy
 from maskline.numbers.routes import (
     AllowedCaller,
     Party,
@@ -35,6 +36,7 @@ from maskline.numbers.routes import (
 )
 from maskline.vault import sealing
 from maskline.vault.blind_index import primary_index
+from maskline.vault.keyring import KeyRing
 from maskline.vault.models import VaultEntry
 from maskline.vault.services import VaultService
 
@@ -165,6 +167,22 @@ def stored_binding(session: Session, vault: VaultService, b: Binding) -> StoredB
     )
 
 
+def binding_copy(session: Session, vault: VaultService, ring: KeyRing, b: Binding) -> bytes | None:
+    """The sealed route copy of an axb binding (None: it gets none, and its
+    connects read SQL, e.g. a party's entry no longer opens)."""
+    if b.mode != "axb":
+        return None
+    try:
+        numbers = {p.role: vault.open(session, p.token) for p in b.parties}
+    except Exception as exc:  # erased meanwhile, integrity: no copy, never a wrong one
+        log.warning("no route copy for %s: %s", b.id, type(exc).__name__)
+        return None
+    options = CopyOptions(
+        record=b.record, sms_redact=b.sms_redact, sms_media=b.sms_media, language=b.language
+    )
+    return seal_copy(ring, relay=b.relay_number, binding_id=b.id, numbers=numbers, options=options)
+
+
 def rebuild_routes(
     *, db: Database, vault: VaultService, routes: RouteStore, cooldown: dt.timedelta, now: dt.datetime
 ) -> RebuildReport:
@@ -181,11 +199,25 @@ def rebuild_routes(
             )
         ).all()
         by_number: dict[str, list[StoredBinding]] = defaultdict(list)
+        copies: dict[str, list[tuple[str, bytes, bytes, int]]] = defaultdict(list)
+        ring = vault.keys.current()
         for b in bindings:
-            by_number[b.relay_number].append(stored_binding(session, vault, b))
+            stored = stored_binding(session, vault, b)
+            by_number[b.relay_number].append(stored)
+            sealed = binding_copy(session, vault, ring, b) if stored.active else None
+            if sealed is not None:
+                copies[b.relay_number].append((b.id, stored.parties[0].index, sealed, epoch(b.created_at)))
     written = 0
+    writer = RouteCopies(routes.client)
     for number in sorted(set(numbers) | set(by_number)):
+        intact = routes.has_generation(number)
         written += routes.restore(number, by_number.get(number, []), generation=generation, now=epoch(now))
+        # After the routes: a copy is written only beside its live route, and
+        # only for bindings made since X's hash last lost its data (with it
+        # went the records that refuse replays of their calls: those connects
+        # keep reading SQL, which knows which calls are over).
+        lost = writer.lost_at(number, now=None if intact else epoch(now))
+        writer.put(number, [(bid, idx, sealed) for bid, idx, sealed, made in copies[number] if made > lost])
     # The selection sets (relay numbers by place and load) are rebuilt from
     # SQL by the next bind of each country.
     routes.selection_stale()

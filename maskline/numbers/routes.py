@@ -280,6 +280,7 @@ class RouteStore:
         owner: str | None = None,
         owner_cap: int = 0,
         length: ExtensionLength | None = None,
+        copy: bytes | None = None,
     ) -> ClaimResult:
         """Atomically put a binding on X, or say why X cannot take it.
 
@@ -287,6 +288,8 @@ class RouteStore:
         (``owner_cap`` unless it has one of its own; 0: none), checked in the
         same step: ``owner_limit`` when it is reached. Extension candidates
         are 9 digits; X's length (``length``) decides how many are used.
+        ``copy``: the binding's sealed route copy for X (route_copies.py),
+        written with its routes.
         """
         if owner is not None and self._cluster:
             limit = self.owners.take(owner, default_cap=owner_cap)
@@ -308,6 +311,7 @@ class RouteStore:
                 owner=owner,
                 owner_cap=owner_cap,
                 length=length,
+                copy=copy,
             )
         except BaseException:
             if owner is not None and self._cluster:
@@ -338,6 +342,7 @@ class RouteStore:
         owner: str | None,
         owner_cap: int,
         length: ExtensionLength | None,
+        copy: bytes | None,
     ) -> ClaimResult:
         args: list[Any] = [
             now,
@@ -355,6 +360,8 @@ class RouteStore:
             args += [p.index, p.role, pack_token(p.token)]
         length = length or ExtensionLength(default=4, wanted=4)
         args += [owner_cap, length.default, length.wanted, length.least]
+        if copy:
+            args.append(copy)
         result = [_text(x) for x in self._run("claim", relay_number, args, owner=owner)]
         if result[0] == "unavailable":
             raise RoutingUnavailable(f"routing store lost its data for {relay_number}; rebuild needed")

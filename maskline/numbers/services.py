@@ -49,6 +49,7 @@ from maskline.numbers.interfaces import (
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
 from maskline.numbers.pool import LoadCache
 from maskline.numbers.rebuild import member_index
+from maskline.numbers.route_copies import CopyOptions, seal_copy
 from maskline.numbers.routes import (
     AllowedCaller,
     ExtensionLength,
@@ -522,6 +523,7 @@ class BindingService:
             req.allow == "any",
             expires,
             now,
+            copy_options=_copy_options(req),
         )
         mode, fallback_used = req.mode, False
         if attempt is None and req.fallback == "axe":
@@ -659,6 +661,8 @@ class BindingService:
         allow_any: bool,
         expires: dt.datetime,
         now: dt.datetime,
+        *,
+        copy_options: CopyOptions | None = None,
     ) -> tuple[tuple[str, str | None, list[_Sealed], list[_Sealed]] | None, dict[str, int]]:
         """Claim the first candidate that can take the binding.
 
@@ -701,6 +705,7 @@ class BindingService:
                     owner=owner,
                     owner_cap=self.policy.owner_max_live,
                     length=length,
+                    copy=self._route_copy(relay, binding_id, bound, copy_options) if mode == "axb" else None,
                 )
             except RoutingUnavailable:
                 self._notice_lost_routes(relay)
@@ -716,6 +721,18 @@ class BindingService:
                 self.load_counts.at_least(relay, self.policy.cap)
                 self.selection.mark_full(relay, self.policy.cap)
         return None, busy
+
+    def _route_copy(
+        self, relay: str, binding_id: str, parties: list[_Sealed], options: CopyOptions | None
+    ) -> bytes | None:
+        """The axb binding's sealed numbers and options for ``relay``, so
+        that its connects need no SQL (None: they read SQL)."""
+        if options is None:
+            return None
+        numbers = {p.role: p.e164 for p in parties}
+        return seal_copy(
+            self.vault.keys.current(), relay=relay, binding_id=binding_id, numbers=numbers, options=options
+        )
 
     def _notice_lost_routes(self, relay: str) -> None:
         """After a failed claim: if Redis answers but lost X's data, have the routes rebuilt."""
@@ -1172,3 +1189,9 @@ class BindingService:
                 self.end(session, binding, status="unbound", now=now, actor=actor, reason=reason)
                 ended += 1
         return ended
+
+
+def _copy_options(req: BindRequest) -> CopyOptions:
+    """The options a route copy keeps, as the binding's SQL row has them."""
+    redact = None if req.sms_redact is None else ",".join(sorted(req.sms_redact))
+    return CopyOptions(record=req.record, sms_redact=redact, sms_media=req.sms_media, language=req.language)

@@ -267,3 +267,28 @@ class KeyRingSource:
             except KeyRingError:
                 pass  # keep serving with the last good ring
         return self._ring
+
+
+# The route key of each KEK version: what seals the route copies in Redis
+# (maskline.vault.sealing.seal_route). Derived, never stored: retiring the KEK
+# version (dropping it from the ring) makes every copy sealed under it, in
+# Redis's memory, RDB/AOF files and replicas alike, unreadable.
+_ROUTE_KEY_INFO = b"maskline route key v1"
+_route_keys: dict[bytes, bytes] = {}
+
+
+def route_key(ring: KeyRing, version: int) -> bytes:
+    """The route key derived by HKDF-SHA256 from KEK ``version`` (KeyError if absent)."""
+    kek = ring.kek.versions[version]
+    derived = _route_keys.get(kek)
+    if derived is None:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        derived = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_ROUTE_KEY_INFO).derive(
+            kek
+        )
+        if len(_route_keys) > 64:  # a process sees a handful of versions
+            _route_keys.clear()
+        _route_keys[kek] = derived
+    return derived

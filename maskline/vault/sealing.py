@@ -1,4 +1,5 @@
-"""Envelope encryption of one value: AES-256-GCM under a per-entry data key.
+"""Envelope encryption of one value: AES-256-GCM under a per-entry data key
+(and the route copies of a binding's numbers kept in Redis, at the end).
 
 Pure functions over a :class:`KeyRing`; no I/O. Two blobs per entry:
 
@@ -24,7 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from maskline.vault.interfaces import VaultIntegrityError
-from maskline.vault.keyring import KeyRing
+from maskline.vault.keyring import KeyRing, route_key
 
 FORMAT_V1 = b"\x01"
 NONCE_BYTES = 12  # 96-bit random nonces: each data key encrypts one value
@@ -149,3 +150,105 @@ def rewrap(ring: KeyRing, wrapped: bytes, *, entry_id: str, purpose: str) -> byt
     """Re-wrap a data key under the primary KEK; the sealed value is untouched."""
     data_key = unwrap_key(ring, wrapped, entry_id=entry_id, purpose=purpose)
     return wrap_key(ring, data_key, entry_id=entry_id, purpose=purpose)
+
+
+# -- route copies ----------------------------------------------------------------
+# A binding's party numbers, sealed for Redis so that a webhook connect needs
+# no SQL: AES-256-GCM under the route key of a KEK version (derived by HKDF,
+# see keyring.route_key), with no per-entry wrapped data key. Layout:
+#   kek_version (u16) | nonce (12) | GCM(route key, BCD numbers | extra)
+# AAD = maskline/route/v1 | version | relay number | binding id | roles, so a
+# copy moved to another relay number, binding or role fails to open. Each
+# number is 8 bytes of BCD (E.164's 15 digits at most, padded with 0xF).
+_ROUTE_HEADER = struct.Struct(">H")
+_ROUTE_AAD_PREFIX = b"maskline/route/v1|"
+BCD_BYTES = 8
+ROUTE_COPY_MAX = 64  # a route hash field's value stays in Redis's listpack
+_route_ciphers: dict[bytes, AESGCM] = {}
+
+
+def _route_cipher(ring: KeyRing, version: int) -> AESGCM:
+    try:
+        key = route_key(ring, version)
+    except KeyError:
+        raise VaultIntegrityError(f"route copy is sealed under unknown KEK version {version}") from None
+    cipher = _route_ciphers.get(key)
+    if cipher is None:
+        if len(_route_ciphers) > 64:
+            _route_ciphers.clear()
+        cipher = _route_ciphers[key] = AESGCM(key)
+    return cipher
+
+
+def pack_bcd(e164: str) -> bytes:
+    """``+`` and up to 15 digits -> 8 bytes of BCD (padded with 0xF)."""
+    digits = e164[1:]
+    if e164[:1] != "+" or not digits.isascii() or not digits.isdigit() or len(digits) > 2 * BCD_BYTES - 1:
+        raise ValueError("not an E.164 number")
+    return bytes.fromhex(digits.ljust(2 * BCD_BYTES, "f"))
+
+
+def unpack_bcd(raw: bytes) -> str:
+    digits = raw.hex().rstrip("f")
+    if not digits.isdigit():
+        raise VaultIntegrityError("route copy holds no number")
+    return "+" + digits
+
+
+def _route_aad(header: bytes, relay: str, binding_id: str, roles: list[str]) -> bytes:
+    return b"|".join([_ROUTE_AAD_PREFIX + header, _field(relay), _field(binding_id), *map(_field, roles)])
+
+
+def seal_route(
+    ring: KeyRing, *, relay: str, binding_id: str, numbers: dict[str, str], extra: bytes = b""
+) -> bytes:
+    """Seal ``numbers`` (role -> E.164) of a binding on ``relay``, with
+    ``extra`` (the binding's options), under the primary KEK's route key.
+
+    ValueError if the copy would not fit :data:`ROUTE_COPY_MAX` (the caller
+    then writes none: connects read SQL)."""
+    version = ring.kek.primary
+    roles = sorted(numbers)
+    header = _ROUTE_HEADER.pack(version)
+    plain = b"".join(pack_bcd(numbers[r]) for r in roles) + extra
+    nonce = os.urandom(NONCE_BYTES)
+    body = _route_cipher(ring, version).encrypt(nonce, plain, _route_aad(header, relay, binding_id, roles))
+    sealed = header + nonce + body
+    if len(sealed) > ROUTE_COPY_MAX:
+        raise ValueError("route copy too long")
+    return sealed
+
+
+def route_copy_version(sealed: bytes) -> int:
+    """The KEK version a route copy claims (verified only when opened)."""
+    if len(sealed) < _ROUTE_HEADER.size:
+        raise VaultIntegrityError("route copy is truncated")
+    return int(_ROUTE_HEADER.unpack_from(sealed)[0])
+
+
+def open_route(
+    ring: KeyRing, sealed: bytes, *, relay: str, binding_id: str, roles: list[str]
+) -> tuple[dict[str, str], bytes]:
+    """(role -> E.164, extra) of a route copy; VaultIntegrityError on any
+    mismatch (another relay number, binding or roles, a retired version)."""
+    version = route_copy_version(sealed)
+    roles = sorted(roles)
+    start = _ROUTE_HEADER.size
+    if len(sealed) < start + NONCE_BYTES + _TAG_BYTES + BCD_BYTES * len(roles):
+        raise VaultIntegrityError("route copy is truncated")
+    try:
+        plain = _route_cipher(ring, version).decrypt(
+            sealed[start : start + NONCE_BYTES],
+            sealed[start + NONCE_BYTES :],
+            _route_aad(sealed[:start], relay, binding_id, roles),
+        )
+    except InvalidTag:
+        raise VaultIntegrityError("route copy failed verification") from None
+    numbers = {r: unpack_bcd(plain[i * BCD_BYTES : (i + 1) * BCD_BYTES]) for i, r in enumerate(roles)}
+    return numbers, plain[len(roles) * BCD_BYTES :]
+
+
+def reseal_route(ring: KeyRing, sealed: bytes, *, relay: str, binding_id: str, roles: list[str]) -> bytes:
+    """A route copy sealed again under the primary KEK's route key (rotation)."""
+    numbers, extra = open_route(ring, sealed, relay=relay, binding_id=binding_id, roles=roles)
+    return seal_route(ring, relay=relay, binding_id=binding_id, numbers=numbers, extra=extra)

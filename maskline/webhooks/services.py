@@ -45,7 +45,8 @@ from sqlalchemy.exc import IntegrityError
 from maskline.audit.alerts import ALERT_FAILURES, BUYER_ROLE, STRANGER_REASONS, caller_subject
 from maskline.fast_sql import FastReader
 from maskline.numbers.models import Binding
-from maskline.numbers.routes import epoch, short_index
+from maskline.numbers.route_copies import open_copy
+from maskline.numbers.routes import epoch, route_key, routing_prelude, short_index
 from maskline.webhooks import optout, twiml
 from maskline.webhooks.interfaces import (
     TERMINAL_CALL_STATUSES,
@@ -79,6 +80,9 @@ RETRIES = Counter(
     "maskline_webhook_retries", "Repeated steps answered from the stored decision", ["endpoint"]
 )
 CONNECTS = Counter("maskline_webhook_connects", "Calls and messages forwarded", ["type"])
+COPY_MISSES = Counter(
+    "maskline_route_copy_misses", "Connects whose route copy did not open (they read SQL instead)"
+)
 _CALL_CONNECTS = CONNECTS.labels(type="call")  # looked up once: counted on every connect
 
 # A wrong extension gets one more try, then goodbye.
@@ -111,6 +115,7 @@ class DecisionStore:
         self.ended_ttl = ttl_seconds if ended_ttl_seconds is None else min(ended_ttl_seconds, ttl_seconds)
         self._record = client.register_script(_lua("record"))
         self._finish = client.register_script(_FINISH)
+        self._settle = client.register_script(routing_prelude() + "\n" + _lua("settle"))
 
     @classmethod
     def from_settings(cls, client: Any, settings: Any) -> DecisionStore:
@@ -162,13 +167,13 @@ class DecisionStore:
             pipe.execute()
         return "", {}
 
-    def settle(self, sid: str, *, relay: str) -> None:
-        """Shorten the record's life to the ended TTL: SQL now holds the end.
-
-        Only after the interaction's end has committed: until then this
-        record is what refuses a replay (``LT``: never lengthens it).
-        """
-        self.client.expire(self.key(sid, relay), self.ended_ttl, lt=True)
+    def settle(self, sid: str, *, relay: str, now: int) -> None:
+        """The record of an ended call, once SQL holds its end: shortened to
+        the ended TTL, or, while the binding it connected is still live, cut
+        down to its ``done`` mark for as long as the binding may live (a
+        connect reads no SQL, so only this mark refuses a replay then).
+        Never lengthened (see lua/settle.lua)."""
+        self._settle(keys=[self.key(sid, relay), route_key(relay)], args=[self.ended_ttl, now])
 
 
 _FINISH = """
@@ -358,21 +363,23 @@ class WebhookService:
 
     def voice(self, *, call_sid: str, relay: str, caller: str) -> str:
         try:
-            decision, _ = self._run_step("call", call_sid, "voice:1", relay, caller, extension="", attempt=1)
+            decision, _, copy = self._run_step(
+                "call", call_sid, "voice:1", relay, caller, extension="", attempt=1
+            )
             if decision is None:
                 return self.voice_twiml.goodbye
-            return self._render_voice(decision, relay, call_sid)
+            return self._render_voice(decision, relay, call_sid, copy)
         except Exception as exc:  # never a 500 to Twilio, never a wrong party
             return self.apology("voice", exc)
 
     def extension(self, *, call_sid: str, relay: str, caller: str, digits: str, attempt: int) -> str:
         try:
-            decision, _ = self._run_step(
+            decision, _, copy = self._run_step(
                 "call", call_sid, f"ext:{attempt}", relay, caller, extension=digits, attempt=attempt
             )
             if decision is None:
                 return self.voice_twiml.goodbye
-            return self._render_voice(decision, relay, call_sid)
+            return self._render_voice(decision, relay, call_sid, copy)
         except Exception as exc:
             return self.apology("extension", exc)
 
@@ -387,16 +394,17 @@ class WebhookService:
         extension: str,
         attempt: int,
         index: bytes | None = None,
-    ) -> tuple[StepDecision | None, bool]:
+    ) -> tuple[StepDecision | None, bool, bytes]:
         """The decision of one step, from one run of step.lua (None for a
-        replay), and whether anyone opted out of texts from ``relay``.
+        replay), whether anyone opted out of texts from ``relay``, and the
+        binding's sealed route copy (b"" if none: the connect reads SQL).
 
         Signals (alerts, rejection listeners, interceptors) follow a decision
         made now, never a retried one, so a retry is not counted twice.
         """
         if caller in self.pool:
             # A relay number calling a relay number: a loop, never routed.
-            return self.reject("relay_caller"), False
+            return self.reject("relay_caller"), False, b""
         if index is None:
             index = self.caller_index(caller)
         steps = self.steps()
@@ -412,15 +420,15 @@ class WebhookService:
         )
         if out.outcome == "done":
             self.reject("completed")  # the call is over: a replay connects no one
-            return None, False
+            return None, False, b""
         if out.outcome == "stale":
             self.reject("ended")  # a retry after its binding ended: no one
-            return None, False
+            return None, False, b""
         decision = out.decision
         assert decision is not None
         if out.outcome == "retry":
             RETRIES.labels(endpoint=step.split(":")[0]).inc()
-            return decision, out.optouts
+            return decision, out.optouts, out.copy
         decided = self._after_decision(kind, sid, step, relay, caller, index, decision, out)
         if decided.action == "reject" and self._tell_rejected(kind, sid, relay, caller, decided):
             # A listener made this call's routes (Proxy's auto-create): decide once more.
@@ -437,7 +445,7 @@ class WebhookService:
             )
             if out.outcome == "new" and out.decision is not None:
                 decided = self._after_decision(kind, sid, step, relay, caller, index, out.decision, out)
-        return decided, out.optouts
+        return decided, out.optouts, out.copy
 
     def _after_decision(
         self,
@@ -500,9 +508,9 @@ class WebhookService:
             RETRIES.labels(endpoint=step.split(":")[0]).inc()
         return self._render_voice(stored, relay, sid)
 
-    def _render_voice(self, decision: StepDecision, relay: str, sid: str) -> str:
+    def _render_voice(self, decision: StepDecision, relay: str, sid: str, copy: bytes = b"") -> str:
         if decision.action == "connect":
-            opened = self._open(decision, relay, sid)
+            opened = self._open(decision, relay, sid, copy)
             if opened is None:
                 return self.voice_twiml.goodbye
             number, options = opened
@@ -533,7 +541,7 @@ class WebhookService:
     def sms(self, *, message_sid: str, relay: str, sender: str, body: str, media: list[str]) -> str:
         try:
             index = self.caller_index(sender)
-            decision, optouts = self._run_step(
+            decision, optouts, copy = self._run_step(
                 "sms", message_sid, "sms:1", relay, sender, extension="", attempt=1, index=index
             )
             if decision is None:
@@ -543,7 +551,9 @@ class WebhookService:
                 handled = self._keyword(keyword, message_sid, relay, index, decision, body)
                 if handled is not None:
                     return handled
-            return self._render_sms(decision, message_sid, relay, body, media, optouts=optouts, index=index)
+            return self._render_sms(
+                decision, message_sid, relay, body, media, optouts=optouts, index=index, copy=copy
+            )
         except Exception as exc:
             return self.apology("sms", exc)
 
@@ -595,10 +605,11 @@ class WebhookService:
         *,
         optouts: bool,
         index: bytes | None,
+        copy: bytes = b"",
     ) -> str:
         language = self.settings.voice_language
         if decision.action == "connect":
-            opened = self._open(decision, relay, sid)
+            opened = self._open(decision, relay, sid, copy)
             if opened is None:
                 return twiml.EMPTY_MESSAGING
             number, options = opened
@@ -705,7 +716,7 @@ class WebhookService:
             if info.get("b"):
                 self._store_interaction(sid, kind, status, duration, info, ended=ended)
                 if ended:
-                    store.settle(sid, relay=relay)
+                    store.settle(sid, relay=relay, now=self._now())
                 for listener in self.status_listeners:
                     try:
                         listener(sid, kind, status, info, ended)
@@ -833,13 +844,21 @@ class WebhookService:
         "text",
     )
 
-    def _open(self, decision: StepDecision, relay: str, sid: str) -> tuple[str, BindingOptions] | None:
-        """The target's number (for the TwiML only) and the binding's options,
-        in one prepared statement; None if SQL knows call or message ``sid``
-        is over (a replay); any failure is BackendUnavailable."""
+    def _open(
+        self, decision: StepDecision, relay: str, sid: str, copy: bytes = b""
+    ) -> tuple[str, BindingOptions] | None:
+        """The target's number (for the TwiML only) and the binding's options:
+        from the binding's route copy when it opens (no SQL: step.lua's
+        record already said the call is not over), else in one prepared
+        statement; None if SQL knows call or message ``sid`` is over (a
+        replay); any failure is BackendUnavailable."""
         token, binding_id = decision.target_token, decision.binding_id
         if not token or not binding_id:
             raise BackendUnavailable("connect decision without a target")
+        if copy:
+            opened = self._open_copy(copy, decision, relay)
+            if opened is not None:
+                return opened
         try:
             row = self.fast_sql.row(self._CONNECT_READ, (sid, binding_id, token), self._CONNECT_TYPES)
         except Exception as exc:  # DB down or timed out: never a wrong number
@@ -868,6 +887,33 @@ class WebhookService:
             media=default.media if media is None else media,
         )
         return number, BindingOptions(record=bool(record), sms=sms, relay=binding_relay, language=language)
+
+    def _open_copy(
+        self, copy: bytes, decision: StepDecision, relay: str
+    ) -> tuple[str, BindingOptions] | None:
+        """The target's number and options from the route copy, or None (a
+        copy that does not open, e.g. sealed under a retired KEK: SQL then).
+        The copy's AAD names this relay number, binding and roles, so it
+        never gives another binding's number."""
+        binding_id, target = decision.binding_id or "", decision.target_role or ""
+        roles = [decision.from_role or "", target]
+        try:
+            numbers, o = open_copy(
+                self.services.keys.current(), copy, relay=relay, binding_id=binding_id, roles=roles
+            )
+            number = numbers[target]
+        except Exception as exc:
+            COPY_MISSES.inc()
+            log.debug("route copy not used: %s", type(exc).__name__)
+            return None
+        default = self.sms_policy
+        sms = SmsPolicy(
+            redact=default.redact
+            if o.sms_redact is None
+            else frozenset(filter(None, o.sms_redact.split(","))),
+            media=default.media if o.sms_media is None else o.sms_media,
+        )
+        return number, BindingOptions(record=o.record, sms=sms, relay=relay, language=o.language)
 
     # The language of a binding whose party is answered without a connect
     # (its quota is used up): a primary-key read on that rare path only.

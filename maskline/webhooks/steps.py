@@ -92,10 +92,9 @@ class StepOutcome:
     optouts: bool = False
     # This step keyed a wrong extension (counted, whether or not it asks again).
     wrong_extension: bool = False
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # A connect: the binding's sealed route copy (maskline.numbers.route_copies),
+    # b"" if it has none (then the connect reads SQL).
+    copy: bytes = b""
 
 
 class StepStore:
@@ -158,7 +157,10 @@ class StepStore:
         raw = call_script(
             self.client, self._step, keys=[f"ml:{{{relay}}}", record_key(relay, sid)], args=args
         )
-        outcome, stored, remember, lockdown, digits, optouts, wrong = _text(raw).split("\n")
+        # The copy is binary and last: split off at most seven fields before it.
+        fields = raw.split(b"\n", 7) if isinstance(raw, bytes) else str(raw).encode().split(b"\n", 7)
+        copy = fields[7] if len(fields) == 8 else b""
+        outcome, stored, remember, lockdown, digits, optouts, wrong = (f.decode() for f in fields[:7])
         return StepOutcome(
             outcome=outcome,
             decision=StepDecision.loads(stored) if stored else None,
@@ -167,6 +169,7 @@ class StepStore:
             extension_digits=int(digits),
             optouts=optouts == "1",
             wrong_extension=wrong == "1",
+            copy=copy,
         )
 
     def forget(self, relay: str, sid: str, step: str) -> None:

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import event, literal, text, update
 
 from maskline import services_of
+from maskline.numbers.route_copies import copies_key, copy_field
 from maskline.vault.interfaces import VaultEntryErased, VaultEntryNotFound, VaultIntegrityError
 from maskline.vault.models import VaultEntry
 from maskline.webhooks.interfaces import StepDecision
@@ -86,6 +87,8 @@ def test_a_statement_stuck_on_a_lock_ends_in_the_apology(
         return
     with backends.db.engine.connect() as connection:
         assert connection.execute(text("SHOW statement_timeout")).scalar() == "500ms"
+    # A binding without a route copy: its connect reads the vault.
+    backends.redis.hdel(copies_key(view.relay_number), copy_field(view.id))
     before = failures("voice")
     with services.db.engine.connect() as locker:
         # Another transaction holds the vault: opening a number cannot finish.
@@ -133,6 +136,8 @@ def test_the_connect_reads_in_one_prepared_statement_outside_sqlalchemy(
     services = services_of(app)
     backends = services.webhook_backends
     view = bind()
+    # A binding without a route copy (made before them): the fallback read.
+    backends.redis.hdel(copies_key(view.relay_number), copy_field(view.id))
     twilio.call(MERCHANT, view.relay_number)  # warm: the connection and its prepared statement
     statements: list[str] = []
     listen = ("before_cursor_execute", lambda *args: statements.append(args[2]))
@@ -270,6 +275,8 @@ def test_a_dead_fast_read_connection_is_replaced_on_the_next_call(
     if services.db.dialect != "postgresql":
         return  # no connection of its own on SQLite
     view = bind()
+    # A binding without a route copy: its connects read SQL.
+    services.webhook_backends.redis.hdel(copies_key(view.relay_number), copy_field(view.id))
     assert twilio.call(MERCHANT, view.relay_number).dialed is not None  # its connection, prepared
     pid = services.webhook_backends.fast_sql._connection().info.backend_pid
     with services.db.engine.connect() as connection:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from maskline import services_of
 from maskline.clock import FixedClock
+from maskline.numbers.route_copies import copies_key, copy_field
 from maskline.webhooks.models import Interaction
 from maskline.webhooks.services import DecisionStore
 from tests.integration.conftest import MERCHANT, STRANGER, Twilio, sid, without_party_digits
@@ -102,7 +103,28 @@ def _record_ttl(app: Flask, call_sid: str, relay: str) -> int:
     return int(services_of(app).redis.ttl(DecisionStore.key(call_sid, relay)))
 
 
-def test_an_ended_call_keeps_its_redis_record_only_for_the_ended_ttl(
+def test_an_ended_call_keeps_only_its_done_mark_while_its_binding_is_live(
+    app: Flask, twilio: Twilio, bind: Callable[..., Any], clock: FixedClock
+) -> None:
+    # A connect reads no SQL (the route copy): only this mark refuses a
+    # replay, so it lives as long as the binding may, and holds nothing else.
+    view = bind()
+    call_sid = sid()
+    twilio.call(MERCHANT, view.relay_number, call_sid)
+    before = _record_ttl(app, call_sid, view.relay_number)
+    twilio.call_status(call_sid, "completed", 5)
+    redis = services_of(app).redis
+    assert redis.hkeys(DecisionStore.key(call_sid, view.relay_number)) == [b"done"]
+    left = (view.expires_at - clock()).total_seconds()
+    assert left < _record_ttl(app, call_sid, view.relay_number) <= before
+    # A late, out-of-order status does not lengthen it again.
+    twilio.call_status(call_sid, "ringing")
+    assert left < _record_ttl(app, call_sid, view.relay_number) <= before
+    replay = twilio.call(MERCHANT, view.relay_number, call_sid)
+    assert replay.status == 200 and "<Dial" not in replay.text
+
+
+def test_an_ended_call_of_an_ended_binding_keeps_its_record_only_for_the_ended_ttl(
     app: Flask, twilio: Twilio, bind: Callable[..., Any]
 ) -> None:
     settings = services_of(app).settings
@@ -110,9 +132,9 @@ def test_an_ended_call_keeps_its_redis_record_only_for_the_ended_ttl(
     call_sid = sid()
     twilio.call(MERCHANT, view.relay_number, call_sid)
     assert _record_ttl(app, call_sid, view.relay_number) > settings.webhook_ended_ttl.total_seconds()
+    services_of(app).numbers.bindings.unbind(view.id, actor="test")
     twilio.call_status(call_sid, "completed", 5)
     assert 0 < _record_ttl(app, call_sid, view.relay_number) <= settings.webhook_ended_ttl.total_seconds()
-    # A late, out-of-order status does not lengthen it again.
     twilio.call_status(call_sid, "ringing")
     assert 0 < _record_ttl(app, call_sid, view.relay_number) <= settings.webhook_ended_ttl.total_seconds()
 
@@ -129,17 +151,19 @@ def test_a_rejected_call_keeps_the_full_ttl(app: Flask, twilio: Twilio, bind: Ca
     )
 
 
-def test_once_the_short_lived_record_is_gone_a_replay_is_refused_from_sql(
+def test_without_its_record_and_route_copy_a_replay_is_refused_from_sql(
     app: Flask, twilio: Twilio, bind: Callable[..., Any]
 ) -> None:
+    # A binding made before route copies existed: the connect reads SQL,
+    # which knows the call is over.
     view = bind()
     call_sid = sid()
     first = twilio.call(MERCHANT, view.relay_number, call_sid)
     assert "<Dial" in first.text
     twilio.call_status(call_sid, "completed", 5)
-    services_of(app).redis.delete(
-        DecisionStore.key(call_sid, view.relay_number)
-    )  # what the ended TTL does, later
+    redis = services_of(app).redis
+    redis.delete(DecisionStore.key(call_sid, view.relay_number))
+    redis.hdel(copies_key(view.relay_number), copy_field(view.id))
     replay = twilio.call(MERCHANT, view.relay_number, call_sid)
     assert replay.status == 200
     assert "<Dial" not in replay.text

@@ -19,6 +19,7 @@ from redis.cluster import key_slot
 
 from maskline.numbers.owner_limits import owner_key
 from maskline.numbers.regions import place
+from maskline.numbers.route_copies import copies_key
 from maskline.numbers.routes import route_key
 from maskline.numbers.selection import GLOBAL, country_key, marker_key, tiers
 from maskline.webhooks.bridge import BridgeStore
@@ -43,6 +44,7 @@ def slot(key: str) -> int:
 def test_every_key_about_a_relay_number_is_on_its_slot(relay: str) -> None:
     keys = [
         route_key(relay),  # the one key every routing script gets
+        copies_key(relay),  # derived from it by the scripts that keep the route copies
         *Quotas.keys(relay, "bd_aaaaaaaaaaaaaaaa", "call", now=1_800_000_000),  # quota.lua's two keys
         *Quotas.keys(relay, "bd_bbbbbbbbbbbbbbbb", "sms", now=1_800_086_399),
         caller_failures_key(relay, "00ff" * 6),  # step.lua's keys, derived from route_key
@@ -95,6 +97,9 @@ SCRIPT_CALLS = {
     ("numbers/owner_limits.py", "reconcile"),  # owner_key(owner) only
     ("numbers/selection.py", "_read"),  # marker_key(country) + tiers(place): the country's slot
     ("numbers/replace.py", "_move"),  # route_key(relay) only
+    ("numbers/route_copies.py", "put"),  # route_key(relay) only
+    ("numbers/route_copies.py", "_swap"),  # route_key(relay) only
+    ("webhooks/services.py", "settle"),  # DecisionStore.key(sid, relay), route_key(relay)
     ("webhooks/services.py", "record"),  # DecisionStore.key(sid, relay) only
     ("webhooks/services.py", "finish"),  # DecisionStore.key(sid, relay) only
     ("webhooks/services.py", "take"),  # Quotas.keys(...)
@@ -110,11 +115,19 @@ TRANSACTIONS = {
     ("webhooks/bridge.py", "claim"),  # BridgeStore.key(ref)
 }
 # Lua scripts with more than one key (the others use KEYS[1] alone).
-MULTI_KEY_SCRIPTS = {"webhooks/lua/quota.lua": 2, "webhooks/lua/step.lua": 2}
+MULTI_KEY_SCRIPTS = {"webhooks/lua/quota.lua": 2, "webhooks/lua/step.lua": 2, "webhooks/lua/settle.lua": 2}
 # Scripts that derive further keys from KEYS[1] (``key .. ":suffix"``): the
 # derived keys keep its {X} tag, so they are on its slot (the builders in
 # maskline.webhooks.steps name them, and the first test checks their slots).
-DERIVING_SCRIPTS = {"webhooks/lua/step.lua"}
+DERIVING_SCRIPTS = {
+    "webhooks/lua/step.lua",
+    # ml:{X}:cp, the route copies (maskline.numbers.route_copies.copies_key)
+    "numbers/lua/claim.lua",
+    "numbers/lua/end.lua",
+    "numbers/lua/release.lua",
+    "numbers/lua/replace.lua",
+    "numbers/lua/copies.lua",
+}
 
 
 def _calls(predicate: Callable[[ast.Call], bool]) -> set[tuple[str, str]]:

@@ -8,7 +8,9 @@
 --       nparties, then per party: idx, role, token (15 raw bytes),
 --       then: the owner's cap when it has none of its own (0 = none),
 --       X's extension length when it has none stored (the deployment's),
---       the length this binding wants, the least length it accepts.
+--       the length this binding wants, the least length it accepts,
+--       then (optional) the binding's sealed route copy, written to X's copies
+--       (ml:{X}:cp, field bid) with its routes (see maskline.numbers.route_copies).
 -- Returns {"ok", ext} or {"unavailable"} / {"full"} / {"busy", party_no} / {"no_extension"}
 --   / {"owner_limit", cap} / {"short_extensions"} (X's live extensions are shorter
 --   than this binding accepts).
@@ -71,6 +73,8 @@ end
 
 write_binding(key, {bid = bid, ver = ver, st = "a", exp36 = exp36, mode = mode, ext = ext, allow = allow},
   parties)
+local copy = ARGV[tail + 5]
+if copy and copy ~= "" then redis.call("HSET", key .. ":cp", bid, copy) end
 if mode == "axe" then
   redis.call("HINCRBY", key, "e", 1)
   if tonumber(redis.call("HGET", key, "d")) ~= digits then redis.call("HSET", key, "d", digits) end

@@ -17,6 +17,9 @@
 -- An entry is dead once now >= exp, whatever st says; ended entries stay as
 -- cool-down tombstones until the sweeper purges them.
 -- allow: "*" or "<idxhex>=<role>=<token>;..."; last caller: "<role>=<token>".
+-- Beside it, "ml:{X}:cp" (same slot): bid -> sealed route copy of a live axb
+-- binding (numbers/route_copies.py); a hash of its own, so that both stay
+-- listpacks with a relay number's 200 bindings.
 
 local NO_TOKEN = string.rep("\0", 15)
 

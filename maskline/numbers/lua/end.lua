@@ -29,6 +29,8 @@ end
 
 for i = 7, #ARGV do finish(ARGV[i]) end
 if ext ~= "" then finish("x" .. ext) end
+-- The sealed numbers go with the binding's life (a tombstone routes no one).
+redis.call("HDEL", key .. ":cp", bid)
 if was_live == 1 then
   redis.call("HINCRBY", key, "n", -1)
   rescore(-1)

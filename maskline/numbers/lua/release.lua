@@ -28,6 +28,7 @@ end
 for i = 3, #ARGV do drop(ARGV[i]) end
 if ext ~= "" then drop("x" .. ext); was_axe = true end
 removed = removed + redis.call("HDEL", key, "a" .. bid, "l" .. bid, "k" .. bid)
+redis.call("HDEL", key .. ":cp", bid)  -- its sealed route copy (route_copies.py)
 if was_live then
   redis.call("HINCRBY", key, "n", -1)
   rescore(-1)

@@ -24,6 +24,8 @@ end
 -- Every other field of the entries is kept as it is (pack writes them all).
 old.ver = ver
 peer.ver, peer.token = ver, new_token
+-- The route copy names the replaced party's number: gone (connects read SQL).
 redis.call("HDEL", key, old_idx)
+redis.call("HDEL", key .. ":cp", bid)
 redis.call("HSET", key, new_idx, pack(old), peer_idx, pack(peer))
 return {"ok"}

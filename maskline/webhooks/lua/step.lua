@@ -15,7 +15,9 @@
 -- Returns one string, the fields joined by "\n" (one reply to read, not seven):
 --         outcome, decision JSON, remember ("1"/""), lockdown count ("" unless one started now),
 --         extension digits, "1" if anyone has opted out of texts from X,
---         "1" if this step keyed a wrong extension; outcome is "new", "retry" (a stored decision still true),
+--         "1" if this step keyed a wrong extension, then on a connect the binding's sealed
+--         route copy if it has one (binary, so last: see maskline.numbers.route_copies);
+--         outcome is "new", "retry" (a stored decision still true),
 --         "stale" (a stored connect whose binding is no longer live) or "done" (the call is over).
 local key, rec = KEYS[1], KEYS[2]
 local step, now = ARGV[1], tonumber(ARGV[2])
@@ -67,6 +69,7 @@ if stored then
     if f.bid ~= redis.call("HGET", rec, "lb:" .. step) or f.st ~= "a" or now >= f.exp then
       return {"stale", stored, "", "", digits, optouts, wrong}
     end
+    return {"retry", stored, "", "", digits, optouts, wrong, redis.call("HGET", key .. ":cp", f.bid) or ""}
   end
   return {"retry", stored, "", "", digits, optouts, wrong}
 end
@@ -157,7 +160,8 @@ local function connect(r)
     local left = route_fields(live).exp - now + 3600
     if left > record_ttl then redis.call("EXPIRE", rec, left) end
   end
-  return {"new", text, r[6] == "remember" and "1" or "", "", digits, optouts, wrong}
+  return {"new", text, r[6] == "remember" and "1" or "", "", digits, optouts, wrong,
+          redis.call("HGET", key .. ":cp", r[2]) or ""}
 end
 
 if ext == "" then
