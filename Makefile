@@ -41,9 +41,11 @@ test-fast: install
 test-slow: install
 	$(BIN)/pytest -m slow tests/slow
 
+# lint-imports: the layers of .importlinter (issue 21); a new upward import fails.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy

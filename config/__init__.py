@@ -3,20 +3,48 @@
 ``load_settings()`` builds a frozen :class:`Settings` from defaults, then the
 environment, then explicit overrides (tests pass theirs here). Nothing else in
 the code base reads ``os.environ``.
+
+Each setting is declared once, as a field of :class:`Settings` with
+:func:`~config.declare.setting` (type, default, range, doc): the environment
+variable, its parser, the validation of every Settings made and the table in
+docs/configuration.md all come from that line. To add a setting, add one::
+
+    my_limit: int = setting(10, range=(1, 1000), doc="what it limits, for the docs")
+
+then ``python -m config.doc`` (the docs table; a unit test checks it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import phonenumbers
-
+from config.declare import Declared, SettingsError, declared, parse_duration, setting
+from config.parsing import (
+    API_SCOPES,
+    CONSOLE_LANGUAGES,
+    DEFAULT_API_RATE_LIMITS,
+    SMS_REDACTIONS,
+    VOICE_LANGUAGES,
+    parse_account_sid,
+    parse_console_language,
+    parse_limit,
+    parse_log_level,
+    parse_number_types,
+    parse_outbound_allow,
+    parse_public_url,
+    parse_rate_limits,
+    parse_region,
+    parse_region_set,
+    parse_sms_redact,
+    parse_timezone,
+    parse_working_days,
+    parse_working_hours,
+)
 from config.redis_url import RedisUrlError, is_cluster_url, parse_cluster_url
 
 if TYPE_CHECKING:
@@ -38,21 +66,14 @@ DEVELOPMENT_TOKEN_FILE = "twilio-auth-token.dev"  # noqa: S105 (a file name)
 # phonenumbers' PhoneNumberType names refused as party numbers by default:
 # calls to them cost the platform money or reach services, not people.
 DEFAULT_REFUSED_NUMBER_TYPES = frozenset({"PREMIUM_RATE", "SHARED_COST"})
-DEFAULT_API_RATE_LIMITS = {
-    "bindings:write": "200/second",
-    "bindings:read": "400/second",
-    "calls:write": "10/second;300/hour",
-    "waybills:read": "50/second",
-    "pool:read": "10/second",
-}
 
-_PREFIX = "MASKLINE_"
 # Twilio's REST API; MASKLINE_TWILIO_API_URL may name a regional edge or a gateway.
 TWILIO_API_URL = "https://api.twilio.com"
 
-
-class SettingsError(ValueError):
-    """A setting has a value maskline cannot use; the message names the variable."""
+# Counts a deployment could plausibly want, and no more: a typo of three
+# zeros is refused rather than obeyed.
+_COUNT = (1, 100_000)
+_ALERT = (1, 1_000_000)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,187 +85,411 @@ class Settings:
     defaults to a SQLite file under ``instance_path``.
     """
 
-    env: Environment = "development"
-    instance_path: Path = field(default_factory=lambda: Path.cwd() / "instance")
-    database_url: str = ""
-    redis_url: str | None = None
-    keys_file: Path | None = None
+    env: Environment = setting(
+        "development", choices=ENVIRONMENTS, doc="`development`, `production` or `testing`"
+    )
+    instance_path: Path = setting(
+        factory=lambda: Path.cwd() / "instance", shown="`./instance`", doc="where development state lives"
+    )
+    database_url: str = setting(
+        "",
+        shown="SQLite file under the instance folder",
+        doc="PostgreSQL in production (`postgresql://…`)",
+    )
+    redis_url: str | None = setting(
+        None,
+        shown="embedded fakeredis",
+        doc="`redis://host:port/db`, or a Redis Cluster: `redis+cluster://host:port[,host:port...]` "
+        "(startup nodes; database 0 only). Every key about relay number X carries the tag `{X}`, so each "
+        "script stays on one slot; readiness pings every primary",
+    )
+    keys_file: Path | None = setting(None, shown="`instance/keys.json`", doc="the key ring file (mode 0600)")
     # The key ring as JSON, for deployments that inject secrets through the
     # environment instead of a file. Takes precedence over keys_file.
-    keys_json: str | None = None
-    default_region: str = "US"
-    # ISO 3166 regions party numbers may belong to; empty means any.
-    allowed_countries: frozenset[str] = frozenset()
-    refused_number_types: frozenset[str] = DEFAULT_REFUSED_NUMBER_TYPES
-    secret_key: str = INSECURE_DEVELOPMENT_SECRET
-    log_level: str = "INFO"
-    log_file: Path | None = None
-    # How often (seconds) a process looks for a changed key file, so that a
-    # key added or promoted on disk is picked up without a restart.
-    keyring_reload_seconds: float = 2.0
+    keys_json: str | None = setting(None, env="MASKLINE_KEYS", doc="the key ring as JSON, instead of a file")
+    default_region: str = setting(
+        "US", parse=parse_region, doc="region for numbers written without `+country`"
+    )
+    allowed_countries: frozenset[str] = setting(
+        frozenset(),
+        parse=parse_region_set,
+        shown="any",
+        doc="comma-separated regions party numbers may belong to",
+    )
+    refused_number_types: frozenset[str] = setting(
+        DEFAULT_REFUSED_NUMBER_TYPES,
+        parse=parse_number_types,
+        shown="`PREMIUM_RATE,SHARED_COST`",
+        doc="phonenumbers types refused as party numbers",
+    )
+    secret_key: str = setting(
+        INSECURE_DEVELOPMENT_SECRET,
+        doc="signs console sessions and CSRF tokens; production refuses the default and anything under "
+        "32 bytes",
+    )
+    log_level: str = setting("INFO", parse=parse_log_level, doc="logging level")
+    log_file: Path | None = setting(
+        None,
+        shown="stderr only",
+        doc="a log file besides stderr; every record is scrubbed of phone numbers, gunicorn's access and "
+        "error logs included (the access log has method, path with numbers masked, status, bytes and "
+        "duration, never the query string)",
+    )
+    keyring_reload_seconds: float = setting(
+        2.0, doc="how often (seconds) a process looks for a changed key file"
+    )
     # -- numbers ------------------------------------------------------------
-    max_bindings_per_number: int = 200
-    extension_digits: int = 4
+    max_bindings_per_number: int = setting(
+        200, range=_COUNT, doc="live bindings one relay number carries (extensions included)"
+    )
+    extension_digits: int = setting(
+        4, range=(1, 6), doc="extension length in axe mode (never a leading zero)"
+    )
     # Allow-any bindings' extensions (anyone may key them): longer, so that
     # guessing costs more (issue 17).
-    open_extension_digits: int = 6
-    # Live bindings (and numbers held) per owner without a cap of its own; 0: none.
-    owner_max_live_bindings: int = 0
-    cooldown: dt.timedelta = dt.timedelta(hours=24)
-    default_ttl: dt.timedelta = dt.timedelta(hours=72)
-    max_ttl: dt.timedelta = dt.timedelta(days=90)
-    retention: dt.timedelta = dt.timedelta(days=90)
-    # nearest: the buyer's area, province, then country, never another
-    # country; strict: the area only; global: nearest, then any country.
-    geo_policy: Literal["nearest", "strict", "global"] = "nearest"
+    open_extension_digits: int = setting(
+        6,
+        range=(1, 8),
+        doc="extension length of allow-any axe bindings, which anyone may key: they go only to relay numbers "
+        "whose extensions are this long (a number's length changes only while it carries no live extension, "
+        "so printed slips keep theirs; the Gather collects each number's own length)",
+    )
+    owner_max_live_bindings: int = setting(
+        0,
+        range=(0, 100_000_000),
+        shown="`0` (no cap)",
+        doc="live bindings an owner may hold when `maskline owner set-limits` gave it no cap of its own; at "
+        "the cap a bind gets 409 `owner_limit_reached` (each compat face answers in its vendor's shape); "
+        "checked in the same Redis step as the relay number's claim, so concurrent binds never overshoot "
+        "([owner-limits.md](owner-limits.md))",
+    )
+    cooldown: dt.timedelta = setting(
+        dt.timedelta(hours=24),
+        doc="after a binding ends, its number is not given to its parties again, nor its extension reissued",
+    )
+    default_ttl: dt.timedelta = setting(dt.timedelta(hours=72), doc="binding lifetime when none is given")
+    max_ttl: dt.timedelta = setting(dt.timedelta(days=90), doc="the longest binding lifetime allowed")
+    retention: dt.timedelta = setting(
+        dt.timedelta(days=90), doc="parties with no binding for this long are erased by the worker"
+    )
+    geo_policy: Literal["nearest", "strict", "global"] = setting(
+        "nearest",
+        choices=("nearest", "strict", "global"),
+        doc="`nearest`: the buyer's area, city, province, then country, never another country (409 "
+        "`pool_exhausted` naming it); `strict`: the area or a clear error; `global`: any country last "
+        "([binding.md](binding.md))",
+    )
     # After an order is marked delivered, its binding lives at most this long
     # (the courier may still need to call back; then the slip goes dead).
-    delivery_grace: dt.timedelta = dt.timedelta(hours=72)
+    delivery_grace: dt.timedelta = setting(
+        dt.timedelta(hours=72), doc="after an order is marked delivered, its binding ends within this"
+    )
     # Vault entries no binding uses are collected after this grace period
     # (it covers a binding request between its put and its commit).
-    vault_gc_grace: dt.timedelta = dt.timedelta(hours=1)
+    vault_gc_grace: dt.timedelta = setting(
+        dt.timedelta(hours=1), doc="vault entries no binding uses are collected after this"
+    )
     # -- webhooks -----------------------------------------------------------
     # Twilio signs the URL it called; behind a proxy that is not the URL the
     # app sees. public_url (scheme://host[/prefix]) wins; else, with
     # trust_proxy, X-Forwarded-Proto/Host; else the request's own URL.
-    public_url: str | None = None
-    trust_proxy: bool = False
-    twilio_auth_token: str | None = None
+    public_url: str | None = setting(
+        None,
+        parse=parse_public_url,
+        doc="the URL Twilio and browsers use (`https://host[/prefix]`): signatures are checked against it "
+        "behind TLS termination; required (https) in production",
+    )
+    trust_proxy: bool = setting(
+        False, doc="without a public URL, take it from `X-Forwarded-Proto` / `X-Forwarded-Host`"
+    )
+    twilio_auth_token: str | None = setting(
+        None,
+        shown="development: `instance/twilio-auth-token.dev` (made by `maskline init`); elsewhere unset",
+        doc="checks `X-Twilio-Signature`; without a token every webhook gets 403, and production refuses "
+        "to start. `maskline serve` and `maskline sim` read the same development file, so a local "
+        "simulated call is signed right with no flag",
+    )
     # Set when twilio_auth_token is development's local webhook token (made by
     # `maskline init`): it signs local webhooks and the simulator, and is
-    # never sent to Twilio's REST API as the account's credential.
+    # never sent to Twilio's REST API as the account's credential. Derived,
+    # not a setting.
     twilio_token_is_local: bool = False
     # Twilio's REST API (click-to-call, `maskline pool sync-twilio`): the
     # account the auth token belongs to, and where its API is reached. Not
     # needed at start-up: without the SID those two features say so.
-    twilio_account_sid: str | None = None
-    twilio_api_url: str = TWILIO_API_URL
-    call_time_limit: int = 3600
-    voice_language: str = "en-US"
+    twilio_account_sid: str | None = setting(
+        None,
+        parse=parse_account_sid,
+        doc="the account (`AC…`) whose REST API click-to-call and `pool sync-twilio` use, with the auth "
+        "token; not needed to start: without it those two answer 503 / exit 1 naming it",
+    )
+    twilio_api_url: str = setting(
+        TWILIO_API_URL,
+        parse=parse_public_url,
+        doc="where Twilio's REST API is reached: a regional edge (`https://api.dublin.ie1.twilio.com`) or "
+        "an egress gateway",
+    )
+    call_time_limit: int = setting(
+        3600, range=(60, 4 * 3600), doc="`timeLimit` of a relayed call, in seconds"
+    )
+    voice_language: str = setting(
+        "en-US",
+        choices=VOICE_LANGUAGES,
+        doc="language of prompts (`en-US`, `zh-CN`); `zh-CN` when `MASKLINE_DEFAULT_REGION` is `CN`",
+    )
     # None: the language's own voice (maskline/webhooks/prompts.py DEFAULT_VOICES).
-    voice_name: str | None = None
-    # Replaces the language's built-in "enter the extension" prompt.
-    extension_prompt: str | None = None
-    extension_max_failures: int = 5
+    voice_name: str | None = setting(None, shown="the language's", doc="voice of prompts")
+    extension_prompt: str | None = setting(
+        None, shown="the language's", doc="what callers hear when asked for the extension"
+    )
+    extension_max_failures: int = setting(
+        5,
+        range=(1, 1000),
+        doc="wrong extensions from one caller on one number within `MASKLINE_EXTENSION_FAILURE_WINDOW` "
+        "lock it out for `MASKLINE_EXTENSION_LOCKOUT`",
+    )
     # More wrong extensions than this on one relay number, from any callers,
     # within the window lock down its open extensions (per-caller lockouts
     # alone let rotating caller IDs guess on).
-    extension_max_failures_per_number: int = 20
-    extension_failure_window: dt.timedelta = dt.timedelta(minutes=10)
-    extension_lockout: dt.timedelta = dt.timedelta(minutes=15)
-    # What SMS bodies lose before forwarding: any of "phones", "links".
-    sms_redact: frozenset[str] = frozenset({"phones", "links"})
-    sms_media: Literal["forward", "refuse"] = "refuse"
-    calls_per_hour: int = 20
-    calls_per_day: int = 60
-    sms_per_hour: int = 30
-    sms_per_day: int = 100
-    # How long a webhook decision (and "this call has ended") is remembered:
-    # the window in which a retry gets the same answer and a replay none.
-    webhook_dedupe_ttl: dt.timedelta = dt.timedelta(days=7)
-    # How long a connected call's or message's decisions stay in Redis once
-    # SQL holds its end: replays after that are refused by the durable
-    # interaction row, so Redis need not hold ~1 KB per call for the full
-    # de-duplication TTL (at national scale, terabytes; docs/scaling.md).
-    webhook_ended_ttl: dt.timedelta = dt.timedelta(hours=1)
-    # Socket timeout (seconds) of the Redis client and PostgreSQL statements
-    # on the webhook path: a hung backend costs a caller this long, then an
-    # apology, rather than Twilio's own 15 s timeout and an error message.
-    webhook_backend_timeout: float = 0.5
+    extension_max_failures_per_number: int = setting(
+        20,
+        range=_COUNT,
+        doc="more wrong extensions than this on one relay number, from any callers, within "
+        "`MASKLINE_EXTENSION_FAILURE_WINDOW` lock down its open extensions for `MASKLINE_EXTENSION_LOCKOUT` "
+        "(allow-listed and already-known callers still connect; see [webhook-path.md](webhook-path.md))",
+    )
+    extension_failure_window: dt.timedelta = setting(
+        dt.timedelta(minutes=10), doc="the window wrong extensions are counted in"
+    )
+    extension_lockout: dt.timedelta = setting(
+        dt.timedelta(minutes=15), doc="how long a caller (or a number's open extensions) stays locked out"
+    )
+    sms_redact: frozenset[str] = setting(
+        frozenset({"phones", "links"}),
+        parse=parse_sms_redact,
+        shown="`phones,links`",
+        doc="what is masked in forwarded SMS bodies (`none` for nothing)",
+    )
+    sms_media: Literal["forward", "refuse"] = setting(
+        "refuse", choices=("forward", "refuse"), doc="`forward` or `refuse` MMS media"
+    )
+    calls_per_hour: int = setting(20, range=_COUNT, doc="per-binding quota of calls per hour")
+    calls_per_day: int = setting(60, range=_COUNT, doc="per-binding quota of calls per day")
+    sms_per_hour: int = setting(30, range=_COUNT, doc="per-binding quota of messages per hour")
+    sms_per_day: int = setting(100, range=_COUNT, doc="per-binding quota of messages per day")
+    webhook_dedupe_ttl: dt.timedelta = setting(
+        dt.timedelta(days=7),
+        doc="how long webhook decisions are kept: retries get the same answer, replays of ended calls none",
+    )
+    # Redis need not hold ~1 KB per call for the full de-duplication TTL (at
+    # national scale, terabytes; docs/scaling.md).
+    webhook_ended_ttl: dt.timedelta = setting(
+        dt.timedelta(hours=1),
+        doc="how long a connected call's or message's decisions stay in Redis once SQL has recorded its "
+        "end (replays after that are refused from SQL); never longer than the de-duplication TTL",
+    )
+    # A hung backend costs a caller this long, then an apology, rather than
+    # Twilio's own 15 s timeout and an error message.
+    webhook_backend_timeout: float = setting(
+        0.5,
+        range=(0.05, 30.0),
+        doc="seconds: the webhook path's Redis socket timeout and PostgreSQL statement timeout; past it "
+        "the caller hears the apology",
+    )
     # -- API ----------------------------------------------------------------
-    # Per-key rate limits by scope (Flask-Limiter notation, ";" between limits).
-    api_rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_API_RATE_LIMITS))
-    # How long an Idempotency-Key's first answer is replayed.
-    idempotency_ttl: dt.timedelta = dt.timedelta(hours=24)
-    # The largest API request body accepted (bytes); larger gets 413.
-    api_max_body: int = 64 * 1024
+    api_rate_limits: Mapping[str, str] = setting(
+        factory=lambda: dict(DEFAULT_API_RATE_LIMITS),
+        parse=parse_rate_limits,
+        shown="`" + ", ".join(f"{scope}={limit}" for scope, limit in DEFAULT_API_RATE_LIMITS.items()) + "`",
+        doc="per-key limits by scope (`SCOPE=LIMIT[;LIMIT]`, comma-separated; the scopes named replace "
+        "their defaults)",
+    )
+    idempotency_ttl: dt.timedelta = setting(
+        dt.timedelta(hours=24), doc="how long an `Idempotency-Key`'s first answer is replayed"
+    )
+    api_max_body: int = setting(
+        64 * 1024, range=(1024, 1024 * 1024), doc="bytes; a larger API request body gets 413"
+    )
     # -- events -------------------------------------------------------------
-    # Deliveries of one outbound event before it is marked failed.
-    events_max_attempts: int = 12
+    events_max_attempts: int = setting(
+        12, range=(1, 100), doc="deliveries of one outbound event before it is marked failed (see Events)"
+    )
     # -- Alibaba Dyplsapi face (maskline.compat.aliyun) ------------------------
-    # How far a signed request's timestamp may be from the server's clock;
-    # a nonce is remembered for twice this long, so no replay fits the window.
-    aliyun_max_skew: dt.timedelta = dt.timedelta(minutes=15)
-    # Accept the older HMAC-SHA1 signatures (version 1.0, "v2" in the SDK).
-    aliyun_signature_v2: bool = False
-    # Where the worker pushes end-of-call receipts (Alibaba's SecretReport
-    # shape, party numbers masked) of calls on the face's subscriptions,
-    # signed with the secret like events; none if unset. https (http only to
-    # loopback, outside production), as every outbound URL.
-    aliyun_report_url: str | None = None
-    aliyun_report_secret: str | None = None
+    aliyun_max_skew: dt.timedelta = setting(
+        dt.timedelta(minutes=15),
+        doc="Alibaba face: how far a signed request's time may be from the server's; nonces are "
+        "remembered for twice this",
+    )
+    aliyun_signature_v2: bool = setting(False, doc="Alibaba face: also accept the older HMAC-SHA1 signatures")
+    aliyun_report_url: str | None = setting(
+        None,
+        parse=parse_public_url,
+        doc="Alibaba face: where SecretReport call receipts (party numbers masked) are pushed (https); "
+        "needs `MASKLINE_ALIYUN_REPORT_SECRET`",
+    )
+    aliyun_report_secret: str | None = setting(
+        None, doc="Alibaba face: the secret SecretReport call receipts are signed with"
+    )
     # -- metrics ------------------------------------------------------------
-    # When set, /metrics wants "Authorization: Bearer <token>".
-    metrics_token: str | None = None
+    metrics_token: str | None = setting(
+        None, doc="when set, `/metrics` wants `Authorization: Bearer <token>`"
+    )
     # -- admin console --------------------------------------------------------
-    # A console session ends this long after login, or after this long idle.
-    admin_session_ttl: dt.timedelta = dt.timedelta(hours=8)
-    admin_idle_timeout: dt.timedelta = dt.timedelta(minutes=30)
-    # Failed logins in a row before an account is locked, and for how long.
-    admin_max_failed_logins: int = 5
-    admin_lockout: dt.timedelta = dt.timedelta(minutes=15)
-    # The console's cookie is Secure (sent over https only) unless this is
-    # off; browsers treat http://localhost as secure, so development works.
-    admin_cookie_secure: bool = True
-    # Console login attempts per client address (Flask-Limiter notation), on
-    # top of the per-(account, address) lockout: slows name spraying.
-    admin_login_rate_limit: str = "10/minute;100/hour"
-    # Reverse proxies in front of maskline whose X-Forwarded-For is believed,
-    # as werkzeug's ProxyFix x_for counts them: the client address is the Nth
-    # entry from the right. 0 (the default): none, the socket's peer is the client.
-    trusted_proxies: int = 0
-    # The console's language when neither the admin's own setting nor the
-    # browser's Accept-Language names one it has (en or zh-CN).
-    console_language: str = "en"
-    # The IANA zone times are shown in (console, CLI tables), with their
-    # offset; each admin may choose their own. The API stays in UTC.
-    display_timezone: str = "UTC"
+    admin_session_ttl: dt.timedelta = setting(
+        dt.timedelta(hours=8), doc="a console session ends this long after login"
+    )
+    admin_idle_timeout: dt.timedelta = setting(
+        dt.timedelta(minutes=30), doc="a console session ends after this long without a request"
+    )
+    admin_max_failed_logins: int = setting(
+        5, range=(1, 100), doc="failed passwords or TOTP codes in a row before an account is locked"
+    )
+    admin_lockout: dt.timedelta = setting(
+        dt.timedelta(minutes=15), doc="how long a console account stays locked"
+    )
+    admin_cookie_secure: bool = setting(
+        True,
+        doc="the console cookie is `Secure` (browsers treat `http://localhost` as secure, so development "
+        "works); production refuses `false`",
+    )
+    # On top of the per-(account, address) lockout: slows name spraying.
+    admin_login_rate_limit: str = setting(
+        "10/minute;100/hour",
+        parse=parse_limit,
+        doc="console login attempts per client address ([console-security.md](console-security.md))",
+    )
+    # As werkzeug's ProxyFix x_for counts them: the client address is the Nth
+    # entry from the right.
+    trusted_proxies: int = setting(
+        0,
+        range=(0, 10),
+        doc="how many reverse proxies' `X-Forwarded-For` entries to believe (ProxyFix's x_for); 0: the "
+        "socket's peer is the client",
+    )
+    console_language: str = setting(
+        "en",
+        parse=parse_console_language,
+        choices=CONSOLE_LANGUAGES,
+        doc="the console's language when neither the admin's own setting nor the browser's names one it "
+        "has (`en` or `zh-CN`)",
+    )
+    display_timezone: str = setting(
+        "UTC",
+        parse=parse_timezone,
+        doc="the IANA zone console times and CLI tables are shown in, with their offset (each admin may "
+        "choose their own; the API stays UTC)",
+    )
     # -- dual-control reveal ------------------------------------------------
-    # A pending request lapses after reveal_request_ttl; once approved, the
-    # requester may view the number once within reveal_view_window.
-    reveal_request_ttl: dt.timedelta = dt.timedelta(hours=24)
-    reveal_view_window: dt.timedelta = dt.timedelta(minutes=15)
-    # Reveals one security admin may request per day (UTC).
-    reveal_daily_limit: int = 3
-    # A new reveal request also goes out as a `reveal_requested` alert (to the
-    # alerts URL, if one is set), so approvers hear of it without watching the console.
-    reveal_notice: bool = False
-    # Working hours (local to working_timezone); a reveal outside them raises an alert.
+    reveal_request_ttl: dt.timedelta = setting(
+        dt.timedelta(hours=24), doc="a pending reveal request lapses after this"
+    )
+    reveal_view_window: dt.timedelta = setting(
+        dt.timedelta(minutes=15), doc="an approved reveal may be viewed once within this"
+    )
+    reveal_daily_limit: int = setting(
+        3, range=(0, 1000), doc="reveal requests one security admin may make per UTC day"
+    )
+    reveal_notice: bool = setting(
+        False,
+        doc="`true`: each new reveal request is also a `reveal_requested` alert, sent through the alerts "
+        "channel (`MASKLINE_ALERTS_URL`) so approvers hear of it",
+    )
     # From 07:00: a mainland courier's day (and its support desk's) starts early.
-    working_hours: tuple[dt.time, dt.time] = (dt.time(7, 0), dt.time(19, 0))
-    working_days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday is 0
+    working_hours: tuple[dt.time, dt.time] = setting(
+        (dt.time(7, 0), dt.time(19, 0)),
+        parse=parse_working_hours,
+        shown="`07:00-19:00`",
+        doc="working hours (`08:00-19:00` form, in the working time zone): a reveal viewed outside them "
+        "is an alert",
+    )
+    working_days: frozenset[int] = setting(
+        frozenset({0, 1, 2, 3, 4}),
+        parse=parse_working_days,
+        shown="`mon-fri`",
+        doc="working days (`mon-fri` or `mon,wed,sat`): a reveal viewed on another day is an alert",
+    )
     # None: the display zone (a Beijing deployment works Beijing hours).
-    working_timezone: str | None = None
+    working_timezone: str | None = setting(
+        None,
+        parse=parse_timezone,
+        shown="`MASKLINE_DISPLAY_TIMEZONE`",
+        doc="the IANA zone working hours are read in, e.g. `Asia/Shanghai`",
+    )
     # -- alerts -------------------------------------------------------------
     # Each threshold is the most that passes without an alert, per window.
-    alert_distinct_buyers_per_hour: int = 50  # per caller
+    alert_distinct_buyers_per_hour: int = setting(
+        50,
+        range=_ALERT,
+        doc="distinct buyers one caller (calls and messages that reached them) may reach in an hour "
+        "without an alert",
+    )
     # An order system's key binds many buyers by design; set this to its normal peak.
-    alert_key_distinct_buyers_per_hour: int = 5000  # per API key
-    alert_bindings_per_minute: int = 600  # per API key
-    alert_strangers_per_hour: int = 20  # per relay number, and per caller
-    alert_wrong_extensions_per_hour: int = 20  # per relay number, and per caller
-    alert_failed_logins_per_hour: int = 5  # per admin account
-    # Where the worker sends alerts (signed JSON, as events); none if unset.
-    alerts_url: str | None = None
-    alerts_secret: str | None = None
+    alert_key_distinct_buyers_per_hour: int = setting(
+        5000,
+        range=(1, 10_000_000),
+        doc="distinct buyers one API key may bind in an hour without an alert (set it to the order "
+        "system's normal peak)",
+    )
+    alert_bindings_per_minute: int = setting(
+        600, range=_ALERT, doc="bindings one API key may create in a minute without an alert"
+    )
+    alert_strangers_per_hour: int = setting(
+        20,
+        range=_ALERT,
+        doc="calls and messages from non-parties per hour, to one relay number and from one caller",
+    )
+    alert_wrong_extensions_per_hour: int = setting(
+        20, range=_ALERT, doc="extensions keyed in vain per hour, on one relay number and by one caller"
+    )
+    alert_failed_logins_per_hour: int = setting(
+        5, range=_ALERT, doc="failed console logins of one account per hour"
+    )
+    alerts_url: str | None = setting(
+        None,
+        parse=parse_public_url,
+        doc="where the worker POSTs alerts as signed JSON (needs `MASKLINE_ALERTS_SECRET`)",
+    )
+    alerts_secret: str | None = setting(None, doc="the secret that signs the alerts")
     # -- audit checkpoints ----------------------------------------------------
-    # The Ed25519 key that signs the chain's head: a file, or the key itself
-    # (MASKLINE_AUDIT_SIGNING_KEY); never the vault's key ring, never in SQL.
-    audit_signing_key_file: Path | None = None
-    audit_signing_key: str | None = None
-    # Where signed checkpoints are appended, outside the database.
-    audit_checkpoint_file: Path | None = None
-    audit_checkpoint_url: str | None = None
-    # The longest time the newest audit records go unsigned (deleting them
-    # undetected is possible until a checkpoint covers them). The worker also
-    # signs soon after every reveal view and admin change (Checkpointer.prompted).
-    audit_checkpoint_interval: dt.timedelta = dt.timedelta(minutes=5)
+    # Never the vault's key ring, never in SQL.
+    audit_signing_key_file: Path | None = setting(
+        None,
+        doc="the Ed25519 key that signs audit checkpoints, as a PEM file (mode 0600; `maskline audit "
+        "keygen`); this or `MASKLINE_AUDIT_SIGNING_KEY`, never the vault key ring",
+    )
+    audit_signing_key: str | None = setting(None, doc="the same key as PEM text, instead of the file")
+    audit_checkpoint_file: Path | None = setting(
+        None,
+        doc="where signed checkpoints go, outside the database: a JSON-lines file (appended and fsynced)",
+    )
+    audit_checkpoint_url: str | None = setting(
+        None,
+        parse=parse_public_url,
+        doc="and/or an https URL that gets each checkpoint POSTed (http only to loopback outside production)",
+    )
+    # Deleting the newest records undetected is possible until a checkpoint covers them.
+    audit_checkpoint_interval: dt.timedelta = setting(
+        dt.timedelta(minutes=5),
+        doc="how often `maskline worker` signs one (it also signs within seconds after any reveal or "
+        "admin change, once chained)",
+    )
     # -- outbound URLs (maskline.outbound) --------------------------------------
     # Ranges maskline may call although they are not public (loopback, RFC 1918,
     # link-local, CGNAT, ULA, ...): a receiver on the operator's own network.
-    outbound_allow: tuple[IPNetwork, ...] = ()
+    outbound_allow: tuple[IPNetwork, ...] = setting(
+        (),
+        parse=parse_outbound_allow,
+        shown="unset",
+        doc="CIDRs that outbound URLs (events, callbacks, alerts, checkpoints) may reach although "
+        "internal; everything else internal is refused ([outbound-urls.md](outbound-urls.md))",
+    )
 
     def __post_init__(self) -> None:
+        # Every construction path comes here (the environment, overrides,
+        # with_overrides, Settings(...)): the declared ranges and choices hold
+        # for each, not only for values read from the environment.
+        for declared_setting in SETTINGS:
+            declared_setting.check(getattr(self, declared_setting.name))
         if not self.database_url:
             sqlite_path = self.instance_path / "maskline.sqlite3"
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
@@ -382,385 +627,19 @@ def _read_development_token(instance_path: Path) -> str | None:
     return token or None
 
 
-def _parse_env_name(value: str) -> Environment:
-    if value not in ENVIRONMENTS:
-        raise SettingsError(f"MASKLINE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {value!r}")
-    return value
-
-
-def _parse_region(name: str, value: str) -> str:
-    region = value.strip().upper()
-    if len(region) != 2 or not region.isalpha():
-        raise SettingsError(f"{name} must be a two-letter region code such as CN or US")
-    # A typo such as UK (for GB) would otherwise refuse, or never match, every number.
-    if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise SettingsError(f"{name}: {region} is not a region phonenumbers knows (e.g. GB, not UK)")
-    return region
-
-
-def _parse_region_set(name: str, value: str) -> frozenset[str]:
-    parts = [p for p in (s.strip() for s in value.split(",")) if p]
-    return frozenset(_parse_region(name, p) for p in parts)
-
-
-def _parse_number_types(name: str, value: str) -> frozenset[str]:
-    """phonenumbers type names; ``premium-rate`` (as errors spell it) is PREMIUM_RATE."""
-    types = frozenset(p.strip().upper().replace("-", "_") for p in value.split(",") if p.strip())
-    for number_type in sorted(types):
-        if number_type.startswith("_") or not isinstance(
-            getattr(phonenumbers.PhoneNumberType, number_type, None), int
-        ):
-            raise SettingsError(f"{name}: {number_type} is not a phonenumbers number type")
-    return types
-
-
-def _parse_float(name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {value!r}") from None
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(name: str, value: str) -> dt.timedelta:
-    """``90``, ``30s``, ``15m``, ``72h``, ``90d`` or ``2w`` as a timedelta."""
-    match = _DURATION.match(value.lower())
-    if not match:
-        raise SettingsError(f"{name} must be a duration such as 30s, 15m, 72h or 90d, not {value!r}")
-    return dt.timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
-
-def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
-    if not minimum <= number <= maximum:
-        raise SettingsError(f"{name} must be between {minimum} and {maximum}")
-    return number
-
-
-VOICE_LANGUAGES = ("en-US", "zh-CN")
-CONSOLE_LANGUAGES = ("en", "zh-CN")
-
-
-def parse_console_language(name: str, value: str) -> str:
-    """``en`` or ``zh-CN`` (``en-US``, ``zh``, ``zh_CN`` and any case accepted)."""
-    lowered = value.strip().lower().replace("_", "-")
-    if lowered in ("en", "en-us", "en-gb"):
-        return "en"
-    if lowered in ("zh", "zh-cn", "zh-hans", "zh-hans-cn"):
-        return "zh-CN"
-    raise SettingsError(f"{name} must be one of {', '.join(CONSOLE_LANGUAGES)}, not {value!r}")
-
-
-API_SCOPES = ("bindings:write", "bindings:read", "calls:write", "waybills:read", "pool:read")
-SMS_REDACTIONS = ("phones", "links")
-
-
-def _parse_bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, not {value!r}")
-
-
-def _parse_public_url(name: str, value: str) -> str:
-    url = value.strip().rstrip("/")
-    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?\Z", url):
-        raise SettingsError(f"{name} must be an http(s) URL such as https://relay.example.com")
-    return url
-
-
-def parse_sms_redact(name: str, value: str) -> frozenset[str]:
-    """``phones,links`` (any subset) or ``none``; SettingsError names ``name``."""
-    parts = frozenset(p.strip().lower() for p in value.split(",") if p.strip())
-    if parts == {"none"}:
-        return frozenset()
-    unknown = sorted(parts - set(SMS_REDACTIONS))
-    if unknown:
-        raise SettingsError(f"{name} takes phones, links (comma-separated) or none, not {unknown[0]!r}")
-    return parts
-
-
-def _parse_limit(name: str, value: str) -> str:
-    """One Flask-Limiter limit string (``10/minute;100/hour``)."""
-    from limits import parse_many
-
-    try:
-        parse_many(value)
-    except ValueError:
-        raise SettingsError(f"{name}: {value.strip()!r} is not a limit such as 10/minute;100/hour") from None
-    return value.strip()
-
-
-def _parse_rate_limits(name: str, value: str) -> dict[str, str]:
-    """``scope=limit;limit,scope=limit``: the scopes named replace their defaults."""
-    from limits import parse_many
-
-    limits = dict(DEFAULT_API_RATE_LIMITS)
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        scope, sep, limit = item.partition("=")
-        if not sep or scope.strip() not in API_SCOPES:
-            raise SettingsError(f"{name}: each item is SCOPE=LIMIT with a scope of {', '.join(API_SCOPES)}")
-        try:
-            parse_many(limit)
-        except ValueError:
-            raise SettingsError(f"{name}: {limit.strip()!r} is not a limit such as 100/second") from None
-        limits[scope.strip()] = limit.strip()
-    return limits
+SETTINGS: tuple[Declared, ...] = declared(Settings)
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Map MASKLINE_* variables onto Settings fields, validating each."""
-
-    def get(name: str) -> str | None:
-        value = environ.get(_PREFIX + name)
-        return value if value not in (None, "") else None
-
+    """Map MASKLINE_* variables onto Settings fields, each with its declared parser."""
     values: dict[str, Any] = {}
-    if (v := get("ENV")) is not None:
-        values["env"] = _parse_env_name(v)
-    if (v := get("INSTANCE_PATH")) is not None:
-        values["instance_path"] = Path(v)
-    if (v := get("DATABASE_URL")) is not None:
-        values["database_url"] = v
-    if (v := get("REDIS_URL")) is not None:
-        values["redis_url"] = v
-    if (v := get("KEYS_FILE")) is not None:
-        values["keys_file"] = Path(v)
-    if (v := get("KEYS")) is not None:
-        values["keys_json"] = v
-    if (v := get("DEFAULT_REGION")) is not None:
-        values["default_region"] = _parse_region("MASKLINE_DEFAULT_REGION", v)
-    if (v := get("ALLOWED_COUNTRIES")) is not None:
-        values["allowed_countries"] = _parse_region_set("MASKLINE_ALLOWED_COUNTRIES", v)
-    if (v := get("REFUSED_NUMBER_TYPES")) is not None:
-        values["refused_number_types"] = _parse_number_types("MASKLINE_REFUSED_NUMBER_TYPES", v)
-    if (v := get("SECRET_KEY")) is not None:
-        values["secret_key"] = v
-    if (v := get("LOG_LEVEL")) is not None:
-        values["log_level"] = v.upper()
-    if (v := get("LOG_FILE")) is not None:
-        values["log_file"] = Path(v)
-    if (v := get("KEYRING_RELOAD_SECONDS")) is not None:
-        values["keyring_reload_seconds"] = _parse_float("MASKLINE_KEYRING_RELOAD_SECONDS", v)
-    if (v := get("MAX_BINDINGS_PER_NUMBER")) is not None:
-        values["max_bindings_per_number"] = _parse_int(
-            "MASKLINE_MAX_BINDINGS_PER_NUMBER", v, minimum=1, maximum=100_000
-        )
-    if (v := get("EXTENSION_DIGITS")) is not None:
-        values["extension_digits"] = _parse_int("MASKLINE_EXTENSION_DIGITS", v, minimum=1, maximum=6)
-    if (v := get("OPEN_EXTENSION_DIGITS")) is not None:
-        values["open_extension_digits"] = _parse_int(
-            "MASKLINE_OPEN_EXTENSION_DIGITS", v, minimum=1, maximum=8
-        )
-    if (v := get("OWNER_MAX_LIVE_BINDINGS")) is not None:
-        values["owner_max_live_bindings"] = _parse_int(
-            "MASKLINE_OWNER_MAX_LIVE_BINDINGS", v, minimum=0, maximum=100_000_000
-        )
-    for name in ("cooldown", "default_ttl", "max_ttl", "retention", "vault_gc_grace", "delivery_grace"):
-        if (v := get(name.upper())) is not None:
-            values[name] = parse_duration(_PREFIX + name.upper(), v)
-    if (v := get("GEO_POLICY")) is not None:
-        if v not in ("nearest", "strict", "global"):
-            raise SettingsError(f"MASKLINE_GEO_POLICY must be nearest, strict or global, not {v!r}")
-        values["geo_policy"] = v
-    values.update(_webhook_settings(get))
+    for declared_setting in SETTINGS:
+        text = environ.get(declared_setting.env)
+        if text not in (None, ""):
+            values[declared_setting.name] = declared_setting.parse(declared_setting.env, text)
     if "voice_language" not in values and values.get("default_region") == "CN":
         # A mainland deployment speaks Chinese unless told otherwise.
         values["voice_language"] = "zh-CN"
-    return values
-
-
-def _webhook_settings(get: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if (v := get("PUBLIC_URL")) is not None:
-        values["public_url"] = _parse_public_url("MASKLINE_PUBLIC_URL", v)
-    if (v := get("TRUST_PROXY")) is not None:
-        values["trust_proxy"] = _parse_bool("MASKLINE_TRUST_PROXY", v)
-    if (v := get("TWILIO_AUTH_TOKEN")) is not None:
-        values["twilio_auth_token"] = v
-    if (v := get("TWILIO_ACCOUNT_SID")) is not None:
-        if not re.match(r"^AC[0-9a-fA-F]{32}\Z", v.strip()):
-            raise SettingsError("MASKLINE_TWILIO_ACCOUNT_SID must be an account SID: AC and 32 hex digits")
-        values["twilio_account_sid"] = v.strip()
-    if (v := get("TWILIO_API_URL")) is not None:
-        values["twilio_api_url"] = _parse_public_url("MASKLINE_TWILIO_API_URL", v)
-    if (v := get("VOICE_LANGUAGE")) is not None:
-        if v not in VOICE_LANGUAGES:
-            raise SettingsError(f"MASKLINE_VOICE_LANGUAGE must be one of {', '.join(VOICE_LANGUAGES)}")
-        values["voice_language"] = v
-    if (v := get("VOICE_NAME")) is not None:
-        values["voice_name"] = v
-    if (v := get("EXTENSION_PROMPT")) is not None:
-        values["extension_prompt"] = v
-    limits = {
-        "call_time_limit": (60, 4 * 3600),
-        "extension_max_failures": (1, 1000),
-        "extension_max_failures_per_number": (1, 100_000),
-        "calls_per_hour": (1, 100_000),
-        "calls_per_day": (1, 100_000),
-        "sms_per_hour": (1, 100_000),
-        "sms_per_day": (1, 100_000),
-    }
-    for field_name, (low, high) in limits.items():
-        if (v := get(field_name.upper())) is not None:
-            values[field_name] = _parse_int(_PREFIX + field_name.upper(), v, minimum=low, maximum=high)
-    for field_name in (
-        "extension_failure_window",
-        "extension_lockout",
-        "webhook_dedupe_ttl",
-        "webhook_ended_ttl",
-    ):
-        if (v := get(field_name.upper())) is not None:
-            values[field_name] = parse_duration(_PREFIX + field_name.upper(), v)
-    if (v := get("SMS_REDACT")) is not None:
-        values["sms_redact"] = parse_sms_redact("MASKLINE_SMS_REDACT", v)
-    if (v := get("SMS_MEDIA")) is not None:
-        if v not in ("forward", "refuse"):
-            raise SettingsError(f"MASKLINE_SMS_MEDIA must be forward or refuse, not {v!r}")
-        values["sms_media"] = v
-    if (v := get("WEBHOOK_BACKEND_TIMEOUT")) is not None:
-        timeout = _parse_float("MASKLINE_WEBHOOK_BACKEND_TIMEOUT", v)
-        if not 0.05 <= timeout <= 30:
-            raise SettingsError("MASKLINE_WEBHOOK_BACKEND_TIMEOUT must be between 0.05 and 30 seconds")
-        values["webhook_backend_timeout"] = timeout
-    if (v := get("API_RATE_LIMITS")) is not None:
-        values["api_rate_limits"] = _parse_rate_limits("MASKLINE_API_RATE_LIMITS", v)
-    if (v := get("IDEMPOTENCY_TTL")) is not None:
-        values["idempotency_ttl"] = parse_duration("MASKLINE_IDEMPOTENCY_TTL", v)
-    if (v := get("API_MAX_BODY")) is not None:
-        values["api_max_body"] = _parse_int("MASKLINE_API_MAX_BODY", v, minimum=1024, maximum=1024 * 1024)
-    if (v := get("METRICS_TOKEN")) is not None:
-        values["metrics_token"] = v
-    if (v := get("EVENTS_MAX_ATTEMPTS")) is not None:
-        values["events_max_attempts"] = _parse_int("MASKLINE_EVENTS_MAX_ATTEMPTS", v, minimum=1, maximum=100)
-    values.update(_insider_settings(get))
-    return values
-
-
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def _parse_working_hours(name: str, value: str) -> tuple[dt.time, dt.time]:
-    """``08:00-19:00``: start inclusive, end exclusive, start before end."""
-    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*\Z", value)
-    try:
-        if not match:
-            raise ValueError
-        start = dt.time(int(match.group(1)), int(match.group(2)))
-        end = dt.time(int(match.group(3)), int(match.group(4)))
-    except ValueError:
-        raise SettingsError(f"{name} must be a range of times such as 08:00-19:00, not {value!r}") from None
-    if start >= end:
-        raise SettingsError(f"{name}: the start ({start:%H:%M}) must be before the end ({end:%H:%M})")
-    return start, end
-
-
-def _parse_working_days(name: str, value: str) -> frozenset[int]:
-    """``mon-fri`` or ``mon,wed,sat``: days as weekday numbers (Monday 0)."""
-    days: set[int] = set()
-    for part in filter(None, (p.strip().lower() for p in value.split(","))):
-        first, _, last = part.partition("-")
-        if first not in _WEEKDAYS or (last and last not in _WEEKDAYS):
-            raise SettingsError(f"{name} takes days such as mon-fri or mon,wed,sat, not {part!r}")
-        start, end = _WEEKDAYS.index(first), _WEEKDAYS.index(last or first)
-        if end < start:
-            raise SettingsError(f"{name}: {part!r} runs backwards")
-        days.update(range(start, end + 1))
-    if not days:
-        raise SettingsError(f"{name} names no day")
-    return frozenset(days)
-
-
-def parse_timezone(name: str, value: str) -> str:
-    import zoneinfo
-
-    try:
-        zoneinfo.ZoneInfo(value.strip())
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"{name}: {value!r} is not an IANA time zone such as Asia/Shanghai") from None
-    return value.strip()
-
-
-def _insider_settings(get: Any) -> dict[str, Any]:
-    """The admin console, dual-control reveal, alerts and audit checkpoints."""
-    values: dict[str, Any] = {}
-    durations = (
-        "admin_session_ttl",
-        "admin_idle_timeout",
-        "admin_lockout",
-        "reveal_request_ttl",
-        "reveal_view_window",
-        "audit_checkpoint_interval",
-    )
-    for field_name in durations:
-        if (v := get(field_name.upper())) is not None:
-            values[field_name] = parse_duration(_PREFIX + field_name.upper(), v)
-    counts = {
-        "admin_max_failed_logins": (1, 100),
-        "reveal_daily_limit": (0, 1000),
-        "alert_distinct_buyers_per_hour": (1, 1_000_000),
-        "alert_key_distinct_buyers_per_hour": (1, 10_000_000),
-        "alert_bindings_per_minute": (1, 1_000_000),
-        "alert_strangers_per_hour": (1, 1_000_000),
-        "alert_wrong_extensions_per_hour": (1, 1_000_000),
-        "alert_failed_logins_per_hour": (1, 1_000_000),
-    }
-    for field_name, (low, high) in counts.items():
-        if (v := get(field_name.upper())) is not None:
-            values[field_name] = _parse_int(_PREFIX + field_name.upper(), v, minimum=low, maximum=high)
-    if (v := get("ADMIN_LOGIN_RATE_LIMIT")) is not None:
-        values["admin_login_rate_limit"] = _parse_limit("MASKLINE_ADMIN_LOGIN_RATE_LIMIT", v)
-    if (v := get("TRUSTED_PROXIES")) is not None:
-        values["trusted_proxies"] = _parse_int("MASKLINE_TRUSTED_PROXIES", v, minimum=0, maximum=10)
-    if (v := get("REVEAL_NOTICE")) is not None:
-        values["reveal_notice"] = _parse_bool("MASKLINE_REVEAL_NOTICE", v)
-    if (v := get("ADMIN_COOKIE_SECURE")) is not None:
-        values["admin_cookie_secure"] = _parse_bool("MASKLINE_ADMIN_COOKIE_SECURE", v)
-    if (v := get("WORKING_HOURS")) is not None:
-        values["working_hours"] = _parse_working_hours("MASKLINE_WORKING_HOURS", v)
-    if (v := get("WORKING_DAYS")) is not None:
-        values["working_days"] = _parse_working_days("MASKLINE_WORKING_DAYS", v)
-    if (v := get("WORKING_TIMEZONE")) is not None:
-        values["working_timezone"] = parse_timezone("MASKLINE_WORKING_TIMEZONE", v)
-    if (v := get("DISPLAY_TIMEZONE")) is not None:
-        values["display_timezone"] = parse_timezone("MASKLINE_DISPLAY_TIMEZONE", v)
-    if (v := get("CONSOLE_LANGUAGE")) is not None:
-        values["console_language"] = parse_console_language("MASKLINE_CONSOLE_LANGUAGE", v)
-    if (v := get("ALERTS_URL")) is not None:
-        values["alerts_url"] = _parse_public_url("MASKLINE_ALERTS_URL", v)
-    if (v := get("ALERTS_SECRET")) is not None:
-        values["alerts_secret"] = v
-    if (v := get("ALIYUN_MAX_SKEW")) is not None:
-        values["aliyun_max_skew"] = parse_duration("MASKLINE_ALIYUN_MAX_SKEW", v)
-    if (v := get("ALIYUN_SIGNATURE_V2")) is not None:
-        values["aliyun_signature_v2"] = _parse_bool("MASKLINE_ALIYUN_SIGNATURE_V2", v)
-    if (v := get("ALIYUN_REPORT_URL")) is not None:
-        values["aliyun_report_url"] = _parse_public_url("MASKLINE_ALIYUN_REPORT_URL", v)
-    if (v := get("ALIYUN_REPORT_SECRET")) is not None:
-        values["aliyun_report_secret"] = v
-    if (v := get("AUDIT_SIGNING_KEY_FILE")) is not None:
-        values["audit_signing_key_file"] = Path(v)
-    if (v := get("AUDIT_SIGNING_KEY")) is not None:
-        values["audit_signing_key"] = v
-    if (v := get("AUDIT_CHECKPOINT_FILE")) is not None:
-        values["audit_checkpoint_file"] = Path(v)
-    if (v := get("AUDIT_CHECKPOINT_URL")) is not None:
-        values["audit_checkpoint_url"] = _parse_public_url("MASKLINE_AUDIT_CHECKPOINT_URL", v)
-    if (v := get("OUTBOUND_ALLOW")) is not None:
-        from maskline.outbound import parse_cidrs
-
-        try:
-            values["outbound_allow"] = parse_cidrs("MASKLINE_OUTBOUND_ALLOW", v)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
     return values
 
 
@@ -776,8 +655,6 @@ def load_settings(
         if key not in known:
             raise SettingsError(f"unknown setting {key!r}")
         values[key] = value
-    if "env" in values:
-        values["env"] = _parse_env_name(values["env"])
     return Settings(**values)
 
 
@@ -804,6 +681,7 @@ __all__ = [
     "ENVIRONMENTS",
     "INSECURE_DEVELOPMENT_SECRET",
     "MIN_SECRET_KEY_BYTES",
+    "SETTINGS",
     "SMS_REDACTIONS",
     "TWILIO_API_URL",
     "VOICE_LANGUAGES",
@@ -817,5 +695,6 @@ __all__ = [
     "parse_sms_redact",
     "parse_timezone",
     "service_urls_for_tests",
+    "setting",
     "with_overrides",
 ]

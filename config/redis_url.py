@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from maskline import errors
+
 CLUSTER_SCHEME = "redis+cluster://"
 
 # A DNS name or IPv4 address, or an IPv6 address in brackets.
@@ -22,7 +24,7 @@ _HOST_PORT = re.compile(
 )
 
 
-class RedisUrlError(ValueError):
+class RedisUrlError(errors.InputError, ValueError):
     """A Redis URL maskline cannot use; the message names the variable."""
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # and the CLI (``maskline --help``) must not pay for SQLAlchemy, alembic or
 # Flask before a command needs them.
 
-__version__ = "0.1.0"
+from maskline.version import __version__ as __version__
 
 EXTENSION_KEY = "maskline"
 

@@ -606,7 +606,7 @@ _register_lazy(
     ("bindings", "maskline.numbers.cli:bindings_group", "Bindings: list, show, recordings, extend, sweep."),
     (
         "worker",
-        "maskline.numbers.cli:worker",
+        "maskline.worker:worker",
         "Run the periodic jobs: sweep, purge, reconcile, vault GC, retention, events, idempotency records, "
         "signed audit checkpoints.",
     ),

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, Protocol
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from maskline.db import Database
+
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
+
+# The key create_app() files the services under (maskline.EXTENSION_KEY),
+# named here so that this face need not import the app factory above it.
+EXTENSION_KEY = "maskline"
+
+
+class _Probed(Protocol):
+    """What readiness looks at: the wired services' database and Redis."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def redis(self) -> Any: ...
 
 
 @bp.get("/healthz")
@@ -21,10 +38,9 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
     """The database and Redis answer; 503 naming what does not."""
-    from maskline import services_of
     from maskline.redis_backend import ping
 
-    services = services_of(current_app)
+    services: _Probed = current_app.extensions[EXTENSION_KEY]
     checks: dict[str, str] = {}
     try:
         with services.db.engine.connect() as conn:

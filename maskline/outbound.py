@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from maskline import errors
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # (host, port) -> the addresses it resolves to, as getaddrinfo would give them.
@@ -60,7 +62,7 @@ _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12"
 _ULA = ipaddress.ip_network("fc00::/7")
 
 
-class RefusedUrl(ValueError):
+class RefusedUrl(errors.InputError, ValueError):
     """maskline will not call this URL; the message says why, never the URL's query.
 
     ``kind`` is a short reason without the host name, for logs and stored errors.

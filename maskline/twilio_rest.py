@@ -27,9 +27,11 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from config import TWILIO_API_URL, Settings
-from maskline.redaction import redact_phone_numbers
 
 # Seconds per request: a click-to-call waits on this, so it is short.
+from maskline import errors
+from maskline.redaction import redact_phone_numbers
+
 REQUEST_TIMEOUT = 10.0
 MAX_MESSAGE = 300
 
@@ -40,11 +42,11 @@ VOICE_STATUS_PATH = "/webhooks/twilio/voice/status"
 T = TypeVar("T")
 
 
-class TwilioNotConfigured(Exception):
+class TwilioNotConfigured(errors.MasklineError):
     """A setting Twilio's REST API needs is missing; the message names it."""
 
 
-class TwilioError(Exception):
+class TwilioError(errors.MasklineError):
     """Twilio refused a request, or could not be reached.
 
     ``status`` and ``code`` are Twilio's HTTP status and error code (None

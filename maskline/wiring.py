@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import OperationalError
 
 from config import Settings
-from maskline import migrate
+from maskline import errors, migrate
 from maskline.audit.services import AuditLog
 from maskline.clock import Clock, system_clock
 from maskline.db import Database
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class StartupError(Exception):
+class StartupError(errors.MasklineError):
     """maskline must not start; the message is one line saying why."""
 
 

@@ -31,6 +31,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
+from maskline import errors
+
 Role = Literal["viewer", "operator", "security", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "security", "admin")
 # Roles whose accounts sign in with a second factor, and whose creation or
@@ -40,11 +42,11 @@ TRUSTED_ROLES: frozenset[Role] = frozenset({"security", "admin"})
 RevealStatus = Literal["pending", "approved", "viewed", "denied", "cancelled", "expired"]
 
 
-class AdminError(Exception):
+class AdminError(errors.MasklineError):
     """Base of the admin package's errors. Messages never hold a party number."""
 
 
-class InvalidAdminInput(AdminError):
+class InvalidAdminInput(AdminError, errors.InputError):
     """Input a user could send that cannot be used; ``field`` names it."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -53,33 +55,33 @@ class InvalidAdminInput(AdminError):
         self.message = message
 
 
-class AdminNotFound(AdminError):
+class AdminNotFound(AdminError, errors.NotFound):
     """No account of that name."""
 
 
-class AdminExists(AdminError):
+class AdminExists(AdminError, errors.Conflict):
     """An account of that name already exists."""
 
 
-class LoginRefused(AdminError):
+class LoginRefused(AdminError, errors.Forbidden):
     """The login failed. Deliberately one message for a wrong name, a wrong
     password, a disabled account and a locked one: the page must not tell an
     attacker which names exist or which one they locked."""
 
 
-class SecondFactorRefused(AdminError):
+class SecondFactorRefused(AdminError, errors.Forbidden):
     """The TOTP code was wrong, already used, or missing."""
 
 
-class NotPermitted(AdminError):
+class NotPermitted(AdminError, errors.Forbidden):
     """The signed-in role may not do this."""
 
 
-class RevealRefused(AdminError):
+class RevealRefused(AdminError, errors.Forbidden):
     """A step of a dual-control reveal was refused; the message says why."""
 
 
-class RevealNotFound(RevealRefused):
+class RevealNotFound(RevealRefused, errors.NotFound):
     """No reveal request of that id."""
 
 

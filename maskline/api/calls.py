@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, selectinload
 
+from maskline import errors
 from maskline.api.interfaces import BindingEnded, Conflict, FieldError, Unprocessable
 from maskline.audit.interfaces import AuditEntry
 from maskline.numbers.interfaces import BindingNotFound
@@ -46,11 +47,11 @@ log = logging.getLogger(__name__)
 STATUS_PATH = "/webhooks/twilio/voice/status"
 
 
-class CallQuotaExceeded(Exception):
+class CallQuotaExceeded(errors.Conflict):
     """The binding's calls per hour or per day are used up."""
 
 
-class ClickToCallUnavailable(Exception):
+class ClickToCallUnavailable(errors.Unavailable):
     """Click-to-call is not configured, or Redis / the vault cannot serve it; the message says which."""
 
 

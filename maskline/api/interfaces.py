@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config import API_SCOPES
+from maskline import errors
 
 SCOPES = API_SCOPES
 
@@ -45,7 +46,7 @@ class FieldError:
         return {"field": self.field, "reason": self.reason}
 
 
-class ApiError(Exception):
+class ApiError(errors.MasklineError):
     status = 500
     code = "error"
 
@@ -61,23 +62,23 @@ class ApiError(Exception):
         return {"error": body}
 
 
-class BadRequest(ApiError):
+class BadRequest(ApiError, errors.InputError):
     status, code = 400, "bad_request"
 
 
-class Unauthorized(ApiError):
+class Unauthorized(ApiError, errors.Forbidden):
     status, code = 401, "unauthorized"
 
 
-class Forbidden(ApiError):
+class Forbidden(ApiError, errors.Forbidden):
     status, code = 403, "forbidden"
 
 
-class NotFound(ApiError):
+class NotFound(ApiError, errors.NotFound):
     status, code = 404, "not_found"
 
 
-class Conflict(ApiError):
+class Conflict(ApiError, errors.Conflict):
     status, code = 409, "conflict"
 
 
@@ -147,7 +148,7 @@ class UnsupportedMediaType(ApiError):
     status, code = 415, "unsupported_media_type"
 
 
-class Unprocessable(ApiError):
+class Unprocessable(ApiError, errors.InputError):
     status, code = 422, "invalid_fields"
 
 

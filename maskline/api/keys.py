@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from maskline import errors
 from maskline.api.interfaces import SCOPES
 from maskline.api.models import ApiKey
 from maskline.audit.interfaces import AuditEntry
@@ -30,7 +31,7 @@ _KEY = re.compile(r"^ml_([a-z0-9]{12})_([A-Za-z0-9_-]{43})\Z")
 _OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}\Z")
 
 
-class KeyRequestInvalid(ValueError):
+class KeyRequestInvalid(errors.InputError, ValueError):
     """A key cannot be created as asked (bad owner, name or scope)."""
 
 

@@ -13,9 +13,9 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from maskline import __version__
 from maskline.api.interfaces import SCOPES
 from maskline.api.openapi_meta import annotate
+from maskline.version import __version__
 
 bp = Blueprint("openapi", __name__)
 # maskline.api.views.EXTENSION_KEY, named here so this module need not import the views.

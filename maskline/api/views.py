@@ -20,10 +20,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from maskline import errors
 from maskline.api import batch
 from maskline.api import requests as parse
 from maskline.api.calls import CallQuotaExceeded, ClickToCall, ClickToCallUnavailable
@@ -49,6 +48,7 @@ from maskline.api.interfaces import (
 from maskline.api.keys import ApiKeyService, Principal
 from maskline.api.ratelimit import ScopeLimits
 from maskline.api.waybills import WaybillService
+from maskline.backend_errors import answer_database_outages
 from maskline.numbers.bind_sql import Answer, AnswerNotPending, DatabaseUnavailable
 from maskline.numbers.interfaces import (
     BindingNotFound,
@@ -79,7 +79,7 @@ class RateLimited(ApiError):
     status, code = 429, "rate_limited"
 
 
-class Unavailable(ApiError):
+class Unavailable(ApiError, errors.Unavailable):
     """503: Redis or the database cannot be reached; nothing was changed, retry."""
 
     status, code = 503, "unavailable"
@@ -192,15 +192,15 @@ def _api_error(exc: ApiError) -> ResponseReturnValue:
     return _error(exc)
 
 
-@bp.errorhandler(OperationalError)
-@bp.errorhandler(DatabaseUnavailable)
-@bp.errorhandler(InterfaceError)
-@bp.errorhandler(PoolTimeout)
-def _database_unavailable(exc: Exception) -> ResponseReturnValue:
-    # A restart or an outage of the database: a clean 503, not a 500. The
-    # type only in the log: a driver's message can quote the statement.
-    log.warning("api request failed: database unavailable (%s)", type(exc).__name__)
-    return _error(Unavailable("the database cannot be reached; retry later"))
+# A restart or an outage of the database (the bind's own connection
+# included): a clean 503, not a 500.
+answer_database_outages(
+    bp,
+    face="api",
+    log=log,
+    unavailable=lambda message: _error(Unavailable(message)),
+    also=(DatabaseUnavailable,),
+)
 
 
 @bp.errorhandler(RoutingUnavailable)

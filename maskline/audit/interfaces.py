@@ -18,12 +18,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from maskline import errors
 
-class AuditError(Exception):
+
+class AuditError(errors.MasklineError):
     """Base of the audit package's errors."""
 
 
-class AuditChainBroken(AuditError):
+class AuditChainBroken(AuditError, errors.IntegrityError):
     """The chain does not verify; the message names the first bad record."""
 
 
@@ -32,7 +34,7 @@ class CheckpointError(AuditError):
     why, never a key, a signature secret or a destination URL."""
 
 
-class AlertNotFound(AuditError):
+class AlertNotFound(AuditError, errors.NotFound):
     """No alert has that id."""
 
 

@@ -19,6 +19,8 @@ import hashlib
 import hmac
 from typing import Literal
 
+from maskline import errors
+
 EventType = Literal[
     "binding.created",
     "binding.expired",
@@ -40,31 +42,31 @@ SIGNATURE_HEADER = "Maskline-Signature"
 SIGNATURE_VERSION = "v1"
 
 
-class EventsError(Exception):
+class EventsError(errors.MasklineError):
     """Base of the events package's errors."""
 
 
-class OwnerNotFound(EventsError):
+class OwnerNotFound(EventsError, errors.NotFound):
     """No owner of that name."""
 
 
-class OwnerExists(EventsError):
+class OwnerExists(EventsError, errors.Conflict):
     """An owner of that name already exists."""
 
 
-class InvalidOwnerName(EventsError):
+class InvalidOwnerName(EventsError, errors.InputError):
     """Owner names are letters, digits and . _ : - (as API key owners)."""
 
 
-class InvalidOwnerLimit(EventsError):
+class InvalidOwnerLimit(EventsError, errors.InputError):
     """A cap on live bindings must be a whole number from 0 (no cap)."""
 
 
-class OwnerLimitsUnavailable(EventsError):
+class OwnerLimitsUnavailable(EventsError, errors.Unavailable):
     """Redis could not take the owner's new cap; nothing changed."""
 
 
-class InvalidEventsUrl(EventsError):
+class InvalidEventsUrl(EventsError, errors.InputError):
     """An events URL maskline will not send to; the message says why (never the query)."""
 
 

@@ -22,6 +22,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
+from maskline import errors
+
 Mode = Literal["axb", "axe"]
 MODES: tuple[Mode, ...] = ("axb", "axe")
 
@@ -37,11 +39,11 @@ RejectReason = Literal[
 ]
 
 
-class NumbersError(Exception):
+class NumbersError(errors.MasklineError):
     """Base of the numbers package's errors."""
 
 
-class InvalidRequest(NumbersError):
+class InvalidRequest(NumbersError, errors.InputError):
     """A request field is unacceptable. ``field`` names it; nothing was changed."""
 
     def __init__(self, field: str, reason: str) -> None:
@@ -50,11 +52,11 @@ class InvalidRequest(NumbersError):
         self.reason = reason
 
 
-class PoolError(NumbersError):
+class PoolError(NumbersError, errors.Conflict):
     """A pool operation was refused (e.g. retiring a number with live bindings)."""
 
 
-class PoolExhausted(NumbersError):
+class PoolExhausted(NumbersError, errors.Conflict):
     """No relay number can take this binding.
 
     ``role`` is the party that could not be placed and ``needed`` how many
@@ -71,7 +73,7 @@ class NoNumberInRegion(PoolExhausted):
     """The strict geo policy found no free number in the buyer's area."""
 
 
-class OwnerLimitReached(NumbersError):
+class OwnerLimitReached(NumbersError, errors.Conflict):
     """The owner holds as many live bindings as its cap allows (``limit``).
 
     Not a PoolExhausted: the pool may have room, this owner has none.
@@ -87,19 +89,19 @@ class OwnerLimitReached(NumbersError):
         self.limit = limit
 
 
-class BindingNotFound(NumbersError):
+class BindingNotFound(NumbersError, errors.NotFound):
     """No binding with that id belongs to this owner."""
 
 
-class BindingNotLive(NumbersError):
+class BindingNotLive(NumbersError, errors.Conflict):
     """The binding has already ended."""
 
 
-class RoutingUnavailable(NumbersError):
+class RoutingUnavailable(NumbersError, errors.Unavailable):
     """The routing store cannot answer (down, or lost its data). Fail closed."""
 
 
-class WouldShorten(NumbersError):
+class WouldShorten(NumbersError, errors.Conflict):
     """The change would make the expiry earlier and shortening was not asked
     for. Nothing was changed; ``current`` and ``requested`` say by how much."""
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
+from maskline import errors
 
-class TwimlError(ValueError):
+
+class TwimlError(errors.InputError, ValueError):
     """The response is not TwiML the simulator understands."""
 
 

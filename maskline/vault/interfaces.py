@@ -22,14 +22,16 @@ from typing import Protocol
 
 # The purpose bound into every sealed party number (part of the AAD), so a
 # ciphertext copied into another context does not open there.
+from maskline import errors
+
 PARTY_NUMBER = "party-number"
 
 
-class VaultError(Exception):
+class VaultError(errors.MasklineError):
     """Base of every error the vault raises."""
 
 
-class InvalidPhoneNumber(VaultError):
+class InvalidPhoneNumber(VaultError, errors.InputError):
     """The input is not an acceptable party number. Nothing was stored.
 
     ``field`` names the input (e.g. ``parties.buyer``), ``reason`` says why.
@@ -42,11 +44,11 @@ class InvalidPhoneNumber(VaultError):
         self.reason = reason
 
 
-class VaultEntryNotFound(VaultError):
+class VaultEntryNotFound(VaultError, errors.NotFound):
     """No vault entry has this token."""
 
 
-class VaultEntryErased(VaultError):
+class VaultEntryErased(VaultError, errors.NotFound):
     """The entry was erased (PIPL / GDPR); the number no longer exists."""
 
     def __init__(self, token: str, erased_at: dt.datetime | None) -> None:
@@ -56,7 +58,7 @@ class VaultEntryErased(VaultError):
         self.erased_at = erased_at
 
 
-class VaultIntegrityError(VaultError):
+class VaultIntegrityError(VaultError, errors.IntegrityError):
     """A sealed value failed to verify: tampered, misplaced or unknown key.
 
     The vault raises this rather than ever returning a wrong number.

@@ -17,10 +17,11 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
-from maskline.numbers.interfaces import RejectReason, RouteDecision
-
 # Why a call or message reached no one: the router's reasons, plus the
 # webhook's own. These (never numbers) are the metric labels.
+from maskline import errors
+from maskline.numbers.interfaces import RejectReason, RouteDecision
+
 WebhookReason = Literal[
     RejectReason,
     "relay_caller",
@@ -40,15 +41,15 @@ TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", 
 TERMINAL_SMS_STATUSES = frozenset({"delivered", "undelivered", "failed", "read"})
 
 
-class WebhookError(Exception):
+class WebhookError(errors.MasklineError):
     """Base of the webhooks package's errors."""
 
 
-class SignatureInvalid(WebhookError):
+class SignatureInvalid(WebhookError, errors.Forbidden):
     """The request is not signed by Twilio for the URL it was sent to."""
 
 
-class BadWebhookRequest(WebhookError):
+class BadWebhookRequest(WebhookError, errors.InputError):
     """A signed request lacks a required field or has an unusable one."""
 
     def __init__(self, field: str) -> None:
@@ -56,7 +57,7 @@ class BadWebhookRequest(WebhookError):
         self.field = field
 
 
-class BackendUnavailable(WebhookError):
+class BackendUnavailable(WebhookError, errors.Unavailable):
     """Redis, the database or the vault could not serve this request."""
 
 

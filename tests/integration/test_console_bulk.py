@@ -19,13 +19,14 @@ from tests.integration.test_console_lists import binding_id, logged_in
 REASON = "carrier delayed the whole route"
 
 
-def bind_many(app: Flask, count: int) -> list[BindingView]:
-    """``count`` live axb bindings, each with its own two parties."""
+def bind_many(app: Flask, count: int, *, owner: str = "default") -> list[BindingView]:
+    """``count`` live axb bindings of ``owner``, each with its own two parties."""
     bindings = services_of(app).numbers.bindings
     return [
         bindings.bind(
             BindRequest(
                 order_id=f"SO2026-{n}",
+                owner=owner,
                 mode="axb",
                 parties={"buyer": f"+1312555{n + 200:04d}", "merchant": f"+1212555{n + 200:04d}"},
             )

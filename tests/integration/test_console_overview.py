@@ -214,7 +214,7 @@ def test_pool_low_fires_again_only_after_the_load_fell_back(small_pool: Flask, c
 
 
 def test_the_worker_hands_the_loads_to_the_alerts(small_pool: Flask) -> None:
-    from maskline.numbers.cli import _pool_loads
+    from maskline.worker import _pool_loads
 
     app = small_pool
     bind_distinct(app, 4)

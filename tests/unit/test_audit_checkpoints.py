@@ -282,7 +282,7 @@ def test_the_last_checkpoint_of_a_missing_or_garbled_file_is_none(tmp_path: Path
 def test_the_production_worker_refuses_to_run_without_checkpoints() -> None:
     import click
 
-    from maskline.numbers.cli import _checkpointer
+    from maskline.worker import _checkpointer
 
     production = SimpleNamespace(settings=load_settings(environ={"MASKLINE_ENV": "production"}))
     development = SimpleNamespace(settings=load_settings(environ={"MASKLINE_ENV": "development"}))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from config import load_settings
+from config.doc import rendered
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -52,3 +53,8 @@ def test_every_setting_config_reads_has_a_row() -> None:
 
 def test_every_row_names_a_setting_config_reads() -> None:
     assert sorted(_documented() - _read_by_config()) == []
+
+
+def test_the_table_is_written_from_the_declarations() -> None:
+    # python -m config.doc rewrites it; a setting added without that fails here.
+    assert DOC.read_text(encoding="utf-8") == rendered(DOC.read_text(encoding="utf-8"))

@@ -6,9 +6,8 @@ from typing import Any
 
 from maskline.compat.aliyun.services import AccessKeys
 
-
-class NotAvailable(Exception):
-    """This face cannot issue credentials (kept for the CLI's error handling)."""
+# One definition for both faces' credentials (issue 21: one "unavailable").
+from maskline.compat.twilio.credentials import NotAvailable as NotAvailable
 
 
 def create_credentials(

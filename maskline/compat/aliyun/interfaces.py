@@ -23,6 +23,8 @@ Messages name fields, never a party number.
 from __future__ import annotations
 
 # The purpose bound into a sealed AccessKey secret (AAD): it opens nowhere else.
+from maskline import errors
+
 SECRET_PURPOSE = "aliyun-access-key-secret"  # noqa: S105 (a label, not a secret)
 API_VERSION = "2017-05-25"
 # The outbox's reserved owner of call receipts (SecretReport): its URL and
@@ -32,7 +34,7 @@ REPORT_OWNER = "@aliyun-report"
 REPORT_EVENT = "aliyun.secret_report"
 
 
-class AliyunError(Exception):
+class AliyunError(errors.MasklineError):
     """An answer in Alibaba's error shape: ``{"Code", "Message", "RequestId"}``."""
 
     status = 400
@@ -45,18 +47,18 @@ class AliyunError(Exception):
             self.status = status
 
 
-class AuthError(AliyunError):
+class AuthError(AliyunError, errors.Forbidden):
     """Authentication failed (the signature, its key, its time or its nonce)."""
 
 
-class Forbidden(AliyunError):
+class Forbidden(AliyunError, errors.Forbidden):
     status = 403
 
     def __init__(self, message: str) -> None:
         super().__init__("Forbidden.RAM", message)
 
 
-class BadAction(AliyunError):
+class BadAction(AliyunError, errors.InputError):
     """The action or API version is not one this face serves."""
 
 
@@ -70,7 +72,7 @@ class Throttled(AliyunError):
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(AliyunError):
+class ServiceUnavailable(AliyunError, errors.Unavailable):
     status = 503
 
     def __init__(self, message: str) -> None:

@@ -18,11 +18,10 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from maskline.api.keys import Principal
+from maskline.backend_errors import DATABASE_DOWN, DATABASE_DOWN_MESSAGE
 from maskline.compat.aliyun import actions, catalog
 from maskline.compat.aliyun.interfaces import (
     API_VERSION,
@@ -172,9 +171,9 @@ def rpc() -> ResponseReturnValue:
         body = handler[1](_face().actions, params, principal)
     except AliyunError as exc:
         return _error(exc, request_id)
-    except (OperationalError, InterfaceError, PoolTimeout) as exc:
+    except DATABASE_DOWN as exc:
         log.warning("aliyun request failed: database unavailable (%s)", type(exc).__name__)
-        return _error(ServiceUnavailable("the database cannot be reached; retry later"), request_id)
+        return _error(ServiceUnavailable(DATABASE_DOWN_MESSAGE), request_id)
     return _answer({"RequestId": request_id, "Code": "OK", "Message": "OK", **body})
 
 

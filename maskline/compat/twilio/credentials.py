@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+# The AAD purpose of a sealed auth token: it opens as nothing else.
+from maskline import errors
 from maskline.api.keys import ApiKeyService, Principal
 from maskline.api.models import ApiKey
 from maskline.audit.interfaces import AuditEntry
@@ -28,14 +30,13 @@ from maskline.compat.twilio.models import TwilioCredential
 from maskline.db import Database
 from maskline.vault import sealing
 
-# The AAD purpose of a sealed auth token: it opens as nothing else.
 TOKEN_PURPOSE = "twilio-auth-token"  # noqa: S105 (a label, not a secret)
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}\Z")
 _TOKEN = re.compile(r"^[0-9a-f]{32}\Z")
 
 
-class NotAvailable(Exception):
+class NotAvailable(errors.Unavailable):
     """This face cannot issue credentials (kept for the CLI's error handling)."""
 
 

@@ -33,6 +33,8 @@ import hashlib
 import re
 import secrets
 
+from maskline import errors
+
 BASE_PATH = "/twilio-proxy/v1"
 PROXY_HOST = "proxy.twilio.com"
 
@@ -62,7 +64,7 @@ def derived_sid(kind: str, source: str) -> str:
     return SID_PREFIXES[kind] + hashlib.sha256(f"{kind}:{source}".encode()).hexdigest()[:32]
 
 
-class ProxyError(Exception):
+class ProxyError(errors.MasklineError):
     status = 500
     code = 20500
 
@@ -79,11 +81,11 @@ class ProxyError(Exception):
         }
 
 
-class InvalidParameter(ProxyError):
+class InvalidParameter(ProxyError, errors.InputError):
     status, code = 400, 20001
 
 
-class NoProxyNumber(ProxyError):
+class NoProxyNumber(ProxyError, errors.Conflict):
     """No number of the Service can take the session, with Proxy's own code."""
 
     status = 400
@@ -99,7 +101,7 @@ class NoProxyNumber(ProxyError):
         self.code = code
 
 
-class ProxyRule(ProxyError):
+class ProxyRule(ProxyError, errors.Conflict):
     """A request Proxy refuses with a code of its own dictionary (400)."""
 
     status = 400
@@ -115,15 +117,15 @@ class ProxyRule(ProxyError):
         self.code = code
 
 
-class Unauthenticated(ProxyError):
+class Unauthenticated(ProxyError, errors.Forbidden):
     status, code = 401, 20003
 
 
-class PermissionDenied(ProxyError):
+class PermissionDenied(ProxyError, errors.Forbidden):
     status, code = 403, 20403
 
 
-class ResourceNotFound(ProxyError):
+class ResourceNotFound(ProxyError, errors.NotFound):
     status, code = 404, 20404
 
 
@@ -131,7 +133,7 @@ class MethodNotAllowed(ProxyError):
     status, code = 405, 20004
 
 
-class ResourceConflict(ProxyError):
+class ResourceConflict(ProxyError, errors.Conflict):
     status, code = 409, 20409
 
 
@@ -151,5 +153,5 @@ class UpstreamFailed(ProxyError):
     status, code = 502, 20500
 
 
-class ServiceUnavailable(ProxyError):
+class ServiceUnavailable(ProxyError, errors.Unavailable):
     status, code = 503, 20503

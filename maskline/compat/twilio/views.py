@@ -19,14 +19,14 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from maskline import safe_json
 from maskline.api.keys import Principal
 from maskline.api.requests import parse_timestamp
+from maskline.backend_errors import answer_database_outages
 from maskline.compat.ratelimits import ScopedRateLimits
 from maskline.compat.twilio import wire
 from maskline.compat.twilio.credentials import CredentialChecker
@@ -173,12 +173,9 @@ def _proxy_error(exc: ProxyError) -> ResponseReturnValue:
     return _error(exc)
 
 
-@bp.errorhandler(OperationalError)
-@bp.errorhandler(InterfaceError)
-@bp.errorhandler(PoolTimeout)
-def _database_unavailable(exc: Exception) -> ResponseReturnValue:
-    log.warning("twilio proxy request failed: database unavailable (%s)", type(exc).__name__)
-    return _error(ServiceUnavailable("the database cannot be reached; retry later"))
+answer_database_outages(
+    bp, face="twilio proxy", log=log, unavailable=lambda message: _error(ServiceUnavailable(message))
+)
 
 
 @bp.errorhandler(IntegrityError)
