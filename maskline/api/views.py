@@ -13,16 +13,12 @@ import datetime as dt
 import functools
 import json
 import logging
-import math
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -50,6 +46,7 @@ from maskline.api.interfaces import (
     WouldShortenError,
 )
 from maskline.api.keys import ApiKeyService, Principal
+from maskline.api.ratelimit import ScopeLimits
 from maskline.api.waybills import WaybillService
 from maskline.backend_errors import answer_database_outages
 from maskline.numbers.bind_sql import Answer, AnswerNotPending, DatabaseUnavailable
@@ -76,6 +73,12 @@ STATUSES = ("active", "expired", "unbound")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
 
 
+class RateLimited(ApiError):
+    """429: the key's limit for the scope is used up (see Retry-After)."""
+
+    status, code = 429, "rate_limited"
+
+
 class Unavailable(ApiError, errors.Unavailable):
     """503: Redis or the database cannot be reached; nothing was changed, retry."""
 
@@ -86,14 +89,14 @@ class Unavailable(ApiError, errors.Unavailable):
 
 class _Api:
     def __init__(
-        self, *, services: Any, keys: ApiKeyService, idempotency: IdempotencyStore, limiter: Limiter
+        self, *, services: Any, keys: ApiKeyService, idempotency: IdempotencyStore, limits: ScopeLimits
     ) -> None:
         self.services = services
         self.waybills = WaybillService(db=services.db, clock=services.clock, audit=services.audit)
         self.calls = ClickToCall(services=services)
         self.keys = keys
         self.idempotency = idempotency
-        self.limiter = limiter
+        self.limits = limits
 
 
 def _api() -> _Api:
@@ -114,40 +117,38 @@ def _principal() -> Principal | None:
     return principal
 
 
-def _rate_key() -> str:
-    # Unauthenticated requests are limited by address, keys by key id.
-    try:
-        principal = _principal()
-    except Exception:  # the database is down: the request fails later, with 503
-        principal = None
-    return f"key:{principal.key_id}" if principal else f"addr:{request.remote_addr}"
-
-
-def _limit_for(scope: str) -> Callable[[], str]:
-    return lambda: str(current_app.config["MASKLINE_API_RATE_LIMITS"][scope])
-
-
-SCOPE_ATTRIBUTE = "_maskline_scope"
 View = Callable[..., ResponseReturnValue]
 
 
 def requires(scope: str) -> Callable[[View], View]:
-    """Route decorator: the key must hold ``scope``. Its rate limit (per key,
-    shared by the scope's endpoints) is attached per app in :func:`init_app`."""
+    """Route decorator: the key's rate limit for ``scope`` (per key, shared by
+    the scope's endpoints; 429), then the key must hold ``scope`` (403)."""
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
         def checked(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             principal = _principal()
             assert principal is not None  # the blueprint's before_request saw to it
+            window = _api().limits.hit(f"key:{principal.key_id}", scope)
+            if window is not None:
+                g.rate_window = window  # its headers go on whatever the request answers
+                if window.breached:
+                    raise RateLimited(f"rate limit exceeded: {window.describe()}")
             if scope not in principal.scopes:
                 raise Forbidden(f"this key lacks the {scope} scope")
             return view(*args, **kwargs)
 
-        setattr(checked, SCOPE_ATTRIBUTE, scope)
         return checked
 
     return decorate
+
+
+@bp.after_request
+def _rate_headers(response: Response) -> Response:
+    window = g.get("rate_window")
+    if window is not None:
+        response.headers.update(window.headers(retry_after=response.headers.get("Retry-After")))
+    return response
 
 
 @bp.before_request
@@ -181,6 +182,8 @@ def _error(exc: ApiError) -> Response:
     response.status_code = exc.status
     if isinstance(exc, Unavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = "1"  # at least; _rate_headers makes it the window's reset
     return response
 
 
@@ -205,18 +208,6 @@ def _routing_unavailable(exc: RoutingUnavailable) -> ResponseReturnValue:
     # Outside the calls that translate it themselves (e.g. a Redis Cluster
     # client that could not be made to read a binding): 503, never a 500.
     return _error(_translate(exc))
-
-
-@bp.errorhandler(RateLimitExceeded)
-def _rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
-    response = jsonify(
-        {"error": {"code": "rate_limited", "message": f"rate limit exceeded: {exc.description}"}}
-    )
-    response.status_code = 429
-    current = _api().limiter.current_limit
-    reset = current.reset_at if current is not None else time.time() + 1
-    response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
-    return response
 
 
 @bp.errorhandler(HTTPException)
@@ -689,25 +680,11 @@ def init_app(app: Flask, services: Any) -> None:
     settings = services.settings
     app.config["MASKLINE_API_RATE_LIMITS"] = dict(settings.api_rate_limits)
     app.config["MASKLINE_API_MAX_BODY"] = settings.api_max_body
-    # One limiter per app (each app may have its own Redis): Flask-Limiter
-    # keeps its storage on the Limiter instance.
-    limiter = Limiter(
-        key_func=_rate_key,
-        app=app,
+    # One counter store per app (each app may have its own Redis).
+    limits = ScopeLimits(
         storage_uri=storage_uri(settings.redis_url, instance_path=settings.instance_path),
-        key_prefix="ml:rl",
-        strategy="fixed-window",
-        # A limiter whose storage is down lets requests through (and logs it):
-        # rate limits guard against abuse; routing itself stays fail-closed.
-        swallow_errors=True,
-        headers_enabled=True,
+        limits=settings.api_rate_limits,
     )
-
-    @limiter.request_filter
-    def _outside_the_api() -> bool:
-        # Webhooks, health and metrics are not rate limited by key.
-        return request.blueprint != bp.name
-
     app.extensions[EXTENSION_KEY] = _Api(
         services=services,
         keys=ApiKeyService(db=services.db, clock=services.clock),
@@ -717,14 +694,9 @@ def init_app(app: Flask, services: Any) -> None:
             clock=services.clock,
             ttl=settings.idempotency_ttl,
         ),
-        limiter=limiter,
+        limits=limits,
     )
     app.register_blueprint(bp)
     from maskline.api.openapi import bp as openapi_bp
 
     app.register_blueprint(openapi_bp)
-    for endpoint, view in list(app.view_functions.items()):
-        scope = getattr(view, SCOPE_ATTRIBUTE, None)
-        if endpoint.startswith(f"{bp.name}.") and scope is not None:
-            limited: Any = limiter.limit(_limit_for(scope), scope=scope)(view)
-            app.view_functions[endpoint] = limited

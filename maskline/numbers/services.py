@@ -47,6 +47,7 @@ from maskline.numbers.interfaces import (
     WouldShorten,
 )
 from maskline.numbers.models import Binding, BindingMember, RelayNumber
+from maskline.numbers.new_binding import NewBinding, NewMember
 from maskline.numbers.pool import LoadCache
 from maskline.numbers.rebuild import member_index
 from maskline.numbers.route_copies import CopyOptions, seal_copy
@@ -399,7 +400,8 @@ class BindingService:
                 return view
         with self.db.session() as session:
             parties, callers = self._seal_all(session, req)
-            binding, bound, fallback_used = self._claim(lambda: session, req, parties, callers, now, expires)
+            new, bound, fallback_used = self._claim(lambda: session, req, parties, callers, now, expires)
+            binding = new.to_orm()
             session.add(binding)
             try:
                 session.flush()
@@ -422,7 +424,7 @@ class BindingService:
         self._bound(binding)
         return view
 
-    def _bound(self, binding: Binding) -> None:
+    def _bound(self, binding: Binding | NewBinding) -> None:
         self.load_counts.add(binding.relay_number, +1)
         # DEBUG, not INFO: at a thousand binds a second the scrubbing log
         # filter's parse of each line cost more CPU than the bind's SQL; the
@@ -507,9 +509,9 @@ class BindingService:
         callers: list[_Sealed],
         now: dt.datetime,
         expires: dt.datetime,
-    ) -> tuple[Binding, list[_Sealed], bool]:
-        """Claim a relay number in Redis; the binding (with its members, not in
-        the session), its bound parties, and whether it fell back to axe."""
+    ) -> tuple[NewBinding, list[_Sealed], bool]:
+        """Claim a relay number in Redis; the binding (with its members, as
+        plain data), its bound parties, and whether it fell back to axe."""
         anchor = self._anchor(parties)
         binding_id = new_binding_id()
         tried: list[str] = []
@@ -540,7 +542,9 @@ class BindingService:
                 parties, anchor, tried, Counter(busy.values()), restricted=req.relay_numbers is not None
             )
         relay, extension, bound, allowed = attempt
-        binding = Binding(
+        kinds = [("party", p) for p in bound] + [("caller", c) for c in allowed]
+        members = [NewMember(i, kind, m.role, m.token) for i, (kind, m) in enumerate(kinds)]
+        binding = NewBinding(
             id=binding_id,
             owner=req.owner,
             order_id=req.order_id.strip(),
@@ -552,17 +556,10 @@ class BindingService:
             sms_redact=None if req.sms_redact is None else ",".join(sorted(req.sms_redact)),
             sms_media=req.sms_media,
             language=req.language,
-            status="active",
             expires_at=expires,
             created_at=now,
-            version=1,
+            members=tuple(members),
         )
-        members = [BindingMember(position=0, kind="party", role=bound[0].role, token=bound[0].token)]
-        for i, p in enumerate(bound[1:], start=1):
-            members.append(BindingMember(position=i, kind="party", role=p.role, token=p.token))
-        for i, c in enumerate(allowed, start=len(members)):
-            members.append(BindingMember(position=i, kind="caller", role=c.role, token=c.token))
-        binding.members = members
         return binding, bound, fallback_used
 
     def _anchor(self, parties: list[_Sealed]) -> _Sealed:
@@ -890,7 +887,7 @@ class BindingService:
         with self.db.session() as session:
             return [self._view(b) for b in session.scalars(query)]
 
-    def _view(self, binding: Binding, *, fallback_used: bool = False) -> BindingView:
+    def _view(self, binding: Binding | NewBinding, *, fallback_used: bool = False) -> BindingView:
         now = self._clock()
         status = binding.status
         if status == "active" and now >= binding.expires_at:
