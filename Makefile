@@ -25,10 +25,12 @@ run: install
 # MASKLINE_TEST_DATABASE_URL / MASKLINE_TEST_REDIS_URL are set, SQLite and
 # fakeredis otherwise. One worker per CPU (at most TEST_WORKERS), each with a
 # database and a Redis database of its own (tests/workers.py); a test file
-# stays on one worker, with its module fixtures.
+# stays on one worker, with its module fixtures. Files are handed out in the
+# order given: the slow end-to-end files first, the many small unit files
+# last, so that the run does not end with one worker alone on a long file.
 # Budget: 5 minutes on 2 idle CPUs, in each configuration (docs/testing.md).
 TEST_WORKERS ?= 4
-TEST_TIERS   ?= tests/unit tests/integration tests/e2e
+TEST_TIERS   ?= tests/e2e tests/integration tests/unit
 test: install
 	$(BIN)/pytest -m "not slow" -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile --durations=15 \
 		$(TEST_TIERS)

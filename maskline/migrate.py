@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -34,7 +35,18 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision(engine: Engine) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    return _script_head()
+
+
+@functools.cache
+def _script_head() -> str | None:
+    """The newest revision of the scripts shipped beside this module. Read once
+    per process: they do not change while it runs, and reading them (Alembic
+    parses every script) is ~10 ms of CPU, which each ``create_app`` would pay again
+    (the test suite builds services and an app for most of its tests)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
 
 
 def is_up_to_date(engine: Engine) -> bool:

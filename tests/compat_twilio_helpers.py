@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from maskline import services_of
 from maskline.compat import twilio_client
 from maskline.compat.twilio.credentials import create_credentials
-from tests.local_http import serving
+from tests.local_http import POLL_INTERVAL, serving
 from tests.twilio_server import PREFIX, FakeTwilio, _handler, error_body
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -28,7 +28,9 @@ _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 def app_serving(app: Flask) -> Iterator[str]:
     """Serve ``app`` (in this process, on a thread) on a free loopback port; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"

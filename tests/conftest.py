@@ -8,13 +8,14 @@ from empty tables and an empty Redis database. Time is passed in (FixedClock).
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from config import Settings, load_settings, service_urls_for_tests
@@ -34,6 +35,17 @@ _SHARED_DATABASE_URL, _SHARED_REDIS_URL = service_urls_for_tests()
 TEST_DATABASE_URL = database_url_for(_SHARED_DATABASE_URL, worker_number())
 TEST_REDIS_URL = redis_url_for(_SHARED_REDIS_URL, worker_number())
 EPOCH = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+
+
+@event.listens_for(Engine, "connect")
+def _throwaway_sqlite_skips_fsync(dbapi_connection: Any, _record: Any) -> None:
+    """Every SQLite database of a test is thrown away at its end, so none needs
+    to survive a power cut: ``synchronous=OFF`` spares the fsync that each
+    commit would wait for (1-3 ms each, tens of them per test). Locking,
+    transactions and WAL are unchanged; only this process's engines (tests and
+    in-process commands) are affected, not a served subprocess's."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -70,7 +82,11 @@ def clean_tables(engine: Engine) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+            # DELETE, children first, in one round trip. TRUNCATE gives every
+            # table new files and waits for the server to sync them: for ~30
+            # nearly empty tables that was tens to hundreds of milliseconds
+            # per test of the server's time, where these DELETEs take a few.
+            conn.execute(text("; ".join(f"DELETE FROM {name}" for name in tables)))  # noqa: S608
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 (our own table names)

@@ -260,3 +260,5 @@ def test_forged_requests_raise_no_alert(make_app: AppMaker, bind: Callable[..., 
         )
         assert forged.status == 403
     assert alerts(app) == []
+    # Nor a refusal tally (the over-HTTP tests cannot drain the queue to see it).
+    assert list(services_of(app).redis.scan_iter(match="ml:tally:*")) == []

@@ -27,6 +27,7 @@ from maskline.webhooks.models import Interaction
 from maskline.wiring import Services
 from tests.aliyun_helpers import sdk, sdk_error, signed_post
 from tests.conftest import add_relay_numbers
+from tests.local_http import POLL_INTERVAL
 
 X1, X2 = "+14155550100", "+14155550101"
 A, B, C = "+14155550132", "+12125550143", "+13125550154"
@@ -64,7 +65,9 @@ class Face:
 @contextlib.contextmanager
 def _serve(app: Any) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True
+    )
     thread.start()
     try:
         yield f"127.0.0.1:{server.server_port}"

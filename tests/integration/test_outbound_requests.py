@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from maskline.outbound import OutboundPolicy, RefusedUrl
+from tests.local_http import POLL_INTERVAL
 
 TRUSTED = ipaddress.ip_network("127.0.0.2/32")  # "the operator's receiver"
 
@@ -57,7 +58,9 @@ def listening(
     server = ThreadingHTTPServer((address, port), _handler(hits, status))
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True
+    )
     thread.start()
     try:
         yield int(server.server_address[1]), hits
