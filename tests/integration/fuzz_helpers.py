@@ -23,9 +23,8 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 
 import phonenumbers
 from gunicorn.config import Config
-from gunicorn.glogging import Logger
 
-from maskline.server import ACCESS_LOG_FORMAT
+from maskline.server import ACCESS_LOG_FORMAT, scrubbed_logger
 
 # Digits with the separators people write between groups (at most three in a row).
 _RUN = re.compile(r"\d(?:(?:[^\w\n]|_){0,3}\d)*")
@@ -137,7 +136,9 @@ def watching_logs(log_file: Path) -> Iterator[LogWatch]:
         root.removeHandler(raw)
 
 
-_GUNICORN = Logger(Config())
+# maskline serve's gunicorn logger (its access atoms scrubbed as they are
+# read), for numbers written the way the fuzzed app's region (US) writes them.
+_GUNICORN = scrubbed_logger("US")(Config())
 
 
 def access_log_line(response: Any) -> str:
@@ -157,8 +158,8 @@ def access_log_line(response: Any) -> str:
     environ.setdefault("RAW_URI", environ.get("PATH_INFO", ""))
     environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
     resp = SimpleNamespace(status=status, sent=sent, headers=response_headers)
-    atoms = _GUNICORN.atoms(
-        resp, SimpleNamespace(headers=request_headers), environ, dt.timedelta(milliseconds=3)
+    atoms = _GUNICORN.atoms_wrapper_class(
+        _GUNICORN.atoms(resp, SimpleNamespace(headers=request_headers), environ, dt.timedelta(milliseconds=3))
     )
     return ACCESS_LOG_FORMAT % atoms
 
